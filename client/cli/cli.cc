@@ -1,0 +1,120 @@
+#include "client/cli/cli.h"
+
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "client/cli/args.h"
+#include "client/cli/output.h"
+
+namespace retrace::cli {
+namespace {
+
+constexpr char kUsage[] =
+    R"(usage: retrace [--server HOST:PORT] [--json] [--timeout SECONDS] COMMAND [ARGS...]
+
+Commands:
+  caption FILE...                              caption images
+  collections create|list|describe|drop ...    manage collections
+  index --collection NAME PATH...              index image files and folders
+  search --collection NAME QUERY               search a collection
+  delete --collection NAME ID...               delete items
+
+Global options (before the command):
+  --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051)
+  --json               print responses in protobuf's JSON mapping, proto field names
+  --timeout SECONDS    deadline of each call (default 60); the index stream has none
+  --help               this help; `retrace COMMAND --help` for a command's
+
+Exit status: 0 ok, 1 a call or an item failed, 2 usage error, 3 server unreachable.
+)";
+
+struct Command {
+  absl::string_view name;
+  int (*run)(CliContext&, const std::vector<std::string>&);
+};
+
+constexpr Command kCommands[] = {
+    {"caption", RunCaptionCommand}, {"collections", RunCollectionsCommand},
+    {"index", RunIndexCommand},     {"search", RunSearchCommand},
+    {"delete", RunDeleteCommand},
+};
+
+}  // namespace
+
+client::RetraceClient& CliContext::client() {
+  if (client_ == nullptr) client_ = client::RetraceClient::Connect(options_);
+  return *client_;
+}
+
+int CliContext::RpcError(absl::string_view command, const grpc::Status& status) {
+  err_ << "retrace: " << command << ": " << CodeName(status.error_code()) << ": "
+       << status.error_message() << "\n";
+  return status.error_code() == grpc::StatusCode::UNAVAILABLE ? kExitUnavailable : kExitFailed;
+}
+
+int CliContext::UsageError(absl::string_view command, absl::string_view message,
+                           absl::string_view usage) {
+  err_ << "retrace: " << command << ": " << message << "\n" << usage;
+  return kExitUsage;
+}
+
+int CliContext::Error(absl::string_view command, absl::string_view message) {
+  err_ << "retrace: " << command << ": " << message << "\n";
+  return kExitFailed;
+}
+
+int RunCli(const std::vector<std::string>& args, absl::string_view env_server,
+           bool stderr_is_terminal, std::ostream& out, std::ostream& err) {
+  auto parsed =
+      ParseArgs(args, {{"server", true}, {"json", false}, {"timeout", true}, {"help", false}},
+                /*stop_at_positional=*/true);
+  if (!parsed.ok()) {
+    err << "retrace: " << parsed.status().message() << "\n" << kUsage;
+    return kExitUsage;
+  }
+  std::vector<std::string> rest = parsed->positional();
+  if (parsed->Has("help")) {
+    out << kUsage;
+    return kExitOk;
+  }
+  if (rest.empty()) {
+    err << kUsage;
+    return kExitUsage;
+  }
+  if (rest[0] == "help") {  // "retrace help [COMMAND]"
+    if (rest.size() == 1) {
+      out << kUsage;
+      return kExitOk;
+    }
+    rest = {rest[1], "--help"};
+  }
+
+  client::ClientOptions options;
+  if (!env_server.empty()) options.server = std::string(env_server);
+  if (parsed->Has("server")) options.server = parsed->Value("server");
+  if (options.server.empty()) {
+    err << "retrace: --server: expected HOST:PORT, got ''\n" << kUsage;
+    return kExitUsage;
+  }
+  if (parsed->Has("timeout")) {
+    absl::StatusOr<double> seconds = ParsePositiveSeconds("timeout", parsed->Value("timeout"));
+    if (!seconds.ok()) {
+      err << "retrace: " << seconds.status().message() << "\n" << kUsage;
+      return kExitUsage;
+    }
+    options.timeout =
+        std::chrono::milliseconds(static_cast<int64_t>(std::ceil(std::min(*seconds, 1e9) * 1000)));
+  }
+
+  for (const Command& command : kCommands) {
+    if (command.name == rest[0]) {
+      CliContext context(options, parsed->Has("json"), stderr_is_terminal, out, err);
+      return command.run(context, std::vector<std::string>(rest.begin() + 1, rest.end()));
+    }
+  }
+  err << "retrace: unknown command '" << rest[0] << "'\n" << kUsage;
+  return kExitUsage;
+}
+
+}  // namespace retrace::cli

@@ -1,0 +1,96 @@
+// cli: the `retrace` command line — global options, dispatch, and what commands share.
+//
+// RunCli is the whole program minus main(): it parses the global options, picks the command
+// and returns the exit status, writing only to the streams it is given, so tests can drive it.
+// A CliContext is used by one command on one thread; it is not thread-safe.
+//
+// Example:
+//   std::vector<std::string> args = {"--server", "10.0.0.5:50051", "collections", "list"};
+//   int status = RunCli(args, /*env_server=*/"", /*stderr_is_terminal=*/false, std::cout,
+//   std::cerr);
+#ifndef RETRACE_CLIENT_CLI_CLI_H_
+#define RETRACE_CLIENT_CLI_CLI_H_
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "client/retrace_client.h"
+
+namespace retrace::cli {
+
+namespace v1 = ::retrace::v1;
+
+// Exit statuses of the CLI.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailed = 1,       // a call failed, or an item of a batch did
+  kExitUsage = 2,        // unknown option, missing or malformed argument
+  kExitUnavailable = 3,  // the server could not be reached (UNAVAILABLE)
+};
+
+// CliContext: what a command gets: the global options, a client made on first use, the output
+// streams, and the error conventions.
+class CliContext {
+ public:
+  CliContext(const client::ClientOptions& options, bool json, bool stderr_is_terminal,
+             std::ostream& out, std::ostream& err)
+      : options_(options),
+        json_(json),
+        stderr_is_terminal_(stderr_is_terminal),
+        out_(out),
+        err_(err) {}
+
+  // client: the client for the --server given; connects (lazily) on the first call.
+  client::RetraceClient& client();
+  // json: whether --json was given.
+  bool json() const { return json_; }
+  // stderr_is_terminal: whether a progress line may be drawn on err().
+  bool stderr_is_terminal() const { return stderr_is_terminal_; }
+  // max_image_bytes: the biggest image file worth sending: one that fits in a message.
+  int64_t max_image_bytes() const { return options_.max_message_bytes - 4096; }
+  std::ostream& out() { return out_; }
+  std::ostream& err() { return err_; }
+
+  // RpcError: prints "retrace: COMMAND: CODE: message" to err(); returns kExitUnavailable for
+  // UNAVAILABLE, else kExitFailed.
+  int RpcError(absl::string_view command, const grpc::Status& status);
+  // UsageError: prints "retrace: COMMAND: message", then `usage`, to err(); returns kExitUsage.
+  int UsageError(absl::string_view command, absl::string_view message, absl::string_view usage);
+  // Error: prints "retrace: COMMAND: message" to err(); returns kExitFailed.
+  int Error(absl::string_view command, absl::string_view message);
+
+ private:
+  const client::ClientOptions options_;
+  const bool json_;
+  const bool stderr_is_terminal_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::unique_ptr<client::RetraceClient> client_;
+};
+
+// RunCli: runs the CLI on `args` (argv without argv[0]); `env_server` is $RETRACE_SERVER, or "".
+// Returns the exit status.
+int RunCli(const std::vector<std::string>& args, absl::string_view env_server,
+           bool stderr_is_terminal, std::ostream& out, std::ostream& err);
+
+// The commands: each gets the arguments after its name and returns the exit status. Each
+// prints its usage for --help (status 0) and on a usage error (status 2).
+int RunCaptionCommand(CliContext& context, const std::vector<std::string>& args);
+int RunCollectionsCommand(CliContext& context, const std::vector<std::string>& args);
+int RunIndexCommand(CliContext& context, const std::vector<std::string>& args);
+int RunSearchCommand(CliContext& context, const std::vector<std::string>& args);
+int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
+
+// ParseSearchMode: "caption", "provenance" or "hybrid", in any case, as the SearchMode enum;
+// INVALID_ARGUMENT naming the accepted values otherwise.
+absl::StatusOr<v1::SearchMode> ParseSearchMode(absl::string_view name);
+
+}  // namespace retrace::cli
+
+#endif  // RETRACE_CLIENT_CLI_CLI_H_

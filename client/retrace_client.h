@@ -1,0 +1,124 @@
+// retrace_client: a thin C++ client for the retrace.v1.Retrace gRPC service.
+//
+// RetraceClient owns one channel and one stub. Unary calls get the per-call deadline from
+// ClientOptions; IndexItems drives the bidirectional Index stream with a bounded number of
+// requests in flight. The CLI, the eval harness and the bench tool all call through this layer.
+//
+// Thread-safety: a RetraceClient is safe for concurrent use by many threads (gRPC channels and
+// stubs are); each call uses its own ClientContext.
+//
+// Example:
+//   auto client = retrace::client::RetraceClient::Connect(retrace::client::ClientOptions{});
+//   grpc::Status status = client->Search(request, &response);
+#ifndef RETRACE_CLIENT_RETRACE_CLIENT_H_
+#define RETRACE_CLIENT_RETRACE_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "retrace/v1/retrace.grpc.pb.h"
+#include "retrace/v1/retrace.pb.h"
+
+namespace retrace::client {
+
+namespace v1 = ::retrace::v1;
+
+// ClientOptions: how to reach the server. Every field has a usable default.
+struct ClientOptions {
+  // server: the target, "HOST:PORT" or any gRPC target URI. Default "127.0.0.1:50051".
+  std::string server = "127.0.0.1:50051";
+  // timeout: the deadline of each unary call, counted from its start; zero or negative means
+  // none. Default 60 s. The Index stream is not bound by it (see index_timeout).
+  std::chrono::milliseconds timeout{60000};
+  // index_timeout: the deadline of a whole Index stream; zero means none (the default), as an
+  // index run over a large folder may take hours.
+  std::chrono::milliseconds index_timeout{0};
+  // max_message_bytes: the largest message sent or received. Default 64 MiB, twice the server's
+  // default per-image bound. IndexItems splits its batches to stay under it.
+  int64_t max_message_bytes = 64 << 20;
+  // index_requests_in_flight: how many IndexRequests IndexItems sends before it waits for the
+  // first acknowledgement. Default 4: enough to keep the server's batcher fed while one batch
+  // is being answered, few enough that a failing stream wastes little work. At least 1.
+  int index_requests_in_flight = 4;
+};
+
+// ItemSource: produces the next item to index, or std::nullopt when there are no more.
+using ItemSource = std::function<std::optional<v1::Item>()>;
+
+// IndexResultCallback: receives one per-item result of an Index stream.
+using IndexResultCallback = std::function<void(const v1::IndexResult&)>;
+
+// RetraceClient: the service's calls with deadlines, limits and (later) credentials applied.
+class RetraceClient {
+ public:
+  // Connect: a client for `options.server`. The channel connects lazily, so this never fails;
+  // an unreachable server shows up as UNAVAILABLE on the first call. Insecure for now.
+  static std::unique_ptr<RetraceClient> Connect(const ClientOptions& options);
+
+  RetraceClient(const RetraceClient&) = delete;
+  RetraceClient& operator=(const RetraceClient&) = delete;
+
+  // The unary calls: each returns the call's status and fills `*response` on OK. Codes are the
+  // server's (see retrace.proto) plus UNAVAILABLE (server unreachable) and DEADLINE_EXCEEDED
+  // (options.timeout passed). REQUIRES: response != nullptr.
+  grpc::Status Caption(const v1::CaptionRequest& request, v1::CaptionResponse* response);
+  grpc::Status Search(const v1::SearchRequest& request, v1::SearchResponse* response);
+  grpc::Status Delete(const v1::DeleteRequest& request, v1::DeleteResponse* response);
+  grpc::Status CreateCollection(const v1::CreateCollectionRequest& request,
+                                v1::Collection* response);
+  grpc::Status ListCollections(const v1::ListCollectionsRequest& request,
+                               v1::ListCollectionsResponse* response);
+  grpc::Status DescribeCollection(const v1::DescribeCollectionRequest& request,
+                                  v1::Collection* response);
+  grpc::Status DropCollection(const v1::DropCollectionRequest& request,
+                              v1::DropCollectionResponse* response);
+
+  // IndexItems: streams `items` to `collection` over one Index stream, in requests of at most
+  // `batch_size` items (fewer where a request would pass options.max_message_bytes), keeping up
+  // to options.index_requests_in_flight requests unacknowledged. Calls `on_result` once per
+  // item, in item order, as acknowledgements arrive. An item that cannot be sent (id, caption
+  // or attribute not valid UTF-8; an item bigger than a message) is not sent and gets a local
+  // INVALID_ARGUMENT result. Returns the stream's final status: OK when every request was
+  // answered (items may still have failed: see their results), else the stream's error, e.g.
+  // NOT_FOUND (collection) or UNAVAILABLE; results already delivered stand. No items: OK, no
+  // call. REQUIRES: batch_size >= 1.
+  grpc::Status IndexItems(const std::string& collection, std::vector<v1::Item> items,
+                          int batch_size, const IndexResultCallback& on_result);
+
+  // IndexItems: as above, with items pulled from `next_item` as the stream has room for them,
+  // so a caller never holds more than a few batches in memory. `next_item` runs on a writer
+  // thread that this call starts and joins; it is not called again after it returns nullopt or
+  // after the stream fails. `on_result` is called serially (never concurrently), from this
+  // thread or the writer thread; every call to either callback has returned when this returns.
+  grpc::Status IndexItems(const std::string& collection, const ItemSource& next_item,
+                          int batch_size, const IndexResultCallback& on_result);
+
+  // stub: the underlying stub, for calls this class does not wrap. Owned by this client; valid
+  // for its lifetime. Calls made through it get no deadline unless the caller sets one.
+  v1::Retrace::Stub* stub() { return stub_.get(); }
+
+  // options: the options this client was made with.
+  const ClientOptions& options() const { return options_; }
+
+ private:
+  RetraceClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
+
+  // PrepareContext: applies `deadline` (zero: none) to a call's context. Per-call credentials
+  // (auth tokens) will be attached here when the server asks for them.
+  void PrepareContext(grpc::ClientContext* context, std::chrono::milliseconds deadline) const;
+
+  const ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Retrace::Stub> stub_;
+};
+
+}  // namespace retrace::client
+
+#endif  // RETRACE_CLIENT_RETRACE_CLIENT_H_

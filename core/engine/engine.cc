@@ -1,0 +1,510 @@
+#include "core/engine/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/engine/validation.h"
+#include "core/image/decode.h"
+#include "core/index/sharded_index.h"
+
+namespace retrace::engine {
+
+struct Engine::Collection {
+  store::CollectionRecord record;
+  std::unique_ptr<index::ShardedIndex> captions;  // the caption space
+  absl::Status refused;  // not OK: built with other models; every use answers this
+  // Serialises writes so that the store and the index see them in the same order.
+  absl::Mutex write_mu;
+};
+
+namespace {
+
+// Prefixed returns `status` with "<where>: " before its message, same code.
+absl::Status Prefixed(const absl::Status& status, absl::string_view where) {
+  return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
+}
+
+// ItemLabel names item i for messages: items[3] 'sketch/horse/1.png'.
+std::string ItemLabel(absl::string_view field, size_t i, absl::string_view id, bool id_ok) {
+  std::string label = absl::StrCat(field, "[", i, "]");
+  if (id_ok) absl::StrAppend(&label, " '", id, "'");
+  return label;
+}
+
+bool AllFinite(const float* v, int n) {
+  for (int i = 0; i < n; ++i) {
+    if (!std::isfinite(v[i])) return false;
+  }
+  return true;
+}
+
+// ForChunks calls fn(begin, end) over [0, n) in chunks of at most `chunk`.
+template <typename Fn>
+absl::Status ForChunks(size_t n, size_t chunk, Fn fn) {
+  for (size_t begin = 0; begin < n; begin += chunk) {
+    RETRACE_RETURN_IF_ERROR(fn(begin, std::min(n, begin + chunk)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options, ModelSet models,
+                                                     std::unique_ptr<store::ItemStore> store,
+                                                     std::shared_ptr<spdlog::logger> log) {
+  if (models.clip == nullptr || models.captioner == nullptr) {
+    return absl::InvalidArgumentError("engine: a CLIP model and a captioner are required");
+  }
+  if (store == nullptr || log == nullptr) {
+    return absl::InvalidArgumentError("engine: a store and a logger are required");
+  }
+  if (options.inference_batch_size < 1 || options.inference_batch_size > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("inference_batch_size ",
+                                                   options.inference_batch_size,
+                                                   " is not in 1..1024"));
+  }
+  std::unique_ptr<Engine> engine(
+      new Engine(std::move(options), std::move(models), std::move(store), std::move(log)));
+  RETRACE_RETURN_IF_ERROR(engine->LoadCollections());
+  return engine;
+}
+
+Engine::Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::ItemStore> store,
+               std::shared_ptr<spdlog::logger> log)
+    : options_(std::move(options)),
+      models_(std::move(models)),
+      store_(std::move(store)),
+      log_(std::move(log)) {}
+
+Engine::~Engine() = default;
+
+absl::StatusOr<std::unique_ptr<Engine::Collection>> Engine::MakeCollection(
+    store::CollectionRecord record) {
+  auto collection = std::make_unique<Collection>();
+  collection->record = std::move(record);
+  const store::CollectionRecord& r = collection->record;
+  const std::string clip = models_.clip->manifest().Identity();
+  const std::string captioner = models_.captioner->manifest().Identity();
+  if (r.clip_model != clip || r.caption_dim != models_.clip->dim()) {
+    collection->refused = absl::FailedPreconditionError(absl::StrCat(
+        "collection '", r.name, "' was built with CLIP model '", r.clip_model, "' (dimension ",
+        r.caption_dim, ") but this server runs '", clip, "' (dimension ", models_.clip->dim(),
+        "); start the server with that collection's models, or index into a new collection"));
+    return collection;
+  }
+  if (r.captioner_model != captioner) {
+    // Captions are text: a different captioner does not make embeddings incomparable, but the
+    // collection then mixes caption styles. Worth a warning, not a refusal.
+    log_->warn("collection '{}' was captioned by '{}'; new items will be captioned by '{}'",
+               r.name, r.captioner_model, captioner);
+  }
+  index::IndexOptions index_options;
+  index_options.dim = r.caption_dim;
+  index_options.shards = r.shards;
+  index_options.factory = r.caption_index;
+  auto captions = index::ShardedIndex::Create(index_options);
+  if (!captions.ok()) return Prefixed(captions.status(), "caption_index");
+  collection->captions = std::move(*captions);
+  return collection;
+}
+
+absl::Status Engine::LoadCollections() {
+  RETRACE_ASSIGN_OR_RETURN(std::vector<store::CollectionRecord> records, store_->ListCollections());
+  for (store::CollectionRecord& record : records) {
+    const std::string name = record.name;
+    RETRACE_ASSIGN_OR_RETURN(std::unique_ptr<Collection> collection,
+                             MakeCollection(std::move(record)));
+    if (collection->refused.ok()) {
+      std::vector<std::string> ids;
+      std::vector<float> vectors;
+      auto flush = [&]() -> absl::Status {
+        RETRACE_RETURN_IF_ERROR(collection->captions->Add(ids, vectors.data(), ids.size()));
+        ids.clear();
+        vectors.clear();
+        return absl::OkStatus();
+      };
+      RETRACE_RETURN_IF_ERROR(store_->ForEachItem(name, [&](const store::StoredItem& item) {
+        ids.push_back(item.id);
+        vectors.insert(vectors.end(), item.caption_text.begin(), item.caption_text.end());
+        return ids.size() >= 1024 ? flush() : absl::OkStatus();
+      }));
+      RETRACE_RETURN_IF_ERROR(flush());
+      log_->info("collection '{}': {} items indexed from the store", name,
+                 collection->captions->size());
+    } else {
+      log_->error("{}", collection->refused.ToString());
+    }
+    absl::MutexLock lock(&mu_);
+    collections_[name] = std::move(collection);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<Engine::Collection>> Engine::Find(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = collections_.find(name);
+  if (it == collections_.end()) {
+    return absl::NotFoundError(absl::StrCat("collection '", name, "' not found"));
+  }
+  return it->second;
+}
+
+CollectionInfo Engine::Describe(const Collection& collection) {
+  const store::CollectionRecord& r = collection.record;
+  CollectionInfo info;
+  info.spec = {r.name, r.shards, r.caption_index};
+  info.caption_dim = r.caption_dim;
+  info.clip_model = r.clip_model;
+  info.captioner_model = r.captioner_model;
+  if (collection.captions != nullptr) {
+    info.item_count = static_cast<int64_t>(collection.captions->size());
+  } else {
+    info.item_count = store_->CountItems(r.name).value_or(0);
+  }
+  return info;
+}
+
+absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& spec) {
+  RETRACE_RETURN_IF_ERROR(ValidateCollectionName(spec.name));
+  if (spec.shards < 1 || spec.shards > options_.limits.max_shards) {
+    return absl::InvalidArgumentError(absl::StrCat("shards: ", spec.shards, " is not in 1..",
+                                                   options_.limits.max_shards));
+  }
+  store::CollectionRecord record;
+  record.name = spec.name;
+  record.shards = spec.shards;
+  record.caption_index = spec.caption_index.empty() ? "Flat" : spec.caption_index;
+  record.caption_dim = models_.clip->dim();
+  record.clip_model = models_.clip->manifest().Identity();
+  record.captioner_model = models_.captioner->manifest().Identity();
+  RETRACE_ASSIGN_OR_RETURN(std::unique_ptr<Collection> collection, MakeCollection(record));
+
+  absl::MutexLock lock(&mu_);
+  if (collections_.count(spec.name) != 0) {
+    return absl::AlreadyExistsError(absl::StrCat("collection '", spec.name, "' already exists"));
+  }
+  if (collections_.size() >= static_cast<size_t>(options_.limits.max_collections)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "collections: the server holds ", collections_.size(), ", the limit (max_collections)"));
+  }
+  RETRACE_RETURN_IF_ERROR(store_->CreateCollection(record));
+  log_->info("created collection '{}' (shards {}, caption index '{}', dim {})", record.name,
+             record.shards, record.caption_index, record.caption_dim);
+  auto [it, inserted] = collections_.emplace(spec.name, std::move(collection));
+  return Describe(*it->second);
+}
+
+absl::StatusOr<CollectionInfo> Engine::DescribeCollection(const std::string& name) {
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(name));
+  return Describe(*collection);
+}
+
+absl::StatusOr<std::vector<CollectionInfo>> Engine::ListCollections() {
+  std::vector<std::shared_ptr<Collection>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, collection] : collections_) all.push_back(collection);
+  }
+  std::vector<CollectionInfo> infos;
+  infos.reserve(all.size());
+  for (const auto& collection : all) infos.push_back(Describe(*collection));
+  return infos;
+}
+
+absl::Status Engine::DropCollection(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto it = collections_.find(name);
+  if (it == collections_.end()) {
+    return absl::NotFoundError(absl::StrCat("collection '", name, "' not found"));
+  }
+  {
+    // Wait for in-flight writes so none lands in the store after the drop.
+    absl::MutexLock write_lock(&it->second->write_mu);
+    RETRACE_RETURN_IF_ERROR(store_->DropCollection(name));
+  }
+  collections_.erase(it);
+  log_->info("dropped collection '{}'", name);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std::string>& images,
+                                                          const models::CaptionOptions& options) {
+  RETRACE_RETURN_IF_ERROR(ValidateItemCount(images.size(), "images", options_.limits));
+  if (options.max_new_tokens < 0 || options.max_new_tokens > models::kMaxNewTokensLimit) {
+    return absl::InvalidArgumentError(absl::StrCat("options.max_new_tokens: ",
+                                                   options.max_new_tokens, " is not in 0..",
+                                                   models::kMaxNewTokensLimit));
+  }
+  models::CaptionOptions effective = options;
+  if (effective.max_new_tokens == 0) effective.max_new_tokens = options_.caption.max_new_tokens;
+
+  std::vector<CaptionResult> results(images.size());
+  std::vector<image::Image> decoded(images.size());
+  std::vector<size_t> good;
+  for (size_t i = 0; i < images.size(); ++i) {
+    auto image = image::DecodeImage(images[i], options_.limits.decode);
+    if (!image.ok()) {
+      results[i].status = Prefixed(image.status(), absl::StrCat("images[", i, "]"));
+      continue;
+    }
+    decoded[i] = std::move(*image);
+    good.push_back(i);
+  }
+  const size_t chunk = options_.inference_batch_size;
+  for (size_t begin = 0; begin < good.size(); begin += chunk) {
+    const size_t end = std::min(good.size(), begin + chunk);
+    std::vector<const image::Image*> batch;
+    for (size_t k = begin; k < end; ++k) batch.push_back(&decoded[good[k]]);
+    auto captions = models_.captioner->Caption(batch, effective);
+    for (size_t k = begin; k < end; ++k) {
+      if (captions.ok()) {
+        results[good[k]].caption = std::move((*captions)[k - begin]);
+      } else {
+        results[good[k]].status = captions.status();
+      }
+    }
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collection_name,
+                                                      std::vector<IndexItem> items) {
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
+  RETRACE_RETURN_IF_ERROR(collection->refused);
+  const EngineLimits& limits = options_.limits;
+  RETRACE_RETURN_IF_ERROR(ValidateItemCount(items.size(), "items", limits));
+
+  std::vector<ItemResult> results(items.size());
+  std::vector<image::Image> decoded(items.size());
+  std::vector<size_t> good;  // items that passed validation and decoding, in order
+  std::unordered_map<std::string_view, size_t> first_seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    IndexItem& item = items[i];
+    absl::Status id_status = ValidateId(item.id, limits);
+    // Results echo the id; one that is not valid UTF-8 is echoed escaped (it must serialise).
+    results[i].id = IsValidUtf8(item.id) ? item.id : absl::CHexEscape(item.id);
+    const std::string label = ItemLabel("items", i, item.id, id_status.ok());
+    absl::Status status = id_status;
+    if (status.ok()) {
+      auto [it, inserted] = first_seen.emplace(item.id, i);
+      if (!inserted) {
+        status = absl::InvalidArgumentError(
+            absl::StrCat("id: duplicate of items[", it->second, "] in the same request"));
+      }
+    }
+    if (status.ok()) status = ValidateCaption(item.caption, limits);
+    if (status.ok()) status = ValidateAttributes(item.attributes, limits);
+    if (status.ok() && item.image.empty()) status = absl::InvalidArgumentError("image: missing");
+    if (status.ok()) {
+      auto image = image::DecodeImage(item.image, limits.decode);
+      if (image.ok()) {
+        decoded[i] = std::move(*image);
+        std::string().swap(item.image);  // the encoded bytes are no longer needed
+      } else {
+        status = Prefixed(image.status(), "image");
+      }
+    }
+    if (!status.ok()) {
+      results[i].status = Prefixed(status, label);
+      continue;
+    }
+    good.push_back(i);
+  }
+
+  // Model work, in chunks; a chunk that fails fails its own items.
+  const size_t chunk = options_.inference_batch_size;
+  std::vector<store::StoredItem> stored(items.size());
+  auto fail = [&](size_t i, const absl::Status& s) {
+    if (results[i].status.ok()) results[i].status = Prefixed(s, ItemLabel("items", i, items[i].id, true));
+  };
+  for (size_t begin = 0; begin < good.size(); begin += chunk) {
+    const size_t end = std::min(good.size(), begin + chunk);
+    std::vector<const image::Image*> to_caption;
+    std::vector<size_t> caption_owner;
+    std::vector<const image::Image*> batch;
+    for (size_t k = begin; k < end; ++k) {
+      const size_t i = good[k];
+      batch.push_back(&decoded[i]);
+      if (items[i].caption.empty()) {
+        to_caption.push_back(&decoded[i]);
+        caption_owner.push_back(i);
+      } else {
+        stored[i].caption = items[i].caption;
+      }
+    }
+    if (!to_caption.empty()) {
+      auto captions = models_.captioner->Caption(to_caption, options_.caption);
+      for (size_t c = 0; c < caption_owner.size(); ++c) {
+        if (captions.ok()) {
+          stored[caption_owner[c]].caption = std::move((*captions)[c]);
+        } else {
+          fail(caption_owner[c], Prefixed(captions.status(), "caption"));
+        }
+      }
+    }
+    auto image_embeddings = models_.clip->EncodeImages(batch);
+    std::vector<std::string> texts;
+    for (size_t k = begin; k < end; ++k) texts.push_back(stored[good[k]].caption);
+    auto text_embeddings = models_.clip->EncodeTexts(texts);
+    for (size_t k = begin; k < end; ++k) {
+      const size_t i = good[k];
+      if (!image_embeddings.ok()) {
+        fail(i, Prefixed(image_embeddings.status(), "image embedding"));
+      } else if (!text_embeddings.ok()) {
+        fail(i, Prefixed(text_embeddings.status(), "caption embedding"));
+      } else {
+        stored[i].clip_image = image_embeddings->RowVector(k - begin);
+        stored[i].caption_text = text_embeddings->RowVector(k - begin);
+        if (!AllFinite(stored[i].clip_image.data(), image_embeddings->dim) ||
+            !AllFinite(stored[i].caption_text.data(), text_embeddings->dim)) {
+          fail(i, absl::InternalError("the model returned a non-finite embedding"));
+        }
+      }
+    }
+  }
+
+  std::vector<store::StoredItem> batch;
+  std::vector<size_t> batch_owner;
+  for (size_t i : good) {
+    if (!results[i].status.ok()) continue;
+    stored[i].id = items[i].id;
+    stored[i].attributes = std::move(items[i].attributes);
+    results[i].caption = stored[i].caption;
+    batch_owner.push_back(i);
+    batch.push_back(std::move(stored[i]));
+  }
+  if (batch.empty()) return results;
+
+  std::vector<std::string> ids;
+  std::vector<float> vectors;
+  ids.reserve(batch.size());
+  vectors.reserve(batch.size() * collection->record.caption_dim);
+  for (const store::StoredItem& item : batch) {
+    ids.push_back(item.id);
+    vectors.insert(vectors.end(), item.caption_text.begin(), item.caption_text.end());
+  }
+  absl::MutexLock write_lock(&collection->write_mu);
+  auto sequence = store_->PutItems(collection_name, std::move(batch));
+  absl::Status written = sequence.status();
+  if (written.ok()) {
+    written = collection->captions->Add(ids, vectors.data(), ids.size());
+    if (!written.ok()) {
+      // Stored but not searchable until the index is rebuilt at the next start: say so loudly.
+      log_->error("collection '{}': stored {} items but the index refused them: {}",
+                  collection_name, ids.size(), written.ToString());
+    }
+  }
+  if (!written.ok()) {
+    for (size_t i : batch_owner) {
+      results[i].status = Prefixed(written, ItemLabel("items", i, items[i].id, true));
+      results[i].caption.clear();
+    }
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<float>> Engine::QueryEmbedding(const Collection& collection,
+                                                          const SearchQuery& query) {
+  switch (query.kind) {
+    case SearchQuery::Kind::kImage: {
+      auto image = image::DecodeImage(query.image, options_.limits.decode);
+      if (!image.ok()) return Prefixed(image.status(), "image");
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, models_.clip->EncodeImages({&*image}));
+      return m.RowVector(0);
+    }
+    case SearchQuery::Kind::kText: {
+      RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, models_.clip->EncodeTexts({query.text}));
+      return m.RowVector(0);
+    }
+    case SearchQuery::Kind::kEmbedding: {
+      std::vector<float> v = query.embedding;
+      const int dim = collection.record.caption_dim;
+      if (v.size() != static_cast<size_t>(dim)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "embedding: ", v.size(), " values, but collection '", collection.record.name,
+            "' has dimension ", dim));
+      }
+      if (!AllFinite(v.data(), dim)) {
+        return absl::InvalidArgumentError("embedding: values must be finite");
+      }
+      if (models::L2Normalize(v.data(), v.size()) == 0) {
+        return absl::InvalidArgumentError("embedding: all values are zero");
+      }
+      return v;
+    }
+  }
+  return absl::InvalidArgumentError("query: one of image, text or embedding is required");
+}
+
+absl::StatusOr<std::vector<SearchHit>> Engine::Search(const std::string& collection_name,
+                                                      const SearchQuery& query) {
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
+  RETRACE_RETURN_IF_ERROR(collection->refused);
+  if (query.mode != SearchMode::kCaptionMatch) {
+    return absl::UnimplementedError(
+        "mode: PROVENANCE and HYBRID are reserved and not available yet; use CAPTION_MATCH");
+  }
+  if (query.top_k < 1 || query.top_k > options_.limits.max_top_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k: ", query.top_k, " is not in 1..", options_.limits.max_top_k));
+  }
+  RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, QueryEmbedding(*collection, query));
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
+                           collection->captions->Search(q.data(), 1, query.top_k));
+  std::vector<std::string> ids;
+  for (const index::IndexHit& hit : found[0]) ids.push_back(hit.id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
+                           store_->GetItems(collection_name, ids));
+  std::vector<SearchHit> hits;
+  hits.reserve(ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!records[i].has_value()) continue;  // deleted since the index was searched
+    SearchHit hit;
+    hit.id = std::move(ids[i]);
+    hit.score = found[0][i].score;
+    hit.caption = std::move(records[i]->caption);
+    hit.attributes = std::move(records[i]->attributes);
+    hits.push_back(std::move(hit));
+  }
+  return hits;
+}
+
+absl::StatusOr<std::vector<ItemResult>> Engine::Delete(const std::string& collection_name,
+                                                       const std::vector<std::string>& ids) {
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
+  RETRACE_RETURN_IF_ERROR(collection->refused);
+  RETRACE_RETURN_IF_ERROR(ValidateItemCount(ids.size(), "ids", options_.limits));
+  std::vector<ItemResult> results(ids.size());
+  std::vector<std::string> valid;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    results[i].id = IsValidUtf8(ids[i]) ? ids[i] : absl::CHexEscape(ids[i]);
+    absl::Status s = ValidateId(ids[i], options_.limits);
+    if (!s.ok()) {
+      results[i].status = Prefixed(s, absl::StrCat("ids[", i, "]"));
+    } else {
+      valid.push_back(ids[i]);
+    }
+  }
+  if (valid.empty()) return results;
+  absl::MutexLock write_lock(&collection->write_mu);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<bool> present, store_->DeleteItems(collection_name, valid));
+  RETRACE_RETURN_IF_ERROR(collection->captions->Remove(valid).status());
+  size_t v = 0;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    if (!results[i].status.ok()) continue;
+    if (!present[v++]) {
+      results[i].status = absl::NotFoundError(
+          absl::StrCat("ids[", i, "] '", ids[i], "': not in collection '", collection_name, "'"));
+    }
+  }
+  return results;
+}
+
+}  // namespace retrace::engine

@@ -1,0 +1,112 @@
+// engine.h — retrace's core API: captioning, collections, indexing and search, with no transport.
+//
+// The Engine owns the models, the item store and every collection's vector indexes. The store is
+// the source of truth; at Open the indexes are rebuilt from it. server/ maps the gRPC API onto
+// these methods one to one.
+//
+// Index pipeline per batch: validate each item → decode → caption the items without one →
+// CLIP image embeddings → CLIP text embeddings of the captions → one durable store write → add
+// to the caption index. A bad item fails alone; the rest of the batch is stored.
+// Search (CAPTION_MATCH, the Caption-Matching paper): the query's CLIP embedding (image tower for
+// an image, text tower for a text, or a raw vector) against the captions' CLIP text embeddings.
+//
+// Thread-safety: every method is safe to call concurrently. Writes to one collection are
+// serialised so its store and index agree; searches run in parallel with them.
+//
+//   RETRACE_ASSIGN_OR_RETURN(auto engine, Engine::Open(options, std::move(models), std::move(store), log));
+//   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> hits, engine->Search("art", query));
+#ifndef RETRACE_CORE_ENGINE_ENGINE_H_
+#define RETRACE_CORE_ENGINE_ENGINE_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "core/engine/engine_types.h"
+#include "core/models/captioner.h"
+#include "core/models/clip_model.h"
+#include "core/store/item_store.h"
+#include "spdlog/logger.h"
+
+namespace retrace::engine {
+
+// ModelSet: the models an Engine runs. Both are required.
+struct ModelSet {
+  std::unique_ptr<models::ClipModel> clip;
+  std::unique_ptr<models::Captioner> captioner;
+};
+
+struct EngineOptions {
+  EngineLimits limits;
+  models::CaptionOptions caption;  // decoding defaults for Index and Caption
+  int inference_batch_size = 16;   // images or texts per model call; 1..1024
+};
+
+class Engine {
+ public:
+  // Open loads every collection from `store` and rebuilds its index. A collection whose models
+  // differ from the server's is kept but refused (FAILED_PRECONDITION on use), never mixed.
+  // INVALID_ARGUMENT for missing models or bad options; the store's error if it cannot be read.
+  static absl::StatusOr<std::unique_ptr<Engine>> Open(EngineOptions options, ModelSet models,
+                                                      std::unique_ptr<store::ItemStore> store,
+                                                      std::shared_ptr<spdlog::logger> log);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Caption captions each image. The call fails (INVALID_ARGUMENT) only for a bad image count or
+  // options; a bad image fails its own result.
+  absl::StatusOr<std::vector<CaptionResult>> Caption(const std::vector<std::string>& images,
+                                                     const models::CaptionOptions& options);
+
+  // CreateCollection: INVALID_ARGUMENT for a bad name, shard count or index spec;
+  // ALREADY_EXISTS; RESOURCE_EXHAUSTED over max_collections.
+  absl::StatusOr<CollectionInfo> CreateCollection(const CollectionSpec& spec);
+  absl::StatusOr<CollectionInfo> DescribeCollection(const std::string& name);
+  absl::StatusOr<std::vector<CollectionInfo>> ListCollections();
+  absl::Status DropCollection(const std::string& name);
+
+  // Index stores items, one result per item in order. The call fails as a whole only with
+  // NOT_FOUND (collection), FAILED_PRECONDITION (collection built with other models) or
+  // INVALID_ARGUMENT (item count).
+  absl::StatusOr<std::vector<ItemResult>> Index(const std::string& collection,
+                                                std::vector<IndexItem> items);
+
+  // Search returns up to top_k hits, best first. INVALID_ARGUMENT naming the field for a bad
+  // query; NOT_FOUND; UNIMPLEMENTED for PROVENANCE and HYBRID (not built yet).
+  absl::StatusOr<std::vector<SearchHit>> Search(const std::string& collection,
+                                                const SearchQuery& query);
+
+  // Delete removes items; per id OK or NOT_FOUND.
+  absl::StatusOr<std::vector<ItemResult>> Delete(const std::string& collection,
+                                                 const std::vector<std::string>& ids);
+
+  const EngineOptions& options() const { return options_; }
+
+ private:
+  struct Collection;
+  Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::ItemStore> store,
+         std::shared_ptr<spdlog::logger> log);
+  absl::Status LoadCollections();
+  absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name);
+  absl::StatusOr<std::unique_ptr<Collection>> MakeCollection(store::CollectionRecord record);
+  CollectionInfo Describe(const Collection& collection);
+  absl::StatusOr<std::vector<float>> QueryEmbedding(const Collection& collection,
+                                                    const SearchQuery& query);
+
+  const EngineOptions options_;
+  const ModelSet models_;
+  const std::unique_ptr<store::ItemStore> store_;
+  const std::shared_ptr<spdlog::logger> log_;
+
+  absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace retrace::engine
+
+#endif  // RETRACE_CORE_ENGINE_ENGINE_H_

@@ -1,0 +1,131 @@
+#include "core/engine/validation.h"
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+
+namespace retrace::engine {
+namespace {
+
+absl::Status TooLong(absl::string_view field, size_t size, size_t limit) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, ": ", size, " bytes, over the limit of ", limit));
+}
+
+absl::Status CheckUtf8(absl::string_view field, absl::string_view value) {
+  if (!IsValidUtf8(value)) return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool IsValidUtf8(absl::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    const unsigned char c = *p;
+    int extra;
+    uint32_t cp;
+    if (c < 0x80) {
+      ++p;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1, cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2, cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (end - p <= extra) return false;
+    for (int i = 1; i <= extra; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += extra + 1;
+  }
+  return true;
+}
+
+absl::Status ValidateId(absl::string_view id, const EngineLimits& limits) {
+  if (id.empty()) return absl::InvalidArgumentError("id: empty");
+  if (id.size() > limits.max_id_bytes) return TooLong("id", id.size(), limits.max_id_bytes);
+  if (absl::Status s = CheckUtf8("id", id); !s.ok()) return s;
+  for (unsigned char c : id) {
+    if (c < 0x20 || c == 0x7F) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("id: contains control character 0x", absl::Hex(c, absl::kZeroPad2)));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCaption(absl::string_view caption, const EngineLimits& limits) {
+  if (caption.size() > limits.max_caption_bytes) {
+    return TooLong("caption", caption.size(), limits.max_caption_bytes);
+  }
+  return CheckUtf8("caption", caption);
+}
+
+absl::Status ValidateText(absl::string_view text, const EngineLimits& limits) {
+  if (text.size() > limits.max_text_bytes) return TooLong("text", text.size(), limits.max_text_bytes);
+  if (absl::StripAsciiWhitespace(text).empty()) {
+    return absl::InvalidArgumentError("text: empty or only whitespace");
+  }
+  return CheckUtf8("text", text);
+}
+
+absl::Status ValidateAttributes(const std::map<std::string, std::string>& attributes,
+                                const EngineLimits& limits) {
+  if (attributes.size() > static_cast<size_t>(limits.max_attributes)) {
+    return absl::InvalidArgumentError(absl::StrCat("attributes: ", attributes.size(),
+                                                   " pairs, over the limit of ",
+                                                   limits.max_attributes));
+  }
+  for (const auto& [key, value] : attributes) {
+    if (key.empty()) return absl::InvalidArgumentError("attributes: empty key");
+    if (key.size() > limits.max_attribute_key_bytes) {
+      return TooLong("attributes key", key.size(), limits.max_attribute_key_bytes);
+    }
+    if (value.size() > limits.max_attribute_value_bytes) {
+      return TooLong(absl::StrCat("attributes['", key, "']"), value.size(),
+                     limits.max_attribute_value_bytes);
+    }
+    if (!IsValidUtf8(key) || !IsValidUtf8(value)) {
+      return absl::InvalidArgumentError("attributes: not valid UTF-8");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCollectionName(absl::string_view name) {
+  if (name.empty()) return absl::InvalidArgumentError("collection: name is empty");
+  if (name.size() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("collection: name is ", name.size(), " characters, over the limit of 64"));
+  }
+  if (!absl::ascii_isalnum(static_cast<unsigned char>(name[0]))) {
+    return absl::InvalidArgumentError("collection: name must start with a letter or digit");
+  }
+  for (char c : name) {
+    if (!absl::ascii_isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '-') {
+      return absl::InvalidArgumentError(
+          "collection: name may hold only letters, digits, '_', '.' and '-'");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateItemCount(size_t count, absl::string_view field, const EngineLimits& limits) {
+  if (count == 0) return absl::InvalidArgumentError(absl::StrCat(field, ": none given"));
+  if (count > static_cast<size_t>(limits.max_items_per_call)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", count,
+                                                   " given, over the limit of ",
+                                                   limits.max_items_per_call, " per call"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace retrace::engine

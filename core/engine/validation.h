@@ -1,0 +1,44 @@
+// validation.h — bound and format checks for every caller-supplied field.
+//
+// Each check returns INVALID_ARGUMENT with a message that names the field (e.g.
+// "id: 600 bytes, over the limit of 512"); callers prefix the item ("items[3] 'a.jpg': ").
+//
+// Thread-safety: pure functions.
+//
+//   RETRACE_RETURN_IF_ERROR(ValidateId(item.id, limits));
+//   RETRACE_RETURN_IF_ERROR(ValidateCollectionName(name));
+#ifndef RETRACE_CORE_ENGINE_VALIDATION_H_
+#define RETRACE_CORE_ENGINE_VALIDATION_H_
+
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "core/engine/engine_types.h"
+
+namespace retrace::engine {
+
+// IsValidUtf8 says whether `s` is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF).
+bool IsValidUtf8(absl::string_view s);
+
+// ValidateId: 1..max_id_bytes bytes of valid UTF-8 without NUL or other control characters.
+absl::Status ValidateId(absl::string_view id, const EngineLimits& limits);
+
+// ValidateCaption: at most max_caption_bytes of valid UTF-8 (empty is allowed: caption it).
+absl::Status ValidateCaption(absl::string_view caption, const EngineLimits& limits);
+
+// ValidateText: a text query, 1..max_text_bytes bytes of valid UTF-8, not only whitespace.
+absl::Status ValidateText(absl::string_view text, const EngineLimits& limits);
+
+// ValidateAttributes: count, key and value sizes, UTF-8, non-empty keys.
+absl::Status ValidateAttributes(const std::map<std::string, std::string>& attributes,
+                                const EngineLimits& limits);
+
+// ValidateCollectionName: 1..64 of [A-Za-z0-9_.-], first a letter or digit.
+absl::Status ValidateCollectionName(absl::string_view name);
+
+// ValidateItemCount: 1..max_items_per_call entries in `field`.
+absl::Status ValidateItemCount(size_t count, absl::string_view field, const EngineLimits& limits);
+
+}  // namespace retrace::engine
+
+#endif  // RETRACE_CORE_ENGINE_VALIDATION_H_

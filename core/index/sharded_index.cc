@@ -1,0 +1,255 @@
+#include "core/index/sharded_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <exception>
+#include <future>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "core/index/internal/shard.h"
+
+namespace retrace::index {
+namespace {
+
+using internal::Shard;
+using internal::ShardHit;
+
+// kMaxQuotedIdBytes keeps error messages short when a caller sends a huge id.
+constexpr size_t kMaxQuotedIdBytes = 64;
+
+std::string Quote(const std::string& id) {
+  const bool cut = id.size() > kMaxQuotedIdBytes;
+  return absl::StrCat("'", absl::CHexEscape(absl::string_view(id).substr(0, kMaxQuotedIdBytes)),
+                      cut ? "'..." : "'");
+}
+
+// FirstNonFinite returns the index of the first non-finite value among `count`, or -1.
+int64_t FirstNonFinite(const float* values, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    if (!std::isfinite(values[i])) return static_cast<int64_t>(i);
+  }
+  return -1;
+}
+
+// QueryHits holds, for each query of a batch, its hits so far.
+using QueryHits = std::vector<std::vector<ShardHit>>;
+
+// MergeInto adds `more` to `best` query by query, keeping each query's k best, best first: by
+// score, then by id, so the result does not depend on the order shards are merged in.
+void MergeInto(QueryHits& best, const QueryHits& more, int k) {
+  auto better = [](const ShardHit& a, const ShardHit& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return *a.id < *b.id;
+  };
+  for (size_t q = 0; q < best.size(); ++q) {
+    std::vector<ShardHit>& into = best[q];
+    into.insert(into.end(), more[q].begin(), more[q].end());
+    const size_t keep = std::min(into.size(), static_cast<size_t>(k));
+    std::partial_sort(into.begin(), into.begin() + static_cast<ptrdiff_t>(keep), into.end(),
+                      better);
+    into.resize(keep);
+  }
+}
+
+absl::Status WithShard(const absl::Status& status, size_t shard) {
+  return absl::Status(status.code(), absl::StrCat("shard ", shard, ": ", status.message()));
+}
+
+}  // namespace
+
+uint32_t ShardedIndex::ShardOf(std::string_view id, int shards) {
+  uint64_t hash = 14695981039346656037ull;  // FNV-1a 64 offset basis
+  for (unsigned char byte : id) {
+    hash ^= byte;
+    hash *= 1099511628211ull;  // FNV-1a 64 prime
+  }
+  return static_cast<uint32_t>(hash % static_cast<uint64_t>(std::max(shards, 1)));
+}
+
+absl::StatusOr<std::unique_ptr<ShardedIndex>> ShardedIndex::Create(const IndexOptions& options) {
+  if (options.dim < 1 || options.dim > kMaxDim) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("IndexOptions.dim must be in 1..", kMaxDim, "; got ", options.dim));
+  }
+  if (options.shards < 1 || options.shards > kMaxShards) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("IndexOptions.shards must be in 1..", kMaxShards, "; got ", options.shards));
+  }
+  std::vector<std::unique_ptr<Shard>> shards;
+  shards.reserve(static_cast<size_t>(options.shards));
+  for (int s = 0; s < options.shards; ++s) {
+    absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(options.dim, options.factory);
+    if (absl::IsInvalidArgument(shard.status())) {
+      return absl::InvalidArgumentError(absl::StrCat("IndexOptions.", shard.status().message()));
+    }
+    if (!shard.ok()) return shard.status();
+    shards.push_back(*std::move(shard));
+  }
+  return std::unique_ptr<ShardedIndex>(new ShardedIndex(options, std::move(shards)));
+}
+
+ShardedIndex::ShardedIndex(IndexOptions options, std::vector<std::unique_ptr<Shard>> shards)
+    : options_(std::move(options)), shards_(std::move(shards)) {}
+
+ShardedIndex::~ShardedIndex() = default;
+
+absl::Status ShardedIndex::Add(const std::vector<std::string>& ids, const float* vectors,
+                               size_t n) {
+  if (ids.size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ids has ", ids.size(), " entries but n is ", n));
+  }
+  if (n == 0) return absl::OkStatus();
+  if (vectors == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("vectors is null but n is ", n));
+  }
+  // Validate everything before touching a shard, so a bad item changes nothing.
+  const size_t dim = static_cast<size_t>(options_.dim);
+  absl::flat_hash_map<absl::string_view, size_t> first_at;
+  first_at.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (ids[i].empty()) return absl::InvalidArgumentError(absl::StrCat("ids[", i, "] is empty"));
+    auto [it, inserted] = first_at.emplace(ids[i], i);
+    if (!inserted) {
+      return absl::InvalidArgumentError(absl::StrCat("ids[", i, "] ", Quote(ids[i]),
+                                                     " repeats ids[", it->second,
+                                                     "]; one Add call names each id once"));
+    }
+    const int64_t bad = FirstNonFinite(vectors + i * dim, dim);
+    if (bad >= 0) {
+      return absl::InvalidArgumentError(absl::StrCat("vectors row ", i, " (id ", Quote(ids[i]),
+                                                     ") has a non-finite value at component ",
+                                                     bad));
+    }
+  }
+  std::vector<std::vector<size_t>> rows(static_cast<size_t>(options_.shards));
+  for (size_t i = 0; i < n; ++i) rows[ShardOf(ids[i], options_.shards)].push_back(i);
+
+  absl::MutexLock lock(&mu_);
+  for (size_t s = 0; s < rows.size(); ++s) {
+    absl::Status status = shards_[s]->Upsert(ids, vectors, rows[s]);
+    if (!status.ok()) return WithShard(status, s);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<size_t> ShardedIndex::Remove(const std::vector<std::string>& ids) {
+  std::vector<std::vector<size_t>> rows(static_cast<size_t>(options_.shards));
+  for (size_t i = 0; i < ids.size(); ++i) rows[ShardOf(ids[i], options_.shards)].push_back(i);
+
+  absl::MutexLock lock(&mu_);
+  size_t removed = 0;
+  for (size_t s = 0; s < rows.size(); ++s) {
+    if (rows[s].empty()) continue;
+    absl::StatusOr<size_t> count = shards_[s]->Remove(ids, rows[s]);
+    if (!count.ok()) return WithShard(count.status(), s);
+    removed += *count;
+  }
+  return removed;
+}
+
+absl::StatusOr<std::vector<std::vector<IndexHit>>> ShardedIndex::Search(const float* queries,
+                                                                        size_t n, int k) const {
+  if (k < 1 || k > kMaxK) {
+    return absl::InvalidArgumentError(absl::StrCat("k must be in 1..", kMaxK, "; got ", k));
+  }
+  if (n > kMaxQueries) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("n must be at most ", kMaxQueries, " queries per Search; got ", n));
+  }
+  if (n * static_cast<size_t>(k) > kMaxHitsPerSearch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("n * k must be at most ", kMaxHitsPerSearch, "; got ", n, " * ", k));
+  }
+  if (n > 0 && queries == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("queries is null but n is ", n));
+  }
+  const size_t dim = static_cast<size_t>(options_.dim);
+  for (size_t q = 0; q < n; ++q) {
+    const int64_t bad = FirstNonFinite(queries + q * dim, dim);
+    if (bad >= 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("queries row ", q, " has a non-finite value at component ", bad));
+    }
+  }
+
+  // The reader lock is held until the ids are copied out: ShardHit points into the shards.
+  absl::ReaderMutexLock lock(&mu_);
+  // Shards with something to search, as plain pointers so the workers need not name shards_.
+  std::vector<size_t> busy;
+  std::vector<const Shard*> busy_shards;
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    if (shards_[s]->size() == 0) continue;
+    busy.push_back(s);
+    busy_shards.push_back(shards_[s].get());
+  }
+  const size_t threads =
+      std::min<size_t>(busy.size(), std::max(1u, std::thread::hardware_concurrency()));
+  // Worker t searches busy[t], busy[t + threads], ... and keeps a running top k per query, so
+  // memory stays at threads * n * k hits whatever the shard count. It writes only slot t.
+  std::vector<QueryHits> best(threads, QueryHits(n));
+  std::vector<absl::Status> failed(threads);
+  auto work = [&](size_t t) {
+    for (size_t i = t; i < busy.size(); i += threads) {
+      try {
+        absl::StatusOr<QueryHits> found = busy_shards[i]->Search(queries, n, k);
+        if (!found.ok()) {
+          failed[t] = WithShard(found.status(), busy[i]);
+          return;
+        }
+        MergeInto(best[t], *found, k);
+      } catch (const std::exception& e) {  // e.g. std::bad_alloc for the result buffers
+        failed[t] = WithShard(absl::InternalError(e.what()), busy[i]);
+        return;
+      }
+    }
+  };
+  if (threads > 1) {
+    std::vector<std::future<void>> helpers;
+    size_t started = 1;
+    try {
+      for (; started < threads; ++started) {
+        helpers.push_back(std::async(std::launch::async, work, started));
+      }
+    } catch (const std::system_error&) {
+      // No thread to be had: this thread does the remaining workers' share itself.
+    }
+    for (size_t t = started; t < threads; ++t) work(t);
+    work(0);
+    for (std::future<void>& helper : helpers) helper.get();
+  } else if (threads == 1) {
+    work(0);
+  }
+  for (const absl::Status& status : failed) {
+    if (!status.ok()) return status;
+  }
+
+  std::vector<std::vector<IndexHit>> results(n);
+  if (threads == 0) return results;
+  for (size_t t = 1; t < threads; ++t) MergeInto(best[0], best[t], k);
+  for (size_t q = 0; q < n; ++q) {
+    results[q].reserve(best[0][q].size());
+    for (const ShardHit& hit : best[0][q]) results[q].push_back(IndexHit{*hit.id, hit.score});
+  }
+  return results;
+}
+
+bool ShardedIndex::Contains(std::string_view id) const {
+  absl::ReaderMutexLock lock(&mu_);
+  return shards_[ShardOf(id, options_.shards)]->Contains(id);
+}
+
+size_t ShardedIndex::size() const {
+  absl::ReaderMutexLock lock(&mu_);
+  size_t total = 0;
+  for (const std::unique_ptr<Shard>& shard : shards_) total += shard->size();
+  return total;
+}
+
+}  // namespace retrace::index

@@ -1,0 +1,68 @@
+#include "core/models/clip_model.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/models/internal/image_batch.h"
+#include "core/models/internal/require_methods.h"
+
+namespace retrace::models {
+
+absl::StatusOr<std::unique_ptr<ClipModel>> ClipModel::Create(ModelManifest manifest,
+                                                             std::unique_ptr<ModelModule> module,
+                                                             text::ClipTokenizer tokenizer) {
+  RETRACE_RETURN_IF_ERROR(
+      internal::RequireMethods(*module, {"encode_image", "encode_text"}, "a CLIP model"));
+  if (manifest.embedding_dim < 1 || manifest.embedding_dim > 65536) {
+    return absl::InvalidArgumentError(absl::StrCat(manifest.folder, ": embedding_dim ",
+                                                   manifest.embedding_dim, " is not in 1..65536"));
+  }
+  RETRACE_RETURN_IF_ERROR(image::ValidatePreprocessSpec(manifest.image));
+  return std::unique_ptr<ClipModel>(
+      new ClipModel(std::move(manifest), std::move(module), std::move(tokenizer)));
+}
+
+ClipModel::ClipModel(ModelManifest manifest, std::unique_ptr<ModelModule> module,
+                     text::ClipTokenizer tokenizer)
+    : manifest_(std::move(manifest)), module_(std::move(module)), tokenizer_(std::move(tokenizer)) {}
+
+absl::StatusOr<EmbeddingMatrix> ClipModel::EncodeImages(
+    const std::vector<const image::Image*>& images) const {
+  RETRACE_ASSIGN_OR_RETURN(
+      Tensor out, module_->Call("encode_image", {internal::ImageBatch(images, manifest_.image)}));
+  return ToEmbeddings(out, images.size(), "encode_image");
+}
+
+absl::StatusOr<EmbeddingMatrix> ClipModel::EncodeTexts(const std::vector<std::string>& texts) const {
+  const int context = manifest_.tokenizer.context_length;
+  std::vector<int64_t> ids;
+  ids.reserve(texts.size() * context);
+  for (const std::string& text : texts) {
+    std::vector<int64_t> row = tokenizer_.Tokenize(text, context);
+    ids.insert(ids.end(), row.begin(), row.end());
+  }
+  RETRACE_ASSIGN_OR_RETURN(
+      Tensor out,
+      module_->Call("encode_text", {Tensor::Int64({static_cast<int64_t>(texts.size()), context},
+                                                  std::move(ids))}));
+  return ToEmbeddings(out, texts.size(), "encode_text");
+}
+
+absl::StatusOr<EmbeddingMatrix> ClipModel::ToEmbeddings(const Tensor& out, size_t rows,
+                                                        const char* method) const {
+  if (out.dtype != DType::kFloat32 || out.shape.size() != 2 ||
+      out.shape[0] != static_cast<int64_t>(rows) || out.shape[1] != manifest_.embedding_dim) {
+    return absl::InternalError(absl::StrCat(module_->Source(), ": ", method, "() returned ",
+                                            out.ShapeString(), "; the manifest promises [", rows,
+                                            ", ", manifest_.embedding_dim, "] float"));
+  }
+  EmbeddingMatrix m;
+  m.rows = rows;
+  m.dim = manifest_.embedding_dim;
+  m.values = out.f32;
+  NormalizeRows(m);
+  return m;
+}
+
+}  // namespace retrace::models

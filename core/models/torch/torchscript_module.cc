@@ -1,0 +1,107 @@
+#include "core/models/torch/torchscript_module.h"
+
+#include <ATen/Parallel.h>
+#include <torch/script.h>
+
+#include <filesystem>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace retrace::models {
+namespace {
+
+at::Tensor ToTorch(Tensor& t) {
+  // from_blob borrows the data; `t` outlives the call that uses the result.
+  if (t.dtype == DType::kFloat32) {
+    return torch::from_blob(t.f32.data(), t.shape, torch::kFloat32);
+  }
+  return torch::from_blob(t.i64.data(), t.shape, torch::kInt64);
+}
+
+absl::StatusOr<Tensor> FromTorch(const at::Tensor& value, const std::string& where) {
+  at::Tensor out = value.contiguous();
+  Tensor t;
+  t.shape.assign(out.sizes().begin(), out.sizes().end());
+  if (out.scalar_type() == torch::kInt64) {
+    t.dtype = DType::kInt64;
+    t.i64.assign(out.data_ptr<int64_t>(), out.data_ptr<int64_t>() + out.numel());
+    return t;
+  }
+  if (!out.is_floating_point()) {
+    return absl::InternalError(absl::StrCat(where, " returned a tensor of type ",
+                                            c10::toString(out.scalar_type()),
+                                            "; expected float or int64"));
+  }
+  out = out.to(torch::kFloat32);
+  t.dtype = DType::kFloat32;
+  t.f32.assign(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+  return t;
+}
+
+class TorchScriptModule final : public ModelModule {
+ public:
+  TorchScriptModule(torch::jit::Module module, std::string source)
+      : module_(std::move(module)), source_(std::move(source)) {}
+
+  absl::StatusOr<Tensor> Call(const std::string& method, std::vector<Tensor> inputs) const override {
+    const std::string where = absl::StrCat(source_, ": ", method, "()");
+    auto found = module_.find_method(method);
+    if (!found.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(source_, " has no method '", method, "'"));
+    }
+    try {
+      torch::InferenceMode inference;
+      std::vector<torch::jit::IValue> args;
+      args.reserve(inputs.size());
+      for (Tensor& input : inputs) args.emplace_back(ToTorch(input));
+      torch::jit::IValue result = (*found)(std::move(args));
+      if (!result.isTensor()) {
+        return absl::InternalError(absl::StrCat(where, " returned ", result.tagKind(),
+                                                "; expected one tensor"));
+      }
+      return FromTorch(result.toTensor(), where);
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat(where, " failed: ", e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat(where, " failed: ", e.what()));
+    }
+  }
+
+  bool HasMethod(std::string_view method) const override {
+    return module_.find_method(std::string(method)).has_value();
+  }
+
+  const std::string& Source() const override { return source_; }
+
+ private:
+  // find_method and calls are const in spirit; Module's API is not const-qualified.
+  mutable torch::jit::Module module_;
+  std::string source_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ModelModule>> LoadTorchScriptModule(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat("model file not found: ", path));
+  }
+  try {
+    torch::jit::Module module = torch::jit::load(path, torch::kCPU);
+    module.eval();
+    return std::unique_ptr<ModelModule>(new TorchScriptModule(std::move(module), path));
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load TorchScript model ", path, ": ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot load TorchScript model ", path, ": ", e.what()));
+  }
+}
+
+void ConfigureTorchThreads(int intra_op_threads) {
+  at::set_num_threads(intra_op_threads < 1 ? 1 : intra_op_threads);
+}
+
+}  // namespace retrace::models

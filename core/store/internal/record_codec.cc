@@ -1,0 +1,107 @@
+#include "core/store/internal/record_codec.h"
+
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace retrace::store::internal {
+namespace {
+
+void PutVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// GetVarint reads a varint at *pos, advancing it. False if truncated or longer than 64 bits.
+bool GetVarint(absl::string_view in, size_t* pos, uint64_t* value) {
+  *value = 0;
+  for (int shift = 0; shift < 64 && *pos < in.size(); shift += 7) {
+    uint64_t byte = static_cast<unsigned char>(in[(*pos)++]);
+    if (shift == 63 && byte > 1) return false;  // bits past the 64th
+    *value |= (byte & 0x7f) << shift;
+    if ((byte & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+// GetBytes reads one size-prefixed string at *pos, advancing it.
+bool GetBytes(absl::string_view in, size_t* pos, absl::string_view* bytes) {
+  uint64_t size = 0;
+  if (!GetVarint(in, pos, &size) || size > in.size() - *pos) return false;
+  *bytes = in.substr(*pos, size);
+  *pos += size;
+  return true;
+}
+
+uint64_t Fnv1a(uint64_t hash, absl::string_view bytes) {
+  for (unsigned char c : bytes) {
+    hash ^= c;
+    hash *= 1099511628211ull;
+  }
+  return hash;
+}
+
+uint64_t Fnv1aSized(uint64_t hash, absl::string_view bytes) {
+  char size[8];
+  uint64_t n = bytes.size();
+  for (char& byte : size) {
+    byte = static_cast<char>(n & 0xff);
+    n >>= 8;
+  }
+  return Fnv1a(Fnv1a(hash, absl::string_view(size, sizeof(size))), bytes);
+}
+
+}  // namespace
+
+std::string EncodeAttributes(const std::map<std::string, std::string>& attributes) {
+  std::string out;
+  for (const auto& [key, value] : attributes) {
+    PutVarint(key.size(), &out);
+    out += key;
+    PutVarint(value.size(), &out);
+    out += value;
+  }
+  return out;
+}
+
+absl::Status DecodeAttributes(absl::string_view blob, std::map<std::string, std::string>* out) {
+  out->clear();
+  size_t pos = 0;
+  while (pos < blob.size()) {
+    absl::string_view key, value;
+    if (!GetBytes(blob, &pos, &key) || !GetBytes(blob, &pos, &value)) {
+      return absl::DataLossError(
+          absl::StrCat("attributes are malformed at byte ", pos, " of ", blob.size()));
+    }
+    if (!out->emplace(std::string(key), std::string(value)).second) {
+      return absl::DataLossError("attributes repeat a key");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DecodeFloats(absl::string_view blob, std::vector<float>* out) {
+  if (blob.size() % sizeof(float) != 0) {
+    return absl::DataLossError(
+        absl::StrCat("embedding has ", blob.size(), " bytes, not a multiple of 4"));
+  }
+  out->resize(blob.size() / sizeof(float));
+  if (!blob.empty()) std::memcpy(out->data(), blob.data(), blob.size());
+  return absl::OkStatus();
+}
+
+int64_t ContentHash(absl::string_view caption, absl::string_view attributes_blob,
+                    absl::string_view clip_image_blob, absl::string_view caption_text_blob) {
+  uint64_t hash = 14695981039346656037ull;
+  for (absl::string_view part : {caption, attributes_blob, clip_image_blob, caption_text_blob}) {
+    hash = Fnv1aSized(hash, part);
+  }
+  int64_t stored;
+  std::memcpy(&stored, &hash, sizeof(stored));
+  return stored;
+}
+
+}  // namespace retrace::store::internal

@@ -1,0 +1,178 @@
+#include "server/model_folder.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/models/torch/torchscript_module.h"
+#include "retrace/v1/model_manifest.pb.h"
+
+namespace retrace::server {
+namespace {
+
+namespace fs = std::filesystem;
+using v1::ImagePreprocessing;
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("file not found: ", path));
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+absl::Status Invalid(const std::string& file, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat(file, ": ", what));
+}
+
+absl::StatusOr<std::string> ExistingFile(const std::string& folder, const std::string& relative,
+                                         const std::string& field, const std::string& manifest) {
+  if (relative.empty()) return Invalid(manifest, absl::StrCat(field, " is required"));
+  const std::string path = (fs::path(folder) / relative).string();
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(manifest, ": ", field, " names ", path,
+                                            ", which does not exist"));
+  }
+  return path;
+}
+
+absl::StatusOr<image::PreprocessSpec> ToPreprocess(const ImagePreprocessing& p,
+                                                   const std::string& manifest) {
+  image::PreprocessSpec spec;
+  if (p.size() < 1 || p.size() > 4096) {
+    return Invalid(manifest, absl::StrCat("image.size ", p.size(), " is not in 1..4096"));
+  }
+  spec.size = p.size();
+  switch (p.resize_mode()) {
+    case ImagePreprocessing::LETTERBOX: spec.resize_mode = image::ResizeMode::kLetterbox; break;
+    case ImagePreprocessing::STRETCH: spec.resize_mode = image::ResizeMode::kStretch; break;
+    default: spec.resize_mode = image::ResizeMode::kShortestSideCenterCrop; break;
+  }
+  spec.interpolation = p.interpolation() == ImagePreprocessing::BILINEAR
+                           ? image::Interpolation::kBilinear
+                           : image::Interpolation::kBicubic;
+  auto three = [&](const auto& values, const char* field) -> absl::Status {
+    if (!values.empty() && values.size() != 3) {
+      return Invalid(manifest, absl::StrCat("image.", field, " needs 3 values (R, G, B), got ",
+                                            values.size()));
+    }
+    return absl::OkStatus();
+  };
+  RETRACE_RETURN_IF_ERROR(three(p.mean(), "mean"));
+  RETRACE_RETURN_IF_ERROR(three(p.std(), "std"));
+  RETRACE_RETURN_IF_ERROR(three(p.letterbox_fill(), "letterbox_fill"));
+  for (int c = 0; c < 3; ++c) {
+    if (!p.mean().empty()) spec.mean[c] = p.mean(c);
+    if (!p.std().empty()) spec.std[c] = p.std(c);
+    if (!p.letterbox_fill().empty()) {
+      if (p.letterbox_fill(c) < 0 || p.letterbox_fill(c) > 255) {
+        return Invalid(manifest, "image.letterbox_fill values must be in 0..255");
+      }
+      spec.letterbox_fill[c] = static_cast<uint8_t>(p.letterbox_fill(c));
+    } else {
+      spec.letterbox_fill[c] = static_cast<uint8_t>(std::lround(spec.mean[c] * 255.f));
+    }
+  }
+  absl::Status valid = image::ValidatePreprocessSpec(spec);
+  if (!valid.ok()) return Invalid(manifest, std::string(valid.message()));
+  return spec;
+}
+
+}  // namespace
+
+absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
+                                                   models::ModelKind expected) {
+  const std::string file = (fs::path(folder) / "manifest.json").string();
+  RETRACE_ASSIGN_OR_RETURN(std::string json, ReadFile(file));
+  v1::ModelManifest proto;
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;  // a misspelt field is an error, not a silent default
+  auto parsed = google::protobuf::util::JsonStringToMessage(json, &proto, options);
+  if (!parsed.ok()) return Invalid(file, absl::StrCat("not a valid ModelManifest: ", parsed.message().as_string()));
+
+  static constexpr v1::ModelManifest::Kind kProtoKind[] = {
+      v1::ModelManifest::CLIP, v1::ModelManifest::CAPTIONER, v1::ModelManifest::IMAGE_ENCODER};
+  const v1::ModelManifest::Kind want = kProtoKind[static_cast<int>(expected)];
+  if (proto.kind() != want) {
+    return Invalid(file, absl::StrCat("kind is ", v1::ModelManifest::Kind_Name(proto.kind()),
+                                      "; this folder must hold a ",
+                                      v1::ModelManifest::Kind_Name(want)));
+  }
+  if (!proto.dtype().empty() && proto.dtype() != "float32") {
+    return Invalid(file, absl::StrCat("dtype '", proto.dtype(), "' is not supported on CPU; use float32"));
+  }
+  models::ModelManifest m;
+  m.kind = expected;
+  m.folder = folder;
+  m.name = proto.name().empty() ? fs::path(folder).filename().string() : proto.name();
+  m.version = proto.version();
+  m.embedding_dim = proto.embedding_dim();
+  RETRACE_ASSIGN_OR_RETURN(m.image, ToPreprocess(proto.image(), file));
+
+  const v1::Tokenizer& tok = proto.tokenizer();
+  if (expected == models::ModelKind::kClip) {
+    if (tok.kind() != v1::Tokenizer::CLIP_BPE) return Invalid(file, "tokenizer.kind must be CLIP_BPE");
+    m.tokenizer.kind = models::TokenizerSpec::Kind::kClipBpe;
+    m.tokenizer.context_length = tok.context_length() == 0 ? 77 : tok.context_length();
+    if (m.tokenizer.context_length < 3 || m.tokenizer.context_length > 1024) {
+      return Invalid(file, "tokenizer.context_length must be in 3..1024");
+    }
+  } else if (expected == models::ModelKind::kCaptioner) {
+    if (tok.kind() != v1::Tokenizer::GPT2_BPE) return Invalid(file, "tokenizer.kind must be GPT2_BPE");
+    m.tokenizer.kind = models::TokenizerSpec::Kind::kGpt2Bpe;
+  }
+  if (m.tokenizer.kind != models::TokenizerSpec::Kind::kNone) {
+    RETRACE_ASSIGN_OR_RETURN(m.tokenizer.vocab_path,
+                             ExistingFile(folder, tok.vocab_file(), "tokenizer.vocab_file", file));
+    if (!tok.merges_file().empty()) {
+      RETRACE_ASSIGN_OR_RETURN(m.tokenizer.merges_path, ExistingFile(folder, tok.merges_file(),
+                                                                     "tokenizer.merges_file", file));
+    }
+  }
+  const v1::CaptionerSpec& cap = proto.captioner();
+  m.captioner.bos_token_id = cap.bos_token_id();
+  m.captioner.eos_token_ids.assign(cap.eos_token_ids().begin(), cap.eos_token_ids().end());
+  m.captioner.pad_token_id = cap.pad_token_id();
+  m.captioner.vocab_size = cap.vocab_size();
+  m.captioner.prefix_length = cap.prefix_length();
+  m.captioner.prefix_dim = cap.prefix_dim();
+  m.captioner.max_new_tokens = cap.max_new_tokens() == 0 ? 30 : cap.max_new_tokens();
+  return m;
+}
+
+absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
+  engine::ModelSet set;
+  {
+    const std::string folder = (fs::path(dir) / "clip").string();
+    RETRACE_ASSIGN_OR_RETURN(models::ModelManifest manifest,
+                             ReadManifest(folder, models::ModelKind::kClip));
+    RETRACE_ASSIGN_OR_RETURN(text::ClipTokenizer tokenizer,
+                             text::ClipTokenizer::Load(manifest.tokenizer.vocab_path));
+    RETRACE_ASSIGN_OR_RETURN(auto module,
+                             models::LoadTorchScriptModule((fs::path(folder) / "model.pt").string()));
+    RETRACE_ASSIGN_OR_RETURN(set.clip, models::ClipModel::Create(std::move(manifest), std::move(module),
+                                                                 std::move(tokenizer)));
+  }
+  {
+    const std::string folder = (fs::path(dir) / "captioner").string();
+    RETRACE_ASSIGN_OR_RETURN(models::ModelManifest manifest,
+                             ReadManifest(folder, models::ModelKind::kCaptioner));
+    RETRACE_ASSIGN_OR_RETURN(text::ByteLevelBpe decoder,
+                             text::ByteLevelBpe::Load(manifest.tokenizer.vocab_path,
+                                                      manifest.tokenizer.merges_path));
+    RETRACE_ASSIGN_OR_RETURN(auto module,
+                             models::LoadTorchScriptModule((fs::path(folder) / "model.pt").string()));
+    RETRACE_ASSIGN_OR_RETURN(set.captioner, models::Captioner::Create(std::move(manifest),
+                                                                      std::move(module),
+                                                                      std::move(decoder)));
+  }
+  return set;
+}
+
+}  // namespace retrace::server

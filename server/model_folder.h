@@ -1,0 +1,32 @@
+// model_folder.h — loads the model folders of `--models DIR` (manifest.json + model.pt).
+//
+// DIR holds clip/ and captioner/ (image_encoder/ later). Each manifest.json is parsed as the
+// protobuf message retrace.v1.ModelManifest, checked, and turned into core's plain
+// models::ModelManifest; tokenizer files are resolved relative to the folder. Every failure names
+// the file, and for a missing method the method.
+//
+// Thread-safety: functions only.
+//
+//   RETRACE_ASSIGN_OR_RETURN(engine::ModelSet models, LoadModelSet("build/models"));
+#ifndef RETRACE_SERVER_MODEL_FOLDER_H_
+#define RETRACE_SERVER_MODEL_FOLDER_H_
+
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "core/engine/engine.h"
+#include "core/models/model_manifest.h"
+
+namespace retrace::server {
+
+// ReadManifest parses `<folder>/manifest.json`. NOT_FOUND if missing; INVALID_ARGUMENT naming the
+// file and field when malformed or when it is not of `expected` kind.
+absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
+                                                   models::ModelKind expected);
+
+// LoadModelSet loads `<dir>/clip` and `<dir>/captioner`.
+absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir);
+
+}  // namespace retrace::server
+
+#endif  // RETRACE_SERVER_MODEL_FOLDER_H_

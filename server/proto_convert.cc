@@ -1,0 +1,105 @@
+#include "server/proto_convert.h"
+
+#include "server/status_mapping.h"
+
+namespace retrace::server {
+
+absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) {
+  engine::SearchQuery query;
+  switch (request.query_case()) {
+    case v1::SearchRequest::kImage:
+      query.kind = engine::SearchQuery::Kind::kImage;
+      query.image = request.image();
+      break;
+    case v1::SearchRequest::kText:
+      query.kind = engine::SearchQuery::Kind::kText;
+      query.text = request.text();
+      break;
+    case v1::SearchRequest::kEmbedding:
+      query.kind = engine::SearchQuery::Kind::kEmbedding;
+      query.embedding.assign(request.embedding().values().begin(),
+                             request.embedding().values().end());
+      break;
+    default:
+      return absl::InvalidArgumentError("query: set one of image, text or embedding");
+  }
+  switch (request.mode()) {
+    case v1::SEARCH_MODE_UNSPECIFIED:
+    case v1::CAPTION_MATCH: query.mode = engine::SearchMode::kCaptionMatch; break;
+    case v1::PROVENANCE: query.mode = engine::SearchMode::kProvenance; break;
+    case v1::HYBRID: query.mode = engine::SearchMode::kHybrid; break;
+    default: return absl::InvalidArgumentError("mode: unknown search mode");
+  }
+  query.top_k = request.top_k() == 0 ? kDefaultTopK : request.top_k();
+  return query;
+}
+
+std::vector<engine::IndexItem> FromProto(v1::wire::IndexRequestWire& request) {
+  std::vector<engine::IndexItem> items;
+  items.reserve(request.items_size());
+  for (v1::wire::ItemWire& item : *request.mutable_items()) {
+    engine::IndexItem out;
+    out.id = item.id();
+    out.image = std::move(*item.mutable_image());
+    out.caption = item.caption();
+    // As in a proto map, the last of repeated keys wins.
+    for (const v1::wire::AttributeWire& a : item.attributes()) out.attributes[a.key()] = a.value();
+    items.push_back(std::move(out));
+  }
+  return items;
+}
+
+engine::CollectionSpec FromProto(const v1::Collection& collection) {
+  engine::CollectionSpec spec;
+  spec.name = collection.name();
+  spec.shards = collection.shards() == 0 ? 1 : collection.shards();
+  spec.caption_index = collection.caption_index().empty() ? "Flat" : collection.caption_index();
+  return spec;
+}
+
+void ToProto(const engine::CollectionInfo& info, v1::Collection* out) {
+  out->set_name(info.spec.name);
+  out->set_shards(info.spec.shards);
+  out->set_caption_index(info.spec.caption_index);
+  out->set_item_count(info.item_count);
+  out->set_caption_dim(info.caption_dim);
+  out->set_clip_model(info.clip_model);
+  out->set_captioner_model(info.captioner_model);
+}
+
+void ToProto(const std::vector<engine::SearchHit>& hits, v1::SearchResponse* out) {
+  for (const engine::SearchHit& hit : hits) {
+    v1::SearchHit* h = out->add_hits();
+    h->set_id(hit.id);
+    h->set_score(hit.score);
+    h->set_caption(hit.caption);
+    h->mutable_attributes()->insert(hit.attributes.begin(), hit.attributes.end());
+  }
+}
+
+void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* out) {
+  for (const engine::ItemResult& r : results) {
+    v1::IndexResult* result = out->add_results();
+    result->set_id(r.id);
+    ToItemStatus(r.status, result->mutable_status());
+    result->set_caption(r.caption);
+  }
+}
+
+void ToProto(const std::vector<engine::ItemResult>& results, v1::DeleteResponse* out) {
+  for (const engine::ItemResult& r : results) {
+    v1::IndexResult* result = out->add_results();
+    result->set_id(r.id);
+    ToItemStatus(r.status, result->mutable_status());
+  }
+}
+
+void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionResponse* out) {
+  for (const engine::CaptionResult& r : results) {
+    v1::CaptionResult* result = out->add_results();
+    ToItemStatus(r.status, result->mutable_status());
+    result->set_caption(r.caption);
+  }
+}
+
+}  // namespace retrace::server

@@ -1,0 +1,38 @@
+// proto_convert.h — the public API's messages ⇄ core's plain types, in one place.
+//
+// Request conversion applies the proto's documented defaults (top_k 0 → 10, mode unspecified →
+// CAPTION_MATCH) and rejects what core cannot express (no query set) with INVALID_ARGUMENT
+// naming the field. Bounds are core's job (engine/validation.h).
+//
+// Thread-safety: pure functions.
+//
+//   RETRACE_ASSIGN_OR_RETURN(engine::SearchQuery query, FromProto(request));
+//   ToProto(hits, &response);
+#ifndef RETRACE_SERVER_PROTO_CONVERT_H_
+#define RETRACE_SERVER_PROTO_CONVERT_H_
+
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/engine/engine_types.h"
+#include "retrace/v1/index_wire.pb.h"
+#include "retrace/v1/retrace.pb.h"
+
+namespace retrace::server {
+
+inline constexpr int kDefaultTopK = 10;
+
+absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request);
+// FromProto(IndexRequestWire) moves the image bytes out of `request`.
+std::vector<engine::IndexItem> FromProto(v1::wire::IndexRequestWire& request);
+engine::CollectionSpec FromProto(const v1::Collection& collection);
+
+void ToProto(const engine::CollectionInfo& info, v1::Collection* out);
+void ToProto(const std::vector<engine::SearchHit>& hits, v1::SearchResponse* out);
+void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* out);
+void ToProto(const std::vector<engine::ItemResult>& results, v1::DeleteResponse* out);
+void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionResponse* out);
+
+}  // namespace retrace::server
+
+#endif  // RETRACE_SERVER_PROTO_CONVERT_H_

@@ -1,0 +1,129 @@
+#include "server/server_config.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+
+namespace retrace::server {
+namespace {
+
+// Collects parser errors so the message can name line and column.
+class ErrorCollector final : public google::protobuf::io::ErrorCollector {
+ public:
+  void AddError(int line, int column, const std::string& message) override {
+    if (first_.empty()) first_ = absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message);
+  }
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string first_;
+};
+
+template <typename T>
+void Default(T& field, T value) {
+  if (field == T{}) field = value;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ServerConfig> LoadServerConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("config file not found: ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  v1::ServerConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors;
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text.str(), &config)) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", errors.first()));
+  }
+  return config;
+}
+
+void ApplyDefaults(v1::ServerConfig& c) {
+  if (c.listen().empty()) c.set_listen("127.0.0.1:50051");
+  if (c.models_dir().empty()) c.set_models_dir("build/models");
+  if (c.data_dir().empty()) c.set_data_dir("retrace-data");
+  if (c.shutdown_grace_seconds() == 0) c.set_shutdown_grace_seconds(30);
+  v1::Limits& l = *c.mutable_limits();
+  if (l.max_message_bytes() == 0) l.set_max_message_bytes(64 << 20);
+  if (l.max_image_bytes() == 0) l.set_max_image_bytes(32 << 20);
+  if (l.max_image_pixels() == 0) l.set_max_image_pixels(50'000'000);
+  if (l.max_image_side() == 0) l.set_max_image_side(16384);
+  if (l.max_items_per_call() == 0) l.set_max_items_per_call(64);
+  if (l.max_top_k() == 0) l.set_max_top_k(1000);
+  if (l.max_id_bytes() == 0) l.set_max_id_bytes(512);
+  if (l.max_caption_bytes() == 0) l.set_max_caption_bytes(2048);
+  if (l.max_text_bytes() == 0) l.set_max_text_bytes(2048);
+  if (l.max_attributes() == 0) l.set_max_attributes(32);
+  if (l.max_attribute_key_bytes() == 0) l.set_max_attribute_key_bytes(128);
+  if (l.max_attribute_value_bytes() == 0) l.set_max_attribute_value_bytes(1024);
+  if (l.max_collections() == 0) l.set_max_collections(1000);
+  if (l.max_shards() == 0) l.set_max_shards(256);
+  v1::Threads& t = *c.mutable_threads();
+  if (t.workers() == 0) t.set_workers(std::max(1u, std::thread::hardware_concurrency()));
+  if (t.torch_intra_op() == 0) t.set_torch_intra_op(1);
+  if (t.faiss_omp() == 0) t.set_faiss_omp(1);
+}
+
+absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
+  auto range = [](const char* field, int64_t value, int64_t lo, int64_t hi) -> absl::Status {
+    if (value < lo || value > hi) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("config: ", field, " = ", value, " is not in ", lo, "..", hi));
+    }
+    return absl::OkStatus();
+  };
+  const v1::Limits& l = c.limits();
+  for (absl::Status s : {
+           range("limits.max_message_bytes", l.max_message_bytes(), 1 << 20, 1LL << 31),
+           range("limits.max_image_bytes", l.max_image_bytes(), 1024, l.max_message_bytes()),
+           range("limits.max_image_pixels", l.max_image_pixels(), 1, 1LL << 32),
+           range("limits.max_image_side", l.max_image_side(), 1, 1 << 17),
+           range("limits.max_items_per_call", l.max_items_per_call(), 1, 100000),
+           range("limits.max_top_k", l.max_top_k(), 1, 100000),
+           range("limits.max_id_bytes", l.max_id_bytes(), 1, 65536),
+           range("limits.max_caption_bytes", l.max_caption_bytes(), 1, 1 << 20),
+           range("limits.max_text_bytes", l.max_text_bytes(), 1, 1 << 20),
+           range("limits.max_attributes", l.max_attributes(), 0, 10000),
+           range("limits.max_attribute_key_bytes", l.max_attribute_key_bytes(), 1, 65536),
+           range("limits.max_attribute_value_bytes", l.max_attribute_value_bytes(), 0, 1 << 20),
+           range("limits.max_collections", l.max_collections(), 1, 1000000),
+           range("limits.max_shards", l.max_shards(), 1, 256),
+           range("threads.workers", c.threads().workers(), 1, 1024),
+           range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
+           range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
+           range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),
+           range("shutdown_grace_seconds", c.shutdown_grace_seconds(), 0, 3600)}) {
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
+  engine::EngineOptions o;
+  const v1::Limits& l = c.limits();
+  o.limits.decode.max_bytes = l.max_image_bytes();
+  o.limits.decode.max_pixels = l.max_image_pixels();
+  o.limits.decode.max_side = l.max_image_side();
+  o.limits.max_items_per_call = l.max_items_per_call();
+  o.limits.max_top_k = l.max_top_k();
+  o.limits.max_id_bytes = l.max_id_bytes();
+  o.limits.max_caption_bytes = l.max_caption_bytes();
+  o.limits.max_text_bytes = l.max_text_bytes();
+  o.limits.max_attributes = l.max_attributes();
+  o.limits.max_attribute_key_bytes = l.max_attribute_key_bytes();
+  o.limits.max_attribute_value_bytes = l.max_attribute_value_bytes();
+  o.limits.max_collections = l.max_collections();
+  o.limits.max_shards = l.max_shards();
+  o.caption.max_new_tokens = c.captioning().max_new_tokens();
+  return o;
+}
+
+}  // namespace retrace::server

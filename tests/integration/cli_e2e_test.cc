@@ -1,0 +1,110 @@
+// The `retrace` CLI against the real server: the README tour — create a collection, index a
+// folder (ids are paths relative to it), search by image and by text (table and --json),
+// describe, delete — with the exit codes scripts rely on.
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "tests/support/server_process.h"
+
+namespace retrace {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FixtureDir;
+
+struct CliResult {
+  int exit_code;
+  std::string out, err;
+};
+
+class CliE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(FixtureDir() + "/oracle/clip/model.pt")) {
+      GTEST_SKIP() << "oracle models not found in " << FixtureDir();
+    }
+    server_ = std::make_unique<testing::ServerProcess>(
+        testing::ServerOptions{FixtureDir() + "/oracle", testing::NewTempDir("cli"), {}});
+    ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
+    scratch_ = testing::NewTempDir("cli-out");
+  }
+
+  CliResult Run(const std::string& args) {
+    const std::string out = scratch_ + "/out", err = scratch_ + "/err";
+    const std::string command = absl::StrCat(testing::CliBinary(), " --server ",
+                                             server_->address(), " ", args, " >", out, " 2>", err,
+                                             " </dev/null");
+    const int status = std::system(command.c_str());
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, testing::ReadFileBytes(out),
+            testing::ReadFileBytes(err)};
+  }
+
+  std::unique_ptr<testing::ServerProcess> server_;
+  std::string scratch_;
+};
+
+TEST_F(CliE2eTest, TourOfTheReadme) {
+  const std::string images = FixtureDir() + "/images";
+  CliResult r = Run("collections create shapes --shards 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+
+  r = Run("index --collection shapes " + images);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out + r.err, "96")) << r.out << r.err;
+
+  r = Run("collections describe shapes");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "96")) << r.out;
+
+  const std::string query = images + "/sketch/guitar";
+  const std::string file = fs::directory_iterator(query)->path().string();
+  r = Run("search --collection shapes --image " + file + " --top-k 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  // Ids are paths relative to the folder given, and the oracle puts guitars first.
+  EXPECT_TRUE(absl::StrContains(r.out, "/guitar/")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "a picture of a guitar")) << r.out;
+  EXPECT_FALSE(absl::StrContains(r.out, "/horse/")) << r.out;
+
+  r = Run("--json search --collection shapes --text \"a photo of a cat\" --top-k 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "\"hits\"")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "/cat/")) << r.out;
+
+  r = Run("delete --collection shapes photo/cat/cat_0.png nothing/here.png");
+  EXPECT_EQ(r.exit_code, 1) << "an absent id must fail the command: " << r.out << r.err;
+  r = Run("collections describe shapes");
+  EXPECT_TRUE(absl::StrContains(r.out, "95")) << r.out;
+
+  r = Run("search --collection nope --text dog");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "NOT_FOUND")) << r.err;
+
+  r = Run("search --collection shapes");
+  EXPECT_EQ(r.exit_code, 2) << "missing query is a usage error: " << r.err;
+}
+
+TEST_F(CliE2eTest, IndexReportsFailedItemsAndStoresTheRest) {
+  const std::string folder = testing::NewTempDir("cli-mixed");
+  fs::copy_file(FixtureDir() + "/images/photo/dog/dog_0.png", folder + "/good.png");
+  std::ofstream(folder + "/bad.jpg") << "not really a jpeg";
+  ASSERT_EQ(Run("collections create mixed").exit_code, 0);
+  CliResult r = Run("index --collection mixed " + folder);
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out + r.err, "bad.jpg")) << r.out << r.err;
+  r = Run("collections describe mixed");
+  EXPECT_TRUE(absl::StrContains(r.out, "1")) << r.out;
+
+  testing::ServerProcess* s = server_.get();
+  s->Stop();
+  r = Run("collections list");
+  EXPECT_EQ(r.exit_code, 3) << "an unreachable server exits 3: " << r.err;
+}
+
+}  // namespace
+}  // namespace retrace

@@ -1,0 +1,113 @@
+#include "tests/support/server_process.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "tests/support/shared_data.h"
+
+namespace retrace::testing {
+namespace fs = std::filesystem;
+
+std::string ServerBinary() { return BinaryDir() + "/retrace-server"; }
+std::string CliBinary() { return BinaryDir() + "/retrace"; }
+std::string FixtureDir() { return BinaryDir() + "/test_fixtures"; }
+
+std::string NewTempDir(const std::string& name) {
+  static int counter = 0;
+  fs::path dir = fs::path(BinaryDir()) / "test_tmp" /
+                 absl::StrCat(name, "-", getpid(), "-", counter++);
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+std::string ReadFileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+ServerProcess::ServerProcess(ServerOptions options) : options_(std::move(options)) {}
+
+ServerProcess::~ServerProcess() { Stop(); }
+
+absl::Status ServerProcess::Start() {
+  const std::string port_file = options_.data_dir + ".port";
+  log_path_ = options_.data_dir + ".log";
+  fs::remove(port_file);
+  std::vector<std::string> args = {ServerBinary(),       "--listen",    "127.0.0.1:0",
+                                   "--models",           options_.models_dir,
+                                   "--data-dir",         options_.data_dir,
+                                   "--port_file",        port_file,
+                                   "--workers",          "2"};
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  pid_ = fork();
+  if (pid_ < 0) return absl::InternalError("fork failed");
+  if (pid_ == 0) {
+    FILE* log = freopen(log_path_.c_str(), "a", stderr);
+    (void)log;
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  std::string port;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return absl::InternalError(absl::StrCat("the server exited at start:\n", LogTail()));
+    }
+    std::ifstream in(port_file);
+    if (in >> port) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (port.empty()) return absl::DeadlineExceededError("the server did not start:\n" + LogTail());
+  address_ = absl::StrCat("127.0.0.1:", port);
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(64 << 20);
+  channel_args.SetMaxSendMessageSize(64 << 20);
+  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), channel_args);
+  if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
+    return absl::UnavailableError("cannot connect to " + address_);
+  }
+  return absl::OkStatus();
+}
+
+int ServerProcess::Stop() {
+  if (pid_ <= 0) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  channel_.reset();
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void ServerProcess::Kill() {
+  if (pid_ <= 0) return;
+  kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  pid_ = -1;
+  channel_.reset();
+}
+
+std::string ServerProcess::LogTail() const {
+  std::string log = ReadFileBytes(log_path_);
+  return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
+}
+
+}  // namespace retrace::testing

@@ -1,0 +1,71 @@
+// server_process.h — starts the real build/retrace-server for a test and stops it.
+//
+// The server listens on 127.0.0.1 with an ephemeral port (reported through --port-file), keeps
+// its data in the given folder, and is waited on until health says SERVING. Stop() sends
+// SIGTERM and waits, so tests can restart a server on the same data directory.
+//
+// Thread-safety: one test thread owns a ServerProcess.
+//
+//   ServerProcess server({.models_dir = OracleModelsDir(), .data_dir = TempDir("e2e")});
+//   ASSERT_TRUE(server.Start().ok());  auto stub = server.NewStub();
+#ifndef RETRACE_TESTS_SUPPORT_SERVER_PROCESS_H_
+#define RETRACE_TESTS_SUPPORT_SERVER_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/status.h"
+#include "retrace/v1/retrace.grpc.pb.h"
+
+namespace retrace::testing {
+
+struct ServerOptions {
+  std::string models_dir;
+  std::string data_dir;
+  std::vector<std::string> extra_args;  // e.g. {"--config", path}
+};
+
+class ServerProcess {
+ public:
+  explicit ServerProcess(ServerOptions options);
+  ~ServerProcess();  // Stop()
+
+  // Start launches the server and waits (up to 60 s) until it serves. The error carries the tail
+  // of the server's log.
+  absl::Status Start();
+  // Stop sends SIGTERM and waits; returns the exit status (0 for a clean drain), -1 if not running.
+  int Stop();
+  // Kill sends SIGKILL and waits.
+  void Kill();
+
+  const std::string& address() const { return address_; }
+  std::shared_ptr<grpc::Channel> channel() const { return channel_; }
+  std::unique_ptr<v1::Retrace::Stub> NewStub() const { return v1::Retrace::NewStub(channel_); }
+  std::string LogTail() const;  // the last lines the server wrote to stderr
+
+ private:
+  ServerOptions options_;
+  pid_t pid_ = -1;
+  std::string address_;
+  std::string log_path_;
+  std::shared_ptr<grpc::Channel> channel_;
+};
+
+// ServerBinary and CliBinary: the built programs.
+std::string ServerBinary();
+std::string CliBinary();
+// FixtureDir: where the CTest fixture step writes models and images: <build>/test_fixtures.
+std::string FixtureDir();
+// NewTempDir makes a fresh empty directory for one test.
+std::string NewTempDir(const std::string& name);
+// ReadFileBytes reads a whole file; empty when it cannot.
+std::string ReadFileBytes(const std::string& path);
+
+}  // namespace retrace::testing
+
+#endif  // RETRACE_TESTS_SUPPORT_SERVER_PROCESS_H_

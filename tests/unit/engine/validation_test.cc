@@ -1,0 +1,71 @@
+// Bounds and formats of caller-supplied fields: each rejection names its field.
+#include "core/engine/validation.h"
+
+#include <string>
+
+#include "absl/strings/match.h"
+#include "gtest/gtest.h"
+
+namespace retrace::engine {
+namespace {
+
+TEST(ValidationTest, Utf8AcceptsWellFormedAndRejectsTheRest) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x9f\x90\xb4"));  // é, 日本, 🐴
+  EXPECT_FALSE(IsValidUtf8("\xff"));
+  EXPECT_FALSE(IsValidUtf8("\xc3"));              // truncated
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong '/'
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // surrogate U+D800
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // above U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("ok\xe2\x82"));        // cut in the middle of €
+}
+
+TEST(ValidationTest, IdsAreBoundedAndPrintable) {
+  EngineLimits limits;
+  limits.max_id_bytes = 8;
+  EXPECT_TRUE(ValidateId("a/b.png", limits).ok());
+  EXPECT_TRUE(absl::StrContains(ValidateId("", limits).message(), "id: empty"));
+  absl::Status long_id = ValidateId("123456789", limits);
+  EXPECT_EQ(long_id.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(long_id.message(), "9 bytes, over the limit of 8"));
+  EXPECT_TRUE(absl::StrContains(ValidateId(std::string("a\0b", 3), limits).message(), "0x00"));
+  EXPECT_TRUE(absl::StrContains(ValidateId("tab\there", limits).message(), "control"));
+  EXPECT_TRUE(absl::StrContains(ValidateId("\xff", limits).message(), "UTF-8"));
+}
+
+TEST(ValidationTest, CaptionsTextsAndAttributes) {
+  EngineLimits limits;
+  limits.max_caption_bytes = 4;
+  limits.max_text_bytes = 4;
+  limits.max_attributes = 1;
+  limits.max_attribute_value_bytes = 3;
+  EXPECT_TRUE(ValidateCaption("", limits).ok());
+  EXPECT_TRUE(absl::StrContains(ValidateCaption("12345", limits).message(), "caption: 5 bytes"));
+  EXPECT_TRUE(absl::StrContains(ValidateText("  \t", limits).message(), "text: empty"));
+  EXPECT_TRUE(absl::StrContains(ValidateText("12345", limits).message(), "text: 5 bytes"));
+  EXPECT_TRUE(ValidateAttributes({{"k", "abc"}}, limits).ok());
+  EXPECT_TRUE(absl::StrContains(ValidateAttributes({{"k", "abcd"}}, limits).message(),
+                                "attributes['k']"));
+  EXPECT_TRUE(absl::StrContains(ValidateAttributes({{"a", ""}, {"b", ""}}, limits).message(),
+                                "2 pairs"));
+  EXPECT_TRUE(absl::StrContains(ValidateAttributes({{"", "x"}}, limits).message(), "empty key"));
+}
+
+TEST(ValidationTest, CollectionNamesAndCounts) {
+  EXPECT_TRUE(ValidateCollectionName("pacs-mini_v1.2").ok());
+  EXPECT_FALSE(ValidateCollectionName("").ok());
+  EXPECT_FALSE(ValidateCollectionName("-leading").ok());
+  EXPECT_FALSE(ValidateCollectionName("has space").ok());
+  EXPECT_FALSE(ValidateCollectionName(std::string(65, 'a')).ok());
+  EXPECT_TRUE(ValidateCollectionName(std::string(64, 'a')).ok());
+  EngineLimits limits;
+  limits.max_items_per_call = 2;
+  EXPECT_TRUE(absl::StrContains(ValidateItemCount(0, "items", limits).message(), "items: none"));
+  EXPECT_TRUE(ValidateItemCount(2, "items", limits).ok());
+  EXPECT_TRUE(absl::StrContains(ValidateItemCount(3, "ids", limits).message(),
+                                "ids: 3 given, over the limit of 2"));
+}
+
+}  // namespace
+}  // namespace retrace::engine

@@ -1,0 +1,191 @@
+// SqliteItemStore on bad days: files it did not write or that were damaged, a newer schema,
+// and a full disk. Each failure must be a status with the right code, never a crash, and must
+// leave the store as it was.
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "core/store/internal/sqlite_connection.h"
+#include "core/store/sqlite_item_store.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/unit/store/store_test_util.h"
+
+namespace retrace::store {
+namespace {
+
+using ::retrace::store::testing::MakeItem;
+using ::retrace::store::testing::ScratchDir;
+using ::retrace::store::testing::TestCollection;
+using ::testing::HasSubstr;
+
+TEST(SqliteItemStoreFailureTest, NewerSchemaVersionIsRefused) {
+  ScratchDir dir;
+  {
+    auto store = SqliteItemStore::Open(dir.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+  }
+  testing::ExecSql(dir.db(), "PRAGMA user_version = 7");
+  auto store = SqliteItemStore::Open(dir.path());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("schema version 7"));
+
+  // The refused Open released the lock and left the file alone.
+  testing::ExecSql(dir.db(), "PRAGMA user_version = 1");
+  EXPECT_TRUE(SqliteItemStore::Open(dir.path()).ok());
+}
+
+TEST(SqliteItemStoreFailureTest, AnUnusableDataDirectoryIsAnError) {
+  EXPECT_EQ(SqliteItemStore::Open("").status().code(), absl::StatusCode::kInvalidArgument);
+  ScratchDir dir;
+  std::filesystem::create_directories(dir.path());
+  const std::string file = dir.path() + "/a-file";
+  std::ofstream(file) << "not a directory";
+  auto store = SqliteItemStore::Open(file);
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInternal) << store.status();
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr(file));
+}
+
+TEST(SqliteItemStoreFailureTest, AFileThatIsNotADatabaseIsDataLoss) {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir.path());
+  std::ofstream(dir.db()) << std::string(8192, 'x');
+  auto store = SqliteItemStore::Open(dir.path());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("sqlite: "));
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("not a database"));
+}
+
+TEST(SqliteItemStoreFailureTest, AnotherProgramsDatabaseIsRefused) {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir.path());
+  { std::ofstream touch(dir.db()); }
+  testing::ExecSql(dir.db(), "CREATE TABLE t(x)");
+  auto store = SqliteItemStore::Open(dir.path());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("not a retrace store"));
+}
+
+TEST(SqliteItemStoreFailureTest, AMalformedStoredRecordIsDataLossNamingTheItem) {
+  ScratchDir dir;
+  {
+    auto store = SqliteItemStore::Open(dir.path());
+    ASSERT_TRUE(store.ok());
+    ASSERT_TRUE((*store)->CreateCollection(TestCollection("art")).ok());
+    ASSERT_TRUE((*store)->PutItems("art", {MakeItem("good"), MakeItem("bad")}).ok());
+  }
+  // An attribute BLOB whose first size (5) runs past its end.
+  testing::ExecSql(dir.db(),
+                   "UPDATE items SET attributes = x'05616263' WHERE id = CAST('bad' AS "
+                   "BLOB)");
+  auto store = SqliteItemStore::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  auto got = (*store)->GetItems("art", {"good", "bad"});
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(got.status().message()), HasSubstr("'bad'"));
+  EXPECT_TRUE((*store)->GetItems("art", {"good"}).ok());
+
+  testing::ExecSql(dir.db(),
+                   "UPDATE items SET attributes = x'', clip_image = x'0102030405' "
+                   "WHERE id = CAST('bad' AS BLOB)");
+  absl::Status scan =
+      (*store)->ForEachItem("art", [](const StoredItem&) { return absl::OkStatus(); });
+  EXPECT_EQ(scan.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(scan.message()), HasSubstr("not a multiple of 4"));
+}
+
+// DiskFull makes SQLite's own write calls fail with ENOSPC while it lives, through the unix
+// VFS's system-call override (SQLite's hook for fault injection): SQLite's real error path, as
+// on a full disk, turns that into SQLITE_FULL. Process-wide: tests in one process run one at a
+// time.
+class DiskFull {
+ public:
+  DiskFull() : vfs_(sqlite3_vfs_find(nullptr)) {
+    real_write_ = vfs_->xGetSystemCall(vfs_, "write");
+    real_pwrite64_ = vfs_->xGetSystemCall(vfs_, "pwrite64");
+    EXPECT_NE(real_write_, nullptr);
+    EXPECT_NE(real_pwrite64_, nullptr);  // what SQLite uses on Linux
+    vfs_->xSetSystemCall(vfs_, "write", reinterpret_cast<sqlite3_syscall_ptr>(&Write));
+    vfs_->xSetSystemCall(vfs_, "pwrite64", reinterpret_cast<sqlite3_syscall_ptr>(&Pwrite64));
+  }
+  DiskFull(const DiskFull&) = delete;
+  DiskFull& operator=(const DiskFull&) = delete;
+  ~DiskFull() {
+    vfs_->xSetSystemCall(vfs_, "write", real_write_);
+    vfs_->xSetSystemCall(vfs_, "pwrite64", real_pwrite64_);
+  }
+
+ private:
+  static ssize_t Write(int, const void*, size_t) {
+    errno = ENOSPC;
+    return -1;
+  }
+  static ssize_t Pwrite64(int, const void*, size_t, off_t) {
+    errno = ENOSPC;
+    return -1;
+  }
+
+  sqlite3_vfs* vfs_;
+  sqlite3_syscall_ptr real_write_;
+  sqlite3_syscall_ptr real_pwrite64_;
+};
+
+TEST(SqliteItemStoreFailureTest, AFullDiskIsResourceExhaustedAndStoresNothing) {
+  ScratchDir dir;
+  auto opened = SqliteItemStore::Open(dir.path());
+  ASSERT_TRUE(opened.ok());
+  std::unique_ptr<SqliteItemStore> store = std::move(opened).value();
+  ASSERT_TRUE(store->CreateCollection(TestCollection("art")).ok());
+  ASSERT_TRUE(store->PutItems("art", {MakeItem("before")}).ok());
+  const int64_t seq = store->LastSequence();
+  std::vector<StoredItem> batch;
+  for (int i = 0; i < 64; ++i) batch.push_back(MakeItem(absl::StrCat("new-", i), 512, i));
+
+  absl::StatusOr<int64_t> put;
+  absl::StatusOr<std::vector<bool>> deleted;
+  {
+    DiskFull full;
+    put = store->PutItems("art", batch);
+    deleted = store->DeleteItems("art", {"before"});
+  }
+  EXPECT_EQ(put.status().code(), absl::StatusCode::kResourceExhausted) << put.status();
+  EXPECT_THAT(std::string(put.status().message()), HasSubstr("sqlite: "));
+  EXPECT_THAT(std::string(put.status().message()), HasSubstr("database or disk is full"));
+  EXPECT_EQ(deleted.status().code(), absl::StatusCode::kResourceExhausted) << deleted.status();
+  EXPECT_EQ(store->LastSequence(), seq);
+  EXPECT_EQ(*store->CountItems("art"), 1);
+  auto got = store->GetItems("art", {"before", "new-0"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE((*got)[0].has_value());
+  EXPECT_FALSE((*got)[1].has_value());
+
+  // There is room again: the same batch goes in, and everything survives a reopen.
+  absl::StatusOr<int64_t> retry = store->PutItems("art", batch);
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_EQ(*retry, seq + 1);
+  store.reset();
+  opened = SqliteItemStore::Open(dir.path());
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(*(*opened)->CountItems("art"), 65);
+}
+
+TEST(SqliteErrorStatusTest, MapsResultCodesAndNamesTheOperation) {
+  using internal::SqliteErrorStatus;
+  absl::Status full =
+      SqliteErrorStatus(SQLITE_FULL, "insert item 'x' into 'art'", "database or disk is full");
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(full.message(), "sqlite: insert item 'x' into 'art': database or disk is full");
+  EXPECT_EQ(SqliteErrorStatus(SQLITE_IOERR_WRITE, "commit", "disk I/O error").code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(SqliteErrorStatus(SQLITE_CORRUPT, "op", "m").code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(SqliteErrorStatus(SQLITE_BUSY, "op", "m").code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(SqliteErrorStatus(SQLITE_READONLY, "op", "m").code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace retrace::store
