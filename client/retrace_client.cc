@@ -136,6 +136,12 @@ grpc::Status RetraceClient::Delete(const v1::DeleteRequest& request, v1::DeleteR
   return stub_->Delete(&context, request, response);
 }
 
+grpc::Status RetraceClient::Get(const v1::GetRequest& request, v1::GetResponse* response) {
+  grpc::ClientContext context;
+  PrepareContext(&context, options_.timeout);
+  return stub_->Get(&context, request, response);
+}
+
 grpc::Status RetraceClient::CreateCollection(const v1::CreateCollectionRequest& request,
                                              v1::Collection* response) {
   grpc::ClientContext context;

@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <zlib.h>
+
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/models/torch/torchscript_module.h"
@@ -24,6 +26,24 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ostringstream out;
   out << in.rdbuf();
   return out.str();
+}
+
+// Fingerprint: CRC-32 and size of a file, read in 4 MiB pieces — enough to tell two model files
+// apart (this guards against mistakes, not adversaries) at disk speed.
+absl::StatusOr<std::string> Fingerprint(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("file not found: ", path));
+  std::vector<char> buffer(4 << 20);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  uint64_t size = 0;
+  while (in) {
+    in.read(buffer.data(), buffer.size());
+    const std::streamsize got = in.gcount();
+    if (got <= 0) break;
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(buffer.data()), static_cast<uInt>(got));
+    size += static_cast<uint64_t>(got);
+  }
+  return absl::StrCat("crc32:", absl::Hex(crc, absl::kZeroPad8), "/", size);
 }
 
 absl::Status Invalid(const std::string& file, absl::string_view what) {
@@ -154,8 +174,9 @@ absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
                              ReadManifest(folder, models::ModelKind::kClip));
     RETRACE_ASSIGN_OR_RETURN(text::ClipTokenizer tokenizer,
                              text::ClipTokenizer::Load(manifest.tokenizer.vocab_path));
-    RETRACE_ASSIGN_OR_RETURN(auto module,
-                             models::LoadTorchScriptModule((fs::path(folder) / "model.pt").string()));
+    const std::string model_file = (fs::path(folder) / "model.pt").string();
+    RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
+    RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
     RETRACE_ASSIGN_OR_RETURN(set.clip, models::ClipModel::Create(std::move(manifest), std::move(module),
                                                                  std::move(tokenizer)));
   }
@@ -166,8 +187,9 @@ absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
     RETRACE_ASSIGN_OR_RETURN(text::ByteLevelBpe decoder,
                              text::ByteLevelBpe::Load(manifest.tokenizer.vocab_path,
                                                       manifest.tokenizer.merges_path));
-    RETRACE_ASSIGN_OR_RETURN(auto module,
-                             models::LoadTorchScriptModule((fs::path(folder) / "model.pt").string()));
+    const std::string model_file = (fs::path(folder) / "model.pt").string();
+    RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
+    RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
     RETRACE_ASSIGN_OR_RETURN(set.captioner, models::Captioner::Create(std::move(manifest),
                                                                       std::move(module),
                                                                       std::move(decoder)));

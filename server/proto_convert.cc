@@ -102,4 +102,22 @@ void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionRespo
   }
 }
 
+void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out) {
+  for (const engine::GetResult& r : results) {
+    v1::GetResult* result = out->add_results();
+    ToItemStatus(r.status, result->mutable_status());
+    v1::StoredItem* item = result->mutable_item();
+    item->set_id(r.item.id);
+    if (!r.status.ok()) continue;
+    item->set_caption(r.item.caption);
+    item->mutable_attributes()->insert(r.item.attributes.begin(), r.item.attributes.end());
+    if (!r.item.clip_image.empty()) {
+      item->mutable_clip_image()->mutable_values()->Add(r.item.clip_image.begin(),
+                                                         r.item.clip_image.end());
+      item->mutable_caption_text()->mutable_values()->Add(r.item.caption_text.begin(),
+                                                           r.item.caption_text.end());
+    }
+  }
+}
+
 }  // namespace retrace::server

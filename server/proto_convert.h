@@ -32,6 +32,7 @@ void ToProto(const std::vector<engine::SearchHit>& hits, v1::SearchResponse* out
 void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* out);
 void ToProto(const std::vector<engine::ItemResult>& results, v1::DeleteResponse* out);
 void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionResponse* out);
+void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out);
 
 }  // namespace retrace::server
 

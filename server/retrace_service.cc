@@ -67,6 +67,19 @@ grpc::ServerUnaryReactor* RetraceService::Delete(grpc::CallbackServerContext* co
   });
 }
 
+grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* context,
+                                              const v1::GetRequest* request,
+                                              v1::GetResponse* response) {
+  return Offload(context, "Get", [this, request, response] {
+    std::vector<std::string> ids(request->ids().begin(), request->ids().end());
+    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::GetResult> results,
+                             engine_->Get(request->collection(), ids,
+                                          request->include_embeddings()));
+    ToProto(results, response);
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* RetraceService::CreateCollection(
     grpc::CallbackServerContext* context, const v1::CreateCollectionRequest* request,
     v1::Collection* response) {

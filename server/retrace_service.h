@@ -29,7 +29,8 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
         v1::Retrace::WithCallbackMethod_Delete<v1::Retrace::WithCallbackMethod_CreateCollection<
             v1::Retrace::WithCallbackMethod_ListCollections<
                 v1::Retrace::WithCallbackMethod_DescribeCollection<
-                    v1::Retrace::WithCallbackMethod_DropCollection<v1::Retrace::Service>>>>>>>>;
+                    v1::Retrace::WithCallbackMethod_DropCollection<
+                        v1::Retrace::WithCallbackMethod_Get<v1::Retrace::Service>>>>>>>>>;
 
 class RetraceService final : public RetraceCallbackBase {
  public:
@@ -47,6 +48,8 @@ class RetraceService final : public RetraceCallbackBase {
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
                                    const v1::DeleteRequest* request,
                                    v1::DeleteResponse* response) override;
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
+                                const v1::GetRequest* request, v1::GetResponse* response) override;
   grpc::ServerUnaryReactor* CreateCollection(grpc::CallbackServerContext* context,
                                              const v1::CreateCollectionRequest* request,
                                              v1::Collection* response) override;

@@ -18,6 +18,7 @@ Commands:
   collections create|list|describe|drop ...    manage collections
   index --collection NAME PATH...              index image files and folders
   search --collection NAME QUERY               search a collection
+  get --collection NAME ID...                  show stored items
   delete --collection NAME ID...               delete items
 
 Global options (before the command):
@@ -37,7 +38,7 @@ struct Command {
 constexpr Command kCommands[] = {
     {"caption", RunCaptionCommand}, {"collections", RunCollectionsCommand},
     {"index", RunIndexCommand},     {"search", RunSearchCommand},
-    {"delete", RunDeleteCommand},
+    {"get", RunGetCommand},         {"delete", RunDeleteCommand},
 };
 
 }  // namespace

@@ -85,6 +85,7 @@ int RunCaptionCommand(CliContext& context, const std::vector<std::string>& args)
 int RunCollectionsCommand(CliContext& context, const std::vector<std::string>& args);
 int RunIndexCommand(CliContext& context, const std::vector<std::string>& args);
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args);
+int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
 
 // ParseSearchMode: "caption", "provenance" or "hybrid", in any case, as the SearchMode enum;

@@ -122,4 +122,15 @@ std::string FormatProgress(int64_t done, int64_t total, double items_per_second,
                          static_cast<int>(fraction * 100), rate);
 }
 
+std::string CaptionWithAttributes(const std::string& caption,
+                                  const google::protobuf::Map<std::string, std::string>& attributes) {
+  std::vector<std::pair<std::string, std::string>> sorted(attributes.begin(), attributes.end());
+  std::sort(sorted.begin(), sorted.end());
+  std::string text = caption;
+  for (const auto& [key, value] : sorted) {
+    absl::StrAppend(&text, text.empty() ? "" : "  ", key, "=", value);
+  }
+  return text;
+}
+
 }  // namespace retrace::cli

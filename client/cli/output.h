@@ -10,6 +10,7 @@
 #ifndef RETRACE_CLIENT_CLI_OUTPUT_H_
 #define RETRACE_CLIENT_CLI_OUTPUT_H_
 
+#include <google/protobuf/map.h>
 #include <google/protobuf/message.h>
 
 #include <cstddef>
@@ -38,6 +39,10 @@ struct Table {
   std::vector<bool> right_aligned;  // per column; columns past its end are left-aligned
   int flexible_column = -1;         // shortened with "…" to fit the width; -1: none
 };
+
+// CaptionWithAttributes: a caption followed by its attributes as k=v, sorted by key.
+std::string CaptionWithAttributes(const std::string& caption,
+                                  const google::protobuf::Map<std::string, std::string>& attributes);
 
 // RenderTable: the table as text, one line per row ending in '\n', columns two spaces apart and
 // padded to their widest cell, without trailing spaces. Control characters in cells become

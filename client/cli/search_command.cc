@@ -27,17 +27,6 @@ hybrid are reserved (the server answers UNIMPLEMENTED). With --json, prints the
 SearchResponse.
 )";
 
-// HitText: a hit's caption followed by its attributes as k=v, sorted by key.
-std::string HitText(const v1::SearchHit& hit) {
-  std::vector<std::pair<std::string, std::string>> attributes(hit.attributes().begin(),
-                                                              hit.attributes().end());
-  std::sort(attributes.begin(), attributes.end());
-  std::string text = hit.caption();
-  for (const auto& [key, value] : attributes) {
-    absl::StrAppend(&text, text.empty() ? "" : "  ", key, "=", value);
-  }
-  return text;
-}
 
 }  // namespace
 
@@ -120,7 +109,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   int rank = 0;
   for (const v1::SearchHit& hit : response.hits()) {
     table.rows.push_back(
-        {absl::StrCat(++rank), absl::StrFormat("%.4f", hit.score()), hit.id(), HitText(hit)});
+        {absl::StrCat(++rank), absl::StrFormat("%.4f", hit.score()), hit.id(), CaptionWithAttributes(hit.caption(), hit.attributes())});
   }
   context.out() << RenderTable(table);
   return kExitOk;

@@ -476,6 +476,45 @@ absl::StatusOr<std::vector<SearchHit>> Engine::Search(const std::string& collect
   return hits;
 }
 
+absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection_name,
+                                                    const std::vector<std::string>& ids,
+                                                    bool include_embeddings) {
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
+  RETRACE_RETURN_IF_ERROR(ValidateItemCount(ids.size(), "ids", options_.limits));
+  std::vector<GetResult> results(ids.size());
+  std::vector<std::string> valid;
+  std::vector<size_t> valid_owner;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    results[i].item.id = IsValidUtf8(ids[i]) ? ids[i] : absl::CHexEscape(ids[i]);
+    absl::Status s = ValidateId(ids[i], options_.limits);
+    if (!s.ok()) {
+      results[i].status = Prefixed(s, absl::StrCat("ids[", i, "]"));
+      continue;
+    }
+    valid.push_back(ids[i]);
+    valid_owner.push_back(i);
+  }
+  if (valid.empty()) return results;
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                           store_->GetItems(collection_name, valid));
+  for (size_t v = 0; v < valid.size(); ++v) {
+    GetResult& result = results[valid_owner[v]];
+    if (!stored[v].has_value()) {
+      result.status = absl::NotFoundError(absl::StrCat("ids[", valid_owner[v], "] '", valid[v],
+                                                       "': not in collection '", collection_name,
+                                                       "'"));
+      continue;
+    }
+    result.item.caption = std::move(stored[v]->caption);
+    result.item.attributes = std::move(stored[v]->attributes);
+    if (include_embeddings) {
+      result.item.clip_image = std::move(stored[v]->clip_image);
+      result.item.caption_text = std::move(stored[v]->caption_text);
+    }
+  }
+  return results;
+}
+
 absl::StatusOr<std::vector<ItemResult>> Engine::Delete(const std::string& collection_name,
                                                        const std::vector<std::string>& ids) {
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));

@@ -81,6 +81,12 @@ class Engine {
   absl::StatusOr<std::vector<SearchHit>> Search(const std::string& collection,
                                                 const SearchQuery& query);
 
+  // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings only when
+  // asked. The call fails as a whole for NOT_FOUND (collection) or INVALID_ARGUMENT (id count).
+  absl::StatusOr<std::vector<GetResult>> Get(const std::string& collection,
+                                             const std::vector<std::string>& ids,
+                                             bool include_embeddings);
+
   // Delete removes items; per id OK or NOT_FOUND.
   absl::StatusOr<std::vector<ItemResult>> Delete(const std::string& collection,
                                                  const std::vector<std::string>& ids);

@@ -69,6 +69,20 @@ struct SearchHit {
   std::map<std::string, std::string> attributes;
 };
 
+// ItemRecord: a stored item as Get returns it.
+struct ItemRecord {
+  std::string id;
+  std::string caption;
+  std::map<std::string, std::string> attributes;
+  std::vector<float> clip_image;    // empty unless embeddings were asked for
+  std::vector<float> caption_text;
+};
+
+struct GetResult {
+  absl::Status status;  // OK or NOT_FOUND
+  ItemRecord item;
+};
+
 struct CollectionSpec {
   std::string name;
   int shards = 1;

@@ -48,9 +48,14 @@ struct ModelManifest {
   TokenizerSpec tokenizer;
   CaptionerSpec captioner;  // captioners only
   std::string folder;       // where the model was loaded from, for messages
+  std::string fingerprint;  // of model.pt's bytes (set by the loader), e.g. "crc32:1a2b3c4d/4116494"
 
   // Identity names the model for collections: embeddings of different identities never mix.
-  std::string Identity() const { return version.empty() ? name : name + "@" + version; }
+  // The fingerprint makes two files with the same name and version different models.
+  std::string Identity() const {
+    std::string id = version.empty() ? name : name + "@" + version;
+    return fingerprint.empty() ? id : id + " [" + fingerprint + "]";
+  }
 };
 
 }  // namespace retrace::models

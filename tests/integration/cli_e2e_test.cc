@@ -76,10 +76,17 @@ TEST_F(CliE2eTest, TourOfTheReadme) {
   EXPECT_TRUE(absl::StrContains(r.out, "\"hits\"")) << r.out;
   EXPECT_TRUE(absl::StrContains(r.out, "/cat/")) << r.out;
 
+  r = Run("get --collection shapes photo/cat/cat_0.png");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "a picture of a cat")) << r.out;
+
   r = Run("delete --collection shapes photo/cat/cat_0.png nothing/here.png");
   EXPECT_EQ(r.exit_code, 1) << "an absent id must fail the command: " << r.out << r.err;
   r = Run("collections describe shapes");
   EXPECT_TRUE(absl::StrContains(r.out, "95")) << r.out;
+  r = Run("get --collection shapes photo/cat/cat_0.png");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "NOT_FOUND")) << r.out;
 
   r = Run("search --collection nope --text dog");
   EXPECT_NE(r.exit_code, 0);

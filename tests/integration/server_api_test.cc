@@ -197,6 +197,33 @@ TEST_F(ServerApiTest, IndexStoresGoodItemsBesideABadOneAndSearchFindsThem) {
   ASSERT_TRUE(stub_->DescribeCollection(&describe_context, describe, &info).ok());
   EXPECT_EQ(info.item_count(), 3);
 
+  // Get: stored captions and attributes; embeddings only on request; NOT_FOUND per absent id.
+  {
+    grpc::ClientContext get_context;
+    v1::GetRequest get;
+    get.set_collection("art");
+    get.add_ids("c.bmp");
+    get.add_ids("broken.jpg");
+    get.add_ids("b.png");
+    v1::GetResponse got;
+    ASSERT_TRUE(stub_->Get(&get_context, get, &got).ok());
+    ASSERT_EQ(got.results_size(), 3);
+    EXPECT_EQ(got.results(0).status().code(), 0);
+    EXPECT_EQ(got.results(0).item().attributes().at("license"), "cc-by");
+    EXPECT_EQ(got.results(0).item().caption(), response.results(3).caption());
+    EXPECT_EQ(got.results(0).item().clip_image().values_size(), 0);
+    EXPECT_EQ(got.results(1).status().code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_EQ(got.results(2).item().caption(), "a red bicycle");
+
+    grpc::ClientContext embeddings_context;
+    get.set_include_embeddings(true);
+    ASSERT_TRUE(stub_->Get(&embeddings_context, get, &got).ok());
+    EXPECT_EQ(got.results(0).item().clip_image().values_size(), info.caption_dim());
+    double norm = 0;
+    for (float v : got.results(0).item().caption_text().values()) norm += v * v;
+    EXPECT_NEAR(norm, 1.0, 1e-4);  // stored L2-normalised
+  }
+
   // Text query: the given caption's own words put its item first (CLIP text tower both sides).
   v1::SearchRequest by_text;
   by_text.set_collection("art");

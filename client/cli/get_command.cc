@@ -1,0 +1,80 @@
+// `retrace get`: shows stored items by id — caption and attributes, embeddings with --json.
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/cli/args.h"
+#include "client/cli/cli.h"
+#include "client/cli/output.h"
+
+namespace retrace::cli {
+namespace {
+
+constexpr char kCommand[] = "get";
+constexpr int kMaxIdsPerRequest = 64;  // the server's default limits.max_items_per_call
+
+constexpr char kGetUsage[] =
+    R"(usage: retrace get --collection NAME [--embeddings] ID...
+
+Shows stored items, 64 ids per request: "id  caption" with attributes as k=v, or the
+error for an id that is not stored. With --json, prints one GetResponse (with
+--embeddings, each item's clip_image and caption_text vectors too). Exit status 1 if
+any id was not found.
+)";
+
+}  // namespace
+
+int RunGetCommand(CliContext& context, const std::vector<std::string>& args) {
+  auto parsed = ParseArgs(args, {{"collection", true}, {"embeddings", false}, {"help", false}});
+  if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kGetUsage);
+  if (parsed->Has("help")) {
+    context.out() << kGetUsage;
+    return kExitOk;
+  }
+  if (!parsed->Has("collection")) {
+    return context.UsageError(kCommand, "missing --collection", kGetUsage);
+  }
+  const std::vector<std::string>& ids = parsed->positional();
+  if (ids.empty()) return context.UsageError(kCommand, "missing ID", kGetUsage);
+
+  v1::GetResponse all;
+  for (size_t begin = 0; begin < ids.size(); begin += kMaxIdsPerRequest) {
+    const size_t end = std::min(ids.size(), begin + kMaxIdsPerRequest);
+    v1::GetRequest request;
+    request.set_collection(parsed->Value("collection"));
+    request.set_include_embeddings(parsed->Has("embeddings"));
+    for (size_t i = begin; i < end; ++i) request.add_ids(ids[i]);
+    v1::GetResponse response;
+    grpc::Status status = context.client().Get(request, &response);
+    if (status.ok() && response.results_size() != static_cast<int>(end - begin)) {
+      status = grpc::Status(grpc::StatusCode::INTERNAL,
+                            absl::StrCat("the server returned ", response.results_size(),
+                                         " results for ", end - begin, " ids"));
+    }
+    if (!status.ok()) return context.RpcError(kCommand, status);
+    for (v1::GetResult& result : *response.mutable_results()) *all.add_results() = std::move(result);
+  }
+
+  int failed = 0;
+  Table table{{"id", "caption"}, {}, {}, /*flexible_column=*/1};
+  for (int i = 0; i < all.results_size(); ++i) {
+    const v1::GetResult& result = all.results(i);
+    if (result.status().code() != 0) {
+      ++failed;
+      table.rows.push_back(
+          {ids[i], absl::StrCat(CodeName(result.status().code()), ": ", result.status().message())});
+    } else {
+      table.rows.push_back(
+          {ids[i], CaptionWithAttributes(result.item().caption(), result.item().attributes())});
+    }
+  }
+  if (context.json()) {
+    for (v1::GetResult& result : *all.mutable_results()) result.mutable_status();
+    context.out() << ToJson(all, /*multiline=*/true) << "\n";
+  } else {
+    context.out() << RenderTable(table);
+  }
+  return failed > 0 ? kExitFailed : kExitOk;
+}
+
+}  // namespace retrace::cli

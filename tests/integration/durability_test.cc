@@ -1,0 +1,284 @@
+// Nothing acknowledged is ever lost: the real server is killed with SIGKILL at random moments
+// while several clients stream Index requests, restarted on the same data directory, and every
+// acknowledged item must be there — with its caption, and found by Search. Items of an
+// unacknowledged request may be absent, but never half-present (all or none of a request, and a
+// present item is complete). Also: a restart after a crash answers as before, and a collection is
+// refused, never mixed, when the server runs other models.
+#include <signal.h>
+
+#include <atomic>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "gtest/gtest.h"
+#include "tests/support/server_process.h"
+
+namespace retrace {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::FixtureDir;
+
+struct PoolImage {
+  std::string label;  // the oracle class, so the expected caption is known
+  std::string bytes;
+};
+
+std::vector<PoolImage> LoadPool() {
+  std::vector<PoolImage> pool;
+  for (const auto& entry : fs::recursive_directory_iterator(FixtureDir() + "/images")) {
+    if (!entry.is_regular_file()) continue;
+    std::vector<std::string> parts =
+        absl::StrSplit(fs::relative(entry.path(), FixtureDir() + "/images").string(), '/');
+    pool.push_back({parts[1], testing::ReadFileBytes(entry.path().string())});
+  }
+  return pool;
+}
+
+// Sent: what a client sent in one request and whether the server acknowledged it.
+struct Sent {
+  std::vector<std::string> ids;
+  std::vector<std::string> labels;
+  bool acknowledged = false;
+};
+
+class DurabilityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(FixtureDir() + "/oracle/clip/model.pt")) {
+      GTEST_SKIP() << "oracle models not found in " << FixtureDir();
+    }
+    data_dir_ = testing::NewTempDir("durable");
+    pool_ = LoadPool();
+    ASSERT_FALSE(pool_.empty());
+  }
+
+  std::unique_ptr<testing::ServerProcess> StartServer(const std::string& models = "oracle") {
+    auto server = std::make_unique<testing::ServerProcess>(
+        testing::ServerOptions{FixtureDir() + "/" + models, data_dir_, {}});
+    absl::Status started = server->Start();
+    EXPECT_TRUE(started.ok()) << started << server->LogTail();
+    return server;
+  }
+
+  static void CreateCollection(v1::Retrace::Stub& stub, const std::string& name) {
+    grpc::ClientContext context;
+    v1::CreateCollectionRequest request;
+    request.mutable_collection()->set_name(name);
+    request.mutable_collection()->set_shards(3);
+    v1::Collection created;
+    ASSERT_TRUE(stub.CreateCollection(&context, request, &created).ok());
+  }
+
+  // StreamUntilBroken sends requests of `batch` items until the stream breaks or `stop`.
+  void StreamUntilBroken(std::shared_ptr<grpc::Channel> channel, const std::string& prefix,
+                         int batch, std::atomic<bool>& stop, std::vector<Sent>& sent) {
+    auto stub = v1::Retrace::NewStub(channel);
+    grpc::ClientContext context;
+    auto stream = stub->Index(&context);
+    std::mt19937 rng(std::hash<std::string>()(prefix));
+    for (int request_number = 0; !stop.load(); ++request_number) {
+      v1::IndexRequest request;
+      request.set_collection("durable");
+      Sent record;
+      for (int i = 0; i < batch; ++i) {
+        const PoolImage& image = pool_[rng() % pool_.size()];
+        v1::Item* item = request.add_items();
+        item->set_id(absl::StrCat(prefix, "/", request_number, "/", i));
+        item->set_image(image.bytes);
+        record.ids.push_back(item->id());
+        record.labels.push_back(image.label);
+      }
+      sent.push_back(record);
+      if (!stream->Write(request)) break;
+      v1::IndexResponse response;
+      if (!stream->Read(&response)) break;
+      bool all_ok = response.results_size() == batch;
+      for (const v1::IndexResult& result : response.results()) all_ok &= result.status().code() == 0;
+      EXPECT_TRUE(all_ok) << "a request was answered with failures: " << response.DebugString();
+      sent.back().acknowledged = all_ok;
+    }
+    context.TryCancel();
+    stream->Finish();
+  }
+
+  std::string data_dir_;
+  std::vector<PoolImage> pool_;
+};
+
+TEST_F(DurabilityTest, SigkillWhileStreamingLosesNothingAcknowledged) {
+  constexpr int kTrials = 10, kClients = 3, kBatch = 4;
+  std::mt19937 rng(20261122);
+  std::vector<Sent> all_sent;
+  {
+    auto server = StartServer();
+    CreateCollection(*server->NewStub(), "durable");
+  }
+  for (int trial = 0; trial < kTrials; ++trial) {
+    auto server = StartServer();
+    ASSERT_NE(server->channel(), nullptr);
+    std::atomic<bool> stop{false};
+    std::vector<std::vector<Sent>> sent(kClients);
+    std::vector<std::thread> clients;
+    for (int c = 0; c < kClients; ++c) {
+      clients.emplace_back([&, c] {
+        StreamUntilBroken(server->channel(), absl::StrCat("t", trial, "c", c), kBatch, stop,
+                          sent[c]);
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 600));
+    server->Kill();  // SIGKILL: no drain, no clean shutdown
+    stop = true;
+    for (std::thread& t : clients) t.join();
+    for (auto& per_client : sent) all_sent.insert(all_sent.end(), per_client.begin(), per_client.end());
+  }
+
+  // Restart once more and check every item ever sent.
+  auto server = StartServer();
+  auto stub = server->NewStub();
+  size_t acknowledged = 0, unacknowledged_present = 0, losses = 0, present_total = 0;
+  std::map<std::string, std::set<std::string>> present_by_label;
+  for (const Sent& request : all_sent) {
+    grpc::ClientContext context;
+    v1::GetRequest get;
+    get.set_collection("durable");
+    for (const std::string& id : request.ids) get.add_ids(id);
+    v1::GetResponse got;
+    ASSERT_TRUE(stub->Get(&context, get, &got).ok());
+    size_t present = 0;
+    for (int i = 0; i < got.results_size(); ++i) {
+      if (got.results(i).status().code() != 0) continue;
+      ++present;
+      EXPECT_EQ(got.results(i).item().caption(), "a picture of a " + request.labels[i])
+          << request.ids[i];
+      present_by_label[request.labels[i]].insert(request.ids[i]);
+    }
+    present_total += present;
+    if (request.acknowledged) {
+      acknowledged += request.ids.size();
+      losses += request.ids.size() - present;
+    } else {
+      EXPECT_TRUE(present == 0 || present == request.ids.size())
+          << "an unacknowledged request is half-present: " << present << " of "
+          << request.ids.size();
+      unacknowledged_present += present;
+    }
+  }
+  EXPECT_EQ(losses, 0u);
+  EXPECT_GT(acknowledged, 0u);
+
+  // Every present item is searchable: a text query naming its class finds all of that class.
+  for (const auto& [label, ids] : present_by_label) {
+    grpc::ClientContext context;
+    v1::SearchRequest search;
+    search.set_collection("durable");
+    search.set_text("a picture of a " + label);
+    search.set_top_k(1000);
+    v1::SearchResponse response;
+    ASSERT_TRUE(stub->Search(&context, search, &response).ok());
+    std::set<std::string> found;
+    for (const v1::SearchHit& hit : response.hits()) found.insert(hit.id());
+    for (const std::string& id : ids) EXPECT_TRUE(found.count(id)) << id << " is not searchable";
+  }
+  grpc::ClientContext describe_context;
+  v1::DescribeCollectionRequest describe;
+  describe.set_name("durable");
+  v1::Collection info;
+  ASSERT_TRUE(stub->DescribeCollection(&describe_context, describe, &info).ok());
+  EXPECT_EQ(static_cast<size_t>(info.item_count()), present_total);
+  std::cout << "[ crash test ] " << kTrials << " SIGKILL trials, " << kClients
+            << " streaming clients: " << acknowledged << " items acknowledged, " << losses
+            << " lost; " << unacknowledged_present << " unacknowledged items present in whole"
+            << std::endl;
+}
+
+TEST_F(DurabilityTest, AfterACrashSearchAnswersAsBeforeAndDeletesStayDeleted) {
+  auto server = StartServer();
+  auto stub = server->NewStub();
+  CreateCollection(*stub, "durable");
+  {
+    grpc::ClientContext context;
+    auto stream = stub->Index(&context);
+    v1::IndexRequest request;
+    request.set_collection("durable");
+    for (int i = 0; i < 12; ++i) {
+      v1::Item* item = request.add_items();
+      item->set_id(absl::StrCat("item", i));
+      item->set_image(pool_[i % pool_.size()].bytes);
+    }
+    ASSERT_TRUE(stream->Write(request));
+    stream->WritesDone();
+    v1::IndexResponse response;
+    ASSERT_TRUE(stream->Read(&response));
+    ASSERT_TRUE(stream->Finish().ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::DeleteRequest del;
+    del.set_collection("durable");
+    del.add_ids("item3");
+    v1::DeleteResponse deleted;
+    ASSERT_TRUE(stub->Delete(&context, del, &deleted).ok());
+  }
+  v1::SearchRequest query;
+  query.set_collection("durable");
+  query.set_image(pool_[3].bytes);
+  query.set_top_k(20);
+  auto search = [&](v1::Retrace::Stub& s) {
+    grpc::ClientContext context;
+    v1::SearchResponse response;
+    EXPECT_TRUE(s.Search(&context, query, &response).ok());
+    return response;
+  };
+  v1::SearchResponse before = search(*stub);
+  ASSERT_EQ(before.hits_size(), 11);
+
+  server->Kill();
+  server = StartServer();
+  stub = server->NewStub();
+  v1::SearchResponse after = search(*stub);
+  ASSERT_EQ(after.hits_size(), before.hits_size());
+  std::multiset<std::pair<float, std::string>> a, b;
+  for (int i = 0; i < after.hits_size(); ++i) {
+    EXPECT_NE(after.hits(i).id(), "item3");
+    EXPECT_FLOAT_EQ(after.hits(i).score(), before.hits(i).score());
+    a.insert({after.hits(i).score(), after.hits(i).id()});
+    b.insert({before.hits(i).score(), before.hits(i).id()});
+  }
+  EXPECT_EQ(a, b);
+}
+
+TEST_F(DurabilityTest, ACollectionIsRefusedUnderOtherModels) {
+  {
+    auto server = StartServer("oracle");
+    auto stub = server->NewStub();
+    CreateCollection(*stub, "durable");
+  }
+  auto server = StartServer("demo");
+  auto stub = server->NewStub();
+  grpc::ClientContext context;
+  v1::SearchRequest query;
+  query.set_collection("durable");
+  query.set_text("a dog");
+  v1::SearchResponse response;
+  grpc::Status status = stub->Search(&context, query, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("oracle-clip"), std::string::npos) << status.error_message();
+  EXPECT_NE(status.error_message().find("demo-clip"), std::string::npos) << status.error_message();
+
+  grpc::ClientContext describe_context;  // still listed and describable
+  v1::DescribeCollectionRequest describe;
+  describe.set_name("durable");
+  v1::Collection info;
+  EXPECT_TRUE(stub->DescribeCollection(&describe_context, describe, &info).ok());
+}
+
+}  // namespace
+}  // namespace retrace
