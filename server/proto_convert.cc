@@ -83,6 +83,7 @@ void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* 
     result->set_id(r.id);
     ToItemStatus(r.status, result->mutable_status());
     result->set_caption(r.caption);
+    result->set_unchanged(r.unchanged);
   }
 }
 

@@ -50,6 +50,7 @@ class IndexProgress {
     absl::MutexLock lock(&mu_);
     if (result.status().code() == 0) {
       ++succeeded_;
+      if (result.unchanged()) ++unchanged_;
     } else {
       failures_.push_back({result.id(), absl::StrCat(CodeName(result.status().code()), ": ",
                                                      result.status().message())});
@@ -86,6 +87,9 @@ class IndexProgress {
             << (failed > 0 ? " failed)" : " not indexed)");
       }
       out << "\n";
+      if (unchanged_ > 0) {
+        out << unchanged_ << " of them were already stored with the same content (unchanged)\n";
+      }
       if (skipped == 1) out << "skipped 1 entry that is not an image file\n";
       if (skipped > 1) out << "skipped " << skipped << " entries that are not image files\n";
       if (!failures_.empty()) {
@@ -104,6 +108,7 @@ class IndexProgress {
   const std::chrono::steady_clock::time_point start_;
   absl::Mutex mu_;
   int64_t succeeded_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t unchanged_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<std::pair<std::string, std::string>> failures_ ABSL_GUARDED_BY(mu_);
   std::chrono::steady_clock::time_point last_draw_ ABSL_GUARDED_BY(mu_);
 };

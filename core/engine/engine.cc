@@ -9,6 +9,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/engine/internal/content_hash.h"
 #include "core/engine/validation.h"
 #include "core/image/decode.h"
 #include "core/index/sharded_index.h"
@@ -282,7 +283,9 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
 
   std::vector<ItemResult> results(items.size());
   std::vector<image::Image> decoded(items.size());
-  std::vector<size_t> good;  // items that passed validation and decoding, in order
+  std::vector<uint64_t> hashes(items.size());
+  std::vector<size_t> valid;  // items that passed validation, in order
+  std::vector<size_t> good;   // ... and are new or changed, and decoded
   std::unordered_map<std::string_view, size_t> first_seen;
   for (size_t i = 0; i < items.size(); ++i) {
     IndexItem& item = items[i];
@@ -301,19 +304,27 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
     if (status.ok()) status = ValidateCaption(item.caption, limits);
     if (status.ok()) status = ValidateAttributes(item.attributes, limits);
     if (status.ok() && item.image.empty()) status = absl::InvalidArgumentError("image: missing");
-    if (status.ok()) {
-      auto image = image::DecodeImage(item.image, limits.decode);
-      if (image.ok()) {
-        decoded[i] = std::move(*image);
-        std::string().swap(item.image);  // the encoded bytes are no longer needed
-      } else {
-        status = Prefixed(image.status(), "image");
-      }
-    }
     if (!status.ok()) {
       results[i].status = Prefixed(status, label);
       continue;
     }
+    hashes[i] = internal::ContentHash(item.image, item.caption, item.attributes);
+    valid.push_back(i);
+  }
+
+  // Unchanged re-sends are acknowledged with what is stored, before any decoding or inference.
+  RETRACE_ASSIGN_OR_RETURN(std::vector<size_t> unchanged, FindUnchanged(collection_name, items,
+                                                                        hashes, valid, results));
+  for (size_t i : valid) {
+    if (std::binary_search(unchanged.begin(), unchanged.end(), i)) continue;
+    auto image = image::DecodeImage(items[i].image, limits.decode);
+    if (!image.ok()) {
+      results[i].status = Prefixed(Prefixed(image.status(), "image"),
+                                   ItemLabel("items", i, items[i].id, true));
+      continue;
+    }
+    decoded[i] = std::move(*image);
+    std::string().swap(items[i].image);  // the encoded bytes are no longer needed
     good.push_back(i);
   }
 
@@ -374,6 +385,7 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
   for (size_t i : good) {
     if (!results[i].status.ok()) continue;
     stored[i].id = items[i].id;
+    stored[i].content_hash = hashes[i];
     stored[i].attributes = std::move(items[i].attributes);
     results[i].caption = stored[i].caption;
     batch_owner.push_back(i);
@@ -407,6 +419,35 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
     }
   }
   return results;
+}
+
+absl::StatusOr<std::vector<size_t>> Engine::FindUnchanged(const std::string& collection,
+                                                          const std::vector<IndexItem>& items,
+                                                          const std::vector<uint64_t>& hashes,
+                                                          const std::vector<size_t>& candidates,
+                                                          std::vector<ItemResult>& results) {
+  std::vector<size_t> unchanged;
+  if (candidates.empty()) return unchanged;
+  std::vector<std::string> ids;
+  for (size_t i : candidates) ids.push_back(items[i].id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<uint64_t>> stored,
+                           store_->GetContentHashes(collection, ids));
+  std::vector<std::string> same_ids;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    if (stored[k].has_value() && *stored[k] == hashes[candidates[k]]) {
+      unchanged.push_back(candidates[k]);
+      same_ids.push_back(ids[k]);
+    }
+  }
+  if (unchanged.empty()) return unchanged;
+  // Their stored captions go back in the results, as for a fresh write.
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
+                           store_->GetItems(collection, same_ids));
+  for (size_t k = 0; k < unchanged.size(); ++k) {
+    results[unchanged[k]].unchanged = true;
+    if (records[k].has_value()) results[unchanged[k]].caption = records[k]->caption;
+  }
+  return unchanged;
 }
 
 absl::StatusOr<std::vector<float>> Engine::QueryEmbedding(const Collection& collection,

@@ -70,7 +70,9 @@ class Engine {
   absl::StatusOr<std::vector<CollectionInfo>> ListCollections();
   absl::Status DropCollection(const std::string& name);
 
-  // Index stores items, one result per item in order. The call fails as a whole only with
+  // Index stores items, one result per item in order. An item whose id is stored with the same
+  // content (image bytes, given caption, attributes) is acknowledged without any work; one with
+  // other content replaces the stored item. The call fails as a whole only with
   // NOT_FOUND (collection), FAILED_PRECONDITION (collection built with other models) or
   // INVALID_ARGUMENT (item count).
   absl::StatusOr<std::vector<ItemResult>> Index(const std::string& collection,
@@ -101,6 +103,13 @@ class Engine {
   absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name);
   absl::StatusOr<std::unique_ptr<Collection>> MakeCollection(store::CollectionRecord record);
   CollectionInfo Describe(const Collection& collection);
+  // FindUnchanged returns, sorted, the candidates whose stored content hash equals theirs, and
+  // puts each one's stored caption in its result.
+  absl::StatusOr<std::vector<size_t>> FindUnchanged(const std::string& collection,
+                                                    const std::vector<IndexItem>& items,
+                                                    const std::vector<uint64_t>& hashes,
+                                                    const std::vector<size_t>& candidates,
+                                                    std::vector<ItemResult>& results);
   absl::StatusOr<std::vector<float>> QueryEmbedding(const Collection& collection,
                                                     const SearchQuery& query);
 

@@ -48,6 +48,7 @@ struct ItemResult {
   std::string id;
   absl::Status status;  // OK: stored and searchable
   std::string caption;  // the caption stored
+  bool unchanged = false;  // already stored with the same content; nothing was written
 };
 
 enum class SearchMode { kCaptionMatch, kProvenance, kHybrid };

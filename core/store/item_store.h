@@ -2,9 +2,14 @@
 // which every vector index is derived (ARCHITECTURE.md, "Collections, shards and durability").
 //
 // An ItemStore keeps, per collection, each item's caption, attributes and every embedding the
-// search spaces and re-ranking read. Indexes are rebuilt from it at start-up. Implementations:
-// SqliteItemStore (embedded, one file in the data directory); a server-database store for
-// cluster mode must fit the same interface.
+// search spaces and re-ranking read. Indexes are rebuilt from it at start-up, or loaded from a
+// snapshot and caught up with ForEachChangeSince. Implementations: SqliteItemStore (embedded,
+// one file in the data directory); a server-database store for cluster mode must fit the same
+// interface.
+//
+// Sequence numbers: one counter per store. Every committed change (a PutItems batch, a
+// DeleteItems call that removed something, CreateCollection, DropCollection) takes the next
+// number, so an index snapshot tagged with LastSequence() names exactly the changes it includes.
 //
 // Thread-safety: implementations are safe for concurrent use by many threads.
 //
@@ -33,6 +38,10 @@ struct CollectionRecord {
   int caption_dim = 0;                 // CLIP embedding size
   std::string clip_model;              // identity of the CLIP model (name + version)
   std::string captioner_model;         // identity of the captioner
+  // created_seq is output only (CreateCollection ignores it): the sequence number of the
+  // collection's creation. A collection dropped and created again under the same name gets a
+  // new one, so a snapshot of the old collection is recognisable as stale.
+  int64_t created_seq = 0;
 };
 
 // StoredItem: one item with everything search and re-ranking read.
@@ -42,6 +51,11 @@ struct StoredItem {
   std::map<std::string, std::string> attributes;
   std::vector<float> clip_image;    // L2-normalised CLIP image embedding (caption_dim floats)
   std::vector<float> caption_text;  // L2-normalised CLIP text embedding of the caption
+  // content_hash is computed by the caller over the item's inputs (the engine hashes the
+  // encoded image bytes, the given caption and the attributes) and stored as given: the store
+  // never computes or checks it. GetContentHashes reads it back cheaply, so that re-sending
+  // unchanged content can be skipped before any model runs.
+  uint64_t content_hash = 0;
 };
 
 class ItemStore {
@@ -68,6 +82,11 @@ class ItemStore {
   virtual absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItems(
       const std::string& collection, const std::vector<std::string>& ids) const = 0;
 
+  // GetContentHashes returns, per id in order, the stored item's content_hash; nullopt for an
+  // id that is not stored. Reads no embeddings. NOT_FOUND if the collection is absent.
+  virtual absl::StatusOr<std::vector<std::optional<uint64_t>>> GetContentHashes(
+      const std::string& collection, const std::vector<std::string>& ids) const = 0;
+
   // DeleteItems removes items durably; returns, per id in order, whether it was present.
   // NOT_FOUND if the collection is absent.
   virtual absl::StatusOr<std::vector<bool>> DeleteItems(const std::string& collection,
@@ -81,6 +100,35 @@ class ItemStore {
   virtual absl::Status ForEachItem(
       const std::string& collection,
       const std::function<absl::Status(const StoredItem&)>& visit) const = 0;
+
+  // LastSequence returns the number of the latest committed change; 0 for a new store.
+  virtual int64_t LastSequence() const = 0;
+
+  // ForEachChangeSince reports what changed in a collection after sequence `after_seq`, so that
+  // a snapshot holding the collection's state as of `after_seq` can catch up: `on_put` gets
+  // every item whose latest put has a sequence > after_seq, in its current state; `on_delete`
+  // gets every id deleted with a sequence > after_seq and not put since. An id is present or
+  // deleted, so it is reported once, with its latest change, and applying the calls in any
+  // order to the state as of `after_seq` gives the current state. `on_delete` may name an id
+  // that state never held (put and deleted since): deleting it is a no-op. Order unspecified;
+  // stops at the first non-OK status from a callback and returns it.
+  // Not a snapshot: a change committed during the call may be missed, or reported after an
+  // older change of the same id. To include such changes, call again with after_seq = the
+  // LastSequence() read before the first call: its reports supersede.
+  // Errors: NOT_FOUND if the collection is absent; OUT_OF_RANGE if CompactDeletions has
+  // discarded deletions newer than `after_seq` (rebuild with ForEachItem instead); ABORTED if
+  // the collection is dropped during the call.
+  virtual absl::Status ForEachChangeSince(
+      const std::string& collection, int64_t after_seq,
+      const std::function<absl::Status(const StoredItem&)>& on_put,
+      const std::function<absl::Status(const std::string& id)>& on_delete) const = 0;
+
+  // CompactDeletions forgets the collection's deletions with sequence <= up_to_seq, which only
+  // ForEachChangeSince with an older after_seq needs: pass the sequence of the oldest snapshot
+  // still kept. Deletions are otherwise kept forever. Afterwards ForEachChangeSince with
+  // after_seq < up_to_seq is OUT_OF_RANGE. Changes no item, so takes no sequence number.
+  // NOT_FOUND if the collection is absent; INVALID_ARGUMENT if up_to_seq > LastSequence().
+  virtual absl::Status CompactDeletions(const std::string& collection, int64_t up_to_seq) = 0;
 };
 
 }  // namespace retrace::store

@@ -13,24 +13,27 @@
 #include <utility>
 
 #include "absl/container/flat_hash_set.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
+#include "core/store/internal/item_rows.h"
 #include "core/store/internal/record_codec.h"
 #include "core/store/internal/sqlite_connection.h"
 
 namespace retrace::store {
 namespace {
 
+using internal::CheckCollection;
 using internal::Connection;
+using internal::Quote;
 using internal::Statement;
+using internal::StoredHash;
 using internal::Transaction;
 
-// Schema version 1. Caller strings (names, ids, captions, model identities) are BLOBs: stored
+// Schema version 2. Caller strings (names, ids, captions, model identities) are BLOBs: stored
 // byte-exact and compared with memcmp, so any bytes are safe (see sqlite_connection.h). Times
-// are Unix milliseconds. Deleting a collection that still has items violates the foreign key,
-// a guard against a DropCollection that forgot its items.
+// are Unix milliseconds. Deleting a collection that still has items or deletions violates a
+// foreign key, a guard against a DropCollection that forgot them.
 //
 // Embeddings are columns of `items`, one nullable BLOB per space, rather than rows of a separate
 // embeddings(collection, id, space, vector) table: every read of an item (hydrating hits,
@@ -39,7 +42,21 @@ using internal::Transaction;
 // spaces are fixed by the code, not by data, so a new one (the CS-SLIP image embedding) is a
 // schema version that runs "ALTER TABLE items ADD COLUMN slip_image BLOB" — constant time in
 // SQLite, no table rewrite — and old rows read NULL, i.e. "not computed yet".
-constexpr char kSchemaV1[] = R"sql(
+//
+// Version 1 (the walking skeleton) is refused, not migrated: it recorded no deletions, so no
+// change feed could be trusted across the upgrade, and the column order below would need a
+// table rewrite. Nothing had been released; its data directories are re-ingested.
+//
+// In `items`, the fixed-size columns come before the BLOBs: SQLite reads a row's columns from
+// its start and stops at the last one a query needs, so GetContentHashes reads only the row's
+// first page, never the overflow pages that hold the embeddings.
+//
+// `deletions` records, per collection, each id DeleteItems removed and that call's sequence,
+// for ForEachChangeSince; PutItems removes the row of an id it puts back, so an id is in
+// `items` or in `deletions`, never both. The table grows with every deleted id until
+// CompactDeletions removes the rows at or below the oldest snapshot's sequence; the highest
+// such sequence is kept as collections.compacted_seq, below which the feed is refused.
+constexpr char kSchemaV2[] = R"sql(
 CREATE TABLE collections (
   name            BLOB PRIMARY KEY NOT NULL,
   shards          INTEGER NOT NULL,
@@ -47,37 +64,38 @@ CREATE TABLE collections (
   caption_dim     INTEGER NOT NULL,
   clip_model      BLOB NOT NULL,
   captioner_model BLOB NOT NULL,
-  created_at      INTEGER NOT NULL
+  created_at      INTEGER NOT NULL,
+  created_seq     INTEGER NOT NULL,
+  compacted_seq   INTEGER NOT NULL
 );
 CREATE TABLE items (
   collection   BLOB NOT NULL REFERENCES collections(name),
   id           BLOB NOT NULL,
+  content_hash INTEGER NOT NULL,  -- the caller's, as the signed integer with the same bits
+  seq          INTEGER NOT NULL,
+  created_at   INTEGER NOT NULL,
+  updated_at   INTEGER NOT NULL,
   caption      BLOB NOT NULL,
   attributes   BLOB NOT NULL,  -- record_codec.h: varint-size-prefixed key/value pairs
   clip_image   BLOB,           -- little-endian float32
   caption_text BLOB,           -- little-endian float32
-  content_hash INTEGER NOT NULL,
-  seq          INTEGER NOT NULL,
-  created_at   INTEGER NOT NULL,
-  updated_at   INTEGER NOT NULL,
   PRIMARY KEY (collection, id)
 );
 CREATE INDEX items_by_seq ON items(collection, seq);
+CREATE TABLE deletions (
+  collection BLOB NOT NULL REFERENCES collections(name),
+  id         BLOB NOT NULL,
+  seq        INTEGER NOT NULL,
+  PRIMARY KEY (collection, id)
+) WITHOUT ROWID;
+CREATE INDEX deletions_by_seq ON deletions(collection, seq);
 CREATE TABLE meta (
   key   TEXT PRIMARY KEY NOT NULL,
   value INTEGER NOT NULL
 );
 INSERT INTO meta(key, value) VALUES ('last_seq', 0);
-PRAGMA user_version = 1;
+PRAGMA user_version = 2;
 )sql";
-
-constexpr char kItemColumns[] = "id, caption, attributes, clip_image, caption_text";
-constexpr int kForEachPageSize = 256;
-
-// Quote renders a caller string for a message: C-escaped, in single quotes.
-std::string Quote(absl::string_view bytes) {
-  return absl::StrCat("'", absl::CHexEscape(bytes), "'");
-}
 
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -96,19 +114,6 @@ absl::Status ConfigureConnection(Connection& conn) {
       "configure connection");
 }
 
-// CheckCollection returns NOT_FOUND unless `name` is a collection.
-absl::Status CheckCollection(Connection& conn, const std::string& name) {
-  RETRACE_ASSIGN_OR_RETURN(Statement stmt,
-                           conn.Prepare("SELECT 1 FROM collections WHERE name = ?1"));
-  stmt.BindBytes(1, name);
-  int rc = stmt.Step();
-  if (rc == SQLITE_ROW) return absl::OkStatus();
-  if (rc == SQLITE_DONE) {
-    return absl::NotFoundError(absl::StrCat("collection ", Quote(name), " not found"));
-  }
-  return conn.Error(rc, absl::StrCat("look up collection ", Quote(name)));
-}
-
 // SetLastSequence stores `seq` as the latest change's number (inside the caller's transaction).
 absl::Status SetLastSequence(Connection& conn, int64_t seq) {
   RETRACE_ASSIGN_OR_RETURN(Statement stmt,
@@ -117,21 +122,6 @@ absl::Status SetLastSequence(Connection& conn, int64_t seq) {
   int rc = stmt.Step();
   if (rc != SQLITE_DONE) return conn.Error(rc, "update sequence");
   return absl::OkStatus();
-}
-
-// ReadItem decodes a row whose columns start at `col` in kItemColumns order.
-absl::StatusOr<StoredItem> ReadItem(Statement& stmt, int col, const std::string& collection) {
-  StoredItem item;
-  item.id = std::string(stmt.ColumnBytes(col));
-  item.caption = std::string(stmt.ColumnBytes(col + 1));
-  absl::Status status = internal::DecodeAttributes(stmt.ColumnBytes(col + 2), &item.attributes);
-  if (status.ok()) status = internal::DecodeFloats(stmt.ColumnBytes(col + 3), &item.clip_image);
-  if (status.ok()) status = internal::DecodeFloats(stmt.ColumnBytes(col + 4), &item.caption_text);
-  if (!status.ok()) {
-    return absl::DataLossError(
-        absl::StrCat("item ", Quote(item.id), " of ", Quote(collection), ": ", status.message()));
-  }
-  return item;
 }
 
 // InitializeSchema creates the schema in a new database or checks an existing one's version.
@@ -148,6 +138,14 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
                      SqliteItemStore::kSchemaVersion));
   }
   if (version == SqliteItemStore::kSchemaVersion) return absl::OkStatus();
+  if (version == 1) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(path,
+                     " has schema version 1, from before deletions were recorded; this build reads "
+                     "version ",
+                     SqliteItemStore::kSchemaVersion,
+                     " only: move the data directory aside and index the items again"));
+  }
   // Version 0: a new, empty database, unless some other program made it.
   RETRACE_ASSIGN_OR_RETURN(int64_t tables,
                            conn.QueryInt64("SELECT count(*) FROM sqlite_schema", "read schema"));
@@ -156,7 +154,7 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
         absl::StrCat(path, " is an SQLite database but not a retrace store (user_version 0 and ",
                      tables, " schema objects)"));
   }
-  RETRACE_RETURN_IF_ERROR(conn.Exec(kSchemaV1, "create schema"));
+  RETRACE_RETURN_IF_ERROR(conn.Exec(kSchemaV2, "create schema"));
   return txn.Commit();
 }
 
@@ -245,7 +243,8 @@ absl::Status SqliteItemStore::CreateCollection(const CollectionRecord& record) {
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("INSERT INTO collections(name, shards, caption_index, caption_dim, clip_model, "
-                   "captioner_model, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"));
+                   "captioner_model, created_at, created_seq, compacted_seq) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)"));
   stmt.BindBytes(1, record.name);
   stmt.BindInt64(2, record.shards);
   stmt.BindBytes(3, record.caption_index);
@@ -253,6 +252,7 @@ absl::Status SqliteItemStore::CreateCollection(const CollectionRecord& record) {
   stmt.BindBytes(5, record.clip_model);
   stmt.BindBytes(6, record.captioner_model);
   stmt.BindInt64(7, NowMillis());
+  stmt.BindInt64(8, last_seq_ + 1);
   int rc = stmt.Step();
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
     return absl::AlreadyExistsError(
@@ -273,12 +273,14 @@ absl::Status SqliteItemStore::DropCollection(const std::string& name) {
   Transaction txn(&conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, name));
-  {
-    RETRACE_ASSIGN_OR_RETURN(Statement stmt,
-                             conn.Prepare("DELETE FROM items WHERE collection = ?1"));
+  for (const char* table : {"items", "deletions"}) {
+    RETRACE_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare(absl::StrCat("DELETE FROM ", table,
+                                                                       " WHERE collection = ?1")));
     stmt.BindBytes(1, name);
     int rc = stmt.Step();
-    if (rc != SQLITE_DONE) return conn.Error(rc, absl::StrCat("delete items of ", Quote(name)));
+    if (rc != SQLITE_DONE) {
+      return conn.Error(rc, absl::StrCat("delete ", table, " of ", Quote(name)));
+    }
   }
   {
     RETRACE_ASSIGN_OR_RETURN(Statement stmt,
@@ -298,8 +300,8 @@ absl::StatusOr<std::vector<CollectionRecord>> SqliteItemStore::ListCollections()
   Connection& conn = *reader_;
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
-      conn.Prepare("SELECT name, shards, caption_index, caption_dim, clip_model, captioner_model "
-                   "FROM collections ORDER BY name"));
+      conn.Prepare("SELECT name, shards, caption_index, caption_dim, clip_model, captioner_model, "
+                   "created_seq FROM collections ORDER BY name"));
   std::vector<CollectionRecord> records;
   int rc;
   while ((rc = stmt.Step()) == SQLITE_ROW) {
@@ -310,6 +312,7 @@ absl::StatusOr<std::vector<CollectionRecord>> SqliteItemStore::ListCollections()
     record.caption_dim = static_cast<int>(stmt.ColumnInt64(3));
     record.clip_model = std::string(stmt.ColumnBytes(4));
     record.captioner_model = std::string(stmt.ColumnBytes(5));
+    record.created_seq = stmt.ColumnInt64(6);
   }
   if (rc != SQLITE_DONE) return conn.Error(rc, "list collections");
   return records;
@@ -345,6 +348,8 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
                    "attributes = excluded.attributes, clip_image = excluded.clip_image, "
                    "caption_text = excluded.caption_text, content_hash = excluded.content_hash, "
                    "seq = excluded.seq, updated_at = excluded.updated_at"));
+  RETRACE_ASSIGN_OR_RETURN(Statement undelete,
+                           conn.Prepare("DELETE FROM deletions WHERE collection = ?1 AND id = ?2"));
   std::string attributes;
   for (const StoredItem& item : items) {
     attributes = internal::EncodeAttributes(item.attributes);
@@ -356,7 +361,7 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
     stmt.BindBytes(4, attributes);
     stmt.BindBytes(5, clip_image);
     stmt.BindBytes(6, caption_text);
-    stmt.BindInt64(7, internal::ContentHash(item.caption, attributes, clip_image, caption_text));
+    stmt.BindInt64(7, StoredHash(item.content_hash));
     stmt.BindInt64(8, seq);
     stmt.BindInt64(9, now);
     int rc = stmt.Step();
@@ -365,6 +370,14 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
                         absl::StrCat("insert item ", Quote(item.id), " into ", Quote(collection)));
     }
     stmt.Reset();
+    undelete.BindBytes(1, collection);
+    undelete.BindBytes(2, item.id);
+    rc = undelete.Step();
+    if (rc != SQLITE_DONE) {
+      return conn.Error(
+          rc, absl::StrCat("forget deletion of ", Quote(item.id), " in ", Quote(collection)));
+    }
+    undelete.Reset();
   }
   RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, seq));
   RETRACE_RETURN_IF_ERROR(txn.Commit());
@@ -380,7 +393,7 @@ absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::GetItems
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
   RETRACE_ASSIGN_OR_RETURN(
-      Statement stmt, conn.Prepare(absl::StrCat("SELECT ", kItemColumns,
+      Statement stmt, conn.Prepare(absl::StrCat("SELECT ", internal::kItemColumns,
                                                 " FROM items WHERE collection = ?1 AND id = ?2")));
   std::vector<std::optional<StoredItem>> found;
   found.reserve(ids.size());
@@ -389,7 +402,7 @@ absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::GetItems
     stmt.BindBytes(2, id);
     int rc = stmt.Step();
     if (rc == SQLITE_ROW) {
-      RETRACE_ASSIGN_OR_RETURN(StoredItem item, ReadItem(stmt, 0, collection));
+      RETRACE_ASSIGN_OR_RETURN(StoredItem item, internal::ReadItem(stmt, 0, collection));
       found.emplace_back(std::move(item));
     } else if (rc == SQLITE_DONE) {
       found.emplace_back(std::nullopt);
@@ -411,6 +424,12 @@ absl::StatusOr<std::vector<bool>> SqliteItemStore::DeleteItems(
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
   RETRACE_ASSIGN_OR_RETURN(Statement stmt,
                            conn.Prepare("DELETE FROM items WHERE collection = ?1 AND id = ?2"));
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement record,
+      conn.Prepare("INSERT INTO deletions(collection, id, seq) VALUES (?1, ?2, ?3) "
+                   "ON CONFLICT(collection, id) DO UPDATE SET seq = excluded.seq"));
+  // The number this call takes if it removes anything, which its removed ids are recorded with.
+  const int64_t seq = last_seq_ + 1;
   std::vector<bool> present;
   present.reserve(ids.size());
   bool any = false;
@@ -422,12 +441,22 @@ absl::StatusOr<std::vector<bool>> SqliteItemStore::DeleteItems(
       return conn.Error(rc, absl::StrCat("delete item ", Quote(id), " of ", Quote(collection)));
     }
     present.push_back(conn.Changes() > 0);
-    any = any || present.back();
     stmt.Reset();
+    if (!present.back()) continue;
+    any = true;
+    record.BindBytes(1, collection);
+    record.BindBytes(2, id);
+    record.BindInt64(3, seq);
+    rc = record.Step();
+    if (rc != SQLITE_DONE) {
+      return conn.Error(rc,
+                        absl::StrCat("record deletion of ", Quote(id), " in ", Quote(collection)));
+    }
+    record.Reset();
   }
-  if (any) RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, last_seq_ + 1));
+  if (any) RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, seq));
   RETRACE_RETURN_IF_ERROR(txn.Commit());
-  if (any) ++last_seq_;
+  if (any) last_seq_ = seq;
   return present;
 }
 
@@ -445,44 +474,6 @@ absl::StatusOr<int64_t> SqliteItemStore::CountItems(const std::string& collectio
   int64_t count = stmt.ColumnInt64(0);
   RETRACE_RETURN_IF_ERROR(txn.Commit());
   return count;
-}
-
-absl::Status SqliteItemStore::ForEachItem(
-    const std::string& collection,
-    const std::function<absl::Status(const StoredItem&)>& visit) const {
-  // Keyset pagination: each page resumes after the last id seen, so no lock or transaction is
-  // held while `visit` runs.
-  std::vector<StoredItem> page;
-  std::optional<std::string> after;
-  do {
-    page.clear();
-    {
-      absl::MutexLock lock(&read_mu_);
-      Connection& conn = *reader_;
-      Transaction txn(&conn);
-      RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
-      if (!after.has_value()) RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
-      RETRACE_ASSIGN_OR_RETURN(
-          Statement stmt, conn.Prepare(absl::StrCat(
-                              "SELECT ", kItemColumns, " FROM items WHERE collection = ?1",
-                              after.has_value() ? " AND id > ?3" : "", " ORDER BY id LIMIT ?2")));
-      stmt.BindBytes(1, collection);
-      stmt.BindInt64(2, kForEachPageSize);
-      if (after.has_value()) stmt.BindBytes(3, *after);
-      int rc;
-      while ((rc = stmt.Step()) == SQLITE_ROW) {
-        RETRACE_ASSIGN_OR_RETURN(StoredItem item, ReadItem(stmt, 0, collection));
-        page.push_back(std::move(item));
-      }
-      if (rc != SQLITE_DONE) {
-        return conn.Error(rc, absl::StrCat("scan items of ", Quote(collection)));
-      }
-      RETRACE_RETURN_IF_ERROR(txn.Commit());
-    }
-    for (const StoredItem& item : page) RETRACE_RETURN_IF_ERROR(visit(item));
-    if (!page.empty()) after = page.back().id;
-  } while (page.size() == kForEachPageSize);
-  return absl::OkStatus();
 }
 
 int64_t SqliteItemStore::LastSequence() const {

@@ -12,7 +12,8 @@
 // PutItems batch, a DeleteItems call that removed something, CreateCollection, DropCollection)
 // takes the next number, so an index snapshot tagged with LastSequence() is current exactly
 // while LastSequence() still returns that number. Every row of a PutItems batch is stamped with
-// the batch's number (column `seq`, indexed per collection for catching up).
+// the batch's number, and every id a DeleteItems call removed is recorded with the call's
+// number, so ForEachChangeSince reads only what changed after a snapshot.
 // The schema and the BLOB layouts are in sqlite_item_store.cc and internal/record_codec.h.
 //
 // Thread-safety: safe for concurrent use. Writes go through one connection under one mutex, so
@@ -53,15 +54,16 @@ class Connection;
 // names may hold any bytes (NUL included); they appear C-escaped in messages.
 class SqliteItemStore final : public ItemStore {
  public:
-  // kSchemaVersion is the schema this build writes (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 1;
+  // kSchemaVersion is the schema this build writes and reads (PRAGMA user_version).
+  static constexpr int kSchemaVersion = 2;
 
   // Open opens or creates `<data_dir>/retrace.db`, creating `data_dir` (and its parents) if
   // needed. Errors: FAILED_PRECONDITION "data directory X is in use by another process (LOCK
   // held)" if another open store holds the lock (in this process or another);
-  // FAILED_PRECONDITION if the database was written by a newer schema version or is not a
-  // retrace store; DATA_LOSS if retrace.db is not an SQLite database; INVALID_ARGUMENT for an
-  // empty `data_dir`; INTERNAL for a directory or lock file that cannot be made.
+  // FAILED_PRECONDITION if the database has another schema version (newer, or version 1, which
+  // kept no deletions and is not migrated) or is not a retrace store; DATA_LOSS if retrace.db is
+  // not an SQLite database; INVALID_ARGUMENT for an empty `data_dir`; INTERNAL for a directory or
+  // lock file that cannot be made.
   static absl::StatusOr<std::unique_ptr<SqliteItemStore>> Open(const std::string& data_dir);
 
   SqliteItemStore(const SqliteItemStore&) = delete;
@@ -70,9 +72,10 @@ class SqliteItemStore final : public ItemStore {
   // REQUIRES: no call is in progress.
   ~SqliteItemStore() override;
 
-  // CreateCollection: see ItemStore. Stamps created_at.
+  // CreateCollection: see ItemStore. Stamps created_at and created_seq.
   absl::Status CreateCollection(const CollectionRecord& record) override;
-  // DropCollection: see ItemStore; the collection and its items go in one transaction.
+  // DropCollection: see ItemStore; the collection, its items and its recorded deletions go in
+  // one transaction.
   absl::Status DropCollection(const std::string& name) override;
   // ListCollections: see ItemStore; sorted by the names' bytes.
   absl::StatusOr<std::vector<CollectionRecord>> ListCollections() const override;
@@ -80,12 +83,18 @@ class SqliteItemStore final : public ItemStore {
   // PutItems: see ItemStore. INVALID_ARGUMENT naming the first repeated id, before anything is
   // written. A replaced item keeps its created_at; updated_at and seq are set on every write.
   // An empty batch writes nothing and returns LastSequence() (NOT_FOUND still applies).
+  // Forgets the recorded deletion of every id it puts, in the same transaction.
   absl::StatusOr<int64_t> PutItems(const std::string& collection,
                                    std::vector<StoredItem> items) override;
   // GetItems: see ItemStore. All ids are read from one snapshot.
   absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItems(
       const std::string& collection, const std::vector<std::string>& ids) const override;
+  // GetContentHashes: see ItemStore. All ids are read from one snapshot; one index lookup and
+  // the row's first page each, never the embeddings' overflow pages.
+  absl::StatusOr<std::vector<std::optional<uint64_t>>> GetContentHashes(
+      const std::string& collection, const std::vector<std::string>& ids) const override;
   // DeleteItems: see ItemStore. An id repeated in `ids` is present only at its first position.
+  // Records each removed id with the call's sequence number for ForEachChangeSince.
   absl::StatusOr<std::vector<bool>> DeleteItems(const std::string& collection,
                                                 const std::vector<std::string>& ids) override;
   // CountItems: see ItemStore. Counts the collection's rows: linear in the collection's size.
@@ -98,9 +107,21 @@ class SqliteItemStore final : public ItemStore {
       const std::string& collection,
       const std::function<absl::Status(const StoredItem&)>& visit) const override;
 
-  // LastSequence returns the number of the latest committed change; 0 for a new store. Waits
-  // for a write in progress.
-  int64_t LastSequence() const;
+  // LastSequence: see ItemStore. Waits for a write in progress.
+  int64_t LastSequence() const override;
+
+  // ForEachChangeSince: see ItemStore. Reports the puts (in sequence order), then the
+  // deletions (in sequence order), reading pages as ForEachItem does and calling the callbacks
+  // with no lock held, so they may call this store. A change committed during the scan is
+  // reported or not; an unchanged item or deletion is reported exactly once.
+  absl::Status ForEachChangeSince(
+      const std::string& collection, int64_t after_seq,
+      const std::function<absl::Status(const StoredItem&)>& on_put,
+      const std::function<absl::Status(const std::string& id)>& on_delete) const override;
+
+  // CompactDeletions: see ItemStore. Durable when it returns OK. Remembers the highest
+  // up_to_seq per collection (a lower one later compacts nothing more).
+  absl::Status CompactDeletions(const std::string& collection, int64_t up_to_seq) override;
 
  private:
   SqliteItemStore(int lock_fd, std::unique_ptr<internal::Connection> writer,

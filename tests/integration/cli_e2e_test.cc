@@ -62,6 +62,10 @@ TEST_F(CliE2eTest, TourOfTheReadme) {
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_TRUE(absl::StrContains(r.out, "96")) << r.out;
 
+  r = Run("index --collection shapes " + images);  // again: nothing changed, nothing written
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "96 of them were already stored")) << r.out;
+
   const std::string query = images + "/sketch/guitar";
   const std::string file = fs::directory_iterator(query)->path().string();
   r = Run("search --collection shapes --image " + file + " --top-k 3");

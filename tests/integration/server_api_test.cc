@@ -53,7 +53,9 @@ class ServerApiTest : public ::testing::Test {
     stream->WritesDone();
     bool got = stream->Read(response);
     grpc::Status status = stream->Finish();
-    if (status.ok()) EXPECT_TRUE(got);
+    if (status.ok()) {
+      EXPECT_TRUE(got);
+    }
     return status;
   }
 
@@ -190,6 +192,25 @@ TEST_F(ServerApiTest, IndexStoresGoodItemsBesideABadOneAndSearchFindsThem) {
   EXPECT_EQ(response.results(4).status().code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(response.results(4).status().message().find("duplicate"), std::string::npos);
 
+  // Re-sending: the same content is a no-op; other content replaces the item.
+  {
+    v1::IndexRequest again;
+    again.set_collection("art");
+    *again.add_items() = MakeItem("a.jpg", NoiseImage(100, 80, 10, ".jpg"));
+    *again.add_items() = MakeItem("b.png", NoiseImage(90, 90, 11, ".png"), "a blue bicycle");
+    v1::IndexResponse repeated;
+    ASSERT_TRUE(IndexOnce(again, &repeated).ok());
+    ASSERT_EQ(repeated.results_size(), 2);
+    EXPECT_EQ(repeated.results(0).status().code(), 0);
+    EXPECT_TRUE(repeated.results(0).unchanged());
+    EXPECT_EQ(repeated.results(0).caption(), response.results(0).caption());
+    EXPECT_FALSE(repeated.results(1).unchanged());
+    EXPECT_EQ(repeated.results(1).caption(), "a blue bicycle");
+    *again.mutable_items(1)->mutable_caption() = "a red bicycle";  // back to the original
+    ASSERT_TRUE(IndexOnce(again, &repeated).ok());
+    EXPECT_FALSE(repeated.results(1).unchanged());
+  }
+
   grpc::ClientContext describe_context;
   v1::DescribeCollectionRequest describe;
   describe.set_name("art");
@@ -238,7 +259,9 @@ TEST_F(ServerApiTest, IndexStoresGoodItemsBesideABadOneAndSearchFindsThem) {
     EXPECT_GE(hits.hits(i - 1).score(), hits.hits(i).score());
   }
   for (const auto& hit : hits.hits()) {
-    if (hit.id() == "c.bmp") EXPECT_EQ(hit.attributes().at("license"), "cc-by");
+    if (hit.id() == "c.bmp") {
+      EXPECT_EQ(hit.attributes().at("license"), "cc-by");
+    }
   }
 
   // Image query: scores come back sorted and top_k bounds the answer.

@@ -36,24 +36,6 @@ bool GetBytes(absl::string_view in, size_t* pos, absl::string_view* bytes) {
   return true;
 }
 
-uint64_t Fnv1a(uint64_t hash, absl::string_view bytes) {
-  for (unsigned char c : bytes) {
-    hash ^= c;
-    hash *= 1099511628211ull;
-  }
-  return hash;
-}
-
-uint64_t Fnv1aSized(uint64_t hash, absl::string_view bytes) {
-  char size[8];
-  uint64_t n = bytes.size();
-  for (char& byte : size) {
-    byte = static_cast<char>(n & 0xff);
-    n >>= 8;
-  }
-  return Fnv1a(Fnv1a(hash, absl::string_view(size, sizeof(size))), bytes);
-}
-
 }  // namespace
 
 std::string EncodeAttributes(const std::map<std::string, std::string>& attributes) {
@@ -91,17 +73,6 @@ absl::Status DecodeFloats(absl::string_view blob, std::vector<float>* out) {
   out->resize(blob.size() / sizeof(float));
   if (!blob.empty()) std::memcpy(out->data(), blob.data(), blob.size());
   return absl::OkStatus();
-}
-
-int64_t ContentHash(absl::string_view caption, absl::string_view attributes_blob,
-                    absl::string_view clip_image_blob, absl::string_view caption_text_blob) {
-  uint64_t hash = 14695981039346656037ull;
-  for (absl::string_view part : {caption, attributes_blob, clip_image_blob, caption_text_blob}) {
-    hash = Fnv1aSized(hash, part);
-  }
-  int64_t stored;
-  std::memcpy(&stored, &hash, sizeof(stored));
-  return stored;
 }
 
 }  // namespace retrace::store::internal

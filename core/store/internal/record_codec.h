@@ -6,9 +6,6 @@
 // it cannot hold non-UTF-8 bytes without escaping them away.
 // Embeddings: the floats as IEEE-754 float32, little-endian, packed (4 bytes each). On a
 // little-endian host that is the vector's memory, bound without copying.
-// Content hash: FNV-1a 64 over the caption, the attribute BLOB and both embedding BLOBs, each
-// preceded by its size as 8 little-endian bytes; stored as the signed 64-bit integer with the
-// same bits.
 //
 // Thread-safety: pure functions.
 //
@@ -17,7 +14,6 @@
 #ifndef RETRACE_CORE_STORE_INTERNAL_RECORD_CODEC_H_
 #define RETRACE_CORE_STORE_INTERNAL_RECORD_CODEC_H_
 
-#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -45,10 +41,6 @@ inline absl::string_view FloatBytes(const std::vector<float>& values) {
 
 // DecodeFloats copies an embedding BLOB into *out. DATA_LOSS if its size is not a multiple of 4.
 absl::Status DecodeFloats(absl::string_view blob, std::vector<float>* out);
-
-// ContentHash returns the content hash of an item's stored fields (definition in the banner).
-int64_t ContentHash(absl::string_view caption, absl::string_view attributes_blob,
-                    absl::string_view clip_image_blob, absl::string_view caption_text_blob);
 
 }  // namespace retrace::store::internal
 

@@ -231,9 +231,9 @@ TEST_F(CliTest, IndexJsonLinesAndStreamErrors) {
                          (root_ / "a").string()});
   EXPECT_EQ(json.status, kExitOk) << json.err;
   EXPECT_EQ(json.out,
-            R"({"id":"1.png","status":{"code":0,"message":""},"caption":"caption of 1.png"})"
+            R"({"id":"1.png","status":{"code":0,"message":""},"caption":"caption of 1.png","unchanged":false})"
             "\n"
-            R"({"id":"2.png","status":{"code":0,"message":""},"caption":"caption of 2.png"})"
+            R"({"id":"2.png","status":{"code":0,"message":""},"caption":"caption of 2.png","unchanged":false})"
             "\n");
 
   CliRun missing = Cli({"index", "--collection", "missing", (root_ / "a").string()});

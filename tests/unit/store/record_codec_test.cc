@@ -67,13 +67,5 @@ TEST(RecordCodecTest, FloatsAreLittleEndianFloat32) {
   EXPECT_EQ(DecodeFloats("12345", &out).code(), absl::StatusCode::kDataLoss);
 }
 
-TEST(RecordCodecTest, ContentHashSeesEveryFieldAndItsBoundaries) {
-  const int64_t base = ContentHash("ab", "c", "d", "e");
-  EXPECT_EQ(ContentHash("ab", "c", "d", "e"), base);
-  EXPECT_NE(ContentHash("a", "bc", "d", "e"), base);  // sizes are hashed, not just bytes
-  EXPECT_NE(ContentHash("ab", "c", "d", "f"), base);
-  EXPECT_NE(ContentHash("ab", "c", "", "de"), base);
-}
-
 }  // namespace
 }  // namespace retrace::store::internal

@@ -35,8 +35,22 @@ TEST(SqliteItemStoreFailureTest, NewerSchemaVersionIsRefused) {
   EXPECT_THAT(std::string(store.status().message()), HasSubstr("schema version 7"));
 
   // The refused Open released the lock and left the file alone.
-  testing::ExecSql(dir.db(), "PRAGMA user_version = 1");
+  testing::ExecSql(dir.db(),
+                   absl::StrCat("PRAGMA user_version = ", SqliteItemStore::kSchemaVersion));
   EXPECT_TRUE(SqliteItemStore::Open(dir.path()).ok());
+}
+
+TEST(SqliteItemStoreFailureTest, SchemaVersionOneIsRefusedNotMigrated) {
+  ScratchDir dir;
+  {
+    auto store = SqliteItemStore::Open(dir.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+  }
+  testing::ExecSql(dir.db(), "PRAGMA user_version = 1");
+  auto store = SqliteItemStore::Open(dir.path());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("schema version 1"));
+  EXPECT_THAT(std::string(store.status().message()), HasSubstr("index the items again"));
 }
 
 TEST(SqliteItemStoreFailureTest, AnUnusableDataDirectoryIsAnError) {

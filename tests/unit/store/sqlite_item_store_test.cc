@@ -71,6 +71,14 @@ TEST(SqliteItemStoreTest, CreatesListsAndDropsCollections) {
   EXPECT_EQ(store->CountItems("art").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store->ForEachItem("art", [](const StoredItem&) { return absl::OkStatus(); }).code(),
             absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->GetContentHashes("art", {"a"}).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store
+                ->ForEachChangeSince(
+                    "art", 0, [](const StoredItem&) { return absl::OkStatus(); },
+                    [](const std::string&) { return absl::OkStatus(); })
+                .code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store->CompactDeletions("art", 0).code(), absl::StatusCode::kNotFound);
 }
 
 TEST(SqliteItemStoreTest, RoundTripsItemsByteExact) {

@@ -50,6 +50,7 @@ StoredItem MakeItem(const std::string& id, int dim, uint32_t seed) {
   };
   for (int i = 0; i < dim; ++i) item.clip_image.push_back(next());
   for (int i = 0; i < dim; ++i) item.caption_text.push_back(next());
+  item.content_hash = (uint64_t{state} << 32 | seed) ^ 0x8000000000000000ull;
   return item;
 }
 
@@ -80,6 +81,10 @@ bool SameFloats(const std::vector<float>& a, const std::vector<float>& b) {
   }
   if (!SameFloats(expected.caption_text, actual.caption_text)) {
     return ::testing::AssertionFailure() << who << "caption_text differs";
+  }
+  if (expected.content_hash != actual.content_hash) {
+    return ::testing::AssertionFailure()
+           << who << "content_hash " << actual.content_hash << " != " << expected.content_hash;
   }
   return ::testing::AssertionSuccess();
 }

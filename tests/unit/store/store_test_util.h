@@ -37,8 +37,8 @@ class ScratchDir {
 // TestCollection returns a collection record named `name` with every field set.
 CollectionRecord TestCollection(const std::string& name);
 
-// MakeItem returns an item with id `id` whose caption, attributes and two `dim`-float
-// embeddings are a function of (id, seed).
+// MakeItem returns an item with id `id` whose caption, attributes, two `dim`-float embeddings
+// and content hash (all 64 bits in use) are a function of (id, seed).
 StoredItem MakeItem(const std::string& id, int dim = 8, uint32_t seed = 0);
 
 // SameItem reports whether two items are equal field by field, comparing embeddings bytewise
