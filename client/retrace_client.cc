@@ -7,6 +7,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "core/common/utf8.h"
 
 namespace retrace::client {
 namespace {
@@ -14,40 +15,6 @@ namespace {
 // Room kept in each IndexRequest for the collection name and the framing of repeated items.
 constexpr int64_t kRequestOverheadBytes = 4096;
 constexpr int64_t kItemFramingBytes = 16;
-
-// IsValidUtf8: whether `s` is well-formed UTF-8 (no overlongs, surrogates or code points past
-// U+10FFFF). protobuf refuses to parse a proto3 string that is not, and on a stream that would
-// fail every item after it, so such items are caught before they are sent.
-bool IsValidUtf8(const std::string& s) {
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = s[i];
-    int extra;
-    uint32_t cp;
-    if (c < 0x80) {
-      ++i;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      extra = 1, cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      extra = 2, cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      extra = 3, cp = c & 0x07;
-    } else {
-      return false;
-    }
-    if (i + extra >= s.size()) return false;
-    for (int k = 1; k <= extra; ++k) {
-      const unsigned char cc = s[i + k];
-      if ((cc & 0xC0) != 0x80) return false;
-      cp = (cp << 6) | (cc & 0x3F);
-    }
-    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += extra + 1;
-  }
-  return true;
-}
 
 // CheckItem: why `item` cannot be sent in a message of at most `max_bytes`, or "" if it can.
 std::string CheckItem(const v1::Item& item, int64_t max_bytes) {
@@ -119,55 +86,39 @@ void RetraceClient::PrepareContext(grpc::ClientContext* context,
 
 grpc::Status RetraceClient::Caption(const v1::CaptionRequest& request,
                                     v1::CaptionResponse* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->Caption(&context, request, response);
+  return Unary(&v1::Retrace::Stub::Caption, request, response);
 }
 
 grpc::Status RetraceClient::Search(const v1::SearchRequest& request, v1::SearchResponse* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->Search(&context, request, response);
+  return Unary(&v1::Retrace::Stub::Search, request, response);
 }
 
 grpc::Status RetraceClient::Delete(const v1::DeleteRequest& request, v1::DeleteResponse* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->Delete(&context, request, response);
+  return Unary(&v1::Retrace::Stub::Delete, request, response);
 }
 
 grpc::Status RetraceClient::Get(const v1::GetRequest& request, v1::GetResponse* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->Get(&context, request, response);
+  return Unary(&v1::Retrace::Stub::Get, request, response);
 }
 
 grpc::Status RetraceClient::CreateCollection(const v1::CreateCollectionRequest& request,
                                              v1::Collection* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->CreateCollection(&context, request, response);
+  return Unary(&v1::Retrace::Stub::CreateCollection, request, response);
 }
 
 grpc::Status RetraceClient::ListCollections(const v1::ListCollectionsRequest& request,
                                             v1::ListCollectionsResponse* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->ListCollections(&context, request, response);
+  return Unary(&v1::Retrace::Stub::ListCollections, request, response);
 }
 
 grpc::Status RetraceClient::DescribeCollection(const v1::DescribeCollectionRequest& request,
                                                v1::Collection* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->DescribeCollection(&context, request, response);
+  return Unary(&v1::Retrace::Stub::DescribeCollection, request, response);
 }
 
 grpc::Status RetraceClient::DropCollection(const v1::DropCollectionRequest& request,
                                            v1::DropCollectionResponse* response) {
-  grpc::ClientContext context;
-  PrepareContext(&context, options_.timeout);
-  return stub_->DropCollection(&context, request, response);
+  return Unary(&v1::Retrace::Stub::DropCollection, request, response);
 }
 
 grpc::Status RetraceClient::IndexItems(const std::string& collection, std::vector<v1::Item> items,

@@ -115,6 +115,16 @@ class RetraceClient {
   // (auth tokens) will be attached here when the server asks for them.
   void PrepareContext(grpc::ClientContext* context, std::chrono::milliseconds deadline) const;
 
+  // Unary makes one unary call with the per-call deadline and whatever PrepareContext adds.
+  template <typename Request, typename Response>
+  grpc::Status Unary(grpc::Status (v1::Retrace::Stub::*method)(grpc::ClientContext*,
+                                                               const Request&, Response*),
+                     const Request& request, Response* response) {
+    grpc::ClientContext context;
+    PrepareContext(&context, options_.timeout);
+    return (stub_.get()->*method)(&context, request, response);
+  }
+
   const ClientOptions options_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Retrace::Stub> stub_;

@@ -13,12 +13,10 @@
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
+#include "core/common/utf8.h"
 #include "core/engine/engine_types.h"
 
 namespace retrace::engine {
-
-// IsValidUtf8 says whether `s` is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF).
-bool IsValidUtf8(absl::string_view s);
 
 // ValidateId: 1..max_id_bytes bytes of valid UTF-8 without NUL or other control characters.
 absl::Status ValidateId(absl::string_view id, const EngineLimits& limits);
