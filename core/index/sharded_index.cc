@@ -4,6 +4,8 @@
 #include <cmath>
 #include <exception>
 #include <future>
+#include <numeric>
+#include <random>
 #include <system_error>
 #include <thread>
 #include <utility>
@@ -12,6 +14,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "core/common/status_macros.h"
+#include "core/index/internal/faiss_index.h"
 #include "core/index/internal/shard.h"
 
 namespace retrace::index {
@@ -19,6 +23,9 @@ namespace {
 
 using internal::Shard;
 using internal::ShardHit;
+
+// kTrainingSeed makes the training sample, and so the trained index, the same on every run.
+constexpr uint64_t kTrainingSeed = 0x5eed1dec0de5;
 
 // kMaxQuotedIdBytes keeps error messages short when a caller sends a huge id.
 constexpr size_t kMaxQuotedIdBytes = 64;
@@ -81,21 +88,44 @@ absl::StatusOr<std::unique_ptr<ShardedIndex>> ShardedIndex::Create(const IndexOp
     return absl::InvalidArgumentError(
         absl::StrCat("IndexOptions.shards must be in 1..", kMaxShards, "; got ", options.shards));
   }
+  if (options.train_min_vectors < 0 || options.nprobe < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("IndexOptions.train_min_vectors and IndexOptions.nprobe must not be "
+                     "negative; got ",
+                     options.train_min_vectors, " and ", options.nprobe));
+  }
+  absl::StatusOr<internal::FactoryInfo> info =
+      internal::InspectFactory(options.dim, options.factory);
+  if (!info.ok()) {
+    return absl::Status(info.status().code(),
+                        absl::StrCat("IndexOptions.", info.status().message()));
+  }
+  Training training;
+  training.needed = info->needs_training;
+  if (training.needed) {
+    const size_t wanted = static_cast<size_t>(options.train_min_vectors);
+    if (wanted > 0 && wanted < info->min_training_vectors) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "IndexOptions.train_min_vectors must be at least ", info->min_training_vectors,
+          " for factory '", options.factory, "' (FAISS cannot train it on fewer); got ", wanted));
+    }
+    training.threshold = wanted > 0 ? wanted : info->recommended_training_vectors;
+    training.max_sample = info->max_training_vectors;
+    training.nprobe = options.nprobe > 0 ? options.nprobe : internal::DefaultNprobe(info->nlist);
+  }
   std::vector<std::unique_ptr<Shard>> shards;
   shards.reserve(static_cast<size_t>(options.shards));
   for (int s = 0; s < options.shards; ++s) {
     absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Create(options.dim, options.factory);
-    if (absl::IsInvalidArgument(shard.status())) {
-      return absl::InvalidArgumentError(absl::StrCat("IndexOptions.", shard.status().message()));
-    }
     if (!shard.ok()) return shard.status();
     shards.push_back(*std::move(shard));
   }
-  return std::unique_ptr<ShardedIndex>(new ShardedIndex(options, std::move(shards)));
+  return std::unique_ptr<ShardedIndex>(new ShardedIndex(options, training, std::move(shards)));
 }
 
-ShardedIndex::ShardedIndex(IndexOptions options, std::vector<std::unique_ptr<Shard>> shards)
-    : options_(std::move(options)), shards_(std::move(shards)) {}
+ShardedIndex::ShardedIndex(IndexOptions options, Training training,
+                           std::vector<std::unique_ptr<Shard>> shards)
+    : options_(std::move(options)), training_(training), shards_(std::move(shards)) {}
 
 ShardedIndex::~ShardedIndex() = default;
 
@@ -132,8 +162,64 @@ absl::Status ShardedIndex::Add(const std::vector<std::string>& ids, const float*
   for (size_t i = 0; i < n; ++i) rows[ShardOf(ids[i], options_.shards)].push_back(i);
 
   absl::MutexLock lock(&mu_);
+  size_t live = 0;
+  bool pending = false;
   for (size_t s = 0; s < rows.size(); ++s) {
     absl::Status status = shards_[s]->Upsert(ids, vectors, rows[s]);
+    if (!status.ok()) return WithShard(status, s);
+    live += shards_[s]->size();
+    pending = pending || shards_[s]->state() == Shard::State::kPending;
+  }
+  if (!pending || live < training_.threshold) return absl::OkStatus();
+  absl::Status trained = TrainLocked();
+  if (trained.ok()) return trained;
+  return absl::Status(trained.code(), absl::StrCat("the ", n,
+                                                   " items were added, but training failed (search "
+                                                   "stays exact; the next Add retries): ",
+                                                   trained.message()));
+}
+
+absl::Status ShardedIndex::TrainLocked() {
+  std::shared_ptr<const faiss::Index> prototype;
+  size_t total = 0;
+  for (const std::unique_ptr<Shard>& shard : shards_) {
+    if (shard->prototype() != nullptr) prototype = shard->prototype();
+    if (shard->state() == Shard::State::kPending) total += shard->size();
+  }
+  if (prototype == nullptr) {
+    // A uniform sample without replacement of the live vectors, numbered shard by shard in
+    // storage order; a partial Fisher-Yates shuffle with a fixed seed, then sorted.
+    const size_t count = std::min(total, training_.max_sample);
+    std::vector<size_t> picks(total);
+    std::iota(picks.begin(), picks.end(), size_t{0});
+    if (count < total) {
+      std::mt19937_64 rng(kTrainingSeed);
+      for (size_t i = 0; i < count; ++i) {
+        std::uniform_int_distribution<size_t> pick(i, total - 1);
+        std::swap(picks[i], picks[pick(rng)]);
+      }
+      picks.resize(count);
+    }
+    std::sort(picks.begin(), picks.end());
+    const size_t dim = static_cast<size_t>(options_.dim);
+    std::vector<float> sample(count * dim);
+    size_t done = 0;   // picks copied so far
+    size_t first = 0;  // the ordinal of this shard's first live vector
+    for (const std::unique_ptr<Shard>& shard : shards_) {
+      const auto begin = picks.begin() + static_cast<ptrdiff_t>(done);
+      std::vector<size_t> local(begin, std::lower_bound(begin, picks.end(), first + shard->size()));
+      for (size_t& pick : local) pick -= first;
+      RETRACE_RETURN_IF_ERROR(shard->CopyLiveVectors(local, sample.data() + done * dim));
+      done += local.size();
+      first += shard->size();
+    }
+    RETRACE_ASSIGN_OR_RETURN(
+        prototype, internal::TrainPrototype(options_.dim, options_.factory, sample.data(), count,
+                                            training_.nprobe));
+  }
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    if (shards_[s]->state() != Shard::State::kPending) continue;
+    absl::Status status = shards_[s]->Train(prototype);
     if (!status.ok()) return WithShard(status, s);
   }
   return absl::OkStatus();
@@ -243,6 +329,14 @@ absl::StatusOr<std::vector<std::vector<IndexHit>>> ShardedIndex::Search(const fl
 bool ShardedIndex::Contains(std::string_view id) const {
   absl::ReaderMutexLock lock(&mu_);
   return shards_[ShardOf(id, options_.shards)]->Contains(id);
+}
+
+bool ShardedIndex::trained() const {
+  absl::ReaderMutexLock lock(&mu_);
+  for (const std::unique_ptr<Shard>& shard : shards_) {
+    if (shard->state() == Shard::State::kPending) return false;
+  }
+  return true;
 }
 
 size_t ShardedIndex::size() const {

@@ -1,6 +1,8 @@
 #include "core/index/internal/shard.h"
 
+#include <faiss/IVFlib.h>
 #include <faiss/Index.h>
+#include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
 #include <faiss/impl/IDSelector.h>
@@ -11,12 +13,15 @@
 #include <exception>
 #include <limits>
 #include <type_traits>
+#include <typeinfo>
 #include <utility>
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
+#include "core/index/internal/byte_codec.h"
+#include "core/index/internal/faiss_index.h"
 
 namespace retrace::index::internal {
 namespace {
@@ -24,16 +29,48 @@ namespace {
 using Label = faiss::Index::idx_t;
 static_assert(std::is_same_v<Label, int64_t>, "FAISS labels are int64");
 
+// kIdsMagic opens a shard's id map image (see Shard::Image); the digits are the format version.
+constexpr std::string_view kIdsMagic = "RTXIDS01";
+
 // kCompactChunkBytes bounds the scratch buffer used to copy vectors out during a rebuild.
 constexpr size_t kCompactChunkBytes = size_t{16} << 20;
 
 absl::string_view AsAbsl(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-// NewIdMap builds an empty faiss::IndexIDMap that owns a fresh index from `factory`. Throws
-// whatever FAISS throws.
-std::unique_ptr<faiss::IndexIDMap> NewIdMap(int dim, const std::string& factory) {
-  std::unique_ptr<faiss::Index> inner(
-      faiss::index_factory(dim, factory.c_str(), faiss::METRIC_INNER_PRODUCT));
+// CanRemove probes `index` by removing nothing: types without remove_ids (HNSW) throw, whatever
+// the selector; the others scan and keep everything.
+// An IVF inside an IndexIDMap removes without renumbering the positions the map relies on, so it
+// counts as unable (an IVF that takes labels itself is not wrapped).
+bool CanRemove(faiss::Index& index) {
+  if (const auto* id_map = dynamic_cast<const faiss::IndexIDMap*>(&index)) {
+    if (faiss::ivflib::try_extract_index_ivf(id_map->index) != nullptr) return false;
+  }
+  try {
+    index.remove_ids(faiss::IDSelectorRange(0, 0));
+    return true;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// NewIndex builds an empty index for a shard in `state`: the factory's index (kPlain), an
+// IndexFlatIP (kPending) or a clone of `prototype` (kTrained); wrapped in an IndexIDMap unless it
+// takes labels itself. Throws what FAISS throws.
+std::unique_ptr<faiss::Index> NewIndex(int dim, const std::string& factory, Shard::State state,
+                                       const faiss::Index* prototype) {
+  std::unique_ptr<faiss::Index> inner;
+  switch (state) {
+    case Shard::State::kPlain:
+      inner.reset(faiss::index_factory(dim, factory.c_str(), faiss::METRIC_INNER_PRODUCT));
+      break;
+    case Shard::State::kPending:
+      inner = std::make_unique<faiss::IndexFlatIP>(dim);
+      break;
+    case Shard::State::kTrained:
+      inner = CloneIndex(*prototype);
+      if (TakesLabels(*inner)) return inner;
+      break;
+  }
   auto id_map = std::make_unique<faiss::IndexIDMap>(inner.get());
   id_map->own_fields = true;
   inner.release();
@@ -43,50 +80,27 @@ std::unique_ptr<faiss::IndexIDMap> NewIdMap(int dim, const std::string& factory)
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Shard>> Shard::Create(int dim, const std::string& factory) {
-  std::unique_ptr<faiss::Index> inner;
+  RETRACE_ASSIGN_OR_RETURN(const FactoryInfo info, InspectFactory(dim, factory));
+  const State state = info.needs_training ? State::kPending : State::kPlain;
+  auto shard = absl::WrapUnique(new Shard(dim, factory, state, nullptr, nullptr, true));
   try {
-    inner.reset(faiss::index_factory(dim, factory.c_str(), faiss::METRIC_INNER_PRODUCT));
-  } catch (const std::exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("factory '", factory, "' is not an index FAISS can build: ", e.what()));
-  }
-  // An IDMap inside would make our add_with_ids fail; we map ids ourselves.
-  if (dynamic_cast<const faiss::IndexIDMap*>(inner.get()) != nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("factory '", factory,
-                     "' builds its own ID map; leave out IDMap (ids are mapped by the index)"));
-  }
-  if (inner->metric_type != faiss::METRIC_INNER_PRODUCT) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("factory '", factory, "' builds an index with metric ",
-                     static_cast<int>(inner->metric_type), ", not inner product"));
-  }
-  if (!inner->is_trained) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("factory: index '", factory,
-                     "' needs training, which is not supported yet; use Flat or HNSW<M>"));
-  }
-  inner.reset();
-
-  std::unique_ptr<faiss::IndexIDMap> id_map;
-  bool can_remove = true;
-  try {
-    id_map = NewIdMap(dim, factory);
-    // Probe on the empty index: types without remove_ids (HNSW) throw, whatever the selector.
-    try {
-      id_map->remove_ids(faiss::IDSelectorRange(0, 0));
-    } catch (const std::exception&) {
-      can_remove = false;
-    }
+    shard->index_ = NewIndex(dim, factory, state, nullptr);
   } catch (const std::exception& e) {
     return absl::InternalError(
         absl::StrCat("FAISS failed to build an ID map around '", factory, "': ", e.what()));
   }
-  return absl::WrapUnique(new Shard(dim, factory, std::move(id_map), can_remove));
+  shard->can_remove_ = CanRemove(*shard->index_);
+  return shard;
 }
 
-Shard::Shard(int dim, std::string factory, std::unique_ptr<faiss::Index> index, bool can_remove)
-    : dim_(dim), factory_(std::move(factory)), index_(std::move(index)), can_remove_(can_remove) {}
+Shard::Shard(int dim, std::string factory, State state, std::unique_ptr<faiss::Index> index,
+             std::shared_ptr<const faiss::Index> prototype, bool can_remove)
+    : dim_(dim),
+      factory_(std::move(factory)),
+      state_(state),
+      index_(std::move(index)),
+      prototype_(std::move(prototype)),
+      can_remove_(can_remove) {}
 
 Shard::~Shard() = default;
 
@@ -174,11 +188,13 @@ absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::Search(const float* qu
       std::min<Label>(static_cast<Label>(k) + static_cast<Label>(tombstones_.size()), ntotal);
   // Search the wrapped index directly: FAISS 1.7.3's IndexIDMap refuses search parameters, and
   // HNSW needs them: it stops after efSearch good candidates whatever k is, so efSearch is raised
-  // to the fetch size (the default efSearch still applies when it is larger).
-  const auto* id_map = static_cast<const faiss::IndexIDMap*>(index_.get());
+  // to the fetch size (the default efSearch still applies when it is larger). An index that takes
+  // labels answers with them; under an IndexIDMap the answer is a position in id_map.
+  const auto* id_map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  const faiss::Index* target = id_map != nullptr ? id_map->index : index_.get();
   faiss::SearchParametersHNSW hnsw_params;
   const faiss::SearchParameters* params = nullptr;
-  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(id_map->index)) {
+  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(target)) {
     hnsw_params.efSearch = static_cast<int>(std::min<Label>(
         std::max<Label>(hnsw->hnsw.efSearch, fetch), std::numeric_limits<int>::max()));
     params = &hnsw_params;
@@ -188,12 +204,12 @@ absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::Search(const float* qu
   const size_t width = static_cast<size_t>(fetch);
   const size_t block = std::min(n, std::max<size_t>(1, kSearchBufferEntries / width));
   std::vector<float> scores(block * width);
-  std::vector<Label> positions(block * width);
+  std::vector<Label> found(block * width);
   for (size_t first = 0; first < n; first += block) {
     const size_t count = std::min(block, n - first);
     try {
-      id_map->index->search(static_cast<Label>(count), queries + first * static_cast<size_t>(dim_),
-                            fetch, scores.data(), positions.data(), params);
+      target->search(static_cast<Label>(count), queries + first * static_cast<size_t>(dim_), fetch,
+                     scores.data(), found.data(), params);
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("FAISS failed to search ", count, " queries for ",
                                               fetch, " hits in a '", factory_,
@@ -204,9 +220,11 @@ absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::Search(const float* qu
       out.reserve(std::min(static_cast<size_t>(k), width));
       for (size_t j = 0; j < width && out.size() < static_cast<size_t>(k); ++j) {
         const size_t at = q * width + j;
-        if (positions[at] < 0) continue;  // fewer results than asked
+        if (found[at] < 0) continue;  // fewer results than asked
+        const Label label =
+            id_map != nullptr ? id_map->id_map[static_cast<size_t>(found[at])] : found[at];
         // Only live labels are in id_of_: this drops tombstones and a failed add's leftovers.
-        auto it = id_of_.find(id_map->id_map[static_cast<size_t>(positions[at])]);
+        auto it = id_of_.find(label);
         if (it == id_of_.end()) continue;
         out.push_back(ShardHit{scores[at], &it->second});
       }
@@ -217,38 +235,232 @@ absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::Search(const float* qu
 
 bool Shard::Contains(std::string_view id) const { return label_of_.contains(AsAbsl(id)); }
 
-void Shard::MaybeCompact() {
-  if (tombstones_.size() <= std::max(kCompactMinTombstones, label_of_.size())) return;
-  const auto* old = static_cast<const faiss::IndexIDMap*>(index_.get());
+absl::Status Shard::CopyLiveVectors(const std::vector<size_t>& ordinals, float* out) const {
+  if (ordinals.empty()) return absl::OkStatus();
+  const auto* id_map = static_cast<const faiss::IndexIDMap*>(index_.get());
+  const size_t row_floats = static_cast<size_t>(dim_);
+  size_t live = 0;  // live vectors seen so far
+  size_t next = 0;  // ordinals written so far
+  try {
+    for (Label position = 0; position < id_map->ntotal && next < ordinals.size(); ++position) {
+      if (!id_of_.contains(id_map->id_map[static_cast<size_t>(position)])) continue;
+      if (live++ != ordinals[next]) continue;
+      id_map->index->reconstruct(position, out + next * row_floats);
+      ++next;
+    }
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS failed to read vectors back from a '", factory_,
+                                            "' shard: ", e.what()));
+  }
+  if (next != ordinals.size()) {
+    return absl::InternalError(
+        absl::StrCat("asked for ", ordinals.size(), " live vectors of a shard but found ", next));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shard::Train(std::shared_ptr<const faiss::Index> prototype) {
+  std::unique_ptr<faiss::Index> trained;
+  bool can_remove = false;
+  try {
+    trained = NewIndex(dim_, factory_, State::kTrained, prototype.get());
+    can_remove = CanRemove(*trained);
+    CopyLiveInto(*trained);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS failed to move ", size(),
+                                            " vectors into a trained '", factory_,
+                                            "' index: ", e.what()));
+  }
+  state_ = State::kTrained;
+  prototype_ = std::move(prototype);
+  index_ = std::move(trained);
+  can_remove_ = can_remove;
+  tombstones_.clear();  // only live vectors moved
+  return absl::OkStatus();
+}
+
+void Shard::CopyLiveInto(faiss::Index& to) const {
+  const auto* from = static_cast<const faiss::IndexIDMap*>(index_.get());
   const size_t row_floats = static_cast<size_t>(dim_);
   const Label chunk =
       static_cast<Label>(std::max<size_t>(1, kCompactChunkBytes / (row_floats * sizeof(float))));
-  try {
-    std::unique_ptr<faiss::IndexIDMap> fresh = NewIdMap(dim_, factory_);
-    std::vector<float> rows(static_cast<size_t>(chunk) * row_floats);
-    std::vector<float> live;
-    std::vector<Label> labels;
-    for (Label begin = 0; begin < old->ntotal; begin += chunk) {
-      const Label count = std::min(chunk, old->ntotal - begin);
-      old->index->reconstruct_n(begin, count, rows.data());
-      live.clear();
-      labels.clear();
-      for (Label i = 0; i < count; ++i) {
-        const Label label = old->id_map[static_cast<size_t>(begin + i)];
-        if (!id_of_.contains(label)) continue;  // dead
-        const float* row = rows.data() + static_cast<size_t>(i) * row_floats;
-        live.insert(live.end(), row, row + row_floats);
-        labels.push_back(label);
-      }
-      if (!labels.empty()) {
-        fresh->add_with_ids(static_cast<Label>(labels.size()), live.data(), labels.data());
-      }
+  std::vector<float> rows(static_cast<size_t>(chunk) * row_floats);
+  std::vector<float> live;
+  std::vector<Label> labels;
+  for (Label begin = 0; begin < from->ntotal; begin += chunk) {
+    const Label count = std::min(chunk, from->ntotal - begin);
+    from->index->reconstruct_n(begin, count, rows.data());
+    live.clear();
+    labels.clear();
+    for (Label i = 0; i < count; ++i) {
+      const Label label = from->id_map[static_cast<size_t>(begin + i)];
+      if (!id_of_.contains(label)) continue;  // dead
+      const float* row = rows.data() + static_cast<size_t>(i) * row_floats;
+      live.insert(live.end(), row, row + row_floats);
+      labels.push_back(label);
     }
+    if (!labels.empty()) {
+      to.add_with_ids(static_cast<Label>(labels.size()), live.data(), labels.data());
+    }
+  }
+}
+
+void Shard::MaybeCompact() {
+  if (tombstones_.size() <= std::max(kCompactMinTombstones, label_of_.size())) return;
+  if (can_remove_) {  // only a failed add's leftovers: remove them
+    try {
+      const std::vector<Label> dead(tombstones_.begin(), tombstones_.end());
+      index_->remove_ids(faiss::IDSelectorBatch(dead.size(), dead.data()));
+      tombstones_.clear();
+    } catch (const std::exception&) {
+      // Keep them: they are still filtered out; the next change retries.
+    }
+    return;
+  }
+  // Removal is impossible only under an IndexIDMap (an index that takes labels is an IVF).
+  try {
+    std::unique_ptr<faiss::Index> fresh = NewIndex(dim_, factory_, state_, prototype_.get());
+    CopyLiveInto(*fresh);
     index_ = std::move(fresh);
     tombstones_.clear();
   } catch (const std::exception&) {
     // Keep the old index: tombstones still filter correctly; the next change retries.
   }
+}
+
+absl::StatusOr<Shard::Image> Shard::Serialize() const {
+  Image image;
+  RETRACE_ASSIGN_OR_RETURN(image.index, IndexToBytes(*index_));
+  // Sorted by label, so one state always gives the same bytes.
+  std::vector<std::pair<int64_t, const std::string*>> live;
+  live.reserve(id_of_.size());
+  for (const auto& [label, id] : id_of_) live.emplace_back(label, &id);
+  std::sort(live.begin(), live.end());
+  std::vector<int64_t> dead(tombstones_.begin(), tombstones_.end());
+  std::sort(dead.begin(), dead.end());
+  ByteWriter out;
+  out.Raw(kIdsMagic);
+  out.U8(static_cast<uint8_t>(state_));
+  out.I64(next_label_);
+  out.U64(live.size());
+  for (const auto& [label, id] : live) {
+    out.I64(label);
+    out.Bytes(*id);
+  }
+  out.U64(dead.size());
+  for (int64_t label : dead) out.I64(label);
+  image.ids = out.Release();
+  return image;
+}
+
+absl::StatusOr<std::unique_ptr<Shard>> Shard::Restore(int dim, const std::string& factory,
+                                                      Image image,
+                                                      std::shared_ptr<const faiss::Index> prototype,
+                                                      int nprobe) {
+  ByteReader in(image.ids);
+  std::string_view magic;
+  uint8_t state_byte = 0;
+  int64_t next_label = 0;
+  uint64_t live = 0;
+  if (!in.Raw(kIdsMagic.size(), &magic) || magic != kIdsMagic) {
+    return absl::DataLossError("id map: does not start with the magic " + std::string(kIdsMagic));
+  }
+  if (!in.U8(&state_byte) || state_byte > static_cast<uint8_t>(State::kTrained)) {
+    return absl::DataLossError("id map: missing or unknown shard state");
+  }
+  // Each live entry takes at least 17 bytes: a bigger count is a lie, not a reason to allocate.
+  if (!in.I64(&next_label) || next_label < 0 || !in.U64(&live) || live > in.remaining() / 17) {
+    return absl::DataLossError("id map: truncated or bad header");
+  }
+  const auto state = static_cast<State>(state_byte);
+  auto shard = absl::WrapUnique(new Shard(dim, factory, state, nullptr, nullptr, true));
+  shard->next_label_ = next_label;
+  shard->label_of_.reserve(live);
+  shard->id_of_.reserve(live);
+  for (uint64_t i = 0; i < live; ++i) {
+    int64_t label = 0;
+    std::string_view id;
+    if (!in.I64(&label) || !in.Bytes(&id)) {
+      return absl::DataLossError(absl::StrCat("id map: truncated in live item ", i));
+    }
+    if (label < 0 || label >= next_label || id.empty() ||
+        !shard->label_of_.emplace(std::string(id), label).second ||
+        !shard->id_of_.emplace(label, std::string(id)).second) {
+      return absl::DataLossError(absl::StrCat(
+          "id map: live item ", i, " has a label out of range, an empty id or a duplicate"));
+    }
+  }
+  uint64_t dead = 0;
+  if (!in.U64(&dead) || dead > in.remaining() / 8) {
+    return absl::DataLossError("id map: truncated tombstone list");
+  }
+  for (uint64_t i = 0; i < dead; ++i) {
+    int64_t label = 0;
+    if (!in.I64(&label) || label < 0 || label >= next_label || shard->id_of_.contains(label) ||
+        !shard->tombstones_.insert(label).second) {
+      return absl::DataLossError(absl::StrCat("id map: tombstone ", i,
+                                              " is out of range, live "
+                                              "or repeated"));
+    }
+  }
+  if (in.remaining() != 0) {
+    return absl::DataLossError(absl::StrCat("id map: ", in.remaining(), " bytes after the end"));
+  }
+
+  absl::StatusOr<FactoryInfo> info = InspectFactory(dim, factory);
+  if (!info.ok()) return absl::InvalidArgumentError(info.status().message());
+  if (info->needs_training == (state == State::kPlain)) {
+    return absl::DataLossError(
+        absl::StrCat("id map: shard state ", state_byte, " does not fit factory '", factory, "'"));
+  }
+  if (state == State::kTrained && prototype == nullptr) {
+    return absl::DataLossError("a trained shard needs the trained prototype, which is missing");
+  }
+  RETRACE_ASSIGN_OR_RETURN(std::unique_ptr<faiss::Index> index,
+                           IndexFromBytes(std::move(image.index)));
+  try {
+    if (index->d != dim || index->metric_type != faiss::METRIC_INNER_PRODUCT) {
+      return absl::DataLossError(absl::StrCat("index: dimension ", index->d, ", metric ",
+                                              static_cast<int>(index->metric_type), "; expected ",
+                                              dim, ", inner product"));
+    }
+    // The index must be of the type this state of the factory builds, wrapped the same way.
+    const auto* id_map = dynamic_cast<const faiss::IndexIDMap*>(index.get());
+    const faiss::Index& core = id_map != nullptr ? *id_map->index : *index;
+    bool fits = false;
+    if (state == State::kTrained) {
+      fits = (id_map == nullptr) == TakesLabels(*prototype) && typeid(core) == typeid(*prototype);
+    } else {
+      // Compare with what read_index makes of an empty one ("Flat" comes back as IndexFlatIP).
+      RETRACE_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes,
+                               IndexToBytes(*NewIndex(dim, factory, state, nullptr)));
+      RETRACE_ASSIGN_OR_RETURN(std::unique_ptr<faiss::Index> empty,
+                               IndexFromBytes(std::move(bytes)));
+      const auto& want = static_cast<const faiss::IndexIDMap&>(*empty);
+      fits = id_map != nullptr && typeid(core) == typeid(*want.index);
+    }
+    if (!fits) {
+      return absl::DataLossError(absl::StrCat("index: its type does not fit a shard of '", factory,
+                                              "' in state ", state_byte));
+    }
+    const size_t total = static_cast<size_t>(index->ntotal);
+    size_t live_in_index = 0;
+    if (id_map != nullptr) {
+      for (Label label : id_map->id_map) live_in_index += shard->id_of_.contains(label) ? 1 : 0;
+    }
+    if (total < live || total > live + dead || (id_map != nullptr && live_in_index != live)) {
+      return absl::DataLossError(absl::StrCat("index holds ", total, " vectors (", live_in_index,
+                                              " of them live) but the id map names ", live,
+                                              " live and ", dead, " dead"));
+    }
+    shard->can_remove_ = CanRemove(*index);
+    if (state == State::kTrained) SetNprobe(*index, nprobe);
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("FAISS failed while checking the index: ", e.what()));
+  }
+  shard->index_ = std::move(index);
+  shard->prototype_ = state == State::kTrained ? std::move(prototype) : nullptr;
+  return shard;
 }
 
 }  // namespace retrace::index::internal

@@ -9,8 +9,16 @@
 // raises HNSW's efSearch to the fetch size, and cuts very large batches into blocks of queries so
 // the FAISS result buffers stay under kSearchBufferEntries.
 //
-// Training: Create rejects index types that need training. The place for a later
-// "train when enough vectors" step is Upsert: buffer rows until a threshold, train, then flush.
+// Training: a shard whose factory index needs training (IVF, PQ, ...) starts "pending": it holds
+// its vectors in an exact IndexFlatIP under the same labels. Train moves them into a copy of a
+// trained prototype (ShardedIndex trains one prototype for all its shards). An IVF keeps labels
+// itself (add_with_ids, remove_ids); every other type sits in a faiss::IndexIDMap, where an IVF
+// nested deeper (IndexRefine) counts as unable to remove: its removals would renumber nothing and
+// break the map. Rebuilds of a trained shard start from a clone of the prototype and re-add the
+// vectors as the index reconstructs them (lossy for compressed codes, but not retrained).
+//
+// Snapshots: Serialize copies the state out as bytes (the FAISS index as write_index writes it,
+// and the id map in the format below); Restore rebuilds a shard from them.
 //
 // Thread-safety: not thread-safe. ShardedIndex serialises the mutators and lets the const methods
 // run concurrently (FAISS searches on one index may run concurrently).
@@ -45,18 +53,47 @@ struct ShardHit {
   const std::string* id;
 };
 
+// Shard is one shard; see the banner.
 class Shard {
  public:
+  // State is what index_ holds; its value is part of the snapshot format.
+  enum class State : uint8_t {
+    kPlain = 0,    // the factory's own index; it needs no training
+    kPending = 1,  // an IndexFlatIP standing in until the factory's index is trained
+    kTrained = 2,  // a copy of the trained prototype
+  };
+
+  // Image is a shard's state as bytes: `index` is faiss::write_index's output, `ids` the id map:
+  //   "RTXIDS01"                                  8-byte magic
+  //   u8 state                                    State
+  //   i64 next_label
+  //   u64 live count, then per live item:         i64 label, u64 length, the id's bytes
+  //   u64 tombstone count, then per tombstone:    i64 label
+  // All integers little-endian; ids are raw bytes (NUL and non-UTF-8 allowed).
+  struct Image {
+    std::vector<uint8_t> index;
+    std::string ids;
+  };
+
   // kCompactMinTombstones is the smallest tombstone count that can trigger a rebuild, so small
   // shards are not rebuilt on every removal.
   static constexpr size_t kCompactMinTombstones = 1024;
   // kSearchBufferEntries bounds one search's FAISS result buffers (12 bytes an entry, 48 MiB).
   static constexpr size_t kSearchBufferEntries = size_t{1} << 22;
 
-  // Create builds an empty shard from a FAISS index_factory string with inner-product metric.
-  // INVALID_ARGUMENT (message starts with "factory") when FAISS rejects the string, when it builds
-  // an ID map itself (IDMap,...), a metric other than inner product, or a type that needs training.
+  // Create builds an empty shard from a FAISS index_factory string with inner-product metric;
+  // pending when the factory's index needs training. INVALID_ARGUMENT (message starts with
+  // "factory") when FAISS rejects the string, when it builds an ID map itself (IDMap,...) or a
+  // metric other than inner product.
   static absl::StatusOr<std::unique_ptr<Shard>> Create(int dim, const std::string& factory);
+
+  // Restore rebuilds a shard from an Image that Serialize wrote for the same dim and factory.
+  // `prototype` is the trained prototype, required when the image is trained (else ignored);
+  // nprobe is applied to a trained IVF. DATA_LOSS with the reason when the bytes do not parse,
+  // contradict each other or do not fit dim and factory.
+  static absl::StatusOr<std::unique_ptr<Shard>> Restore(
+      int dim, const std::string& factory, Image image,
+      std::shared_ptr<const faiss::Index> prototype, int nprobe);
 
   ~Shard();
   Shard(const Shard&) = delete;
@@ -80,6 +117,19 @@ class Shard {
   absl::StatusOr<std::vector<std::vector<ShardHit>>> Search(const float* queries, size_t n,
                                                             int k) const;
 
+  // CopyLiveVectors writes the live vectors whose ordinals are listed (ascending, each below
+  // size(); ordinals count live vectors in storage order) to `out`, one dim-float row each.
+  // REQUIRES: state() == kPending. INTERNAL when FAISS fails.
+  absl::Status CopyLiveVectors(const std::vector<size_t>& ordinals, float* out) const;
+
+  // Train moves the live vectors into a copy of `prototype` (trained, empty), keeping their
+  // labels, and makes the shard kTrained. Nothing changes on failure: INTERNAL when FAISS fails.
+  // REQUIRES: state() == kPending; prototype is the factory's index, trained.
+  absl::Status Train(std::shared_ptr<const faiss::Index> prototype);
+
+  // Serialize copies the state out. INTERNAL when FAISS fails.
+  absl::StatusOr<Image> Serialize() const;
+
   // Contains reports whether `id` is live in this shard.
   bool Contains(std::string_view id) const;
 
@@ -89,20 +139,35 @@ class Shard {
   // tombstones is the number of dead vectors still held by the FAISS index.
   size_t tombstones() const { return tombstones_.size(); }
 
+  // state says what the FAISS index is; see State.
+  State state() const { return state_; }
+
+  // prototype is the trained prototype of a kTrained shard, else null.
+  const std::shared_ptr<const faiss::Index>& prototype() const { return prototype_; }
+
  private:
-  Shard(int dim, std::string factory, std::unique_ptr<faiss::Index> index, bool can_remove);
+  Shard(int dim, std::string factory, State state, std::unique_ptr<faiss::Index> index,
+        std::shared_ptr<const faiss::Index> prototype, bool can_remove);
+
+  // CopyLiveInto adds the live vectors, under their labels, to `to`. REQUIRES: index_ is an
+  // IndexIDMap. Throws what FAISS throws.
+  void CopyLiveInto(faiss::Index& to) const;
 
   // DropLabels takes `labels` (live) out of the index, or tombstones them, and out of the maps.
   absl::Status DropLabels(const std::vector<int64_t>& labels);
 
-  // MaybeCompact rebuilds the index from its live vectors when tombstones are too many. A failed
-  // rebuild keeps the old index (still correct, only slower) and is retried after the next change.
+  // MaybeCompact drops tombstones when they are too many: removes them where the index can,
+  // else rebuilds the index from its live vectors. A failure keeps the old index (still correct,
+  // only slower) and is retried after the next change.
   void MaybeCompact();
 
   const int dim_;
   const std::string factory_;
-  std::unique_ptr<faiss::Index> index_;  // a faiss::IndexIDMap owning the factory's index
-  const bool can_remove_;                // false: removals become tombstones
+  State state_;
+  // A faiss::IndexIDMap owning the real index, or (kTrained IVF) an index that takes labels.
+  std::unique_ptr<faiss::Index> index_;
+  std::shared_ptr<const faiss::Index> prototype_;  // kTrained only: rebuilds clone it
+  bool can_remove_;                                // false: removals become tombstones
   int64_t next_label_ = 0;
   absl::flat_hash_map<std::string, int64_t> label_of_;  // live ids only
   absl::flat_hash_map<int64_t, std::string> id_of_;     // live labels only

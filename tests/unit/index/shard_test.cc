@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
@@ -120,6 +121,48 @@ TEST(ShardTest, FlatRemovesWithoutTombstones) {
   EXPECT_EQ(shard.size(), 2u);
   EXPECT_FALSE(shard.Contains("a"));
   EXPECT_TRUE(shard.Contains("b"));
+}
+
+// Snapshot files are checksummed, so these images cannot come from disk damage; Restore still
+// refuses an image whose parts disagree rather than serve wrong ids.
+TEST(ShardTest, RestoreRefusesInconsistentImages) {
+  auto make = [](const std::string& factory, size_t items) {
+    auto shard = Shard::Create(kDim, factory);
+    EXPECT_TRUE(shard.ok()) << shard.status();
+    std::vector<std::string> ids;
+    std::vector<size_t> rows;
+    for (size_t i = 0; i < items; ++i) {
+      ids.push_back(absl::StrCat("id-", i));
+      rows.push_back(i);
+    }
+    EXPECT_TRUE((*shard)->Upsert(ids, RandomUnitVectors(items, 9).data(), rows).ok());
+    auto image = (*shard)->Serialize();
+    EXPECT_TRUE(image.ok()) << image.status();
+    return *std::move(image);
+  };
+  auto restore = [](const std::string& factory, Shard::Image image) {
+    return Shard::Restore(kDim, factory, std::move(image), nullptr, 1).status();
+  };
+  const Shard::Image three = make("Flat", 3);
+  const Shard::Image four = make("Flat", 4);
+  ASSERT_TRUE(restore("Flat", three).ok());
+
+  Shard::Image mixed = three;
+  mixed.ids = four.ids;  // four ids, three vectors
+  EXPECT_EQ(restore("Flat", mixed).code(), absl::StatusCode::kDataLoss);
+  Shard::Image truncated = three;
+  truncated.ids.pop_back();
+  EXPECT_EQ(restore("Flat", truncated).code(), absl::StatusCode::kDataLoss);
+  Shard::Image garbage = three;
+  garbage.index.assign(100, 7);
+  EXPECT_EQ(restore("Flat", garbage).code(), absl::StatusCode::kDataLoss);
+  // A Flat shard's image is not an HNSW shard's, nor a pending IVF shard's.
+  EXPECT_EQ(restore("HNSW32", three).code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(restore("IVF4,Flat", three).code(), absl::StatusCode::kDataLoss);
+  // A pending IVF shard's image is a Flat one under another state: it restores as IVF only.
+  const Shard::Image pending = make("IVF4,Flat", 3);
+  EXPECT_TRUE(restore("IVF4,Flat", pending).ok());
+  EXPECT_EQ(restore("Flat", pending).code(), absl::StatusCode::kDataLoss);
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
-#include <random>
 #include <string>
 #include <thread>
 #include <utility>
@@ -18,52 +17,16 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/unit/index/index_test_util.h"
 
 namespace retrace::index {
 namespace {
 
+using ::retrace::index::testing::BruteForce;
+using ::retrace::index::testing::Dot;
+using ::retrace::index::testing::Ids;
+using ::retrace::index::testing::RandomUnitVectors;
 using ::testing::HasSubstr;
-
-std::vector<float> RandomUnitVectors(size_t n, int dim, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> out(n * static_cast<size_t>(dim));
-  for (size_t i = 0; i < n; ++i) {
-    float* row = out.data() + i * dim;
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) {
-      row[j] = normal(rng);
-      norm += static_cast<double>(row[j]) * row[j];
-    }
-    for (int j = 0; j < dim; ++j) row[j] = static_cast<float>(row[j] / std::sqrt(norm));
-  }
-  return out;
-}
-
-std::vector<std::string> Ids(size_t n, const std::string& prefix = "item-") {
-  std::vector<std::string> ids;
-  for (size_t i = 0; i < n; ++i) ids.push_back(absl::StrCat(prefix, i));
-  return ids;
-}
-
-float Dot(const float* a, const float* b, int dim) {
-  float sum = 0;
-  for (int j = 0; j < dim; ++j) sum += a[j] * b[j];
-  return sum;
-}
-
-// BruteForce ranks every row against `query` by inner product, best first, ties by id.
-std::vector<IndexHit> BruteForce(const std::vector<std::string>& ids,
-                                 const std::vector<float>& data, const float* query, int dim,
-                                 int k) {
-  std::vector<IndexHit> all;
-  for (size_t i = 0; i < ids.size(); ++i) all.push_back({ids[i], Dot(&data[i * dim], query, dim)});
-  std::sort(all.begin(), all.end(), [](const IndexHit& a, const IndexHit& b) {
-    return a.score != b.score ? a.score > b.score : a.id < b.id;
-  });
-  all.resize(std::min(all.size(), static_cast<size_t>(k)));
-  return all;
-}
 
 std::unique_ptr<ShardedIndex> MustCreate(int dim, int shards, const std::string& factory) {
   absl::StatusOr<std::unique_ptr<ShardedIndex>> index =
@@ -345,8 +308,15 @@ TEST(ShardedIndexErrorsTest, CreateRejectsBadOptions) {
   ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 1000, "Flat"}).status(), "shards");
   ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 1, "NotAnIndex"}).status(),
                 "factory 'NotAnIndex'");
-  const absl::Status ivf = ShardedIndex::Create(IndexOptions{8, 2, "IVF16,Flat"}).status();
-  ExpectInvalid(ivf, "index 'IVF16,Flat' needs training, which is not supported yet");
+  ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 1, "Flat", -1}).status(), "train_min_vectors");
+  ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 1, "Flat", 0, -1}).status(), "nprobe");
+  // IVF16 cannot train on fewer than 16 vectors; PQ with 8-bit codes on fewer than 256.
+  ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 2, "IVF16,Flat", 15}).status(),
+                "train_min_vectors must be at least 16");
+  ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 2, "IVF16,PQ4", 100}).status(),
+                "train_min_vectors must be at least 256");
+  ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 2, "LSH"}).status(), "factory 'LSH'");
+  EXPECT_TRUE(ShardedIndex::Create(IndexOptions{8, 2, "IVF16,Flat"}).ok());
   ExpectInvalid(ShardedIndex::Create(IndexOptions{8, 2, "IDMap,Flat"}).status(), "IDMap");
   EXPECT_TRUE(ShardedIndex::Create(IndexOptions{8, 2, "HNSW32,Flat"}).ok());
   EXPECT_TRUE(ShardedIndex::Create(IndexOptions{8, 256, "Flat"}).ok());
