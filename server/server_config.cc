@@ -3,6 +3,7 @@
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -51,6 +52,7 @@ void ApplyDefaults(v1::ServerConfig& c) {
   if (c.models_dir().empty()) c.set_models_dir("build/models");
   if (c.data_dir().empty()) c.set_data_dir("retrace-data");
   if (c.shutdown_grace_seconds() == 0) c.set_shutdown_grace_seconds(30);
+  if (c.snapshot_interval_seconds() == 0) c.set_snapshot_interval_seconds(300);
   v1::Limits& l = *c.mutable_limits();
   if (l.max_message_bytes() == 0) l.set_max_message_bytes(64 << 20);
   if (l.max_image_bytes() == 0) l.set_max_image_bytes(32 << 20);
@@ -100,7 +102,8 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
            range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
            range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
            range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),
-           range("shutdown_grace_seconds", c.shutdown_grace_seconds(), 0, 3600)}) {
+           range("shutdown_grace_seconds", c.shutdown_grace_seconds(), 0, 3600),
+           range("snapshot_interval_seconds", c.snapshot_interval_seconds(), -1, 86400)}) {
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -123,6 +126,8 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
   o.limits.max_collections = l.max_collections();
   o.limits.max_shards = l.max_shards();
   o.caption.max_new_tokens = c.captioning().max_new_tokens();
+  o.snapshot_dir = (std::filesystem::path(c.data_dir()) / "snapshots").string();
+  o.snapshot_interval_seconds = c.snapshot_interval_seconds();
   return o;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <optional>
 #include <unordered_map>
 #include <utility>
@@ -9,6 +10,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/engine/collection_index.h"
 #include "core/engine/internal/content_hash.h"
 #include "core/engine/validation.h"
 #include "core/image/decode.h"
@@ -22,6 +24,7 @@ struct Engine::Collection {
   absl::Status refused;  // not OK: built with other models; every use answers this
   // Serialises writes so that the store and the index see them in the same order.
   absl::Mutex write_mu;
+  int64_t snapshot_sequence ABSL_GUARDED_BY(write_mu) = -1;  // of the last snapshot, if any
 };
 
 namespace {
@@ -73,6 +76,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options, Mode
   std::unique_ptr<Engine> engine(
       new Engine(std::move(options), std::move(models), std::move(store), std::move(log)));
   RETRACE_RETURN_IF_ERROR(engine->LoadCollections());
+  if (!engine->options_.snapshot_dir.empty() && engine->options_.snapshot_interval_seconds > 0) {
+    engine->snapshot_timer_ = std::thread([e = engine.get()] { e->RunSnapshotTimer(); });
+  }
   return engine;
 }
 
@@ -83,7 +89,71 @@ Engine::Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::It
       store_(std::move(store)),
       log_(std::move(log)) {}
 
-Engine::~Engine() = default;
+Engine::~Engine() {
+  {
+    absl::MutexLock lock(&timer_mu_);
+    stopping_ = true;
+  }
+  if (snapshot_timer_.joinable()) snapshot_timer_.join();
+}
+
+void Engine::RunSnapshotTimer() {
+  const absl::Duration interval = absl::Seconds(options_.snapshot_interval_seconds);
+  while (true) {
+    {
+      absl::MutexLock lock(&timer_mu_);
+      if (timer_mu_.AwaitWithTimeout(absl::Condition(&stopping_), interval)) return;
+    }
+    absl::Status s = SnapshotAll();
+    if (!s.ok()) log_->error("periodic snapshot: {}", s.ToString());
+  }
+}
+
+absl::Status Engine::Snapshot(Collection& collection) {
+  int64_t sequence;
+  {
+    // With the write lock held no write is between store and index, so everything up to this
+    // sequence is in the index. Writes after it may be in the snapshot too; replaying them at
+    // recovery is harmless (changes carry their final state).
+    absl::MutexLock write_lock(&collection.write_mu);
+    sequence = store_->LastSequence();
+    if (sequence == collection.snapshot_sequence) return absl::OkStatus();
+  }
+  const auto start = absl::Now();
+  RETRACE_RETURN_IF_ERROR(SaveCaptionSnapshot(*collection.captions, collection.record, sequence,
+                                              options_.snapshot_dir));
+  {
+    absl::MutexLock write_lock(&collection.write_mu);
+    collection.snapshot_sequence = std::max(collection.snapshot_sequence, sequence);
+  }
+  // Only this snapshot is kept, so older deletions are no longer needed for catching up.
+  absl::Status compacted = store_->CompactDeletions(collection.record.name, sequence);
+  if (!compacted.ok() && compacted.code() != absl::StatusCode::kNotFound) return compacted;
+  log_->info("collection '{}': snapshot at sequence {} ({} items) in {:.2f} s",
+             collection.record.name, sequence, collection.captions->size(),
+             absl::ToDoubleSeconds(absl::Now() - start));
+  return absl::OkStatus();
+}
+
+absl::Status Engine::SnapshotAll() {
+  if (options_.snapshot_dir.empty()) return absl::OkStatus();
+  std::vector<std::shared_ptr<Collection>> all;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, collection] : collections_) {
+      if (collection->refused.ok()) all.push_back(collection);
+    }
+  }
+  absl::Status first;
+  for (const auto& collection : all) {
+    absl::Status s = Snapshot(*collection);
+    if (!s.ok()) {
+      log_->error("collection '{}': snapshot failed: {}", collection->record.name, s.ToString());
+      if (first.ok()) first = s;
+    }
+  }
+  return first;
+}
 
 absl::StatusOr<std::unique_ptr<Engine::Collection>> Engine::MakeCollection(
     store::CollectionRecord record) {
@@ -122,22 +192,18 @@ absl::Status Engine::LoadCollections() {
     RETRACE_ASSIGN_OR_RETURN(std::unique_ptr<Collection> collection,
                              MakeCollection(std::move(record)));
     if (collection->refused.ok()) {
-      std::vector<std::string> ids;
-      std::vector<float> vectors;
-      auto flush = [&]() -> absl::Status {
-        RETRACE_RETURN_IF_ERROR(collection->captions->Add(ids, vectors.data(), ids.size()));
-        ids.clear();
-        vectors.clear();
-        return absl::OkStatus();
-      };
-      RETRACE_RETURN_IF_ERROR(store_->ForEachItem(name, [&](const store::StoredItem& item) {
-        ids.push_back(item.id);
-        vectors.insert(vectors.end(), item.caption_text.begin(), item.caption_text.end());
-        return ids.size() >= 1024 ? flush() : absl::OkStatus();
-      }));
-      RETRACE_RETURN_IF_ERROR(flush());
-      log_->info("collection '{}': {} items indexed from the store", name,
-                 collection->captions->size());
+      const auto start = absl::Now();
+      RETRACE_ASSIGN_OR_RETURN(
+          RecoveredIndex recovered,
+          RecoverCaptionIndex(*store_, collection->record, options_.snapshot_dir));
+      collection->captions = std::move(recovered.index);
+      {
+        absl::MutexLock write_lock(&collection->write_mu);
+        collection->snapshot_sequence = recovered.snapshot_sequence;
+      }
+      log_->info("collection '{}': {} items ready in {:.2f} s, {}", name,
+                 collection->captions->size(), absl::ToDoubleSeconds(absl::Now() - start),
+                 recovered.how);
     } else {
       log_->error("{}", collection->refused.ToString());
     }
@@ -195,6 +261,11 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
         "collections: the server holds ", collections_.size(), ", the limit (max_collections)"));
   }
   RETRACE_RETURN_IF_ERROR(store_->CreateCollection(record));
+  // The store numbers the creation; snapshots are tagged with it.
+  RETRACE_ASSIGN_OR_RETURN(std::vector<store::CollectionRecord> records, store_->ListCollections());
+  for (const store::CollectionRecord& stored : records) {
+    if (stored.name == record.name) collection->record.created_seq = stored.created_seq;
+  }
   log_->info("created collection '{}' (shards {}, caption index '{}', dim {})", record.name,
              record.shards, record.caption_index, record.caption_dim);
   auto [it, inserted] = collections_.emplace(spec.name, std::move(collection));
@@ -230,6 +301,11 @@ absl::Status Engine::DropCollection(const std::string& name) {
     RETRACE_RETURN_IF_ERROR(store_->DropCollection(name));
   }
   collections_.erase(it);
+  if (!options_.snapshot_dir.empty()) {
+    // A leftover would be recognised as stale anyway (its tag is the old created_seq).
+    std::error_code ec;
+    std::filesystem::remove_all(std::filesystem::path(options_.snapshot_dir) / name, ec);
+  }
   log_->info("dropped collection '{}'", name);
   return absl::OkStatus();
 }

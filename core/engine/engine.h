@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -44,6 +45,10 @@ struct EngineOptions {
   EngineLimits limits;
   models::CaptionOptions caption;  // decoding defaults for Index and Caption
   int inference_batch_size = 16;   // images or texts per model call; 1..1024
+  // Index snapshots: written under snapshot_dir (empty: none; every start rebuilds from the
+  // store) every snapshot_interval_seconds when a collection changed (<= 0: only on request).
+  std::string snapshot_dir;
+  int snapshot_interval_seconds = 300;
 };
 
 class Engine {
@@ -93,6 +98,12 @@ class Engine {
   absl::StatusOr<std::vector<ItemResult>> Delete(const std::string& collection,
                                                  const std::vector<std::string>& ids);
 
+  // SnapshotAll writes a snapshot of every collection that changed since its last one, then lets
+  // the store forget the deletions the snapshot includes. Returns the first error (the other
+  // collections are still snapshotted). A no-op without snapshot_dir. The server calls it at a
+  // clean shutdown; a timer calls it every snapshot_interval_seconds.
+  absl::Status SnapshotAll();
+
   const EngineOptions& options() const { return options_; }
 
  private:
@@ -118,8 +129,15 @@ class Engine {
   const std::unique_ptr<store::ItemStore> store_;
   const std::shared_ptr<spdlog::logger> log_;
 
+  absl::Status Snapshot(Collection& collection);
+  void RunSnapshotTimer();
+
   absl::Mutex mu_;
   std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex timer_mu_;
+  bool stopping_ ABSL_GUARDED_BY(timer_mu_) = false;
+  std::thread snapshot_timer_;  // runs RunSnapshotTimer when snapshots are periodic
 };
 
 }  // namespace retrace::engine
