@@ -60,6 +60,9 @@ struct RoundTripCase {
   int tolerance;  // lossy codecs blur colours near edges; quadrant centres stay close
 };
 
+// PrintTo keeps CTest's test names short (gtest would print the struct's bytes).
+void PrintTo(const RoundTripCase& c, std::ostream* os) { *os << c.name; }
+
 class RoundTripTest : public ::testing::TestWithParam<RoundTripCase> {};
 
 TEST_P(RoundTripTest, SizeColoursAndRgbOrder) {

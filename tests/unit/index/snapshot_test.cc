@@ -100,6 +100,14 @@ class IndexSnapshotTest : public ::testing::Test {
   std::string dir_;
 };
 
+}  // namespace
+// PrintTo keeps CTest's test names short (gtest would print the options' bytes). It must live in
+// IndexOptions' namespace for gtest to find it.
+void PrintTo(const IndexOptions& o, std::ostream* os) {
+  *os << o.factory << " x" << o.shards << " train_min_vectors=" << o.train_min_vectors;
+}
+namespace {
+
 class IndexSnapshotRoundTripTest : public IndexSnapshotTest,
                                    public ::testing::WithParamInterface<IndexOptions> {};
 
