@@ -13,10 +13,12 @@
 #include <faiss/Index.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -290,9 +292,11 @@ absl::StatusOr<LoadedIndex> ShardedIndex::LoadSnapshot(const std::string& dir,
     internal::SetNprobe(**read, index->training_.nprobe);  // rebuilds clone it
     prototype = *std::move(read);
   }
-  std::vector<std::unique_ptr<Shard>> restored;
-  restored.reserve(shards);
-  for (size_t s = 0; s < shards; ++s) {
+  // Shards load in parallel, one thread per core: reading, checking and parsing a shard is
+  // independent of the others, and a large snapshot is otherwise bound by one core.
+  std::vector<std::unique_ptr<Shard>> restored(shards);
+  std::vector<absl::Status> errors(shards);
+  auto load = [&](size_t s) -> absl::Status {
     Shard::Image image;
     RETRACE_ASSIGN_OR_RETURN(image.index, ReadListedFile(dir, files[2 * s]));
     RETRACE_ASSIGN_OR_RETURN(const std::vector<uint8_t> ids, ReadListedFile(dir, files[2 * s + 1]));
@@ -304,8 +308,19 @@ absl::StatusOr<LoadedIndex> ShardedIndex::LoadSnapshot(const std::string& dir,
                           absl::StrCat(Join(dir, files[2 * s].name), " or ", files[2 * s + 1].name,
                                        ": ", shard.status().message()));
     }
-    restored.push_back(*std::move(shard));
-  }
+    restored[s] = *std::move(shard);
+    return absl::OkStatus();
+  };
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t s; (s = next.fetch_add(1)) < shards;) errors[s] = load(s);
+  };
+  const size_t threads = std::min<size_t>(shards, std::max(1u, std::thread::hardware_concurrency()));
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(worker);
+  worker();
+  for (std::thread& t : helpers) t.join();
+  for (const absl::Status& error : errors) RETRACE_RETURN_IF_ERROR(error);
   {
     absl::MutexLock lock(&index->mu_);
     index->shards_ = std::move(restored);
