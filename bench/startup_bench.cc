@@ -77,7 +77,7 @@ int Run() {
     r.caption_index = absl::GetFlag(FLAGS_index);
     r.caption_dim = dim;
     r.clip_model = r.captioner_model = "random";
-    Check(store.CreateCollection(r), "create");
+    Check(store.CreateCollection(r).status(), "create");
     const auto start = std::chrono::steady_clock::now();
     for (int64_t begin = 0; begin < items; begin += 1024) {
       std::vector<store::StoredItem> batch;

@@ -5,13 +5,13 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
 #include "client/cli/cli.h"
+#include "client/cli/id_batches.h"
 #include "client/cli/output.h"
 
 namespace retrace::cli {
 namespace {
 
 constexpr char kCommand[] = "delete";
-constexpr int kMaxIdsPerRequest = 64;  // the server's default limits.max_items_per_call
 
 constexpr char kDeleteUsage[] =
     R"(usage: retrace delete --collection NAME ID...
@@ -36,24 +36,12 @@ int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args) 
   const std::vector<std::string>& ids = parsed->positional();
   if (ids.empty()) return context.UsageError(kCommand, "missing ID", kDeleteUsage);
 
+  v1::DeleteRequest base;
+  base.set_collection(parsed->Value("collection"));
   v1::DeleteResponse all;
-  for (size_t begin = 0; begin < ids.size(); begin += kMaxIdsPerRequest) {
-    const size_t end = std::min(ids.size(), begin + kMaxIdsPerRequest);
-    v1::DeleteRequest request;
-    request.set_collection(parsed->Value("collection"));
-    for (size_t i = begin; i < end; ++i) request.add_ids(ids[i]);
-    v1::DeleteResponse response;
-    grpc::Status status = context.client().Delete(request, &response);
-    if (status.ok() && response.results_size() != static_cast<int>(end - begin)) {
-      status = grpc::Status(grpc::StatusCode::INTERNAL,
-                            absl::StrCat("the server returned ", response.results_size(),
-                                         " results for ", end - begin, " ids"));
-    }
-    if (!status.ok()) return context.RpcError(kCommand, status);
-    for (v1::IndexResult& result : *response.mutable_results()) {
-      *all.add_results() = std::move(result);
-    }
-  }
+  grpc::Status status =
+      CallInIdBatches(context.client(), &client::RetraceClient::Delete, base, ids, &all);
+  if (!status.ok()) return context.RpcError(kCommand, status);
 
   int failed = 0;
   Table table{{"id", "result"}, {}, {}, /*flexible_column=*/-1};

@@ -5,13 +5,13 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
 #include "client/cli/cli.h"
+#include "client/cli/id_batches.h"
 #include "client/cli/output.h"
 
 namespace retrace::cli {
 namespace {
 
 constexpr char kCommand[] = "get";
-constexpr int kMaxIdsPerRequest = 64;  // the server's default limits.max_items_per_call
 
 constexpr char kGetUsage[] =
     R"(usage: retrace get --collection NAME [--embeddings] ID...
@@ -37,23 +37,13 @@ int RunGetCommand(CliContext& context, const std::vector<std::string>& args) {
   const std::vector<std::string>& ids = parsed->positional();
   if (ids.empty()) return context.UsageError(kCommand, "missing ID", kGetUsage);
 
+  v1::GetRequest base;
+  base.set_collection(parsed->Value("collection"));
+  base.set_include_embeddings(parsed->Has("embeddings"));
   v1::GetResponse all;
-  for (size_t begin = 0; begin < ids.size(); begin += kMaxIdsPerRequest) {
-    const size_t end = std::min(ids.size(), begin + kMaxIdsPerRequest);
-    v1::GetRequest request;
-    request.set_collection(parsed->Value("collection"));
-    request.set_include_embeddings(parsed->Has("embeddings"));
-    for (size_t i = begin; i < end; ++i) request.add_ids(ids[i]);
-    v1::GetResponse response;
-    grpc::Status status = context.client().Get(request, &response);
-    if (status.ok() && response.results_size() != static_cast<int>(end - begin)) {
-      status = grpc::Status(grpc::StatusCode::INTERNAL,
-                            absl::StrCat("the server returned ", response.results_size(),
-                                         " results for ", end - begin, " ids"));
-    }
-    if (!status.ok()) return context.RpcError(kCommand, status);
-    for (v1::GetResult& result : *response.mutable_results()) *all.add_results() = std::move(result);
-  }
+  grpc::Status status =
+      CallInIdBatches(context.client(), &client::RetraceClient::Get, base, ids, &all);
+  if (!status.ok()) return context.RpcError(kCommand, status);
 
   int failed = 0;
   Table table{{"id", "caption"}, {}, {}, /*flexible_column=*/1};

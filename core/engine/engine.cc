@@ -260,12 +260,8 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
     return absl::ResourceExhaustedError(absl::StrCat(
         "collections: the server holds ", collections_.size(), ", the limit (max_collections)"));
   }
-  RETRACE_RETURN_IF_ERROR(store_->CreateCollection(record));
   // The store numbers the creation; snapshots are tagged with it.
-  RETRACE_ASSIGN_OR_RETURN(std::vector<store::CollectionRecord> records, store_->ListCollections());
-  for (const store::CollectionRecord& stored : records) {
-    if (stored.name == record.name) collection->record.created_seq = stored.created_seq;
-  }
+  RETRACE_ASSIGN_OR_RETURN(collection->record.created_seq, store_->CreateCollection(record));
   log_->info("created collection '{}' (shards {}, caption index '{}', dim {})", record.name,
              record.shards, record.caption_index, record.caption_dim);
   auto [it, inserted] = collections_.emplace(spec.name, std::move(collection));

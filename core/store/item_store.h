@@ -62,8 +62,9 @@ class ItemStore {
  public:
   virtual ~ItemStore() = default;
 
-  // CreateCollection stores a new collection. ALREADY_EXISTS if the name is taken.
-  virtual absl::Status CreateCollection(const CollectionRecord& record) = 0;
+  // CreateCollection stores a new collection and returns its created_seq. ALREADY_EXISTS if the
+  // name is taken.
+  virtual absl::StatusOr<int64_t> CreateCollection(const CollectionRecord& record) = 0;
 
   // DropCollection removes a collection and all its items. NOT_FOUND if absent.
   virtual absl::Status DropCollection(const std::string& name) = 0;

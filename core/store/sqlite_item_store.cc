@@ -235,7 +235,7 @@ SqliteItemStore::~SqliteItemStore() {
   ::close(lock_fd_);
 }
 
-absl::Status SqliteItemStore::CreateCollection(const CollectionRecord& record) {
+absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord& record) {
   absl::MutexLock lock(&write_mu_);
   Connection& conn = *writer_;
   Transaction txn(&conn);
@@ -263,8 +263,7 @@ absl::Status SqliteItemStore::CreateCollection(const CollectionRecord& record) {
   }
   RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, last_seq_ + 1));
   RETRACE_RETURN_IF_ERROR(txn.Commit());
-  ++last_seq_;
-  return absl::OkStatus();
+  return ++last_seq_;
 }
 
 absl::Status SqliteItemStore::DropCollection(const std::string& name) {

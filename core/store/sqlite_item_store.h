@@ -73,7 +73,7 @@ class SqliteItemStore final : public ItemStore {
   ~SqliteItemStore() override;
 
   // CreateCollection: see ItemStore. Stamps created_at and created_seq.
-  absl::Status CreateCollection(const CollectionRecord& record) override;
+  absl::StatusOr<int64_t> CreateCollection(const CollectionRecord& record) override;
   // DropCollection: see ItemStore; the collection, its items and its recorded deletions go in
   // one transaction.
   absl::Status DropCollection(const std::string& name) override;

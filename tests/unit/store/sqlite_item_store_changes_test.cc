@@ -312,7 +312,7 @@ TEST(SqliteItemStoreChangesTest, DroppingOrCompactingDuringTheScanIsReported) {
     ASSERT_TRUE(store->PutItems("art", items).ok());  // two pages
     absl::Status status = scan([&] {
       RETRACE_RETURN_IF_ERROR(store->DropCollection("art"));
-      return recreate ? store->CreateCollection(TestCollection("art")) : absl::OkStatus();
+      return recreate ? store->CreateCollection(TestCollection("art")).status() : absl::OkStatus();
     });
     EXPECT_EQ(status.code(), absl::StatusCode::kAborted) << status;
     EXPECT_THAT(std::string(status.message()), HasSubstr("was dropped"));
@@ -383,8 +383,10 @@ TEST(SqliteItemStoreChangesTest, CreatedSeqIsTheCreationsSequenceAndNewAfterDrop
   ASSERT_NE(store, nullptr);
   CollectionRecord art = TestCollection("art");
   art.created_seq = 12345;  // output only: ignored
-  ASSERT_TRUE(store->CreateCollection(art).ok());
+  absl::StatusOr<int64_t> returned = store->CreateCollection(art);
+  ASSERT_TRUE(returned.ok()) << returned.status();
   const int64_t first = store->LastSequence();
+  EXPECT_EQ(*returned, first);  // CreateCollection returns the created_seq it stamps
   ASSERT_TRUE(store->PutItems("art", {MakeItem("a")}).ok());
   ASSERT_TRUE(store->CreateCollection(TestCollection("other")).ok());
   const int64_t other = store->LastSequence();

@@ -52,7 +52,7 @@ TEST(SqliteItemStoreTest, CreatesListsAndDropsCollections) {
   EXPECT_EQ((*list)[1].name, "photos");
   EXPECT_EQ((*list)[1].caption_dim, 1024);
 
-  absl::Status again = store->CreateCollection(art);
+  absl::Status again = store->CreateCollection(art).status();
   EXPECT_EQ(again.code(), absl::StatusCode::kAlreadyExists) << again;
   EXPECT_THAT(std::string(again.message()), HasSubstr("'art'"));
   EXPECT_EQ(store->DropCollection("sketches").code(), absl::StatusCode::kNotFound);
