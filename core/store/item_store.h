@@ -38,6 +38,11 @@ struct CollectionRecord {
   int caption_dim = 0;                 // CLIP embedding size
   std::string clip_model;              // identity of the CLIP model (name + version)
   std::string captioner_model;         // identity of the captioner
+  std::string image_index = "Flat";    // FAISS factory string of the image space
+  // The image space: CLIP's image embedding alone (image_encoder_model empty, image_dim ==
+  // caption_dim) or the image encoder's (CS-SLIP) concatenated with it.
+  int image_dim = 0;
+  std::string image_encoder_model;     // identity of the image encoder; empty: none
   // created_seq is output only (CreateCollection ignores it): the sequence number of the
   // collection's creation. A collection dropped and created again under the same name gets a
   // new one, so a snapshot of the old collection is recognisable as stale.
@@ -51,6 +56,8 @@ struct StoredItem {
   std::map<std::string, std::string> attributes;
   std::vector<float> clip_image;    // L2-normalised CLIP image embedding (caption_dim floats)
   std::vector<float> caption_text;  // L2-normalised CLIP text embedding of the caption
+  // L2-normalised image-encoder (CS-SLIP) embedding; empty when the collection has no encoder.
+  std::vector<float> image_features;
   // content_hash is computed by the caller over the item's inputs (the engine hashes the
   // encoded image bytes, the given caption and the attributes) and stored as given: the store
   // never computes or checks it. GetContentHashes reads it back cheaply, so that re-sending

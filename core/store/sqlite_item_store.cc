@@ -39,9 +39,9 @@ using internal::Transaction;
 // embeddings(collection, id, space, vector) table: every read of an item (hydrating hits,
 // re-ranking, rebuilding indexes) wants all of its embeddings at once, and one row is one B-tree
 // lookup where a side table would double the rows, the lookups and the write amplification. The
-// spaces are fixed by the code, not by data, so a new one (the CS-SLIP image embedding) is a
-// schema version that runs "ALTER TABLE items ADD COLUMN slip_image BLOB" — constant time in
-// SQLite, no table rewrite — and old rows read NULL, i.e. "not computed yet".
+// spaces are fixed by the code, not by data, so a new one is a schema version that runs
+// "ALTER TABLE ... ADD COLUMN" — constant time in SQLite, no table rewrite — and old rows read
+// NULL, i.e. "not computed". Version 3 added the image space that way (kMigrateV2ToV3).
 //
 // Version 1 (the walking skeleton) is refused, not migrated: it recorded no deletions, so no
 // change feed could be trusted across the upgrade, and the column order below would need a
@@ -56,7 +56,7 @@ using internal::Transaction;
 // `items` or in `deletions`, never both. The table grows with every deleted id until
 // CompactDeletions removes the rows at or below the oldest snapshot's sequence; the highest
 // such sequence is kept as collections.compacted_seq, below which the feed is refused.
-constexpr char kSchemaV2[] = R"sql(
+constexpr char kSchemaV3[] = R"sql(
 CREATE TABLE collections (
   name            BLOB PRIMARY KEY NOT NULL,
   shards          INTEGER NOT NULL,
@@ -66,7 +66,10 @@ CREATE TABLE collections (
   captioner_model BLOB NOT NULL,
   created_at      INTEGER NOT NULL,
   created_seq     INTEGER NOT NULL,
-  compacted_seq   INTEGER NOT NULL
+  compacted_seq   INTEGER NOT NULL,
+  image_index         BLOB NOT NULL DEFAULT 'Flat',
+  image_dim           INTEGER NOT NULL DEFAULT 0,
+  image_encoder_model BLOB NOT NULL DEFAULT ''
 );
 CREATE TABLE items (
   collection   BLOB NOT NULL REFERENCES collections(name),
@@ -79,6 +82,7 @@ CREATE TABLE items (
   attributes   BLOB NOT NULL,  -- record_codec.h: varint-size-prefixed key/value pairs
   clip_image   BLOB,           -- little-endian float32
   caption_text BLOB,           -- little-endian float32
+  image_features BLOB,         -- little-endian float32; NULL without an image encoder
   PRIMARY KEY (collection, id)
 );
 CREATE INDEX items_by_seq ON items(collection, seq);
@@ -94,7 +98,19 @@ CREATE TABLE meta (
   value INTEGER NOT NULL
 );
 INSERT INTO meta(key, value) VALUES ('last_seq', 0);
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
+)sql";
+
+// kMigrateV2ToV3 adds the image space. A version-2 collection had none: its image space is
+// CLIP's image embedding alone, which its items hold, so image_dim becomes caption_dim and its
+// index is rebuilt from the store at the next start like any index without a snapshot.
+constexpr char kMigrateV2ToV3[] = R"sql(
+ALTER TABLE collections ADD COLUMN image_index BLOB NOT NULL DEFAULT 'Flat';
+ALTER TABLE collections ADD COLUMN image_dim INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE collections ADD COLUMN image_encoder_model BLOB NOT NULL DEFAULT '';
+UPDATE collections SET image_dim = caption_dim;
+ALTER TABLE items ADD COLUMN image_features BLOB;
+PRAGMA user_version = 3;
 )sql";
 
 int64_t NowMillis() {
@@ -138,6 +154,10 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
                      SqliteItemStore::kSchemaVersion));
   }
   if (version == SqliteItemStore::kSchemaVersion) return absl::OkStatus();
+  if (version == 2) {
+    RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV2ToV3, "migrate schema 2 to 3"));
+    return txn.Commit();
+  }
   if (version == 1) {
     return absl::FailedPreconditionError(
         absl::StrCat(path,
@@ -154,7 +174,7 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
         absl::StrCat(path, " is an SQLite database but not a retrace store (user_version 0 and ",
                      tables, " schema objects)"));
   }
-  RETRACE_RETURN_IF_ERROR(conn.Exec(kSchemaV2, "create schema"));
+  RETRACE_RETURN_IF_ERROR(conn.Exec(kSchemaV3, "create schema"));
   return txn.Commit();
 }
 
@@ -243,8 +263,9 @@ absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("INSERT INTO collections(name, shards, caption_index, caption_dim, clip_model, "
-                   "captioner_model, created_at, created_seq, compacted_seq) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0)"));
+                   "captioner_model, created_at, created_seq, compacted_seq, image_index, "
+                   "image_dim, image_encoder_model) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11)"));
   stmt.BindBytes(1, record.name);
   stmt.BindInt64(2, record.shards);
   stmt.BindBytes(3, record.caption_index);
@@ -253,6 +274,9 @@ absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord
   stmt.BindBytes(6, record.captioner_model);
   stmt.BindInt64(7, NowMillis());
   stmt.BindInt64(8, last_seq_ + 1);
+  stmt.BindBytes(9, record.image_index);
+  stmt.BindInt64(10, record.image_dim);
+  stmt.BindBytes(11, record.image_encoder_model);
   int rc = stmt.Step();
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
     return absl::AlreadyExistsError(
@@ -300,7 +324,8 @@ absl::StatusOr<std::vector<CollectionRecord>> SqliteItemStore::ListCollections()
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("SELECT name, shards, caption_index, caption_dim, clip_model, captioner_model, "
-                   "created_seq FROM collections ORDER BY name"));
+                   "created_seq, image_index, image_dim, image_encoder_model "
+                   "FROM collections ORDER BY name"));
   std::vector<CollectionRecord> records;
   int rc;
   while ((rc = stmt.Step()) == SQLITE_ROW) {
@@ -312,6 +337,9 @@ absl::StatusOr<std::vector<CollectionRecord>> SqliteItemStore::ListCollections()
     record.clip_model = std::string(stmt.ColumnBytes(4));
     record.captioner_model = std::string(stmt.ColumnBytes(5));
     record.created_seq = stmt.ColumnInt64(6);
+    record.image_index = std::string(stmt.ColumnBytes(7));
+    record.image_dim = static_cast<int>(stmt.ColumnInt64(8));
+    record.image_encoder_model = std::string(stmt.ColumnBytes(9));
   }
   if (rc != SQLITE_DONE) return conn.Error(rc, "list collections");
   return records;
@@ -341,12 +369,13 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("INSERT INTO items(collection, id, caption, attributes, clip_image, "
-                   "caption_text, content_hash, seq, created_at, updated_at) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9) "
+                   "caption_text, content_hash, seq, created_at, updated_at, image_features) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, ?10) "
                    "ON CONFLICT(collection, id) DO UPDATE SET caption = excluded.caption, "
                    "attributes = excluded.attributes, clip_image = excluded.clip_image, "
                    "caption_text = excluded.caption_text, content_hash = excluded.content_hash, "
-                   "seq = excluded.seq, updated_at = excluded.updated_at"));
+                   "seq = excluded.seq, updated_at = excluded.updated_at, "
+                   "image_features = excluded.image_features"));
   RETRACE_ASSIGN_OR_RETURN(Statement undelete,
                            conn.Prepare("DELETE FROM deletions WHERE collection = ?1 AND id = ?2"));
   std::string attributes;
@@ -363,6 +392,7 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
     stmt.BindInt64(7, StoredHash(item.content_hash));
     stmt.BindInt64(8, seq);
     stmt.BindInt64(9, now);
+    stmt.BindBytes(10, internal::FloatBytes(item.image_features));
     int rc = stmt.Step();
     if (rc != SQLITE_DONE) {
       return conn.Error(rc,

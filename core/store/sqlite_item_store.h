@@ -55,7 +55,7 @@ class Connection;
 class SqliteItemStore final : public ItemStore {
  public:
   // kSchemaVersion is the schema this build writes and reads (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Open opens or creates `<data_dir>/retrace.db`, creating `data_dir` (and its parents) if
   // needed. Errors: FAILED_PRECONDITION "data directory X is in use by another process (LOCK

@@ -21,6 +21,7 @@ absl::StatusOr<StoredItem> ReadItem(Statement& stmt, int col, const std::string&
   absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 3), &item.attributes);
   if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 4), &item.clip_image);
   if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 5), &item.caption_text);
+  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 6), &item.image_features);
   if (!status.ok()) {
     return absl::DataLossError(
         absl::StrCat("item ", Quote(item.id), " of ", Quote(collection), ": ", status.message()));

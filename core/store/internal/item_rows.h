@@ -24,7 +24,7 @@ namespace retrace::store::internal {
 
 // kItemColumns are the columns of `items` that make a StoredItem, in ReadItem's order.
 inline constexpr char kItemColumns[] =
-    "id, content_hash, caption, attributes, clip_image, caption_text";
+    "id, content_hash, caption, attributes, clip_image, caption_text, image_features";
 
 // Quote renders caller bytes for a message: C-escaped, in single quotes.
 std::string Quote(absl::string_view bytes);

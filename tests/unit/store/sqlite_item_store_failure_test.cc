@@ -53,6 +53,68 @@ TEST(SqliteItemStoreFailureTest, SchemaVersionOneIsRefusedNotMigrated) {
   EXPECT_THAT(std::string(store.status().message()), HasSubstr("index the items again"));
 }
 
+// The schema version 2 wrote (before the image space), as a fixture of the old format.
+constexpr char kSchemaV2[] = R"sql(
+CREATE TABLE collections (
+  name BLOB PRIMARY KEY NOT NULL, shards INTEGER NOT NULL, caption_index BLOB NOT NULL,
+  caption_dim INTEGER NOT NULL, clip_model BLOB NOT NULL, captioner_model BLOB NOT NULL,
+  created_at INTEGER NOT NULL, created_seq INTEGER NOT NULL, compacted_seq INTEGER NOT NULL);
+CREATE TABLE items (
+  collection BLOB NOT NULL REFERENCES collections(name), id BLOB NOT NULL,
+  content_hash INTEGER NOT NULL, seq INTEGER NOT NULL, created_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL, caption BLOB NOT NULL, attributes BLOB NOT NULL,
+  clip_image BLOB, caption_text BLOB, PRIMARY KEY (collection, id));
+CREATE INDEX items_by_seq ON items(collection, seq);
+CREATE TABLE deletions (
+  collection BLOB NOT NULL REFERENCES collections(name), id BLOB NOT NULL, seq INTEGER NOT NULL,
+  PRIMARY KEY (collection, id)) WITHOUT ROWID;
+CREATE INDEX deletions_by_seq ON deletions(collection, seq);
+CREATE TABLE meta (key TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL);
+INSERT INTO meta(key, value) VALUES ('last_seq', 2);
+INSERT INTO collections VALUES (X'617274', 2, X'466C6174', 2, X'636C6970', X'636170', 0, 1, 0);
+INSERT INTO items VALUES (X'617274', X'61', 42, 2, 0, 0, X'612063617074696F6E', X'',
+                          X'0000803F00000000', X'000000000000803F');
+PRAGMA user_version = 2;
+)sql";
+
+TEST(SqliteItemStoreFailureTest, SchemaVersionTwoIsMigratedKeepingEveryItem) {
+  ScratchDir dir;
+  std::filesystem::create_directories(dir.path());
+  { std::ofstream touch(dir.db()); }
+  testing::ExecSql(dir.db(), kSchemaV2);
+  {
+    auto store = SqliteItemStore::Open(dir.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto list = (*store)->ListCollections();
+    ASSERT_TRUE(list.ok()) << list.status();
+    ASSERT_EQ(list->size(), 1u);
+    // A version-2 collection's image space is CLIP's image embedding alone.
+    EXPECT_EQ((*list)[0].image_dim, 2);
+    EXPECT_EQ((*list)[0].image_index, "Flat");
+    EXPECT_EQ((*list)[0].image_encoder_model, "");
+    EXPECT_EQ((*list)[0].created_seq, 1);
+    EXPECT_EQ((*store)->LastSequence(), 2);
+    auto items = (*store)->GetItems("art", {"a"});
+    ASSERT_TRUE(items.ok()) << items.status();
+    ASSERT_TRUE((*items)[0].has_value());
+    EXPECT_EQ((*items)[0]->caption, "a caption");
+    EXPECT_EQ((*items)[0]->content_hash, 42u);
+    EXPECT_EQ((*items)[0]->clip_image, (std::vector<float>{1.0f, 0.0f}));
+    EXPECT_EQ((*items)[0]->caption_text, (std::vector<float>{0.0f, 1.0f}));
+    EXPECT_TRUE((*items)[0]->image_features.empty());
+    // The migrated store takes the new column.
+    StoredItem b = MakeItem("b", 2);
+    ASSERT_FALSE(b.image_features.empty());
+    ASSERT_TRUE((*store)->PutItems("art", {b}).ok());
+  }
+  EXPECT_EQ(testing::QueryInt64(dir.db(), "PRAGMA user_version"), SqliteItemStore::kSchemaVersion);
+  auto reopened = SqliteItemStore::Open(dir.path());
+  ASSERT_TRUE(reopened.ok()) << reopened.status();
+  auto b = (*reopened)->GetItems("art", {"b"});
+  ASSERT_TRUE(b.ok() && (*b)[0].has_value());
+  EXPECT_TRUE(testing::SameItem(MakeItem("b", 2), *(*b)[0]));
+}
+
 TEST(SqliteItemStoreFailureTest, AnUnusableDataDirectoryIsAnError) {
   EXPECT_EQ(SqliteItemStore::Open("").status().code(), absl::StatusCode::kInvalidArgument);
   ScratchDir dir;

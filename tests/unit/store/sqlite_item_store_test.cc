@@ -49,6 +49,9 @@ TEST(SqliteItemStoreTest, CreatesListsAndDropsCollections) {
   EXPECT_EQ(first.caption_dim, 8);
   EXPECT_EQ(first.clip_model, "clip-test@1");
   EXPECT_EQ(first.captioner_model, "captioner-test@2");
+  EXPECT_EQ(first.image_index, "IVF4,Flat");
+  EXPECT_EQ(first.image_dim, 12);
+  EXPECT_EQ(first.image_encoder_model, "encoder-test@3");
   EXPECT_EQ((*list)[1].name, "photos");
   EXPECT_EQ((*list)[1].caption_dim, 1024);
 

@@ -34,6 +34,9 @@ CollectionRecord TestCollection(const std::string& name) {
   record.caption_dim = 8;
   record.clip_model = "clip-test@1";
   record.captioner_model = "captioner-test@2";
+  record.image_index = "IVF4,Flat";
+  record.image_dim = 12;
+  record.image_encoder_model = "encoder-test@3";
   return record;
 }
 
@@ -50,6 +53,7 @@ StoredItem MakeItem(const std::string& id, int dim, uint32_t seed) {
   };
   for (int i = 0; i < dim; ++i) item.clip_image.push_back(next());
   for (int i = 0; i < dim; ++i) item.caption_text.push_back(next());
+  for (int i = 0; i < dim / 2; ++i) item.image_features.push_back(next());
   item.content_hash = (uint64_t{state} << 32 | seed) ^ 0x8000000000000000ull;
   return item;
 }
@@ -81,6 +85,9 @@ bool SameFloats(const std::vector<float>& a, const std::vector<float>& b) {
   }
   if (!SameFloats(expected.caption_text, actual.caption_text)) {
     return ::testing::AssertionFailure() << who << "caption_text differs";
+  }
+  if (!SameFloats(expected.image_features, actual.image_features)) {
+    return ::testing::AssertionFailure() << who << "image_features differs";
   }
   if (expected.content_hash != actual.content_hash) {
     return ::testing::AssertionFailure()
