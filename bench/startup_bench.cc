@@ -1,6 +1,6 @@
 // startup_bench — how long a collection's index takes to come back at start-up: from its
 // snapshot (plus the store's changes since) against a rebuild from every stored item. Both use
-// RecoverCaptionIndex, the code the server runs at start. A benchmark, not a test.
+// RecoverIndexes, the code the server runs at start. A benchmark, not a test.
 //
 //   build/bench/startup_bench --dir /tmp/startup --items 1000000 --dim 1024 --shards 4
 //
@@ -76,6 +76,8 @@ int Run() {
     r.shards = absl::GetFlag(FLAGS_shards);
     r.caption_index = absl::GetFlag(FLAGS_index);
     r.caption_dim = dim;
+    r.image_index = r.caption_index;
+    r.image_dim = dim;  // no image encoder: the image space is the CLIP image embedding
     r.clip_model = r.captioner_model = "random";
     Check(store.CreateCollection(r).status(), "create");
     const auto start = std::chrono::steady_clock::now();
@@ -86,6 +88,7 @@ int Run() {
         item.id = absl::StrCat("item-", i);
         item.caption = absl::StrCat("caption ", i);
         item.caption_text = RandomUnit(rng, dim);
+        item.clip_image = RandomUnit(rng, dim);
         batch.push_back(std::move(item));
       }
       Check(store.PutItems(name, std::move(batch)).status(), "put");
@@ -97,10 +100,10 @@ int Run() {
     std::fprintf(stderr, "\rfilled the store with %lld items in %.1f s\n",
                  static_cast<long long>(items), Seconds(start));
     record = find();
-    auto built = engine::RecoverCaptionIndex(store, *record, "");
+    auto built = engine::RecoverIndexes(store, *record, "");
     Check(built.status(), "build");
     const auto save = std::chrono::steady_clock::now();
-    Check(engine::SaveCaptionSnapshot(*built->index, *record, store.LastSequence(), snapshots),
+    Check(engine::SaveSnapshots(built->indexes, *record, store.LastSequence(), snapshots),
           "snapshot");
     std::fprintf(stderr, "snapshot written in %.1f s\n", Seconds(save));
     // Changes after the snapshot: the start-up must replay them.
@@ -111,6 +114,7 @@ int Run() {
       store::StoredItem item;
       item.id = absl::StrCat("item-", (i * 7919) % items);
       item.caption_text = RandomUnit(rng, dim);
+      item.clip_image = RandomUnit(rng, dim);
       upserts.push_back(std::move(item));
       deletions.push_back(absl::StrCat("item-", (i * 104729 + 1) % items));
     }
@@ -118,16 +122,17 @@ int Run() {
     Check(store.DeleteItems(name, deletions).status(), "deletions");
   }
 
-  std::printf("collection: %lld items x %d dims, %d shards, index '%s'; %d upserts and up to %d "
+  std::printf("collection: %lld items x %d dims in two spaces (caption, image), %d shards, index "
+              "'%s'; %d upserts and up to %d "
               "deletions after the snapshot\n",
               static_cast<long long>(items), dim, record->shards, record->caption_index.c_str(),
               absl::GetFlag(FLAGS_changes), absl::GetFlag(FLAGS_changes));
   auto time = [&](const std::string& root, const char* label) {
     const auto start = std::chrono::steady_clock::now();
-    auto recovered = engine::RecoverCaptionIndex(store, *record, root);
+    auto recovered = engine::RecoverIndexes(store, *record, root);
     Check(recovered.status(), label);
     const double seconds = Seconds(start);
-    std::printf("%-22s %8.2f s  %zu items  (%s)\n", label, seconds, recovered->index->size(),
+    std::printf("%-22s %8.2f s  %zu items  (%s)\n", label, seconds, recovered->indexes.captions->size(),
                 recovered->how.c_str());
     return seconds;
   };

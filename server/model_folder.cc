@@ -194,6 +194,17 @@ absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
                                                                       std::move(module),
                                                                       std::move(decoder)));
   }
+  const fs::path encoder_folder = fs::path(dir) / "image_encoder";
+  if (fs::exists(encoder_folder)) {  // optional: without it the image space is CLIP's alone
+    const std::string folder = encoder_folder.string();
+    RETRACE_ASSIGN_OR_RETURN(models::ModelManifest manifest,
+                             ReadManifest(folder, models::ModelKind::kImageEncoder));
+    const std::string model_file = (encoder_folder / "model.pt").string();
+    RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
+    RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
+    RETRACE_ASSIGN_OR_RETURN(set.image_encoder,
+                             models::ImageEncoder::Create(std::move(manifest), std::move(module)));
+  }
   return set;
 }
 

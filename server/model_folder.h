@@ -1,6 +1,6 @@
 // model_folder.h — loads the model folders of `--models DIR` (manifest.json + model.pt).
 //
-// DIR holds clip/ and captioner/ (image_encoder/ later). Each manifest.json is parsed as the
+// DIR holds clip/ and captioner/, and optionally image_encoder/ (CS-SLIP). Each manifest.json is parsed as the
 // protobuf message retrace.v1.ModelManifest, checked, and turned into core's plain
 // models::ModelManifest; tokenizer files are resolved relative to the folder. Every failure names
 // the file, and for a missing method the method.
@@ -24,7 +24,7 @@ namespace retrace::server {
 absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
                                                    models::ModelKind expected);
 
-// LoadModelSet loads `<dir>/clip` and `<dir>/captioner`.
+// LoadModelSet loads `<dir>/clip`, `<dir>/captioner` and, when present, `<dir>/image_encoder`.
 absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir);
 
 }  // namespace retrace::server

@@ -31,6 +31,15 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
     default: return absl::InvalidArgumentError("mode: unknown search mode");
   }
   query.top_k = request.top_k() == 0 ? kDefaultTopK : request.top_k();
+  query.query_caption = request.query_caption();
+  const v1::ProvenanceOptions& p = request.provenance();
+  engine::ProvenanceOptions& options = query.provenance;
+  if (p.candidates() != 0) options.candidates = p.candidates();
+  if (p.has_beta()) options.beta = p.beta();
+  if (p.has_w1()) options.w1 = p.w1();
+  if (p.has_w2()) options.w2 = p.w2();
+  options.rerank = !p.no_rerank();
+  if (request.hybrid().rrf_k() != 0) query.rrf_k = request.hybrid().rrf_k();
   return query;
 }
 
@@ -54,6 +63,7 @@ engine::CollectionSpec FromProto(const v1::Collection& collection) {
   spec.name = collection.name();
   spec.shards = collection.shards() == 0 ? 1 : collection.shards();
   spec.caption_index = collection.caption_index().empty() ? "Flat" : collection.caption_index();
+  spec.image_index = collection.image_index().empty() ? "Flat" : collection.image_index();
   return spec;
 }
 
@@ -65,16 +75,33 @@ void ToProto(const engine::CollectionInfo& info, v1::Collection* out) {
   out->set_caption_dim(info.caption_dim);
   out->set_clip_model(info.clip_model);
   out->set_captioner_model(info.captioner_model);
+  out->set_image_index(info.spec.image_index);
+  out->set_image_dim(info.image_dim);
+  out->set_image_encoder_model(info.image_encoder_model);
 }
 
-void ToProto(const std::vector<engine::SearchHit>& hits, v1::SearchResponse* out) {
-  for (const engine::SearchHit& hit : hits) {
+void ToProto(const engine::SearchResult& result, v1::SearchResponse* out) {
+  for (const engine::SearchHit& hit : result.hits) {
     v1::SearchHit* h = out->add_hits();
     h->set_id(hit.id);
     h->set_score(hit.score);
     h->set_caption(hit.caption);
     h->mutable_attributes()->insert(hit.attributes.begin(), hit.attributes.end());
+    if (hit.provenance.has_value()) {
+      v1::ProvenanceParts* p = h->mutable_provenance();
+      p->set_base_score(hit.provenance->base_score);
+      p->set_caption_rank(hit.provenance->caption_rank);
+      p->set_image_rank(hit.provenance->image_rank);
+      p->set_score(hit.provenance->score);
+    }
+    if (hit.hybrid.has_value()) {
+      v1::HybridParts* p = h->mutable_hybrid();
+      p->set_caption_match_rank(hit.hybrid->caption_match_rank);
+      p->set_caption_match_score(hit.hybrid->caption_match_score);
+      p->set_provenance_rank(hit.hybrid->provenance_rank);
+    }
   }
+  out->set_query_caption(result.query_caption);
 }
 
 void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* out) {
@@ -117,6 +144,10 @@ void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out
                                                          r.item.clip_image.end());
       item->mutable_caption_text()->mutable_values()->Add(r.item.caption_text.begin(),
                                                            r.item.caption_text.end());
+    }
+    if (!r.item.image_features.empty()) {
+      item->mutable_image_features()->mutable_values()->Add(r.item.image_features.begin(),
+                                                             r.item.image_features.end());
     }
   }
 }

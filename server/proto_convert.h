@@ -1,7 +1,7 @@
 // proto_convert.h — the public API's messages ⇄ core's plain types, in one place.
 //
 // Request conversion applies the proto's documented defaults (top_k 0 → 10, mode unspecified →
-// CAPTION_MATCH) and rejects what core cannot express (no query set) with INVALID_ARGUMENT
+// CAPTION_MATCH, candidates 0 → 100, unset beta/w1/w2 → core's defaults, rrf_k 0 → 60) and rejects what core cannot express (no query set) with INVALID_ARGUMENT
 // naming the field. Bounds are core's job (engine/validation.h).
 //
 // Thread-safety: pure functions.
@@ -28,7 +28,7 @@ std::vector<engine::IndexItem> FromProto(v1::wire::IndexRequestWire& request);
 engine::CollectionSpec FromProto(const v1::Collection& collection);
 
 void ToProto(const engine::CollectionInfo& info, v1::Collection* out);
-void ToProto(const std::vector<engine::SearchHit>& hits, v1::SearchResponse* out);
+void ToProto(const engine::SearchResult& result, v1::SearchResponse* out);
 void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* out);
 void ToProto(const std::vector<engine::ItemResult>& results, v1::DeleteResponse* out);
 void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionResponse* out);

@@ -48,9 +48,9 @@ grpc::ServerUnaryReactor* RetraceService::Search(grpc::CallbackServerContext* co
                                                  v1::SearchResponse* response) {
   return Offload(context, "Search", [this, request, response] {
     RETRACE_ASSIGN_OR_RETURN(engine::SearchQuery query, FromProto(*request));
-    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::SearchHit> hits,
+    RETRACE_ASSIGN_OR_RETURN(engine::SearchResult result,
                              engine_->Search(request->collection(), query));
-    ToProto(hits, response);
+    ToProto(result, response);
     return absl::OkStatus();
   });
 }

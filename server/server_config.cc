@@ -68,6 +68,7 @@ void ApplyDefaults(v1::ServerConfig& c) {
   if (l.max_attribute_value_bytes() == 0) l.set_max_attribute_value_bytes(1024);
   if (l.max_collections() == 0) l.set_max_collections(1000);
   if (l.max_shards() == 0) l.set_max_shards(256);
+  if (l.max_candidates() == 0) l.set_max_candidates(1000);
   v1::Threads& t = *c.mutable_threads();
   if (t.workers() == 0) t.set_workers(std::max(1u, std::thread::hardware_concurrency()));
   if (t.torch_intra_op() == 0) t.set_torch_intra_op(1);
@@ -98,6 +99,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
            range("limits.max_attribute_value_bytes", l.max_attribute_value_bytes(), 0, 1 << 20),
            range("limits.max_collections", l.max_collections(), 1, 1000000),
            range("limits.max_shards", l.max_shards(), 1, 256),
+           range("limits.max_candidates", l.max_candidates(), 1, 10000),
            range("threads.workers", c.threads().workers(), 1, 1024),
            range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
            range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
@@ -125,6 +127,7 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
   o.limits.max_attribute_value_bytes = l.max_attribute_value_bytes();
   o.limits.max_collections = l.max_collections();
   o.limits.max_shards = l.max_shards();
+  o.limits.max_candidates = l.max_candidates();
   o.caption.max_new_tokens = c.captioning().max_new_tokens();
   o.snapshot_dir = (std::filesystem::path(c.data_dir()) / "snapshots").string();
   o.snapshot_interval_seconds = c.snapshot_interval_seconds();

@@ -1,14 +1,16 @@
-// collection_index.h — a collection's caption index at start-up and in snapshots.
+// collection_index.h — a collection's two indexes (caption space, image space) at start-up and
+// in snapshots.
 //
-// The store is the source of truth; an index is derived. At start-up RecoverCaptionIndex loads
-// the collection's last snapshot and replays the store's changes after the snapshot's sequence;
-// without a usable snapshot (none, corrupt, another index spec, or from an earlier collection of
-// the same name) it rebuilds from every stored item — slower, never wrong. SaveCaptionSnapshot
-// writes one atomically, tagged with the store sequence it includes.
+// The store is the source of truth; indexes are derived. At start-up RecoverIndexes loads the
+// collection's last snapshot of both spaces and replays the store's changes after the
+// snapshot's sequence; without a usable pair (none, corrupt, another index spec, taken at
+// different sequences, or from an earlier collection of the same name) it rebuilds both in one
+// pass over the stored items — slower, never wrong. SaveSnapshots writes both atomically per
+// space, tagged with the store sequence they include.
 //
-// Thread-safety: functions; the index and store they are given are thread-safe.
+// Thread-safety: functions; the indexes and store they are given are thread-safe.
 //
-//   RETRACE_ASSIGN_OR_RETURN(RecoveredIndex r, RecoverCaptionIndex(store, record, dir));
+//   RETRACE_ASSIGN_OR_RETURN(RecoveredIndexes r, RecoverIndexes(store, record, dir));
 //   log->info("'{}': {}", record.name, r.how);
 #ifndef RETRACE_CORE_ENGINE_COLLECTION_INDEX_H_
 #define RETRACE_CORE_ENGINE_COLLECTION_INDEX_H_
@@ -22,31 +24,50 @@
 
 namespace retrace::engine {
 
-struct RecoveredIndex {
-  std::unique_ptr<index::ShardedIndex> index;
-  int64_t snapshot_sequence = -1;  // the snapshot used, or -1 when rebuilt from the store
+enum class Space { kCaption, kImage };
+
+struct CollectionIndexes {
+  std::unique_ptr<index::ShardedIndex> captions;  // CLIP text embeddings of the captions
+  std::unique_ptr<index::ShardedIndex> images;    // image-space vectors (image_space.h)
+};
+
+struct RecoveredIndexes {
+  CollectionIndexes indexes;
+  int64_t snapshot_sequence = -1;  // the snapshots used, or -1 when rebuilt from the store
   std::string how;                 // for the log: "snapshot at sequence 812 + 14 changes", ...
 };
 
-// CaptionIndexOptions: the caption space's index options for a collection.
-index::IndexOptions CaptionIndexOptions(const store::CollectionRecord& record);
+// IndexOptionsFor: a space's index options for a collection.
+index::IndexOptions IndexOptionsFor(const store::CollectionRecord& record, Space space);
 
-// CaptionSnapshotDir: where a collection's caption snapshot lives under `snapshot_root`.
-std::string CaptionSnapshotDir(const std::string& snapshot_root, const std::string& collection);
+// CreateIndexes makes a collection's two empty indexes. INVALID_ARGUMENT naming caption_index
+// or image_index when a spec cannot be built.
+absl::StatusOr<CollectionIndexes> CreateIndexes(const store::CollectionRecord& record);
 
-// RecoverCaptionIndex builds the caption index of `record` from its snapshot under
-// `snapshot_root` (empty: none) and the store. Errors: the store's, or INVALID_ARGUMENT when the
-// collection's index spec cannot be built.
-absl::StatusOr<RecoveredIndex> RecoverCaptionIndex(const store::ItemStore& store,
-                                                   const store::CollectionRecord& record,
-                                                   const std::string& snapshot_root);
+// SnapshotDir: where a collection's snapshot of `space` lives under `snapshot_root`.
+std::string SnapshotDir(const std::string& snapshot_root, const std::string& collection,
+                        Space space);
 
-// SaveCaptionSnapshot writes `index` as the collection's snapshot including store sequence
-// `sequence`. REQUIRES: every change of the collection up to `sequence` is in `index` (read the
-// sequence while no write to the collection is between store and index).
-absl::Status SaveCaptionSnapshot(const index::ShardedIndex& index,
-                                 const store::CollectionRecord& record, int64_t sequence,
-                                 const std::string& snapshot_root);
+// AddItems adds stored items to both indexes (an id already present is replaced). DATA_LOSS if
+// an item's embeddings do not fit the collection's dimensions; nothing is added then.
+absl::Status AddItems(CollectionIndexes& indexes, const store::CollectionRecord& record,
+                      const std::vector<const store::StoredItem*>& items);
+
+// RemoveItems removes ids from both indexes; absent ids are ignored.
+absl::Status RemoveItems(CollectionIndexes& indexes, const std::vector<std::string>& ids);
+
+// RecoverIndexes builds the indexes of `record` from its snapshots under `snapshot_root`
+// (empty: none) and the store. Errors: the store's, DATA_LOSS for a stored item that does not
+// fit, or INVALID_ARGUMENT when an index spec cannot be built.
+absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
+                                                const store::CollectionRecord& record,
+                                                const std::string& snapshot_root);
+
+// SaveSnapshots writes both indexes as the collection's snapshots including store sequence
+// `sequence`. REQUIRES: every change of the collection up to `sequence` is in both indexes
+// (read the sequence while no write to the collection is between store and indexes).
+absl::Status SaveSnapshots(const CollectionIndexes& indexes, const store::CollectionRecord& record,
+                           int64_t sequence, const std::string& snapshot_root);
 
 }  // namespace retrace::engine
 

@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/engine/collection_index.h"
+#include "core/engine/image_space.h"
+#include "core/engine/internal/collection_state.h"
 #include "core/engine/internal/content_hash.h"
 #include "core/engine/validation.h"
 #include "core/image/decode.h"
@@ -18,34 +20,16 @@
 
 namespace retrace::engine {
 
-struct Engine::Collection {
-  store::CollectionRecord record;
-  std::unique_ptr<index::ShardedIndex> captions;  // the caption space
-  absl::Status refused;  // not OK: built with other models; every use answers this
-  // Serialises writes so that the store and the index see them in the same order.
-  absl::Mutex write_mu;
-  int64_t snapshot_sequence ABSL_GUARDED_BY(write_mu) = -1;  // of the last snapshot, if any
-};
-
 namespace {
 
-// Prefixed returns `status` with "<where>: " before its message, same code.
-absl::Status Prefixed(const absl::Status& status, absl::string_view where) {
-  return absl::Status(status.code(), absl::StrCat(where, ": ", status.message()));
-}
+using internal::AllFinite;
+using internal::Prefixed;
 
 // ItemLabel names item i for messages: items[3] 'sketch/horse/1.png'.
 std::string ItemLabel(absl::string_view field, size_t i, absl::string_view id, bool id_ok) {
   std::string label = absl::StrCat(field, "[", i, "]");
   if (id_ok) absl::StrAppend(&label, " '", id, "'");
   return label;
-}
-
-bool AllFinite(const float* v, int n) {
-  for (int i = 0; i < n; ++i) {
-    if (!std::isfinite(v[i])) return false;
-  }
-  return true;
 }
 
 // ForChunks calls fn(begin, end) over [0, n) in chunks of at most `chunk`.
@@ -120,8 +104,8 @@ absl::Status Engine::Snapshot(Collection& collection) {
     if (sequence == collection.snapshot_sequence) return absl::OkStatus();
   }
   const auto start = absl::Now();
-  RETRACE_RETURN_IF_ERROR(SaveCaptionSnapshot(*collection.captions, collection.record, sequence,
-                                              options_.snapshot_dir));
+  RETRACE_RETURN_IF_ERROR(
+      SaveSnapshots(collection.indexes, collection.record, sequence, options_.snapshot_dir));
   {
     absl::MutexLock write_lock(&collection.write_mu);
     collection.snapshot_sequence = std::max(collection.snapshot_sequence, sequence);
@@ -130,7 +114,7 @@ absl::Status Engine::Snapshot(Collection& collection) {
   absl::Status compacted = store_->CompactDeletions(collection.record.name, sequence);
   if (!compacted.ok() && compacted.code() != absl::StatusCode::kNotFound) return compacted;
   log_->info("collection '{}': snapshot at sequence {} ({} items) in {:.2f} s",
-             collection.record.name, sequence, collection.captions->size(),
+             collection.record.name, sequence, collection.indexes.captions->size(),
              absl::ToDoubleSeconds(absl::Now() - start));
   return absl::OkStatus();
 }
@@ -169,19 +153,23 @@ absl::StatusOr<std::unique_ptr<Engine::Collection>> Engine::MakeCollection(
         "); start the server with that collection's models, or index into a new collection"));
     return collection;
   }
+  const std::string encoder =
+      models_.image_encoder ? models_.image_encoder->manifest().Identity() : std::string();
+  if (r.image_encoder_model != encoder) {
+    collection->refused = absl::FailedPreconditionError(absl::StrCat(
+        "collection '", r.name, "' was built with image encoder '",
+        r.image_encoder_model.empty() ? "(none)" : r.image_encoder_model,
+        "' but this server runs '", encoder.empty() ? "(none)" : encoder,
+        "'; start the server with that collection's models, or index into a new collection"));
+    return collection;
+  }
   if (r.captioner_model != captioner) {
     // Captions are text: a different captioner does not make embeddings incomparable, but the
     // collection then mixes caption styles. Worth a warning, not a refusal.
     log_->warn("collection '{}' was captioned by '{}'; new items will be captioned by '{}'",
                r.name, r.captioner_model, captioner);
   }
-  index::IndexOptions index_options;
-  index_options.dim = r.caption_dim;
-  index_options.shards = r.shards;
-  index_options.factory = r.caption_index;
-  auto captions = index::ShardedIndex::Create(index_options);
-  if (!captions.ok()) return Prefixed(captions.status(), "caption_index");
-  collection->captions = std::move(*captions);
+  RETRACE_ASSIGN_OR_RETURN(collection->indexes, CreateIndexes(r));
   return collection;
 }
 
@@ -194,15 +182,15 @@ absl::Status Engine::LoadCollections() {
     if (collection->refused.ok()) {
       const auto start = absl::Now();
       RETRACE_ASSIGN_OR_RETURN(
-          RecoveredIndex recovered,
-          RecoverCaptionIndex(*store_, collection->record, options_.snapshot_dir));
-      collection->captions = std::move(recovered.index);
+          RecoveredIndexes recovered,
+          RecoverIndexes(*store_, collection->record, options_.snapshot_dir));
+      collection->indexes = std::move(recovered.indexes);
       {
         absl::MutexLock write_lock(&collection->write_mu);
         collection->snapshot_sequence = recovered.snapshot_sequence;
       }
       log_->info("collection '{}': {} items ready in {:.2f} s, {}", name,
-                 collection->captions->size(), absl::ToDoubleSeconds(absl::Now() - start),
+                 collection->indexes.captions->size(), absl::ToDoubleSeconds(absl::Now() - start),
                  recovered.how);
     } else {
       log_->error("{}", collection->refused.ToString());
@@ -225,12 +213,14 @@ absl::StatusOr<std::shared_ptr<Engine::Collection>> Engine::Find(const std::stri
 CollectionInfo Engine::Describe(const Collection& collection) {
   const store::CollectionRecord& r = collection.record;
   CollectionInfo info;
-  info.spec = {r.name, r.shards, r.caption_index};
+  info.spec = {r.name, r.shards, r.caption_index, r.image_index};
   info.caption_dim = r.caption_dim;
   info.clip_model = r.clip_model;
   info.captioner_model = r.captioner_model;
-  if (collection.captions != nullptr) {
-    info.item_count = static_cast<int64_t>(collection.captions->size());
+  info.image_dim = r.image_dim;
+  info.image_encoder_model = r.image_encoder_model;
+  if (collection.indexes.captions != nullptr) {
+    info.item_count = static_cast<int64_t>(collection.indexes.captions->size());
   } else {
     info.item_count = store_->CountItems(r.name).value_or(0);
   }
@@ -250,6 +240,12 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
   record.caption_dim = models_.clip->dim();
   record.clip_model = models_.clip->manifest().Identity();
   record.captioner_model = models_.captioner->manifest().Identity();
+  record.image_index = spec.image_index.empty() ? "Flat" : spec.image_index;
+  record.image_dim = models_.clip->dim();
+  if (models_.image_encoder != nullptr) {
+    record.image_dim += models_.image_encoder->dim();
+    record.image_encoder_model = models_.image_encoder->manifest().Identity();
+  }
   RETRACE_ASSIGN_OR_RETURN(std::unique_ptr<Collection> collection, MakeCollection(record));
 
   absl::MutexLock lock(&mu_);
@@ -262,8 +258,10 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
   }
   // The store numbers the creation; snapshots are tagged with it.
   RETRACE_ASSIGN_OR_RETURN(collection->record.created_seq, store_->CreateCollection(record));
-  log_->info("created collection '{}' (shards {}, caption index '{}', dim {})", record.name,
-             record.shards, record.caption_index, record.caption_dim);
+  log_->info("created collection '{}' (shards {}, caption index '{}' dim {}, image index '{}' "
+             "dim {})",
+             record.name, record.shards, record.caption_index, record.caption_dim,
+             record.image_index, record.image_dim);
   auto [it, inserted] = collections_.emplace(spec.name, std::move(collection));
   return Describe(*it->second);
 }
@@ -435,17 +433,24 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
     std::vector<std::string> texts;
     for (size_t k = begin; k < end; ++k) texts.push_back(stored[good[k]].caption);
     auto text_embeddings = models_.clip->EncodeTexts(texts);
+    // The collection, not the server, decides: its image space was fixed at creation.
+    absl::StatusOr<models::EmbeddingMatrix> features = models::EmbeddingMatrix();
+    if (HasImageEncoder(collection->record)) features = models_.image_encoder->EncodeImages(batch);
     for (size_t k = begin; k < end; ++k) {
       const size_t i = good[k];
       if (!image_embeddings.ok()) {
         fail(i, Prefixed(image_embeddings.status(), "image embedding"));
       } else if (!text_embeddings.ok()) {
         fail(i, Prefixed(text_embeddings.status(), "caption embedding"));
+      } else if (!features.ok()) {
+        fail(i, Prefixed(features.status(), "image-encoder embedding"));
       } else {
         stored[i].clip_image = image_embeddings->RowVector(k - begin);
         stored[i].caption_text = text_embeddings->RowVector(k - begin);
-        if (!AllFinite(stored[i].clip_image.data(), image_embeddings->dim) ||
-            !AllFinite(stored[i].caption_text.data(), text_embeddings->dim)) {
+        if (features->rows > 0) stored[i].image_features = features->RowVector(k - begin);
+        if (!AllFinite(stored[i].clip_image.data(), stored[i].clip_image.size()) ||
+            !AllFinite(stored[i].caption_text.data(), stored[i].caption_text.size()) ||
+            !AllFinite(stored[i].image_features.data(), stored[i].image_features.size())) {
           fail(i, absl::InternalError("the model returned a non-finite embedding"));
         }
       }
@@ -465,23 +470,18 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
   }
   if (batch.empty()) return results;
 
-  std::vector<std::string> ids;
-  std::vector<float> vectors;
-  ids.reserve(batch.size());
-  vectors.reserve(batch.size() * collection->record.caption_dim);
-  for (const store::StoredItem& item : batch) {
-    ids.push_back(item.id);
-    vectors.insert(vectors.end(), item.caption_text.begin(), item.caption_text.end());
-  }
+  std::vector<store::StoredItem> to_index(batch);  // the store takes the batch; indexes read this
   absl::MutexLock write_lock(&collection->write_mu);
   auto sequence = store_->PutItems(collection_name, std::move(batch));
   absl::Status written = sequence.status();
   if (written.ok()) {
-    written = collection->captions->Add(ids, vectors.data(), ids.size());
+    std::vector<const store::StoredItem*> pointers;
+    for (const store::StoredItem& item : to_index) pointers.push_back(&item);
+    written = AddItems(collection->indexes, collection->record, pointers);
     if (!written.ok()) {
       // Stored but not searchable until the index is rebuilt at the next start: say so loudly.
       log_->error("collection '{}': stored {} items but the index refused them: {}",
-                  collection_name, ids.size(), written.ToString());
+                  collection_name, to_index.size(), written.ToString());
     }
   }
   if (!written.ok()) {
@@ -522,73 +522,6 @@ absl::StatusOr<std::vector<size_t>> Engine::FindUnchanged(const std::string& col
   return unchanged;
 }
 
-absl::StatusOr<std::vector<float>> Engine::QueryEmbedding(const Collection& collection,
-                                                          const SearchQuery& query) {
-  switch (query.kind) {
-    case SearchQuery::Kind::kImage: {
-      auto image = image::DecodeImage(query.image, options_.limits.decode);
-      if (!image.ok()) return Prefixed(image.status(), "image");
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, models_.clip->EncodeImages({&*image}));
-      return m.RowVector(0);
-    }
-    case SearchQuery::Kind::kText: {
-      RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, models_.clip->EncodeTexts({query.text}));
-      return m.RowVector(0);
-    }
-    case SearchQuery::Kind::kEmbedding: {
-      std::vector<float> v = query.embedding;
-      const int dim = collection.record.caption_dim;
-      if (v.size() != static_cast<size_t>(dim)) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "embedding: ", v.size(), " values, but collection '", collection.record.name,
-            "' has dimension ", dim));
-      }
-      if (!AllFinite(v.data(), dim)) {
-        return absl::InvalidArgumentError("embedding: values must be finite");
-      }
-      if (models::L2Normalize(v.data(), v.size()) == 0) {
-        return absl::InvalidArgumentError("embedding: all values are zero");
-      }
-      return v;
-    }
-  }
-  return absl::InvalidArgumentError("query: one of image, text or embedding is required");
-}
-
-absl::StatusOr<std::vector<SearchHit>> Engine::Search(const std::string& collection_name,
-                                                      const SearchQuery& query) {
-  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
-  RETRACE_RETURN_IF_ERROR(collection->refused);
-  if (query.mode != SearchMode::kCaptionMatch) {
-    return absl::UnimplementedError(
-        "mode: PROVENANCE and HYBRID are reserved and not available yet; use CAPTION_MATCH");
-  }
-  if (query.top_k < 1 || query.top_k > options_.limits.max_top_k) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_k: ", query.top_k, " is not in 1..", options_.limits.max_top_k));
-  }
-  RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, QueryEmbedding(*collection, query));
-  RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
-                           collection->captions->Search(q.data(), 1, query.top_k));
-  std::vector<std::string> ids;
-  for (const index::IndexHit& hit : found[0]) ids.push_back(hit.id);
-  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
-                           store_->GetItems(collection_name, ids));
-  std::vector<SearchHit> hits;
-  hits.reserve(ids.size());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (!records[i].has_value()) continue;  // deleted since the index was searched
-    SearchHit hit;
-    hit.id = std::move(ids[i]);
-    hit.score = found[0][i].score;
-    hit.caption = std::move(records[i]->caption);
-    hit.attributes = std::move(records[i]->attributes);
-    hits.push_back(std::move(hit));
-  }
-  return hits;
-}
-
 absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection_name,
                                                     const std::vector<std::string>& ids,
                                                     bool include_embeddings) {
@@ -623,6 +556,7 @@ absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection
     if (include_embeddings) {
       result.item.clip_image = std::move(stored[v]->clip_image);
       result.item.caption_text = std::move(stored[v]->caption_text);
+      result.item.image_features = std::move(stored[v]->image_features);
     }
   }
   return results;
@@ -647,7 +581,7 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Delete(const std::string& collec
   if (valid.empty()) return results;
   absl::MutexLock write_lock(&collection->write_mu);
   RETRACE_ASSIGN_OR_RETURN(std::vector<bool> present, store_->DeleteItems(collection_name, valid));
-  RETRACE_RETURN_IF_ERROR(collection->captions->Remove(valid).status());
+  RETRACE_RETURN_IF_ERROR(RemoveItems(collection->indexes, valid));
   size_t v = 0;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (!results[i].status.ok()) continue;

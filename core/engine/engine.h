@@ -5,10 +5,14 @@
 // these methods one to one.
 //
 // Index pipeline per batch: validate each item → decode → caption the items without one →
-// CLIP image embeddings → CLIP text embeddings of the captions → one durable store write → add
-// to the caption index. A bad item fails alone; the rest of the batch is stored.
-// Search (CAPTION_MATCH, the Caption-Matching paper): the query's CLIP embedding (image tower for
-// an image, text tower for a text, or a raw vector) against the captions' CLIP text embeddings.
+// CLIP image embeddings → CLIP text embeddings of the captions → image-encoder (CS-SLIP)
+// embeddings when the collection has one → one durable store write → add to the caption and
+// image indexes. A bad item fails alone; the rest of the batch is stored.
+// Search: CAPTION_MATCH (the Caption-Matching paper) scores the query's CLIP embedding (image
+// tower for an image, text tower for a text, or a raw vector) against the captions' CLIP text
+// embeddings. PROVENANCE (the CS-SLIP paper) takes N candidates from the image space and
+// re-ranks them cross-modally (core/search/rerank.h); HYBRID fuses the two rankings
+// (core/search/rank_fusion.h). See engine_search.cc.
 //
 // Thread-safety: every method is safe to call concurrently. Writes to one collection are
 // serialised so its store and index agree; searches run in parallel with them.
@@ -30,15 +34,19 @@
 #include "core/engine/engine_types.h"
 #include "core/models/captioner.h"
 #include "core/models/clip_model.h"
+#include "core/models/image_encoder.h"
+#include "core/index/sharded_index.h"
 #include "core/store/item_store.h"
 #include "spdlog/logger.h"
 
 namespace retrace::engine {
 
-// ModelSet: the models an Engine runs. Both are required.
+// ModelSet: the models an Engine runs. CLIP and the captioner are required; without an image
+// encoder, new collections' image space is CLIP's image embedding alone.
 struct ModelSet {
   std::unique_ptr<models::ClipModel> clip;
   std::unique_ptr<models::Captioner> captioner;
+  std::unique_ptr<models::ImageEncoder> image_encoder;  // optional
 };
 
 struct EngineOptions {
@@ -83,10 +91,10 @@ class Engine {
   absl::StatusOr<std::vector<ItemResult>> Index(const std::string& collection,
                                                 std::vector<IndexItem> items);
 
-  // Search returns up to top_k hits, best first. INVALID_ARGUMENT naming the field for a bad
-  // query; NOT_FOUND; UNIMPLEMENTED for PROVENANCE and HYBRID (not built yet).
-  absl::StatusOr<std::vector<SearchHit>> Search(const std::string& collection,
-                                                const SearchQuery& query);
+  // Search returns up to top_k hits, best first, and the Q_t re-ranking used.
+  // INVALID_ARGUMENT naming the field for a bad query; NOT_FOUND; FAILED_PRECONDITION for a
+  // collection built with other models.
+  absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query);
 
   // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings only when
   // asked. The call fails as a whole for NOT_FOUND (collection) or INVALID_ARGUMENT (id count).
@@ -121,8 +129,20 @@ class Engine {
                                                     const std::vector<uint64_t>& hashes,
                                                     const std::vector<size_t>& candidates,
                                                     std::vector<ItemResult>& results);
-  absl::StatusOr<std::vector<float>> QueryEmbedding(const Collection& collection,
-                                                    const SearchQuery& query);
+  // engine_search.cc
+  struct ProvenanceQuery;
+  absl::StatusOr<std::vector<float>> CaptionMatchQuery(const Collection& collection,
+                                                       const SearchQuery& query);
+  absl::StatusOr<ProvenanceQuery> MakeProvenanceQuery(const Collection& collection,
+                                                      const SearchQuery& query);
+  absl::StatusOr<std::vector<index::IndexHit>> CaptionMatchRanking(const Collection& collection,
+                                                                  const std::vector<float>& q,
+                                                                  int depth);
+  absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const Collection& collection,
+                                                           const SearchQuery& query,
+                                                           const ProvenanceQuery& pq);
+  absl::StatusOr<std::vector<SearchHit>> Hydrate(const std::string& collection,
+                                                 std::vector<SearchHit> hits);
 
   const EngineOptions options_;
   const ModelSet models_;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,7 @@ struct EngineLimits {
   size_t max_attribute_value_bytes = 1024;
   int max_collections = 1000;
   int max_shards = 256;
+  int max_candidates = 1000;             // ProvenanceOptions.candidates
 };
 
 struct CaptionResult {
@@ -53,14 +55,48 @@ struct ItemResult {
 
 enum class SearchMode { kCaptionMatch, kProvenance, kHybrid };
 
+// ProvenanceOptions: the candidate depth and re-ranking of PROVENANCE (and HYBRID); the
+// formula is in core/search/rerank.h. Defaults equal the proto's.
+struct ProvenanceOptions {
+  int candidates = 100;  // N; 1..max_candidates
+  float beta = 1.0f;     // finite, 0..kMaxRerankParam
+  float w1 = 0.1f;       // finite, 0..kMaxRerankParam
+  float w2 = 0.1f;       // finite, 0..kMaxRerankParam
+  bool rerank = true;    // false: base-similarity order
+};
+
+inline constexpr float kMaxRerankParam = 100.0f;
+inline constexpr int kDefaultRrfK = 60;
+inline constexpr int kMaxRrfK = 10000;
+
 struct SearchQuery {
   enum class Kind { kImage, kText, kEmbedding };
   Kind kind = Kind::kText;
   std::string image;               // kImage: encoded bytes
   std::string text;                // kText
-  std::vector<float> embedding;    // kEmbedding: caption-space dimension
+  // kEmbedding: of the collection's caption_dim (CAPTION_MATCH) or image_dim (the others).
+  std::vector<float> embedding;
   SearchMode mode = SearchMode::kCaptionMatch;
   int top_k = 10;                  // 1..max_top_k
+  // PROVENANCE and HYBRID: Q_t (empty: the text query, or a caption of the image query).
+  std::string query_caption;
+  ProvenanceOptions provenance;
+  int rrf_k = kDefaultRrfK;        // HYBRID; 1..kMaxRrfK
+};
+
+// ProvenanceParts: a hit's S, P, P' and S' (ranks -1 when not scored).
+struct ProvenanceParts {
+  float base_score = 0;
+  int caption_rank = -1;
+  int image_rank = -1;
+  float score = 0;
+};
+
+// HybridParts: a hit's place in each fused ranking, -1 where absent.
+struct HybridParts {
+  int caption_match_rank = -1;
+  float caption_match_score = 0;
+  int provenance_rank = -1;
 };
 
 struct SearchHit {
@@ -68,6 +104,13 @@ struct SearchHit {
   float score = 0;
   std::string caption;
   std::map<std::string, std::string> attributes;
+  std::optional<ProvenanceParts> provenance;  // PROVENANCE, and HYBRID for candidates
+  std::optional<HybridParts> hybrid;          // HYBRID
+};
+
+struct SearchResult {
+  std::vector<SearchHit> hits;  // best first
+  std::string query_caption;    // the Q_t re-ranking used; empty when none
 };
 
 // ItemRecord: a stored item as Get returns it.
@@ -77,6 +120,7 @@ struct ItemRecord {
   std::map<std::string, std::string> attributes;
   std::vector<float> clip_image;    // empty unless embeddings were asked for
   std::vector<float> caption_text;
+  std::vector<float> image_features;  // empty without an image encoder
 };
 
 struct GetResult {
@@ -88,6 +132,7 @@ struct CollectionSpec {
   std::string name;
   int shards = 1;
   std::string caption_index = "Flat";
+  std::string image_index = "Flat";
 };
 
 struct CollectionInfo {
@@ -96,6 +141,8 @@ struct CollectionInfo {
   int caption_dim = 0;
   std::string clip_model;
   std::string captioner_model;
+  int image_dim = 0;
+  std::string image_encoder_model;  // empty: the image space is CLIP's alone
 };
 
 }  // namespace retrace::engine

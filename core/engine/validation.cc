@@ -38,12 +38,13 @@ absl::Status ValidateCaption(absl::string_view caption, const EngineLimits& limi
   return CheckUtf8("caption", caption);
 }
 
-absl::Status ValidateText(absl::string_view text, const EngineLimits& limits) {
-  if (text.size() > limits.max_text_bytes) return TooLong("text", text.size(), limits.max_text_bytes);
+absl::Status ValidateText(absl::string_view text, const EngineLimits& limits,
+                          absl::string_view field) {
+  if (text.size() > limits.max_text_bytes) return TooLong(field, text.size(), limits.max_text_bytes);
   if (absl::StripAsciiWhitespace(text).empty()) {
-    return absl::InvalidArgumentError("text: empty or only whitespace");
+    return absl::InvalidArgumentError(absl::StrCat(field, ": empty or only whitespace"));
   }
-  return CheckUtf8("text", text);
+  return CheckUtf8(field, text);
 }
 
 absl::Status ValidateAttributes(const std::map<std::string, std::string>& attributes,

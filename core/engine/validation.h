@@ -24,8 +24,10 @@ absl::Status ValidateId(absl::string_view id, const EngineLimits& limits);
 // ValidateCaption: at most max_caption_bytes of valid UTF-8 (empty is allowed: caption it).
 absl::Status ValidateCaption(absl::string_view caption, const EngineLimits& limits);
 
-// ValidateText: a text query, 1..max_text_bytes bytes of valid UTF-8, not only whitespace.
-absl::Status ValidateText(absl::string_view text, const EngineLimits& limits);
+// ValidateText: a text query (or another text named `field`), 1..max_text_bytes bytes of valid
+// UTF-8, not only whitespace.
+absl::Status ValidateText(absl::string_view text, const EngineLimits& limits,
+                          absl::string_view field = "text");
 
 // ValidateAttributes: count, key and value sizes, UTF-8, non-empty keys.
 absl::Status ValidateAttributes(const std::map<std::string, std::string>& attributes,

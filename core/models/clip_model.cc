@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/models/internal/embedding_output.h"
 #include "core/models/internal/image_batch.h"
 #include "core/models/internal/require_methods.h"
 
@@ -51,18 +52,8 @@ absl::StatusOr<EmbeddingMatrix> ClipModel::EncodeTexts(const std::vector<std::st
 
 absl::StatusOr<EmbeddingMatrix> ClipModel::ToEmbeddings(const Tensor& out, size_t rows,
                                                         const char* method) const {
-  if (out.dtype != DType::kFloat32 || out.shape.size() != 2 ||
-      out.shape[0] != static_cast<int64_t>(rows) || out.shape[1] != manifest_.embedding_dim) {
-    return absl::InternalError(absl::StrCat(module_->Source(), ": ", method, "() returned ",
-                                            out.ShapeString(), "; the manifest promises [", rows,
-                                            ", ", manifest_.embedding_dim, "] float"));
-  }
-  EmbeddingMatrix m;
-  m.rows = rows;
-  m.dim = manifest_.embedding_dim;
-  m.values = out.f32;
-  NormalizeRows(m);
-  return m;
+  return internal::EmbeddingsFromOutput(out, rows, manifest_.embedding_dim, module_->Source(),
+                                        method);
 }
 
 }  // namespace retrace::models

@@ -1,7 +1,9 @@
 // The whole public API against the real server (demo models, SQLite store, FAISS) on 127.0.0.1:
 // captioning, collections, indexing with a bad item among good ones, the three query kinds,
 // deletes, bounds, health, reflection, and a restart on the same data directory.
+#include <cmath>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <set>
 
@@ -323,11 +325,42 @@ TEST_F(ServerApiTest, BadRequestsGetClearErrors) {
   EXPECT_EQ(k_status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(k_status.error_message().find("top_k"), std::string::npos);
 
-  v1::SearchRequest provenance;
-  provenance.set_collection("c");
-  provenance.set_text("a dog");
-  provenance.set_mode(v1::PROVENANCE);
-  EXPECT_EQ(Search(provenance).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  // PROVENANCE's own bounds, each naming its field.
+  auto provenance_error = [&](const std::function<void(v1::SearchRequest&)>& spoil,
+                              const std::string& field) {
+    v1::SearchRequest request;
+    request.set_collection("c");
+    request.set_text("a dog");
+    request.set_mode(v1::PROVENANCE);
+    spoil(request);
+    grpc::Status status = Search(request);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << field;
+    EXPECT_NE(status.error_message().find(field), std::string::npos) << status.error_message();
+  };
+  provenance_error([](v1::SearchRequest& r) { r.mutable_provenance()->set_candidates(1001); },
+                   "provenance.candidates");
+  provenance_error([](v1::SearchRequest& r) { r.mutable_provenance()->set_candidates(-1); },
+                   "provenance.candidates");
+  provenance_error([](v1::SearchRequest& r) { r.mutable_provenance()->set_beta(-0.5f); },
+                   "provenance.beta");
+  provenance_error([](v1::SearchRequest& r) { r.mutable_provenance()->set_w1(NAN); },
+                   "provenance.w1");
+  provenance_error([](v1::SearchRequest& r) { r.mutable_provenance()->set_w2(1e9f); },
+                   "provenance.w2");
+  provenance_error([](v1::SearchRequest& r) { r.set_query_caption(std::string(2049, 'a')); },
+                   "query_caption");
+  provenance_error(
+      [](v1::SearchRequest& r) {
+        r.set_mode(v1::HYBRID);
+        r.mutable_hybrid()->set_rrf_k(-3);
+      },
+      "hybrid.rrf_k");
+  // PROVENANCE embeddings are of the image space's dimension.
+  provenance_error(
+      [](v1::SearchRequest& r) {
+        for (int i = 0; i < 3; ++i) r.mutable_embedding()->add_values(1.f);
+      },
+      "embedding");
 
   v1::SearchRequest bad_image;
   bad_image.set_collection("c");

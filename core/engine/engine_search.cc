@@ -1,0 +1,315 @@
+// engine_search.cc — Engine::Search: CAPTION_MATCH, PROVENANCE and HYBRID.
+//
+// PROVENANCE, step by step (CS-SLIP paper, section III):
+//   1. The query becomes an image-space vector (image_space.h): an image through the image
+//      encoder and CLIP; a text through CLIP's text tower, placed in the CLIP part (so S is its
+//      CLIP text-image similarity); an embedding as given.
+//   2. The image index gives N candidates. S is then recomputed exactly from the stored
+//      embeddings, so an approximate index (PQ, HNSW) only chooses the candidates.
+//   3. P ranks the candidates' captions for the query's CLIP embedding; P' ranks their CLIP
+//      image embeddings for Q_t's CLIP text embedding; core/search/rerank.h orders them.
+// Q_t is the request's query_caption, else the text query itself, else (for an image) a caption
+// from the server's captioner, written only when its term can count (w2 > 0).
+#include <algorithm>
+#include <cmath>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/engine/engine.h"
+#include "core/engine/image_space.h"
+#include "core/engine/internal/collection_state.h"
+#include "core/engine/validation.h"
+#include "core/image/decode.h"
+#include "core/search/rank_fusion.h"
+#include "core/search/rerank.h"
+
+namespace retrace::engine {
+
+using internal::AllFinite;
+using internal::Prefixed;
+
+struct Engine::ProvenanceQuery {
+  std::vector<float> image_space;     // searched in the image index
+  // The query's CLIP embedding: vs the candidates' captions (P) and, in HYBRID, the caption
+  // space. Empty for an embedding query whose CLIP part is zero.
+  std::vector<float> clip_probe;
+  std::vector<float> caption_vector;  // Q_t's CLIP text embedding vs their images (P'); same
+  std::string query_caption;          // Q_t
+};
+
+namespace {
+
+float Dot(const std::vector<float>& a, const std::vector<float>& b) {
+  double sum = 0;
+  for (size_t i = 0; i < a.size() && i < b.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
+  return static_cast<float>(sum);
+}
+
+absl::Status CheckRerankParam(float value, absl::string_view field) {
+  if (!std::isfinite(value) || value < 0 || value > kMaxRerankParam) {
+    return absl::InvalidArgumentError(absl::StrCat("provenance.", field, ": ", value,
+                                                   " is not a finite number in 0..",
+                                                   kMaxRerankParam));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSearch(const SearchQuery& query, const EngineLimits& limits) {
+  if (query.top_k < 1 || query.top_k > limits.max_top_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k: ", query.top_k, " is not in 1..", limits.max_top_k));
+  }
+  if (query.mode == SearchMode::kCaptionMatch) return absl::OkStatus();
+  const ProvenanceOptions& p = query.provenance;
+  if (p.candidates < 1 || p.candidates > limits.max_candidates) {
+    return absl::InvalidArgumentError(absl::StrCat("provenance.candidates: ", p.candidates,
+                                                   " is not in 1..", limits.max_candidates));
+  }
+  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.beta, "beta"));
+  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.w1, "w1"));
+  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.w2, "w2"));
+  if (query.mode == SearchMode::kHybrid && (query.rrf_k < 1 || query.rrf_k > kMaxRrfK)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hybrid.rrf_k: ", query.rrf_k, " is not in 1..", kMaxRrfK));
+  }
+  if (!query.query_caption.empty()) {
+    RETRACE_RETURN_IF_ERROR(ValidateText(query.query_caption, limits, "query_caption"));
+  }
+  return absl::OkStatus();
+}
+
+// CheckedEmbedding validates a raw query vector of `dim` and returns it normalised.
+absl::StatusOr<std::vector<float>> CheckedEmbedding(const std::vector<float>& values, int dim,
+                                                    const std::string& collection,
+                                                    absl::string_view what) {
+  if (values.size() != static_cast<size_t>(dim)) {
+    return absl::InvalidArgumentError(absl::StrCat("embedding: ", values.size(),
+                                                   " values, but collection '", collection,
+                                                   "' has ", what, " ", dim));
+  }
+  std::vector<float> v = values;
+  if (!AllFinite(v.data(), v.size())) {
+    return absl::InvalidArgumentError("embedding: values must be finite");
+  }
+  if (models::L2Normalize(v.data(), v.size()) == 0) {
+    return absl::InvalidArgumentError("embedding: all values are zero");
+  }
+  return v;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<float>> Engine::CaptionMatchQuery(const Collection& collection,
+                                                             const SearchQuery& query) {
+  switch (query.kind) {
+    case SearchQuery::Kind::kImage: {
+      auto image = image::DecodeImage(query.image, options_.limits.decode);
+      if (!image.ok()) return Prefixed(image.status(), "image");
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, models_.clip->EncodeImages({&*image}));
+      return m.RowVector(0);
+    }
+    case SearchQuery::Kind::kText: {
+      RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, models_.clip->EncodeTexts({query.text}));
+      return m.RowVector(0);
+    }
+    case SearchQuery::Kind::kEmbedding:
+      return CheckedEmbedding(query.embedding, collection.record.caption_dim,
+                              collection.record.name, "caption_dim");
+  }
+  return absl::InvalidArgumentError("query: one of image, text or embedding is required");
+}
+
+absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collection& collection,
+                                                                    const SearchQuery& query) {
+  const store::CollectionRecord& record = collection.record;
+  const ProvenanceOptions& options = query.provenance;
+  const bool encoder = HasImageEncoder(record);
+  const size_t clip_dim = static_cast<size_t>(record.caption_dim);
+  ProvenanceQuery pq;
+  pq.query_caption = query.query_caption;
+  switch (query.kind) {
+    case SearchQuery::Kind::kImage: {
+      auto image = image::DecodeImage(query.image, options_.limits.decode);
+      if (!image.ok()) return Prefixed(image.status(), "image");
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix clip, models_.clip->EncodeImages({&*image}));
+      std::vector<float> features;
+      if (encoder) {
+        RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix e,
+                                 models_.image_encoder->EncodeImages({&*image}));
+        features = e.RowVector(0);
+      }
+      pq.clip_probe = clip.RowVector(0);
+      RETRACE_ASSIGN_OR_RETURN(pq.image_space, ImageSpaceVector(record, features, pq.clip_probe));
+      if (pq.query_caption.empty() && options.rerank && options.w2 > 0) {
+        RETRACE_ASSIGN_OR_RETURN(std::vector<std::string> caption,
+                                 models_.captioner->Caption({&*image}, options_.caption));
+        pq.query_caption = caption[0];
+      }
+      break;
+    }
+    case SearchQuery::Kind::kText: {
+      RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, models_.clip->EncodeTexts({query.text}));
+      pq.clip_probe = t.RowVector(0);
+      // [0, sqrt(2) t] against [e, c] / sqrt(2) is exactly t . c: CLIP's text-image similarity.
+      pq.image_space.assign(record.image_dim - clip_dim, 0.f);
+      const float scale = encoder ? static_cast<float>(std::sqrt(2.0)) : 1.f;
+      for (float x : pq.clip_probe) pq.image_space.push_back(x * scale);
+      if (pq.query_caption.empty()) pq.query_caption = query.text;
+      break;
+    }
+    case SearchQuery::Kind::kEmbedding: {
+      RETRACE_ASSIGN_OR_RETURN(pq.image_space,
+                               CheckedEmbedding(query.embedding, record.image_dim, record.name,
+                                                "image_dim (the image space's dimension)"));
+      // Its CLIP part is a CLIP image embedding: the probe for P.
+      pq.clip_probe.assign(pq.image_space.end() - clip_dim, pq.image_space.end());
+      if (models::L2Normalize(pq.clip_probe.data(), clip_dim) == 0) pq.clip_probe.clear();
+      if (pq.query_caption.empty() && options.rerank && options.w2 > 0) {
+        return absl::InvalidArgumentError(
+            "query_caption: required for an embedding query when re-ranking with w2 > 0 (there "
+            "is no image to caption); give the query's caption, or set provenance.w2 to 0");
+      }
+      break;
+    }
+  }
+  if (options.rerank && !pq.query_caption.empty()) {
+    RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t,
+                             models_.clip->EncodeTexts({pq.query_caption}));
+    pq.caption_vector = t.RowVector(0);
+  }
+  return pq;
+}
+
+absl::StatusOr<std::vector<index::IndexHit>> Engine::CaptionMatchRanking(
+    const Collection& collection, const std::vector<float>& q, int depth) {
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
+                           collection.indexes.captions->Search(q.data(), 1, depth));
+  return std::move(found[0]);
+}
+
+absl::StatusOr<std::vector<SearchHit>> Engine::ProvenanceRanking(const Collection& collection,
+                                                                 const SearchQuery& query,
+                                                                 const ProvenanceQuery& pq) {
+  const store::CollectionRecord& record = collection.record;
+  RETRACE_ASSIGN_OR_RETURN(
+      std::vector<std::vector<index::IndexHit>> found,
+      collection.indexes.images->Search(pq.image_space.data(), 1, query.provenance.candidates));
+  std::vector<std::string> ids;
+  for (const index::IndexHit& hit : found[0]) ids.push_back(hit.id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
+                           store_->GetItems(record.name, ids));
+  std::vector<store::StoredItem> candidates;
+  std::vector<float> base, caption_scores, image_scores;
+  for (auto& item : records) {
+    if (!item.has_value()) continue;  // deleted since the index was searched
+    RETRACE_ASSIGN_OR_RETURN(std::vector<float> v,
+                             ImageSpaceVector(record, item->image_features, item->clip_image));
+    base.push_back(Dot(pq.image_space, v));
+    if (query.provenance.rerank && !pq.clip_probe.empty()) {
+      caption_scores.push_back(Dot(pq.clip_probe, item->caption_text));
+    }
+    if (!pq.caption_vector.empty()) image_scores.push_back(Dot(pq.caption_vector, item->clip_image));
+    candidates.push_back(std::move(*item));
+  }
+  search::RerankParams params{query.provenance.beta, query.provenance.w1, query.provenance.w2};
+  const std::vector<search::Reranked> order =
+      query.provenance.rerank ? search::Rerank(base, caption_scores, image_scores, params)
+                              : search::BaseOrder(base);
+  std::vector<SearchHit> hits;
+  hits.reserve(order.size());
+  for (const search::Reranked& r : order) {
+    store::StoredItem& item = candidates[r.candidate];
+    SearchHit hit;
+    hit.id = std::move(item.id);
+    hit.score = r.score;
+    hit.caption = std::move(item.caption);
+    hit.attributes = std::move(item.attributes);
+    hit.provenance = ProvenanceParts{r.base_score, r.caption_rank, r.image_rank, r.score};
+    hits.push_back(std::move(hit));
+  }
+  return hits;
+}
+
+absl::StatusOr<std::vector<SearchHit>> Engine::Hydrate(const std::string& collection,
+                                                       std::vector<SearchHit> hits) {
+  std::vector<std::string> ids;
+  for (const SearchHit& hit : hits) ids.push_back(hit.id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
+                           store_->GetItems(collection, ids));
+  std::vector<SearchHit> kept;
+  kept.reserve(hits.size());
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (!records[i].has_value()) continue;  // deleted since the index was searched
+    hits[i].caption = std::move(records[i]->caption);
+    hits[i].attributes = std::move(records[i]->attributes);
+    kept.push_back(std::move(hits[i]));
+  }
+  return kept;
+}
+
+absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
+                                            const SearchQuery& query) {
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
+  RETRACE_RETURN_IF_ERROR(collection->refused);
+  RETRACE_RETURN_IF_ERROR(ValidateSearch(query, options_.limits));
+  SearchResult result;
+
+  if (query.mode == SearchMode::kCaptionMatch) {
+    RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, CaptionMatchQuery(*collection, query));
+    RETRACE_ASSIGN_OR_RETURN(std::vector<index::IndexHit> found,
+                             CaptionMatchRanking(*collection, q, query.top_k));
+    std::vector<SearchHit> hits(found.size());
+    for (size_t i = 0; i < found.size(); ++i) {
+      hits[i].id = std::move(found[i].id);
+      hits[i].score = found[i].score;
+    }
+    RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits)));
+    return result;
+  }
+
+  RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq, MakeProvenanceQuery(*collection, query));
+  result.query_caption = pq.query_caption;
+  RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> provenance,
+                           ProvenanceRanking(*collection, query, pq));
+  if (query.mode == SearchMode::kProvenance) {
+    if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
+    result.hits = std::move(provenance);
+    return result;
+  }
+
+  // HYBRID: the Caption-Matching ranking of the same query (its CLIP embedding against the
+  // captions), fused by rank with the provenance ranking.
+  const std::vector<float>& clip_query = pq.clip_probe;
+  const int depth = std::max(query.top_k, query.provenance.candidates);
+  std::vector<index::IndexHit> caption_match;
+  if (!clip_query.empty()) {
+    RETRACE_ASSIGN_OR_RETURN(caption_match, CaptionMatchRanking(*collection, clip_query, depth));
+  }
+  std::vector<std::vector<std::string>> rankings(2);
+  for (const index::IndexHit& hit : caption_match) rankings[0].push_back(hit.id);
+  for (const SearchHit& hit : provenance) rankings[1].push_back(hit.id);
+  std::vector<search::FusedHit> fused = search::ReciprocalRankFusion(rankings, query.rrf_k);
+  if (fused.size() > static_cast<size_t>(query.top_k)) fused.resize(query.top_k);
+  std::vector<SearchHit> hits;
+  hits.reserve(fused.size());
+  for (search::FusedHit& f : fused) {
+    SearchHit hit;
+    hit.id = std::move(f.id);
+    hit.score = f.score;
+    HybridParts parts;
+    parts.caption_match_rank = f.ranks[0];
+    if (f.ranks[0] >= 0) parts.caption_match_score = caption_match[f.ranks[0]].score;
+    parts.provenance_rank = f.ranks[1];
+    if (f.ranks[1] >= 0) hit.provenance = provenance[f.ranks[1]].provenance;
+    hit.hybrid = parts;
+    hits.push_back(std::move(hit));
+  }
+  RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits)));
+  return result;
+}
+
+}  // namespace retrace::engine
