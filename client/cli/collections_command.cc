@@ -12,12 +12,14 @@ namespace {
 
 constexpr char kCollectionsUsage[] =
     R"(usage: retrace collections create NAME [--shards N] [--index FACTORY]
+                                 [--image-index FACTORY]
        retrace collections list
        retrace collections describe NAME
        retrace collections drop NAME
 
-create: N shards per search space (default 1); FACTORY is the caption space's FAISS
-index factory string (default Flat). With --json, prints the Collection (create,
+create: N shards per search space (default 1); --index is the caption space's FAISS
+index factory string, --image-index the image space's (PROVENANCE), each default Flat,
+e.g. HNSW32 or IVF1024,PQ64. With --json, prints the Collection (create,
 describe), the ListCollectionsResponse (list) or the DropCollectionResponse (drop).
 )";
 
@@ -30,14 +32,19 @@ std::string DescribeTable(const v1::Collection& c) {
                 {"caption_index", c.caption_index()},
                 {"caption_dim", absl::StrCat(c.caption_dim())},
                 {"clip_model", c.clip_model()},
-                {"captioner_model", c.captioner_model()}};
+                {"captioner_model", c.captioner_model()},
+                {"image_index", c.image_index()},
+                {"image_dim", absl::StrCat(c.image_dim())},
+                {"image_encoder_model",
+                 c.image_encoder_model().empty() ? "(none: CLIP alone)" : c.image_encoder_model()}};
   return RenderTable(table);
 }
 
 }  // namespace
 
 int RunCollectionsCommand(CliContext& context, const std::vector<std::string>& args) {
-  auto parsed = ParseArgs(args, {{"shards", true}, {"index", true}, {"help", false}});
+  auto parsed = ParseArgs(
+      args, {{"shards", true}, {"index", true}, {"image-index", true}, {"help", false}});
   if (!parsed.ok()) {
     return context.UsageError("collections", parsed.status().message(), kCollectionsUsage);
   }
@@ -64,8 +71,9 @@ int RunCollectionsCommand(CliContext& context, const std::vector<std::string>& a
     return context.UsageError(
         command, absl::StrCat("unexpected argument '", positional[wanted], "'"), kCollectionsUsage);
   }
-  if (verb != "create" && (parsed->Has("shards") || parsed->Has("index"))) {
-    return context.UsageError(command, "--shards and --index go with create only",
+  if (verb != "create" &&
+      (parsed->Has("shards") || parsed->Has("index") || parsed->Has("image-index"))) {
+    return context.UsageError(command, "--shards, --index and --image-index go with create only",
                               kCollectionsUsage);
   }
 
@@ -81,6 +89,7 @@ int RunCollectionsCommand(CliContext& context, const std::vector<std::string>& a
       request.mutable_collection()->set_shards(static_cast<int32_t>(*shards));
     }
     request.mutable_collection()->set_caption_index(parsed->Value("index"));
+    request.mutable_collection()->set_image_index(parsed->Value("image-index"));
     v1::Collection collection;
     status = context.client().CreateCollection(request, &collection);
     if (status.ok()) {

@@ -20,13 +20,36 @@ constexpr char kCommand[] = "search";
 constexpr char kSearchUsage[] =
     R"(usage: retrace search --collection NAME (--image FILE | --text TEXT | --embedding V1,V2,...)
                       [--top-k K] [--mode caption|provenance|hybrid]
+                      [--caption TEXT] [--candidates N] [--beta B] [--w1 W] [--w2 W]
+                      [--no-rerank] [--rrf-k K]
 
-Prints "rank  score  id  caption", best first; an item's attributes follow its caption
-as k=v. --top-k: default 10. --mode: default caption (Caption-Matching); provenance and
-hybrid are reserved (the server answers UNIMPLEMENTED). With --json, prints the
-SearchResponse.
+--mode caption (default): Caption-Matching, the query's CLIP embedding against the
+  items' captions.
+--mode provenance: the N nearest images by CS-SLIP + CLIP features (--candidates,
+  default 100), re-ranked by S' = S + w1*exp(-beta*P) + w2*exp(-beta*P'), where P ranks
+  each candidate's caption for the query and P' each candidate's image for the query's
+  caption (--caption, e.g. the prompt that generated the image; default: the server
+  captions an image query). Defaults beta 1, w1 0.1, w2 0.1; --no-rerank keeps S.
+  Prints "rank  score  base  P  P'  id  caption".
+--mode hybrid: both rankings fused by reciprocal rank, 1/(K + rank + 1) each (--rrf-k,
+  default 60). Prints "rank  score  caption-rank  provenance-rank  id  caption".
+An --embedding is of the collection's caption_dim (caption) or image_dim (the others).
+--top-k: default 10. An item's attributes follow its caption as k=v. With --json,
+prints the SearchResponse.
 )";
 
+// ParseFloat: one finite float for option `name`.
+absl::StatusOr<float> ParseFloat(const std::string& name, const std::string& value) {
+  auto values = ParseFloatList(name, value);
+  if (!values.ok()) return values.status();
+  if (values->size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", name, ": expected one number, got '", value, "'"));
+  }
+  return (*values)[0];
+}
+
+std::string Rank(int32_t rank) { return rank < 0 ? "-" : absl::StrCat(rank); }
 
 }  // namespace
 
@@ -46,6 +69,13 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"embedding", true},
                                  {"top-k", true},
                                  {"mode", true},
+                                 {"caption", true},
+                                 {"candidates", true},
+                                 {"beta", true},
+                                 {"w1", true},
+                                 {"w2", true},
+                                 {"no-rerank", false},
+                                 {"rrf-k", true},
                                  {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kSearchUsage);
   if (parsed->Has("help")) {
@@ -80,6 +110,40 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   } else {
     request.set_mode(v1::CAPTION_MATCH);
   }
+  if (request.mode() == v1::CAPTION_MATCH) {
+    for (const char* option : {"caption", "candidates", "beta", "w1", "w2", "no-rerank", "rrf-k"}) {
+      if (parsed->Has(option)) {
+        return context.UsageError(
+            kCommand, absl::StrCat("--", option, " goes with --mode provenance or hybrid"),
+            kSearchUsage);
+      }
+    }
+  }
+  if (parsed->Has("rrf-k") && request.mode() != v1::HYBRID) {
+    return context.UsageError(kCommand, "--rrf-k goes with --mode hybrid", kSearchUsage);
+  }
+  if (parsed->Has("caption")) request.set_query_caption(parsed->Value("caption"));
+  v1::ProvenanceOptions* provenance = request.mutable_provenance();
+  if (parsed->Has("candidates")) {
+    auto n = ParseInt("candidates", parsed->Value("candidates"), 1, INT32_MAX);
+    if (!n.ok()) return context.UsageError(kCommand, n.status().message(), kSearchUsage);
+    provenance->set_candidates(static_cast<int32_t>(*n));
+  }
+  for (const char* option : {"beta", "w1", "w2"}) {
+    if (!parsed->Has(option)) continue;
+    auto value = ParseFloat(option, parsed->Value(option));
+    if (!value.ok()) return context.UsageError(kCommand, value.status().message(), kSearchUsage);
+    const std::string name = option;
+    if (name == "beta") provenance->set_beta(*value);
+    if (name == "w1") provenance->set_w1(*value);
+    if (name == "w2") provenance->set_w2(*value);
+  }
+  provenance->set_no_rerank(parsed->Has("no-rerank"));
+  if (parsed->Has("rrf-k")) {
+    auto k = ParseInt("rrf-k", parsed->Value("rrf-k"), 1, INT32_MAX);
+    if (!k.ok()) return context.UsageError(kCommand, k.status().message(), kSearchUsage);
+    request.mutable_hybrid()->set_rrf_k(static_cast<int32_t>(*k));
+  }
   if (parsed->Has("image")) {
     const std::string file = parsed->Value("image");
     absl::StatusOr<std::string> bytes = ReadFileBytes(file, context.max_image_bytes());
@@ -105,11 +169,37 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     context.out() << "no hits\n";
     return kExitOk;
   }
-  Table table{{"rank", "score", "id", "caption"}, {}, {true, true}, /*flexible_column=*/3};
+  if (!response.query_caption().empty()) {
+    context.out() << "query caption: " << response.query_caption() << "\n";
+  }
+  Table table;
+  if (request.mode() == v1::PROVENANCE) {
+    table = {{"rank", "score", "base", "P", "P'", "id", "caption"},
+             {},
+             {true, true, true, true, true},
+             /*flexible_column=*/6};
+  } else if (request.mode() == v1::HYBRID) {
+    table = {{"rank", "score", "caption-rank", "provenance-rank", "id", "caption"},
+             {},
+             {true, true, true, true},
+             /*flexible_column=*/5};
+  } else {
+    table = {{"rank", "score", "id", "caption"}, {}, {true, true}, /*flexible_column=*/3};
+  }
   int rank = 0;
   for (const v1::SearchHit& hit : response.hits()) {
-    table.rows.push_back(
-        {absl::StrCat(++rank), absl::StrFormat("%.4f", hit.score()), hit.id(), CaptionWithAttributes(hit.caption(), hit.attributes())});
+    std::vector<std::string> row = {absl::StrCat(++rank), absl::StrFormat("%.4f", hit.score())};
+    if (request.mode() == v1::PROVENANCE) {
+      row.push_back(absl::StrFormat("%.4f", hit.provenance().base_score()));
+      row.push_back(Rank(hit.provenance().caption_rank()));
+      row.push_back(Rank(hit.provenance().image_rank()));
+    } else if (request.mode() == v1::HYBRID) {
+      row.push_back(Rank(hit.hybrid().caption_match_rank()));
+      row.push_back(Rank(hit.hybrid().provenance_rank()));
+    }
+    row.push_back(hit.id());
+    row.push_back(CaptionWithAttributes(hit.caption(), hit.attributes()));
+    table.rows.push_back(std::move(row));
   }
   context.out() << RenderTable(table);
   return kExitOk;

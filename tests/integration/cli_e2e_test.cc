@@ -9,6 +9,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "tests/support/server_process.h"
 
@@ -98,6 +99,56 @@ TEST_F(CliE2eTest, TourOfTheReadme) {
 
   r = Run("search --collection shapes");
   EXPECT_EQ(r.exit_code, 2) << "missing query is a usage error: " << r.err;
+}
+
+TEST_F(CliE2eTest, ProvenanceAndHybridSearchShowTheirParts) {
+  const std::string photos = FixtureDir() + "/images/photo";
+  ASSERT_EQ(Run("collections create photos --image-index HNSW16").exit_code, 0);
+  CliResult r = Run("collections describe photos");
+  EXPECT_TRUE(absl::StrContains(r.out, "HNSW16")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "image_dim")) << r.out;
+  ASSERT_EQ(Run("index --collection photos " + photos).exit_code, 0);
+
+  const std::string query = photos + "/horse/horse_0.png";
+  r = Run("search --collection photos --mode provenance --image " + query + " --top-k 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "query caption: a picture of a horse")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "P'")) << r.out;
+  // The exact copy is first, with both ranks 0 (its caption and image both fit the query).
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n');
+  ASSERT_GE(lines.size(), 3u) << r.out;
+  std::vector<std::string> first = absl::StrSplit(lines[2], ' ', absl::SkipEmpty());
+  ASSERT_GE(first.size(), 6u) << r.out;  // rank score base P P' id caption...
+  EXPECT_EQ(first[2], "1.0000") << r.out;
+  EXPECT_EQ(first[3], "0") << r.out;
+  EXPECT_EQ(first[4], "0") << r.out;
+  EXPECT_EQ(first[5], "horse/horse_0.png") << r.out;
+
+  r = Run("search --collection photos --mode provenance --no-rerank --caption \"a cat\" "
+          "--candidates 5 --image " + query);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  lines = absl::StrSplit(r.out, '\n');
+  ASSERT_GE(lines.size(), 3u) << r.out;
+  first = absl::StrSplit(lines[2], ' ', absl::SkipEmpty());
+  ASSERT_GE(first.size(), 5u) << r.out;
+  EXPECT_EQ(first[3], "-") << "ranks are not computed: " << r.out;
+  EXPECT_EQ(first[4], "-") << r.out;
+
+  r = Run("--json search --collection photos --mode hybrid --rrf-k 5 --text \"a horse\"");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "\"caption_match_rank\"")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "\"provenance_rank\"")) << r.out;
+
+  r = Run("search --collection photos --mode provenance --beta -1 --image " + query);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err, "provenance.beta")) << r.err;
+  r = Run("search --collection photos --w1 0.5 --image " + query);
+  EXPECT_EQ(r.exit_code, 2) << "re-ranking options need --mode provenance or hybrid";
+  r = Run("search --collection photos --mode provenance --rrf-k 3 --image " + query);
+  EXPECT_EQ(r.exit_code, 2) << "--rrf-k needs --mode hybrid";
+  r = Run("search --collection photos --mode provenance --candidates 100000 --image " + query);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "provenance.candidates")) << r.err;
 }
 
 TEST_F(CliE2eTest, IndexReportsFailedItemsAndStoresTheRest) {
