@@ -292,5 +292,25 @@ TEST_F(ProvenanceE2eTest, TheImageSpaceSurvivesARestart) {
   }
 }
 
+TEST_F(ProvenanceE2eTest, AServerWithoutTheCollectionsImageEncoderRefusesIt) {
+  ASSERT_EQ(server_->Stop(), 0);
+  // The same CLIP and captioner, no image encoder.
+  const std::string models = testing::NewTempDir("no-encoder");
+  for (const char* model : {"clip", "captioner"}) {
+    fs::create_directory_symlink(fs::absolute(FixtureDir() + "/oracle/" + model),
+                                 models + "/" + model);
+  }
+  server_ = std::make_unique<testing::ServerProcess>(
+      testing::ServerOptions{models, data_dir_, {}});
+  ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
+  stub_ = server_->NewStub();
+  grpc::ClientContext context;
+  v1::SearchResponse response;
+  grpc::Status status = stub_->Search(&context, Provenance(), &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(status.error_message().find("image encoder"), std::string::npos)
+      << status.error_message();
+}
+
 }  // namespace
 }  // namespace retrace
