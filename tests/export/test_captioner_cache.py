@@ -157,6 +157,18 @@ class CaptionerCacheTest(unittest.TestCase):
             self.assertGreater(extra, VOCAB * HIDDEN * 4 * 0.9)
 
 
+class TracedPrefixTest(unittest.TestCase):
+    def test_a_traced_image_prefix_scripts_inside_the_captioner(self):
+        # export_blip2.py traces the transformers vision side at batch 2 and scripts the rest.
+        eager = tiny_captioner(seed=3)
+        traced = torch.jit.trace(eager.image_prefix, torch.randn(2, 3, 8, 8))
+        model = torch.jit.script(opt_lm.CachedCaptioner(traced, eager.lm))
+        x = torch.randn(3, 3, 8, 8)
+        with torch.no_grad():
+            self.assertLess((model.encode_image(x) - eager.encode_image(x)).abs().max().item(),
+                            1e-6)
+
+
 class SaveAndVerifyTest(unittest.TestCase):
     def test_a_mismatch_with_the_eager_model_fails_loudly(self):
         model = tiny_captioner(seed=2)
