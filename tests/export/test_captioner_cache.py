@@ -13,6 +13,7 @@ Exit 0 = pass, 1 = fail, 77 = torch missing.
 import os
 import sys
 import tempfile
+import types
 import unittest
 
 try:
@@ -155,6 +156,43 @@ class CaptionerCacheTest(unittest.TestCase):
             # V x H floats = 2560 bytes: the untied file carries them twice.
             extra = os.path.getsize(untied_path) - os.path.getsize(tied_path)
             self.assertGreater(extra, VOCAB * HIDDEN * 4 * 0.9)
+
+
+class FakeHfOpt:
+    """Quacks like transformers' OPTForCausalLM: a config and OPT's state-dict names."""
+
+    def __init__(self, lm, **config):
+        self.config = types.SimpleNamespace(
+            hidden_size=HIDDEN, num_attention_heads=HEADS, ffn_dim=FFN, num_hidden_layers=LAYERS,
+            max_position_embeddings=MAX_POS, do_layer_norm_before=True, word_embed_proj_dim=HIDDEN,
+            activation_function="relu", enable_bias=True, layer_norm_elementwise_affine=True)
+        for k, v in config.items():
+            setattr(self.config, k, v)
+        self.state = {("lm_head.weight" if k == "lm_head.weight" else "model.decoder." + k): v
+                      for k, v in lm.state_dict().items()}
+
+    def state_dict(self):
+        return self.state
+
+
+class FromHfWeightsTest(unittest.TestCase):
+    def test_weights_map_by_opt_names_and_give_the_same_logits(self):
+        source = tiny_captioner(seed=4, tie=False)
+        lm = opt_lm.opt_lm_from_hf(FakeHfOpt(source.lm))
+        prefix, tokens = torch.randn(2, Q, HIDDEN), torch.randint(0, VOCAB, (2, 5))
+        with torch.no_grad():
+            want = reference_logits(source.lm, prefix, tokens)
+            got = opt_lm.CachedCaptioner(source.image_prefix, lm).logits(prefix, tokens)
+        self.assertLess((got - want).abs().max().item(), 1e-5)
+        self.assertFalse(lm.lm_head.weight is lm.embed_tokens.weight)  # untied stays untied
+        tied = opt_lm.opt_lm_from_hf(FakeHfOpt(tiny_captioner(seed=4).lm))
+        self.assertTrue(tied.lm_head.weight is tied.embed_tokens.weight)
+
+    def test_unsupported_opt_variants_are_named(self):
+        with self.assertRaisesRegex(ValueError, "post-LayerNorm"):
+            opt_lm.opt_lm_from_hf(FakeHfOpt(tiny_captioner(seed=4).lm, do_layer_norm_before=False))
+        with self.assertRaisesRegex(ValueError, "project_in"):
+            opt_lm.opt_lm_from_hf(FakeHfOpt(tiny_captioner(seed=4).lm, word_embed_proj_dim=8))
 
 
 class TracedPrefixTest(unittest.TestCase):

@@ -157,6 +157,12 @@ def opt_lm_from_hf(language_model):
     if problems:
         raise ValueError("this OPT variant is not supported: " + "; ".join(problems))
     state = language_model.state_dict()
+    if "lm_head.weight" not in state or "model.decoder.embed_tokens.weight" not in state:
+        # Some transformers releases hold the bare OPTModel here and lm_head on the outer class.
+        raise ValueError("the language model is not an OPTForCausalLM with 'lm_head.weight' and "
+                         "'model.decoder.*' weights (keys start with %s); use a transformers "
+                         "release listed in tools/export/README.md"
+                         % sorted(set(k.split(".")[0] for k in state)))
     head = state["lm_head.weight"]
     embed = state["model.decoder.embed_tokens.weight"]
     tied = head.data_ptr() == embed.data_ptr() or torch.equal(head, embed)
