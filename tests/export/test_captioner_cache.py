@@ -195,6 +195,27 @@ class FromHfWeightsTest(unittest.TestCase):
             opt_lm.opt_lm_from_hf(FakeHfOpt(tiny_captioner(seed=4).lm, word_embed_proj_dim=8))
 
 
+class UndecodableIdsTest(unittest.TestCase):
+    def test_ids_beyond_the_vocabulary_are_masked_in_every_method(self):
+        plain = tiny_captioner(seed=5)
+        masked = torch.jit.script(opt_lm.CachedCaptioner(plain.image_prefix, plain.lm,
+                                                         decodable=VOCAB - 7))
+        prefix, tokens = torch.randn(2, Q, HIDDEN), torch.randint(0, VOCAB - 7, (2, 4))
+        with torch.no_grad():
+            want = plain.logits(prefix, tokens)
+            _, cache = masked.prefill(prefix, tokens[:, :3])
+            for got in (masked.logits(prefix, tokens), masked.step(cache, tokens[:, 3:])[0]):
+                self.assertTrue(torch.isneginf(got[:, VOCAB - 7:]).all())
+                self.assertLess((got[:, :VOCAB - 7] - want[:, :VOCAB - 7]).abs().max().item(),
+                                1e-5)
+            # save_and_verify accepts -inf where the reference has it, and only there.
+            ec.compare("logits", masked.logits(prefix, tokens),
+                       opt_lm.CachedCaptioner(plain.image_prefix, plain.lm, VOCAB - 7).logits(
+                           prefix, tokens), 1e-5, 1e-5)
+            with self.assertRaises(ec.ExportError):
+                ec.compare("logits", masked.logits(prefix, tokens), want, 1e-5, 1e-5)
+
+
 class TracedPrefixTest(unittest.TestCase):
     def test_a_traced_image_prefix_scripts_inside_the_captioner(self):
         # export_blip2.py traces the transformers vision side at batch 2 and scripts the rest.

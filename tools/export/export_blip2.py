@@ -101,12 +101,20 @@ def image_preprocessing(hf_dir, default_size, log):
                          cfg.get("image_mean", ec.CLIP_MEAN), cfg.get("image_std", ec.CLIP_STD))
 
 
-def reference_lm_logits(model, prefix, tokens):
+def mask_undecodable(logits, decodable):
+    """What CachedCaptioner.mask does: ids the vocabulary cannot decode get -inf."""
+    logits = logits.clone()
+    logits[:, decodable:] = float("-inf")
+    return logits
+
+
+def reference_lm_logits(model, prefix, tokens, decodable):
     """transformers' OPTForCausalLM on [prefix; embed(tokens)]: last position's logits."""
     lm = model.language_model
     embeds = torch.cat([prefix, lm.get_input_embeddings()(tokens)], dim=1)
     mask = torch.ones(embeds.shape[:2], dtype=torch.long)
-    return lm(inputs_embeds=embeds, attention_mask=mask, return_dict=True).logits[:, -1]
+    logits = lm(inputs_embeds=embeds, attention_mask=mask, return_dict=True).logits[:, -1]
+    return mask_undecodable(logits, decodable)
 
 
 def reference_full_logits(model, pixel_values, tokens):
@@ -120,7 +128,7 @@ def reference_full_logits(model, pixel_values, tokens):
     return out.logits[:, -1]
 
 
-def build(model, image_size, log):
+def build(model, image_size, decodable):
     """The scripted CachedCaptioner (image prefix traced, OPT scripted)."""
     prefix_module = Blip2ImagePrefix(model).eval()
     example = torch.randn(2, 3, image_size, image_size)
@@ -131,7 +139,7 @@ def build(model, image_size, log):
         lm = opt_lm.opt_lm_from_hf(model.language_model)
     except ValueError as e:
         raise ec.ExportError(str(e))
-    return torch.jit.script(opt_lm.CachedCaptioner(traced, lm)), prefix_module, lm
+    return (torch.jit.script(opt_lm.CachedCaptioner(traced, lm, decodable)), prefix_module, lm)
 
 
 def check_newline_token(vocab_path, eos_ids):
@@ -158,11 +166,14 @@ def export(hf_dir, out, name=None, version=None, eos_ids=None, max_new_tokens=30
         raise ec.ExportError("preprocessor size %d != vision_config.image_size %d"
                              % (image["size"], image_size))
     ec.prepare_folder(out)
-    scripted, prefix_module, lm = build(model, image_size, log)
+    vocab_size = model.language_model.get_output_embeddings().weight.shape[0]
+    token_max = min(vocab_size, len(vocab))  # ids vocab.json can decode
+    scripted, prefix_module, lm = build(model, image_size, token_max)
+    if token_max < vocab_size:
+        log("note: logits have %d columns, vocab.json %d tokens; ids >= %d are masked to -inf "
+            "(they cannot be decoded)" % (vocab_size, len(vocab), token_max))
 
     g = torch.Generator().manual_seed(seed)
-    vocab_size = lm.lm_head.weight.shape[0]
-    token_max = min(vocab_size, len(vocab))
     cases = []
     with torch.no_grad():
         for batch, t in ((1, 2), (3, 4)):  # not the traced batch (2): shapes must not be baked
@@ -171,8 +182,8 @@ def export(hf_dir, out, name=None, version=None, eos_ids=None, max_new_tokens=30
             tokens[:, 0] = cfg.text_config.bos_token_id
             prefix = prefix_module(px)
             head, last = tokens[:, :-1], tokens[:, -1:]
-            want_head = reference_lm_logits(model, prefix, head)
-            want = reference_lm_logits(model, prefix, tokens)
+            want_head = reference_lm_logits(model, prefix, head, token_max)
+            want = reference_lm_logits(model, prefix, tokens, token_max)
             # Caches are compared with the eager OptLm's; logits with transformers' OPT.
             _, cache = lm.run(torch.cat([prefix, lm.embed(head)], 1), None)
             _, cache_after = lm.run(lm.embed(last), cache)
@@ -188,12 +199,10 @@ def export(hf_dir, out, name=None, version=None, eos_ids=None, max_new_tokens=30
         tokens[:, 0] = cfg.text_config.bos_token_id
         worst = ec.compare("encode_image+logits vs Blip2ForConditionalGeneration",
                            loaded.logits(loaded.encode_image(px), tokens),
-                           reference_full_logits(model, px, tokens), atol * 10, rtol * 10)
+                           mask_undecodable(reference_full_logits(model, px, tokens), token_max),
+                           atol * 10, rtol * 10)
         log("verified encode_image+logits against Blip2ForConditionalGeneration: max |diff| "
             "%.2e" % worst)
-    if len(vocab) < vocab_size:
-        log("note: logits have %d columns, vocab.json %d tokens; ids >= %d cannot be decoded"
-            % (vocab_size, len(vocab), len(vocab)))
 
     base = os.path.basename(os.path.normpath(hf_dir))
     manifest = {

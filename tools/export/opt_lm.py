@@ -110,13 +110,20 @@ class CachedCaptioner(nn.Module):
     """CAPTIONER contract: encode_image, logits, and the cached prefill/step pair.
 
     image_prefix maps f32[B,3,S,S] to f32[B,Q,H] (H = the LM's width). The prefix is placed
-    before the token embeddings, as Blip2ForConditionalGeneration does.
+    before the token embeddings, as Blip2ForConditionalGeneration does. Logit columns at or above
+    `decodable` (ids the tokenizer's vocab.json lacks, e.g. OPT's 7 padding rows 50265..50271) are
+    -inf, so a decoder can never pick an id it cannot turn into text; default: none masked.
     """
 
-    def __init__(self, image_prefix: nn.Module, lm: OptLm):
+    def __init__(self, image_prefix: nn.Module, lm: OptLm, decodable: int = -1):
         super().__init__()
         self.image_prefix = image_prefix
         self.lm = lm
+        self.decodable = decodable if decodable > 0 else lm.lm_head.weight.shape[0]
+
+    def mask(self, logits: torch.Tensor) -> torch.Tensor:
+        columns = torch.arange(logits.size(1), device=logits.device)
+        return logits.masked_fill(columns >= self.decodable, float("-inf"))
 
     @torch.jit.export
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
@@ -124,16 +131,18 @@ class CachedCaptioner(nn.Module):
 
     @torch.jit.export
     def logits(self, prefix: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-        return self.lm.run(torch.cat([prefix, self.lm.embed(tokens)], dim=1), None)[0]
+        return self.mask(self.lm.run(torch.cat([prefix, self.lm.embed(tokens)], dim=1), None)[0])
 
     @torch.jit.export
     def prefill(self, prefix: torch.Tensor, tokens: torch.Tensor) -> Tuple[torch.Tensor,
                                                                           torch.Tensor]:
-        return self.lm.run(torch.cat([prefix, self.lm.embed(tokens)], dim=1), None)
+        logits, cache = self.lm.run(torch.cat([prefix, self.lm.embed(tokens)], dim=1), None)
+        return self.mask(logits), cache
 
     @torch.jit.export
     def step(self, cache: torch.Tensor, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
-        return self.lm.run(self.lm.embed(tokens), cache)
+        logits, new_cache = self.lm.run(self.lm.embed(tokens), cache)
+        return self.mask(logits), new_cache
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.encode_image(images)
