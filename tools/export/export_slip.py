@@ -194,7 +194,8 @@ def build_encoder(state, model_name=None, heads=None):
                              % (list(projection.shape), width))
     encoder = SlipImageEncoder(vit.float(), projection.clone()).eval()
     info = {"patch": patch, "width": width, "depth": depth, "heads": heads,
-            "image_size": grid * patch, "embedding_dim": projection.shape[1]}
+            "image_size": grid * patch, "embedding_dim": projection.shape[1],
+            "mlp_ratio": hidden / width, "qkv_bias": qkv_bias}
     return encoder, info
 
 
@@ -206,7 +207,7 @@ def timm_reference(state, info):
         return None
     vit = TimmViT(img_size=info["image_size"], patch_size=info["patch"],
                   embed_dim=info["width"], depth=info["depth"], num_heads=info["heads"],
-                  num_classes=0)
+                  mlp_ratio=info["mlp_ratio"], qkv_bias=info["qkv_bias"], num_classes=0)
     visual = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
     missing, _ = vit.load_state_dict(visual, strict=False)
     if missing:  # a timm whose key names moved: say so rather than compare with random weights
