@@ -5,9 +5,12 @@
 //
 //   tools/fixtures/make_models.py --kind lm --lm-width 256 --lm-layers 4 --out build/bench-lm
 //   build/bench/caption_decoding_bench --captioner build/bench-lm/captioner --images 8 --tokens 30
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <random>
+#include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
