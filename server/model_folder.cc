@@ -166,6 +166,18 @@ absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
   return m;
 }
 
+absl::StatusOr<std::unique_ptr<models::Captioner>> LoadCaptioner(const std::string& folder) {
+  RETRACE_ASSIGN_OR_RETURN(models::ModelManifest manifest,
+                           ReadManifest(folder, models::ModelKind::kCaptioner));
+  RETRACE_ASSIGN_OR_RETURN(text::ByteLevelBpe decoder,
+                           text::ByteLevelBpe::Load(manifest.tokenizer.vocab_path,
+                                                    manifest.tokenizer.merges_path));
+  const std::string model_file = (fs::path(folder) / "model.pt").string();
+  RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
+  RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
+  return models::Captioner::Create(std::move(manifest), std::move(module), std::move(decoder));
+}
+
 absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
   engine::ModelSet set;
   {
@@ -180,20 +192,7 @@ absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
     RETRACE_ASSIGN_OR_RETURN(set.clip, models::ClipModel::Create(std::move(manifest), std::move(module),
                                                                  std::move(tokenizer)));
   }
-  {
-    const std::string folder = (fs::path(dir) / "captioner").string();
-    RETRACE_ASSIGN_OR_RETURN(models::ModelManifest manifest,
-                             ReadManifest(folder, models::ModelKind::kCaptioner));
-    RETRACE_ASSIGN_OR_RETURN(text::ByteLevelBpe decoder,
-                             text::ByteLevelBpe::Load(manifest.tokenizer.vocab_path,
-                                                      manifest.tokenizer.merges_path));
-    const std::string model_file = (fs::path(folder) / "model.pt").string();
-    RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
-    RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
-    RETRACE_ASSIGN_OR_RETURN(set.captioner, models::Captioner::Create(std::move(manifest),
-                                                                      std::move(module),
-                                                                      std::move(decoder)));
-  }
+  RETRACE_ASSIGN_OR_RETURN(set.captioner, LoadCaptioner((fs::path(dir) / "captioner").string()));
   const fs::path encoder_folder = fs::path(dir) / "image_encoder";
   if (fs::exists(encoder_folder)) {  // optional: without it the image space is CLIP's alone
     const std::string folder = encoder_folder.string();

@@ -24,6 +24,9 @@ namespace retrace::server {
 absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
                                                    models::ModelKind expected);
 
+// LoadCaptioner loads one captioner folder (manifest.json, model.pt, tokenizer files).
+absl::StatusOr<std::unique_ptr<models::Captioner>> LoadCaptioner(const std::string& folder);
+
 // LoadModelSet loads `<dir>/clip`, `<dir>/captioner` and, when present, `<dir>/image_encoder`.
 absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir);
 

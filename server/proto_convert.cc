@@ -152,4 +152,17 @@ void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out
   }
 }
 
+models::CaptionOptions FromProto(const v1::CaptionOptions& options,
+                                 const models::CaptionOptions& defaults) {
+  models::CaptionOptions out = defaults;
+  if (options.max_new_tokens() != 0) out.max_new_tokens = options.max_new_tokens();
+  if (options.has_num_beams()) out.num_beams = options.num_beams();
+  if (options.has_length_penalty()) out.length_penalty = options.length_penalty();
+  if (options.has_min_new_tokens()) out.min_new_tokens = options.min_new_tokens();
+  if (options.has_no_repeat_ngram_size()) out.no_repeat_ngram_size = options.no_repeat_ngram_size();
+  if (options.has_repetition_penalty()) out.repetition_penalty = options.repetition_penalty();
+  if (options.has_prompt()) out.prompt = options.prompt();
+  return out;
+}
+
 }  // namespace retrace::server

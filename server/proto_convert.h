@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "core/engine/engine_types.h"
+#include "core/models/captioner.h"
 #include "retrace/v1/index_wire.pb.h"
 #include "retrace/v1/retrace.pb.h"
 
@@ -33,6 +34,11 @@ void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* 
 void ToProto(const std::vector<engine::ItemResult>& results, v1::DeleteResponse* out);
 void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionResponse* out);
 void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out);
+
+// FromProto(CaptionOptions) takes each field the request sets and the rest from `defaults` (the
+// server's captioning config); max_new_tokens 0 counts as unset. Bounds are the captioner's job.
+models::CaptionOptions FromProto(const v1::CaptionOptions& options,
+                                 const models::CaptionOptions& defaults);
 
 }  // namespace retrace::server
 

@@ -34,8 +34,8 @@ grpc::ServerUnaryReactor* RetraceService::Caption(grpc::CallbackServerContext* c
                                                   v1::CaptionResponse* response) {
   return Offload(context, "Caption", [this, request, response] {
     std::vector<std::string> images(request->images().begin(), request->images().end());
-    models::CaptionOptions options;
-    options.max_new_tokens = request->options().max_new_tokens();
+    const models::CaptionOptions options =
+        FromProto(request->options(), engine_->options().caption);
     RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CaptionResult> results,
                              engine_->Caption(images, options));
     ToProto(results, response);

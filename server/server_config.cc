@@ -73,6 +73,10 @@ void ApplyDefaults(v1::ServerConfig& c) {
   if (t.workers() == 0) t.set_workers(std::max(1u, std::thread::hardware_concurrency()));
   if (t.torch_intra_op() == 0) t.set_torch_intra_op(1);
   if (t.faiss_omp() == 0) t.set_faiss_omp(1);
+  v1::Captioning& cap = *c.mutable_captioning();
+  if (cap.num_beams() == 0) cap.set_num_beams(1);
+  if (!cap.has_length_penalty()) cap.set_length_penalty(1.0f);
+  if (cap.repetition_penalty() == 0) cap.set_repetition_penalty(1.0f);
 }
 
 absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
@@ -104,8 +108,25 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
            range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
            range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
            range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),
+           range("captioning.num_beams", c.captioning().num_beams(), 1, 8),
+           range("captioning.min_new_tokens", c.captioning().min_new_tokens(), 0,
+                 c.captioning().max_new_tokens() == 0 ? 128 : c.captioning().max_new_tokens()),
+           range("captioning.no_repeat_ngram_size", c.captioning().no_repeat_ngram_size(), 0, 16),
+           range("captioning.prompt bytes", c.captioning().prompt().size(), 0, 512),
            range("shutdown_grace_seconds", c.shutdown_grace_seconds(), 0, 3600),
            range("snapshot_interval_seconds", c.snapshot_interval_seconds(), -1, 86400)}) {
+    if (!s.ok()) return s;
+  }
+  auto finite_range = [](const char* field, float value, float lo, float hi) -> absl::Status {
+    if (!(value >= lo && value <= hi)) {  // also refuses NaN
+      return absl::InvalidArgumentError(
+          absl::StrCat("config: ", field, " = ", value, " is not in ", lo, "..", hi));
+    }
+    return absl::OkStatus();
+  };
+  for (absl::Status s :
+       {finite_range("captioning.length_penalty", c.captioning().length_penalty(), -4, 4),
+        finite_range("captioning.repetition_penalty", c.captioning().repetition_penalty(), 1, 10)}) {
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -128,7 +149,14 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
   o.limits.max_collections = l.max_collections();
   o.limits.max_shards = l.max_shards();
   o.limits.max_candidates = l.max_candidates();
-  o.caption.max_new_tokens = c.captioning().max_new_tokens();
+  const v1::Captioning& cap = c.captioning();
+  o.caption.max_new_tokens = cap.max_new_tokens();
+  o.caption.num_beams = cap.num_beams();
+  o.caption.length_penalty = cap.length_penalty();
+  o.caption.min_new_tokens = cap.min_new_tokens();
+  o.caption.no_repeat_ngram_size = cap.no_repeat_ngram_size();
+  o.caption.repetition_penalty = cap.repetition_penalty();
+  o.caption.prompt = cap.prompt();
   o.snapshot_dir = (std::filesystem::path(c.data_dir()) / "snapshots").string();
   o.snapshot_interval_seconds = c.snapshot_interval_seconds();
   return o;

@@ -70,6 +70,16 @@ absl::StatusOr<int64_t> ParseInt(const std::string& name, const std::string& val
   return n;
 }
 
+absl::StatusOr<double> ParseFloat(const std::string& name, const std::string& value, double min,
+                                  double max) {
+  double v;
+  if (!absl::SimpleAtod(value, &v) || !std::isfinite(v) || v < min || v > max) {
+    return absl::InvalidArgumentError(absl::StrCat("--", name, ": expected a number from ", min,
+                                                   " to ", max, ", got '", value, "'"));
+  }
+  return v;
+}
+
 absl::StatusOr<double> ParsePositiveSeconds(const std::string& name, const std::string& value) {
   double seconds;
   if (!absl::SimpleAtod(value, &seconds) || !std::isfinite(seconds) || seconds <= 0) {

@@ -59,6 +59,11 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
 absl::StatusOr<int64_t> ParseInt(const std::string& name, const std::string& value, int64_t min,
                                  int64_t max);
 
+// ParseFloat: `value`, given for option `name`, as a finite number in [min, max];
+// INVALID_ARGUMENT "--name: expected a number from min to max, got 'value'" otherwise.
+absl::StatusOr<double> ParseFloat(const std::string& name, const std::string& value, double min,
+                                  double max);
+
 // ParsePositiveSeconds: `value`, given for option `name`, as a finite number of seconds > 0
 // (fractions allowed); INVALID_ARGUMENT otherwise.
 absl::StatusOr<double> ParsePositiveSeconds(const std::string& name, const std::string& value);

@@ -57,6 +57,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Open(EngineOptions options, Mode
                                                    options.inference_batch_size,
                                                    " is not in 1..1024"));
   }
+  if (absl::Status s = models.captioner->ValidateOptions(options.caption); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("engine: caption defaults: ", s.message()));
+  }
   std::unique_ptr<Engine> engine(
       new Engine(std::move(options), std::move(models), std::move(store), std::move(log)));
   RETRACE_RETURN_IF_ERROR(engine->LoadCollections());
@@ -307,13 +310,9 @@ absl::Status Engine::DropCollection(const std::string& name) {
 absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std::string>& images,
                                                           const models::CaptionOptions& options) {
   RETRACE_RETURN_IF_ERROR(ValidateItemCount(images.size(), "images", options_.limits));
-  if (options.max_new_tokens < 0 || options.max_new_tokens > models::kMaxNewTokensLimit) {
-    return absl::InvalidArgumentError(absl::StrCat("options.max_new_tokens: ",
-                                                   options.max_new_tokens, " is not in 0..",
-                                                   models::kMaxNewTokensLimit));
-  }
   models::CaptionOptions effective = options;
   if (effective.max_new_tokens == 0) effective.max_new_tokens = options_.caption.max_new_tokens;
+  RETRACE_RETURN_IF_ERROR(models_.captioner->ValidateOptions(effective));
 
   std::vector<CaptionResult> results(images.size());
   std::vector<image::Image> decoded(images.size());

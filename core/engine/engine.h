@@ -51,7 +51,9 @@ struct ModelSet {
 
 struct EngineOptions {
   EngineLimits limits;
-  models::CaptionOptions caption;  // decoding defaults for Index and Caption
+  // Decoding for Index-time captions. Caption() takes its own options (the server fills a
+  // request's unset fields from these); their max_new_tokens = 0 falls back to this one's.
+  models::CaptionOptions caption;
   int inference_batch_size = 16;   // images or texts per model call; 1..1024
   // Index snapshots: written under snapshot_dir (empty: none; every start rebuilds from the
   // store) every snapshot_interval_seconds when a collection changed (<= 0: only on request).

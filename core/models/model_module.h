@@ -8,6 +8,7 @@
 // Thread-safety: implementations must be safe for concurrent Call()s.
 //
 //   RETRACE_ASSIGN_OR_RETURN(Tensor emb, module.Call("encode_image", {std::move(pixels)}));
+//   RETRACE_ASSIGN_OR_RETURN(std::vector<Tensor> out, module.CallTuple("step", {cache, tokens}));
 //   if (!module.HasMethod("prefill")) { /* full recompute */ }
 #ifndef RETRACE_CORE_MODELS_MODEL_MODULE_H_
 #define RETRACE_CORE_MODELS_MODEL_MODULE_H_
@@ -30,6 +31,12 @@ class ModelModule {
   // other than one float32 or int64 tensor.
   virtual absl::StatusOr<Tensor> Call(const std::string& method,
                                       std::vector<Tensor> inputs) const = 0;
+
+  // CallTuple runs `method` and returns the tensors of the tuple it returns, in order (a method
+  // that returns one tensor gives a vector of one). INVALID_ARGUMENT if the method is absent;
+  // INTERNAL if the model fails or an element is not a float32 or int64 tensor.
+  virtual absl::StatusOr<std::vector<Tensor>> CallTuple(const std::string& method,
+                                                        std::vector<Tensor> inputs) const = 0;
 
   // HasMethod says whether the model has `method`.
   virtual bool HasMethod(std::string_view method) const = 0;

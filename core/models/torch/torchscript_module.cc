@@ -45,6 +45,60 @@ class TorchScriptModule final : public ModelModule {
       : module_(std::move(module)), source_(std::move(source)) {}
 
   absl::StatusOr<Tensor> Call(const std::string& method, std::vector<Tensor> inputs) const override {
+    return Run(method, std::move(inputs), [&](const torch::jit::IValue& result,
+                                              const std::string& where) -> absl::StatusOr<Tensor> {
+      if (!result.isTensor()) {
+        return absl::InternalError(absl::StrCat(where, " returned ", result.tagKind(),
+                                                "; expected one tensor"));
+      }
+      return FromTorch(result.toTensor(), where);
+    });
+  }
+
+  absl::StatusOr<std::vector<Tensor>> CallTuple(const std::string& method,
+                                                std::vector<Tensor> inputs) const override {
+    return Run(method, std::move(inputs),
+               [&](const torch::jit::IValue& result,
+                   const std::string& where) -> absl::StatusOr<std::vector<Tensor>> {
+                 std::vector<Tensor> out;
+                 if (result.isTensor()) {
+                   absl::StatusOr<Tensor> t = FromTorch(result.toTensor(), where);
+                   if (!t.ok()) return t.status();
+                   out.push_back(std::move(*t));
+                   return out;
+                 }
+                 if (!result.isTuple()) {
+                   return absl::InternalError(absl::StrCat(where, " returned ", result.tagKind(),
+                                                           "; expected a tuple of tensors"));
+                 }
+                 const auto& elements = result.toTupleRef().elements();
+                 for (size_t i = 0; i < elements.size(); ++i) {
+                   if (!elements[i].isTensor()) {
+                     return absl::InternalError(absl::StrCat(where, " returned a tuple whose element ",
+                                                             i, " is ", elements[i].tagKind(),
+                                                             "; expected tensors"));
+                   }
+                   absl::StatusOr<Tensor> t = FromTorch(elements[i].toTensor(), where);
+                   if (!t.ok()) return t.status();
+                   out.push_back(std::move(*t));
+                 }
+                 return out;
+               });
+  }
+
+  bool HasMethod(std::string_view method) const override {
+    return module_.find_method(std::string(method)).has_value();
+  }
+
+  const std::string& Source() const override { return source_; }
+
+ private:
+  // Run calls `method` under InferenceMode and hands its result to `convert`, which must copy
+  // what it keeps: the inputs' from_blob views die with `inputs`. LibTorch exceptions become
+  // INTERNAL naming the model file and the method.
+  template <typename Convert>
+  auto Run(const std::string& method, std::vector<Tensor> inputs, Convert convert) const
+      -> decltype(convert(torch::jit::IValue(), std::string())) {
     const std::string where = absl::StrCat(source_, ": ", method, "()");
     auto found = module_.find_method(method);
     if (!found.has_value()) {
@@ -55,12 +109,7 @@ class TorchScriptModule final : public ModelModule {
       std::vector<torch::jit::IValue> args;
       args.reserve(inputs.size());
       for (Tensor& input : inputs) args.emplace_back(ToTorch(input));
-      torch::jit::IValue result = (*found)(std::move(args));
-      if (!result.isTensor()) {
-        return absl::InternalError(absl::StrCat(where, " returned ", result.tagKind(),
-                                                "; expected one tensor"));
-      }
-      return FromTorch(result.toTensor(), where);
+      return convert((*found)(std::move(args)), where);
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat(where, " failed: ", e.what_without_backtrace()));
     } catch (const std::exception& e) {
@@ -68,13 +117,6 @@ class TorchScriptModule final : public ModelModule {
     }
   }
 
-  bool HasMethod(std::string_view method) const override {
-    return module_.find_method(std::string(method)).has_value();
-  }
-
-  const std::string& Source() const override { return source_; }
-
- private:
   // find_method and calls are const in spirit; Module's API is not const-qualified.
   mutable torch::jit::Module module_;
   std::string source_;

@@ -77,7 +77,8 @@ TEST(CliUsageTest, HelpAndUsageErrors) {
       {{"collections", "describe"}, "retrace: collections describe: missing NAME"},
       {{"collections", "list", "x"}, "unexpected argument 'x'"},
       {{"collections", "rename", "x"}, "unknown subcommand 'rename'"},
-      {{"collections", "drop", "x", "--shards", "2"}, "--shards and --index go with create only"},
+      {{"collections", "drop", "x", "--shards", "2"},
+       "--shards, --index and --image-index go with create only"},
   };
   for (const Case& c : cases) {
     CliRun run = RunWith(c.args);
@@ -134,8 +135,8 @@ TEST_F(CliTest, CollectionsCommands) {
 
   CliRun create = Cli({"collections", "create", "pacs", "--shards", "4"});
   EXPECT_EQ(create.status, kExitOk) << create.err;
-  EXPECT_THAT(create.out, StartsWith("created collection 'pacs'\nname             pacs\n"));
-  EXPECT_THAT(create.out, HasSubstr("shards           4\n"));
+  EXPECT_THAT(create.out, StartsWith("created collection 'pacs'\nname                 pacs\n"));
+  EXPECT_THAT(create.out, HasSubstr("shards               4\n"));
 
   CliRun json = RunWith({"--server", server_.address(), "--json", "collections", "describe", "x"});
   EXPECT_THAT(json.out, HasSubstr("\"caption_index\": \"Flat\""));
