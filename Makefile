@@ -25,7 +25,7 @@ build: configure
 # The demo models: small random TorchScript models with no visual knowledge (tools/fixtures).
 models: deps $(BUILD)/models/.done
 
-$(BUILD)/models/.done: tools/fixtures/make_models.py
+$(BUILD)/models/.done: $(wildcard tools/fixtures/*.py)
 	@$(PYTHON) tools/fixtures/make_models.py --kind demo --out $(BUILD)/models
 	@touch $@
 
