@@ -1,0 +1,337 @@
+#include "client/eval/cm_protocol.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "core/eval/metrics.h"
+#include "nlohmann/json.hpp"
+
+namespace retrace::eval {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr int kIndexBatch = 32;
+constexpr char kMap[] = "mAP@All";
+
+absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat(what, ": ", status.error_message()));
+}
+
+// LabelOf: the class of an id "<domain>/<class>/<file>".
+std::string LabelOf(const std::string& id) {
+  std::vector<std::string> parts = absl::StrSplit(id, '/');
+  return parts.size() >= 3 ? parts[parts.size() - 2] : std::string();
+}
+
+std::string PairName(const std::string& a, const std::string& b) { return a + "-" + b; }
+
+std::vector<std::string> MetricNames(const std::vector<int>& ks) {
+  std::vector<std::string> names;
+  for (int k : ks) names.push_back(absl::StrCat("P@", k));
+  names.push_back(kMap);
+  return names;
+}
+
+// One saved query: its label, the relevant count in the gallery, and the ranking.
+struct SavedQuery {
+  std::string id, label;
+  int relevant_in_gallery = 0;
+  std::vector<std::pair<std::string, float>> hits;
+};
+
+// Score fills a pair's metrics from its queries.
+void Score(const std::vector<SavedQuery>& queries, const std::vector<int>& ks, PairResult& pair) {
+  std::vector<std::vector<std::optional<double>>> precision(ks.size());
+  std::vector<std::optional<double>> ap;
+  for (const SavedQuery& q : queries) {
+    Ranking ranking;
+    for (const auto& [id, score] : q.hits) ranking.push_back({score, LabelOf(id) == q.label});
+    for (size_t i = 0; i < ks.size(); ++i) precision[i].push_back(PrecisionAtK(ranking, ks[i]));
+    ap.push_back(AveragePrecision(ranking, q.relevant_in_gallery));
+  }
+  pair.queries = static_cast<int>(queries.size());
+  for (size_t i = 0; i < ks.size(); ++i) {
+    pair.metrics[absl::StrCat("P@", ks[i])] = Mean(precision[i]).value_or(0);
+  }
+  pair.metrics[kMap] = Mean(ap).value_or(0);
+}
+
+void Average(CmReport& report) {
+  for (const std::string& name : report.metric_names) {
+    double sum = 0;
+    for (const PairResult& p : report.pairs) sum += p.metrics.at(name);
+    report.average[name] = report.pairs.empty() ? 0 : sum / report.pairs.size();
+  }
+}
+
+absl::Status CheckOptions(const DomainDataset& data, CmOptions& options) {
+  if (options.out_dir.empty()) return absl::InvalidArgumentError("out: an output folder is required");
+  if (options.depth < 1 || options.depth > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("depth: ", options.depth, " is not in 1..100000"));
+  }
+  if (options.precision_ks.empty()) return absl::InvalidArgumentError("k: give at least one k");
+  for (int k : options.precision_ks) {
+    if (k < 1) return absl::InvalidArgumentError(absl::StrCat("k: ", k, " is not >= 1"));
+  }
+  const std::set<std::string> domains(data.domains.begin(), data.domains.end());
+  if (options.pairs.empty()) {
+    for (const std::string& a : data.domains) {
+      for (const std::string& b : data.domains) {
+        if (a != b) options.pairs.emplace_back(a, b);
+      }
+    }
+  }
+  for (const auto& [a, b] : options.pairs) {
+    for (const std::string& d : {a, b}) {
+      if (domains.count(d) == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("pairs: no domain '", d, "' under ",
+                                                       data.root));
+      }
+    }
+    if (a == b) {
+      return absl::InvalidArgumentError(absl::StrCat("pairs: ", PairName(a, b),
+                                                     " queries a domain against itself"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IndexGallery(client::RetraceClient& client, const std::string& collection,
+                          const std::vector<LabelledImage>& images, bool labels_as_captions) {
+  v1::DropCollectionRequest drop;
+  drop.set_name(collection);
+  v1::DropCollectionResponse dropped;
+  grpc::Status drop_status = client.DropCollection(drop, &dropped);
+  if (!drop_status.ok() && drop_status.error_code() != grpc::StatusCode::NOT_FOUND) {
+    return FromGrpc(drop_status, absl::StrCat("drop ", collection));
+  }
+  v1::CreateCollectionRequest create;
+  create.mutable_collection()->set_name(collection);
+  v1::Collection created;
+  if (absl::Status s = FromGrpc(client.CreateCollection(create, &created),
+                                absl::StrCat("create ", collection));
+      !s.ok()) {
+    return s;
+  }
+  std::vector<v1::Item> items;
+  for (const LabelledImage& image : images) {
+    std::ifstream in(image.path, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (bytes.empty()) return absl::NotFoundError(absl::StrCat(image.path, ": cannot be read"));
+    v1::Item& item = items.emplace_back();
+    item.set_id(image.id);
+    item.set_image(std::move(bytes));
+    if (labels_as_captions) item.set_caption(absl::StrReplaceAll(image.label, {{"_", " "}}));
+  }
+  absl::Status first_failure;
+  grpc::Status status = client.IndexItems(collection, std::move(items), kIndexBatch,
+                                          [&](const v1::IndexResult& r) {
+                                            if (r.status().code() != 0 && first_failure.ok()) {
+                                              first_failure = absl::InvalidArgumentError(
+                                                  absl::StrCat(r.id(), ": ", r.status().message()));
+                                            }
+                                          });
+  if (absl::Status s = FromGrpc(status, absl::StrCat("index ", collection)); !s.ok()) return s;
+  // A gallery missing items would silently change every number: refuse it.
+  if (!first_failure.ok()) {
+    return absl::Status(first_failure.code(),
+                        absl::StrCat("index ", collection, ": ", first_failure.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SaveRankings(const std::string& file, const std::vector<SavedQuery>& queries) {
+  std::ofstream out(file, std::ios::trunc);
+  for (const SavedQuery& q : queries) {
+    json hits = json::array();
+    for (const auto& [id, score] : q.hits) hits.push_back(json::array({id, score}));
+    out << json{{"query", q.id}, {"label", q.label},
+                {"relevant_in_gallery", q.relevant_in_gallery}, {"hits", hits}}
+               .dump()
+        << "\n";
+  }
+  out.close();
+  if (!out) return absl::InternalError(absl::StrCat(file, ": cannot be written"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<SavedQuery>> LoadRankings(const std::string& file) {
+  std::ifstream in(file);
+  if (!in) return absl::NotFoundError(absl::StrCat(file, ": cannot be read"));
+  std::vector<SavedQuery> queries;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.empty()) continue;
+    try {
+      json j = json::parse(line);
+      SavedQuery& q = queries.emplace_back();
+      q.id = j.at("query").get<std::string>();
+      q.label = j.at("label").get<std::string>();
+      q.relevant_in_gallery = j.at("relevant_in_gallery").get<int>();
+      for (const json& hit : j.at("hits")) {
+        q.hits.emplace_back(hit.at(0).get<std::string>(), hit.at(1).get<float>());
+      }
+    } catch (const json::exception& e) {
+      return absl::DataLossError(absl::StrCat(file, ":", number, ": ", e.what()));
+    }
+  }
+  return queries;
+}
+
+}  // namespace
+
+absl::StatusOr<CmReport> RunCmProtocol(client::RetraceClient& client, const DomainDataset& data,
+                                       const CmOptions& given) {
+  CmOptions options = given;
+  if (absl::Status s = CheckOptions(data, options); !s.ok()) return s;
+  const fs::path rankings_dir = fs::path(options.out_dir) / "rankings";
+  std::error_code ec;
+  fs::create_directories(rankings_dir, ec);
+  if (ec) return absl::InternalError(absl::StrCat(rankings_dir.string(), ": ", ec.message()));
+  auto say = [&](const std::string& line) {
+    if (options.progress) options.progress(line);
+  };
+
+  // Each gallery domain is indexed once, whatever the number of pairs that query it.
+  std::map<std::string, std::vector<LabelledImage>> galleries;
+  for (const auto& pair : options.pairs) galleries[pair.second] = data.InDomain(pair.second);
+  for (const auto& [domain, images] : galleries) {
+    say(absl::StrCat("indexing gallery ", domain, " (", images.size(), " images)"));
+    if (absl::Status s = IndexGallery(client, options.collection_prefix + "-" + domain, images,
+                                      options.labels_as_captions);
+        !s.ok()) {
+      return s;
+    }
+  }
+
+  CmReport report;
+  report.metric_names = MetricNames(options.precision_ks);
+  for (const auto& [a, b] : options.pairs) {
+    const std::vector<LabelledImage>& gallery = galleries[b];
+    std::map<std::string, int> per_label;
+    for (const LabelledImage& image : gallery) ++per_label[image.label];
+    PairResult pair;
+    pair.query_domain = a;
+    pair.gallery_domain = b;
+    const int depth = std::min<int>(options.depth, static_cast<int>(gallery.size()));
+    pair.truncated = depth < static_cast<int>(gallery.size());
+    std::vector<SavedQuery> queries;
+    const std::vector<LabelledImage> query_images = data.InDomain(a);
+    for (const LabelledImage& image : query_images) {
+      std::ifstream in(image.path, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      v1::SearchRequest request;
+      request.set_collection(options.collection_prefix + "-" + b);
+      request.set_image(std::move(bytes));
+      request.set_mode(v1::CAPTION_MATCH);
+      request.set_top_k(depth);
+      v1::SearchResponse response;
+      if (absl::Status s = FromGrpc(client.Search(request, &response),
+                                    absl::StrCat("search ", image.id, " in ", b));
+          !s.ok()) {
+        return s;
+      }
+      SavedQuery& q = queries.emplace_back();
+      q.id = image.id;
+      q.label = image.label;
+      q.relevant_in_gallery = per_label[image.label];
+      for (const v1::SearchHit& hit : response.hits()) q.hits.emplace_back(hit.id(), hit.score());
+    }
+    if (absl::Status s = SaveRankings(
+            (rankings_dir / (PairName(a, b) + ".jsonl")).string(), queries);
+        !s.ok()) {
+      return s;
+    }
+    Score(queries, options.precision_ks, pair);
+    say(absl::StrFormat("%s: %d queries, mAP@All %.4f", PairName(a, b), pair.queries,
+                        pair.metrics[kMap]));
+    report.pairs.push_back(std::move(pair));
+  }
+  Average(report);
+  return report;
+}
+
+absl::StatusOr<CmReport> RecomputeCmReport(const std::string& out_dir,
+                                           const std::vector<int>& precision_ks) {
+  const fs::path rankings_dir = fs::path(out_dir) / "rankings";
+  std::vector<fs::path> files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(rankings_dir, ec)) {
+    if (entry.path().extension() == ".jsonl") files.push_back(entry.path());
+  }
+  if (ec || files.empty()) {
+    return absl::NotFoundError(absl::StrCat("no rankings in ", rankings_dir.string()));
+  }
+  std::sort(files.begin(), files.end());
+  CmReport report;
+  report.metric_names = MetricNames(precision_ks);
+  for (const fs::path& file : files) {
+    auto queries = LoadRankings(file.string());
+    if (!queries.ok()) return queries.status();
+    PairResult pair;
+    std::vector<std::string> domains = absl::StrSplit(file.stem().string(), absl::MaxSplits('-', 1));
+    pair.query_domain = domains[0];
+    pair.gallery_domain = domains.size() > 1 ? domains[1] : "";
+    Score(*queries, precision_ks, pair);
+    report.pairs.push_back(std::move(pair));
+  }
+  Average(report);
+  return report;
+}
+
+std::string CmMarkdownTable(const CmReport& report) {
+  std::string header = "| metric |", rule = "| --- |";
+  for (const PairResult& p : report.pairs) {
+    absl::StrAppend(&header, " ", p.query_domain, "→", p.gallery_domain,
+                    p.truncated ? " (truncated)" : "", " |");
+    absl::StrAppend(&rule, " ---: |");
+  }
+  absl::StrAppend(&header, " Avg |\n");
+  absl::StrAppend(&rule, " ---: |\n");
+  std::string table = header + rule;
+  for (const std::string& name : report.metric_names) {
+    absl::StrAppend(&table, "| ", name, " |");
+    for (const PairResult& p : report.pairs) {
+      absl::StrAppend(&table, absl::StrFormat(" %.1f |", 100 * p.metrics.at(name)));
+    }
+    absl::StrAppend(&table, absl::StrFormat(" %.1f |\n", 100 * report.average.at(name)));
+  }
+  return table;
+}
+
+absl::Status WriteCmReport(const CmReport& report, const std::string& out_dir) {
+  json pairs = json::array();
+  for (const PairResult& p : report.pairs) {
+    pairs.push_back({{"query_domain", p.query_domain},
+                     {"gallery_domain", p.gallery_domain},
+                     {"queries", p.queries},
+                     {"truncated", p.truncated},
+                     {"metrics", p.metrics}});
+  }
+  const json results = {{"protocol", "caption-matching"},
+                        {"metrics", report.metric_names},
+                        {"pairs", pairs},
+                        {"average", report.average}};
+  for (const auto& [name, text] :
+       std::vector<std::pair<std::string, std::string>>{{"results.json", results.dump(1) + "\n"},
+                                                        {"results.md", CmMarkdownTable(report)}}) {
+    const fs::path file = fs::path(out_dir) / name;
+    std::ofstream out(file, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) return absl::InternalError(absl::StrCat(file.string(), ": cannot be written"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace retrace::eval
