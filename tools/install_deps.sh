@@ -9,6 +9,7 @@ packages=(
   libtorch-dev python3-torch python3-numpy libfaiss-dev libopenblas-dev libopencv-dev
   libspdlog-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev nlohmann-json3-dev libicu-dev zlib1g-dev
+  chromium  # headless, for the test that renders the evaluation report
 )
 
 missing=()

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "client/eval/rankings_file.h"
 #include "core/eval/metrics.h"
 #include "nlohmann/json.hpp"
 
@@ -27,12 +28,6 @@ absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
                       absl::StrCat(what, ": ", status.error_message()));
 }
 
-// LabelOf: the class of an id "<domain>/<class>/<file>".
-std::string LabelOf(const std::string& id) {
-  std::vector<std::string> parts = absl::StrSplit(id, '/');
-  return parts.size() >= 3 ? parts[parts.size() - 2] : std::string();
-}
-
 std::string PairName(const std::string& a, const std::string& b) { return a + "-" + b; }
 
 std::vector<std::string> MetricNames(const std::vector<int>& ks) {
@@ -42,20 +37,13 @@ std::vector<std::string> MetricNames(const std::vector<int>& ks) {
   return names;
 }
 
-// One saved query: its label, the relevant count in the gallery, and the ranking.
-struct SavedQuery {
-  std::string id, label;
-  int relevant_in_gallery = 0;
-  std::vector<std::pair<std::string, float>> hits;
-};
-
 // Score fills a pair's metrics from its queries.
 void Score(const std::vector<SavedQuery>& queries, const std::vector<int>& ks, PairResult& pair) {
   std::vector<std::vector<std::optional<double>>> precision(ks.size());
   std::vector<std::optional<double>> ap;
   for (const SavedQuery& q : queries) {
     Ranking ranking;
-    for (const auto& [id, score] : q.hits) ranking.push_back({score, LabelOf(id) == q.label});
+    for (const SavedHit& hit : q.hits) ranking.push_back({hit.score, LabelOf(hit.id) == q.label});
     for (size_t i = 0; i < ks.size(); ++i) precision[i].push_back(PrecisionAtK(ranking, ks[i]));
     ap.push_back(AveragePrecision(ranking, q.relevant_in_gallery));
   }
@@ -150,44 +138,6 @@ absl::Status IndexGallery(client::RetraceClient& client, const std::string& coll
   return absl::OkStatus();
 }
 
-absl::Status SaveRankings(const std::string& file, const std::vector<SavedQuery>& queries) {
-  std::ofstream out(file, std::ios::trunc);
-  for (const SavedQuery& q : queries) {
-    json hits = json::array();
-    for (const auto& [id, score] : q.hits) hits.push_back(json::array({id, score}));
-    out << json{{"query", q.id}, {"label", q.label},
-                {"relevant_in_gallery", q.relevant_in_gallery}, {"hits", hits}}
-               .dump()
-        << "\n";
-  }
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat(file, ": cannot be written"));
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::vector<SavedQuery>> LoadRankings(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) return absl::NotFoundError(absl::StrCat(file, ": cannot be read"));
-  std::vector<SavedQuery> queries;
-  std::string line;
-  for (int number = 1; std::getline(in, line); ++number) {
-    if (line.empty()) continue;
-    try {
-      json j = json::parse(line);
-      SavedQuery& q = queries.emplace_back();
-      q.id = j.at("query").get<std::string>();
-      q.label = j.at("label").get<std::string>();
-      q.relevant_in_gallery = j.at("relevant_in_gallery").get<int>();
-      for (const json& hit : j.at("hits")) {
-        q.hits.emplace_back(hit.at(0).get<std::string>(), hit.at(1).get<float>());
-      }
-    } catch (const json::exception& e) {
-      return absl::DataLossError(absl::StrCat(file, ":", number, ": ", e.what()));
-    }
-  }
-  return queries;
-}
-
 }  // namespace
 
 absl::StatusOr<CmReport> RunCmProtocol(client::RetraceClient& client, const DomainDataset& data,
@@ -245,7 +195,9 @@ absl::StatusOr<CmReport> RunCmProtocol(client::RetraceClient& client, const Doma
       q.id = image.id;
       q.label = image.label;
       q.relevant_in_gallery = per_label[image.label];
-      for (const v1::SearchHit& hit : response.hits()) q.hits.emplace_back(hit.id(), hit.score());
+      for (const v1::SearchHit& hit : response.hits()) {
+        q.hits.push_back({hit.id(), hit.score(), hit.caption()});
+      }
     }
     if (absl::Status s = SaveRankings(
             (rankings_dir / (PairName(a, b) + ".jsonl")).string(), queries);

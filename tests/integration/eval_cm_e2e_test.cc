@@ -5,8 +5,12 @@
 // quality and are not checked as such.
 #include <filesystem>
 #include <fstream>
+#include <regex>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "client/eval/cm_protocol.h"
+#include "client/eval/html_report.h"
 #include "core/eval/domain_dataset.h"
 #include "gtest/gtest.h"
 #include "tests/support/server_process.h"
@@ -83,6 +87,50 @@ TEST_F(EvalCmE2eTest, OracleDataScoresPerfectlyOnEveryPair) {
   ASSERT_TRUE(eval::WriteCmReport(*report, out_).ok());
   EXPECT_TRUE(fs::exists(out_ + "/results.json"));
   EXPECT_TRUE(fs::exists(out_ + "/results.md"));
+}
+
+// Counts non-overlapping occurrences of `needle`.
+int Count(const std::string& haystack, const std::string& needle) {
+  int n = 0;
+  for (size_t at = haystack.find(needle); at != std::string::npos;
+       at = haystack.find(needle, at + needle.size())) {
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(EvalCmE2eTest, TheHtmlReportRendersEveryImageInAHeadlessBrowser) {
+  Start("oracle");
+  const std::string chromium = "/usr/bin/chromium";
+  if (!fs::exists(chromium)) {
+    GTEST_SKIP() << "Debian's chromium package is not installed (tools/install_deps.sh installs it)";
+  }
+  auto data = eval::ReadDomainDataset(FixtureDir() + "/images");
+  ASSERT_TRUE(data.ok()) << data.status();
+  eval::CmOptions options;
+  options.out_dir = out_;
+  options.pairs = {{"photo", "sketch"}, {"sketch", "photo"}};
+  auto report = eval::RunCmProtocol(*client_, *data, options);
+  ASSERT_TRUE(report.ok()) << report.status();
+  int shown = 0;
+  ASSERT_TRUE(eval::WriteCmHtmlReport(*report, out_, data->root, {3, 4}, &shown).ok());
+  EXPECT_EQ(shown, 2 * 3 * (1 + 4));
+  const std::string html = testing::ReadFileBytes(out_ + "/report.html");
+  // Oracle: each query's 3 same-class gallery images come first (green), the 4th hit is wrong.
+  EXPECT_EQ(Count(html, "class=\"hit correct\""), 2 * 3 * 3);
+  EXPECT_EQ(Count(html, "class=\"hit\""), 2 * 3 * 1);
+
+  const std::string dom = out_ + "/dom.html";
+  const std::string command = absl::StrCat(
+      chromium, " --headless --no-sandbox --disable-gpu --allow-file-access-from-files ",
+      "--virtual-time-budget=15000 --dump-dom file://", fs::absolute(out_ + "/report.html").string(),
+      " > ", dom, " 2>/dev/null");
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  const std::string rendered = testing::ReadFileBytes(dom);
+  std::smatch match;
+  ASSERT_TRUE(std::regex_search(rendered, match, std::regex("data-images-loaded=\"(\\d+)\"")))
+      << rendered.substr(0, 2000);
+  EXPECT_EQ(std::stoi(match[1].str()), shown) << "images that did not load in Chromium";
 }
 
 TEST_F(EvalCmE2eTest, AControlledConfusionGivesTheHandComputedMap) {
