@@ -10,6 +10,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "client/eval/rankings_file.h"
+#include "client/eval/service_calls.h"
 #include "core/eval/metrics.h"
 #include "nlohmann/json.hpp"
 
@@ -19,14 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 
-constexpr int kIndexBatch = 32;
 constexpr char kMap[] = "mAP@All";
-
-absl::Status FromGrpc(const grpc::Status& status, absl::string_view what) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat(what, ": ", status.error_message()));
-}
 
 std::string PairName(const std::string& a, const std::string& b) { return a + "-" + b; }
 
@@ -96,46 +90,12 @@ absl::Status CheckOptions(const DomainDataset& data, CmOptions& options) {
 
 absl::Status IndexGallery(client::RetraceClient& client, const std::string& collection,
                           const std::vector<LabelledImage>& images, bool labels_as_captions) {
-  v1::DropCollectionRequest drop;
-  drop.set_name(collection);
-  v1::DropCollectionResponse dropped;
-  grpc::Status drop_status = client.DropCollection(drop, &dropped);
-  if (!drop_status.ok() && drop_status.error_code() != grpc::StatusCode::NOT_FOUND) {
-    return FromGrpc(drop_status, absl::StrCat("drop ", collection));
-  }
-  v1::CreateCollectionRequest create;
-  create.mutable_collection()->set_name(collection);
-  v1::Collection created;
-  if (absl::Status s = FromGrpc(client.CreateCollection(create, &created),
-                                absl::StrCat("create ", collection));
-      !s.ok()) {
-    return s;
-  }
-  std::vector<v1::Item> items;
+  std::vector<ImageFile> files;
   for (const LabelledImage& image : images) {
-    std::ifstream in(image.path, std::ios::binary);
-    std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (bytes.empty()) return absl::NotFoundError(absl::StrCat(image.path, ": cannot be read"));
-    v1::Item& item = items.emplace_back();
-    item.set_id(image.id);
-    item.set_image(std::move(bytes));
-    if (labels_as_captions) item.set_caption(absl::StrReplaceAll(image.label, {{"_", " "}}));
+    files.push_back({image.id, image.path,
+                     labels_as_captions ? absl::StrReplaceAll(image.label, {{"_", " "}}) : ""});
   }
-  absl::Status first_failure;
-  grpc::Status status = client.IndexItems(collection, std::move(items), kIndexBatch,
-                                          [&](const v1::IndexResult& r) {
-                                            if (r.status().code() != 0 && first_failure.ok()) {
-                                              first_failure = absl::InvalidArgumentError(
-                                                  absl::StrCat(r.id(), ": ", r.status().message()));
-                                            }
-                                          });
-  if (absl::Status s = FromGrpc(status, absl::StrCat("index ", collection)); !s.ok()) return s;
-  // A gallery missing items would silently change every number: refuse it.
-  if (!first_failure.ok()) {
-    return absl::Status(first_failure.code(),
-                        absl::StrCat("index ", collection, ": ", first_failure.message()));
-  }
-  return absl::OkStatus();
+  return FillFreshCollection(client, collection, files);
 }
 
 }  // namespace
@@ -178,11 +138,11 @@ absl::StatusOr<CmReport> RunCmProtocol(client::RetraceClient& client, const Doma
     std::vector<SavedQuery> queries;
     const std::vector<LabelledImage> query_images = data.InDomain(a);
     for (const LabelledImage& image : query_images) {
-      std::ifstream in(image.path, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      absl::StatusOr<std::string> bytes = ReadImageFile(image.path);
+      if (!bytes.ok()) return bytes.status();
       v1::SearchRequest request;
       request.set_collection(options.collection_prefix + "-" + b);
-      request.set_image(std::move(bytes));
+      request.set_image(std::move(*bytes));
       request.set_mode(v1::CAPTION_MATCH);
       request.set_top_k(depth);
       v1::SearchResponse response;
