@@ -21,14 +21,15 @@ namespace retrace::cli {
 namespace {
 
 constexpr char kCmUsage[] =
-    R"(usage: retrace eval cm --data DIR [--domains A,B,...] [--pairs A-B,...]
-                      [--labels-as-captions] [--k 1,5,15] [--depth N] [--out DIR]
+    R"(usage: retrace eval cm --data DIR [--domains A,B,...] [--classes C,D,...]
+                      [--pairs A-B,...] [--labels-as-captions] [--k 1,5,15] [--depth N]
+                      [--out DIR]
 
 The Caption-Matching protocol: DIR is laid out <domain>/<class>/<image> (Office-Home,
 DomainNet, PACS). Each gallery domain becomes a collection <prefix>-<domain> (replaced),
 captioned by the server (or, with --labels-as-captions, with its class names); every
 image of A queries the gallery of B for each pair A-B (default: every ordered pair of
---domains, default all). Reports P@k for each --k (default 1,5,15) and mAP@All per pair
+--domains, default all; --classes keeps only those classes). Reports P@k for each --k (default 1,5,15) and mAP@All per pair
 and their average, as results.md/results.json in --out (default retrace-eval/cm), with
 rankings/ (every query's hits, from which every number can be recomputed) and
 report.html. --depth: hits per query (default 1000; the server's limits.max_top_k must
@@ -73,7 +74,8 @@ std::function<void(const std::string&)> Progress(CliContext& context) {
 
 int RunEvalCmCommand(CliContext& context, const std::vector<std::string>& args) {
   constexpr char kCommand[] = "eval cm";
-  auto parsed = ParseArgs(args, {{"data", true}, {"domains", true}, {"pairs", true},
+  auto parsed = ParseArgs(args, {{"data", true}, {"domains", true}, {"classes", true},
+                                 {"pairs", true},
                                  {"labels-as-captions", false}, {"k", true}, {"depth", true},
                                  {"out", true}, {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kCmUsage);
@@ -114,6 +116,22 @@ int RunEvalCmCommand(CliContext& context, const std::vector<std::string>& args) 
       return context.UsageError(kCommand, "--domains: a domain is not under --data", kCmUsage);
     }
     *data = std::move(subset);
+  }
+  if (parsed->Has("classes")) {
+    const std::vector<std::string> wanted = absl::StrSplit(parsed->Value("classes"), ',');
+    const std::set<std::string> keep(wanted.begin(), wanted.end());
+    std::vector<eval::LabelledImage> kept;
+    std::set<std::string> seen;
+    for (const eval::LabelledImage& image : data->images) {
+      if (keep.count(image.label) == 0) continue;
+      kept.push_back(image);
+      seen.insert(image.label);
+    }
+    if (seen.size() != keep.size()) {
+      return context.UsageError(kCommand, "--classes: a class is not under --data", kCmUsage);
+    }
+    data->images = std::move(kept);
+    data->classes.assign(seen.begin(), seen.end());
   }
   if (parsed->Has("pairs")) {
     for (absl::string_view pair : absl::StrSplit(parsed->Value("pairs"), ',')) {
