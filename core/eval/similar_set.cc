@@ -358,7 +358,15 @@ std::string TransformSpecString(const TransformSpec& spec) {
   for (const TransformStep& step : spec) {
     std::vector<std::string> params;
     if (step.kind == TransformKind::kTextOverlay) params.push_back("text=" + step.text);
-    for (const auto& [key, value] : step.params) params.push_back(absl::StrCat(key, "=", value));
+    for (const auto& [key, value] : step.params) {
+      // Whole numbers in full (StrCat would print a noise seed with 6 digits); the rest were
+      // rounded to at most 3 decimals when drawn, which StrCat prints exactly.
+      if (value == std::trunc(value) && std::abs(value) < 0x1.0p53) {
+        params.push_back(absl::StrCat(key, "=", static_cast<int64_t>(value)));
+      } else {
+        params.push_back(absl::StrCat(key, "=", value));
+      }
+    }
     steps.push_back(
         absl::StrCat(TransformKindName(step.kind), "(", absl::StrJoin(params, ","), ")"));
   }

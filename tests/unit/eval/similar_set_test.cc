@@ -265,6 +265,10 @@ TEST_F(SimilarSetTest, DrawsEveryKindAndChainsWithJpegLast) {
   TransformStep crop{TransformKind::kCrop, {{"x", 0.12}, {"y", 0.05}, {"w", 0.7}, {"h", 0.7}}, ""};
   TransformStep jpeg{TransformKind::kJpeg, {{"q", 35}}, ""};
   EXPECT_EQ(TransformSpecString({crop, jpeg}), "crop(x=0.12,y=0.05,w=0.7,h=0.7)+jpeg(q=35)");
+  TransformStep noise{TransformKind::kNoise, {{"std", 12.5}, {"seed", 3735928559.0}}, ""};
+  EXPECT_EQ(TransformSpecString({noise}), "noise(std=12.5,seed=3735928559)");
+  TransformStep text{TransformKind::kTextOverlay, {{"x", 0.25}, {"size", 0.1}}, "AB7"};
+  EXPECT_EQ(TransformSpecString({text}), "text_overlay(text=AB7,x=0.25,size=0.1)");
 }
 
 TEST_F(SimilarSetTest, CorruptReferenceIsSkippedAndReported) {
