@@ -87,6 +87,8 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args);
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args);
 int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
+// RunEvalCommand: `retrace eval SUBCOMMAND`; runs locally, never calls context.client().
+int RunEvalCommand(CliContext& context, const std::vector<std::string>& args);
 
 // ParseSearchMode: "caption", "provenance" or "hybrid", in any case, as the SearchMode enum;
 // INVALID_ARGUMENT naming the accepted values otherwise.
