@@ -1,5 +1,6 @@
 // `retrace eval`: evaluation helpers; `eval build-similar` builds the hand-crafted-similar query
 // set locally, without a server. Each subcommand is one entry of kEvalSubcommands.
+#include <chrono>
 #include <limits>
 #include <string>
 #include <vector>
@@ -7,7 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
 #include "client/cli/cli.h"
+#include "client/cli/output.h"
 #include "core/eval/similar_set.h"
+#include "google/protobuf/struct.pb.h"
 
 namespace retrace::cli {
 namespace {
@@ -33,7 +36,8 @@ padding, or a chain of 2-3), written to DIR/queries/, with DIR/ground_truth.csv
 (query_id,reference_id,transforms) and DIR/manifest.json. A reference_id is the image's
 path relative to --refs, the id `retrace index` gives it. Runs locally; no server needed.
 The same seed and references give byte-identical files. Images that cannot be decoded are
-reported on stderr and skipped; exit status 1 if no query could be built.
+reported on stderr and skipped; exit status 1 if no query could be built. With --json,
+prints {"out", "references", "queries", "skipped": [{"path", "reason"}]}.
 
 Options:
   --refs DIR      the reference images
@@ -81,23 +85,46 @@ int RunBuildSimilar(CliContext& context, const std::vector<std::string>& args) {
     }
     options.per_ref = static_cast<int>(*per_ref);
   }
-  if (context.stderr_is_terminal()) {
-    options.progress = [&context](size_t done, size_t total) {
-      context.err() << "\rbuild-similar: " << done << "/" << total << " references"
-                    << (done == total ? "\n" : "") << std::flush;
+  // The progress line is drawn at most every 100 ms, and cleared before the summary.
+  const bool draw = context.stderr_is_terminal() && !context.json();
+  auto last_draw = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  if (draw) {
+    options.progress = [&context, &last_draw](size_t done, size_t total) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_draw < std::chrono::milliseconds(100) && done != total) return;
+      last_draw = now;
+      context.err() << "\rbuild-similar: " << done << "/" << total << " references\x1b[K"
+                    << std::flush;
     };
   }
 
   const std::string out_dir = parsed->Value("out");
   absl::StatusOr<eval::SimilarSetReport> report =
       eval::BuildSimilarSet(parsed->Value("refs"), out_dir, options);
+  if (draw) context.err() << "\r\x1b[K" << std::flush;
   if (!report.ok()) return context.Error(kBuildSimilarCommand, report.status().message());
   for (const eval::SkippedFile& skipped : report->skipped) {
     context.err() << "retrace: " << kBuildSimilarCommand << ": skipped " << skipped.path << ": "
                   << skipped.reason << "\n";
   }
-  context.out() << "built " << report->queries << " queries from " << report->references
-                << " references in " << out_dir << " (" << report->skipped.size() << " skipped)\n";
+  if (context.json()) {
+    google::protobuf::Struct summary;
+    auto& fields = *summary.mutable_fields();
+    fields["out"].set_string_value(out_dir);
+    fields["references"].set_number_value(static_cast<double>(report->references));
+    fields["queries"].set_number_value(static_cast<double>(report->queries));
+    google::protobuf::ListValue* skipped = fields["skipped"].mutable_list_value();
+    for (const eval::SkippedFile& file : report->skipped) {
+      auto& entry = *skipped->add_values()->mutable_struct_value()->mutable_fields();
+      entry["path"].set_string_value(file.path);
+      entry["reason"].set_string_value(file.reason);
+    }
+    context.out() << ToJson(summary, /*multiline=*/true) << "\n";
+  } else {
+    context.out() << "built " << report->queries << " queries from " << report->references
+                  << " references in " << out_dir << " (" << report->skipped.size()
+                  << " skipped)\n";
+  }
   if (report->queries == 0) {
     return context.Error(kBuildSimilarCommand, "no reference could be decoded; nothing built");
   }

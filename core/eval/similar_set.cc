@@ -281,24 +281,32 @@ absl::Status WriteManifest(const fs::path& out_dir, const SimilarSetOptions& opt
   return WriteFile(out_dir / "manifest.json", json.data(), json.size());
 }
 
-// PrepareOutDir: creates `out_dir`, or empties a previous build there; refuses anything else.
-absl::Status PrepareOutDir(const fs::path& out_dir) {
+// CheckOutDir: OK when `out_dir` is missing, empty or a previous build (`previous` says which);
+// INVALID_ARGUMENT otherwise. Changes nothing.
+absl::Status CheckOutDir(const fs::path& out_dir, bool& previous) {
+  previous = false;
   std::error_code ec;
-  if (!fs::exists(out_dir, ec)) {
-    fs::create_directories(out_dir, ec);
-    if (ec) return absl::UnavailableError(absl::StrCat(out_dir.string(), ": ", ec.message()));
-  } else if (!fs::is_directory(out_dir, ec)) {
+  if (!fs::exists(out_dir, ec)) return absl::OkStatus();
+  if (!fs::is_directory(out_dir, ec)) {
     return absl::InvalidArgumentError(
         absl::StrCat("out_dir ", out_dir.string(), " exists and is not a directory"));
-  } else if (!fs::is_empty(out_dir, ec)) {
-    absl::StatusOr<std::string> manifest =
-        ReadBounded((out_dir / "manifest.json").string(), 1 << 16);
-    if (!manifest.ok() || !absl::StrContains(*manifest, kManifestKind)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("out_dir ", out_dir.string(),
-                       " is not empty and holds no previous build (manifest.json); "
-                       "give an empty or new folder"));
-    }
+  }
+  if (fs::is_empty(out_dir, ec)) return absl::OkStatus();
+  absl::StatusOr<std::string> manifest = ReadBounded((out_dir / "manifest.json").string(), 1 << 16);
+  if (!manifest.ok() || !absl::StrContains(*manifest, kManifestKind)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("out_dir ", out_dir.string(),
+                     " is not empty and holds no previous build (manifest.json); "
+                     "give an empty or new folder"));
+  }
+  previous = true;
+  return absl::OkStatus();
+}
+
+// PrepareOutDir: creates `out_dir`/queries, after deleting what a `previous` build wrote.
+absl::Status PrepareOutDir(const fs::path& out_dir, bool previous) {
+  std::error_code ec;
+  if (previous) {
     fs::remove_all(out_dir / "queries", ec);
     if (!ec) fs::remove(out_dir / "ground_truth.csv", ec);
     if (!ec) fs::remove(out_dir / "manifest.json", ec);
@@ -510,6 +518,8 @@ absl::StatusOr<SimilarSetReport> BuildSimilarSet(const std::string& refs_dir,
   }
   SimilarSetReport report;
   const fs::path out_path(out_dir);
+  bool previous = false;
+  if (absl::Status s = CheckOutDir(out_path, previous); !s.ok()) return s;
   const fs::path out_canonical = fs::weakly_canonical(out_path, ec);
   absl::StatusOr<std::vector<Reference>> refs =
       ListReferences(refs_dir, out_canonical, report.skipped);
@@ -518,7 +528,7 @@ absl::StatusOr<SimilarSetReport> BuildSimilarSet(const std::string& refs_dir,
     return absl::InvalidArgumentError(
         absl::StrCat("refs_dir ", refs_dir, " holds no image (.jpg .jpeg .png .webp .bmp)"));
   }
-  if (absl::Status s = PrepareOutDir(out_path); !s.ok()) return s;
+  if (absl::Status s = PrepareOutDir(out_path, previous); !s.ok()) return s;
   if (absl::Status s = WriteManifest(out_path, options, report, false); !s.ok()) return s;
 
   image::DecodeLimits limits;

@@ -90,7 +90,7 @@ TransformStep DrawTransformStep(TransformKind kind, std::mt19937_64& rng);
 // DrawQueryTransforms: the TransformSpecs of the `per_ref` queries of reference
 // `reference_id` under `seed`: each of the 11 single kinds and one chain of 2-3 kinds, in an
 // order shuffled per reference (a fresh shuffle for each further 12). Depends only on the
-// three arguments.
+// three arguments, and a larger per_ref only appends: the first n specs never change.
 std::vector<TransformSpec> DrawQueryTransforms(uint64_t seed, const std::string& reference_id,
                                                int per_ref);
 

@@ -17,6 +17,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct CliRun {
@@ -25,10 +26,10 @@ struct CliRun {
   std::string err;
 };
 
-CliRun RunWith(const std::vector<std::string>& args) {
+CliRun RunWith(const std::vector<std::string>& args, bool stderr_is_terminal = false) {
   std::ostringstream out, err;
   // An unreachable server: eval must not need one.
-  const int status = RunCli(args, "127.0.0.1:1", /*stderr_is_terminal=*/false, out, err);
+  const int status = RunCli(args, "127.0.0.1:1", stderr_is_terminal, out, err);
   return {status, out.str(), err.str()};
 }
 
@@ -106,6 +107,26 @@ TEST_F(EvalCommandTest, BuildsTheSetAndReportsSkippedFiles) {
     ++queries;
   }
   EXPECT_EQ(queries, 6u);
+}
+
+TEST_F(EvalCommandTest, ProgressOnATerminalAndJsonSummary) {
+  WriteRef("a.png", 1);
+  CliRun run = RunWith({"eval", "build-similar", "--refs", refs(), "--out", out()},
+                       /*stderr_is_terminal=*/true);
+  EXPECT_EQ(run.status, kExitOk) << run.err;
+  EXPECT_THAT(run.err, HasSubstr("\rbuild-similar: 1/1 references"));
+  EXPECT_THAT(run.out, HasSubstr("built 5 queries from 1 references"));
+
+  WriteRef("b.png", 2);
+  std::ofstream(root_ / "refs" / "broken.png") << "garbage";
+  CliRun json = RunWith(
+      {"--json", "eval", "build-similar", "--refs", refs(), "--out", out(), "--per-ref", "2"},
+      /*stderr_is_terminal=*/true);
+  EXPECT_EQ(json.status, kExitOk) << json.err;
+  EXPECT_THAT(json.err, Not(HasSubstr("\rbuild-similar")));
+  EXPECT_THAT(json.out, HasSubstr("\"queries\": 4"));
+  EXPECT_THAT(json.out, HasSubstr("\"references\": 2"));
+  EXPECT_THAT(json.out, HasSubstr("broken.png"));
 }
 
 TEST_F(EvalCommandTest, FailsWhenNothingCanBeBuilt) {

@@ -2,6 +2,7 @@
 // synthetic references drawn here.
 #include "core/eval/similar_set.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -85,13 +86,23 @@ std::vector<GroundTruthRow> ParseGroundTruth(const std::string& csv) {
   EXPECT_EQ(lines.at(0), "query_id,reference_id,transforms");
   std::vector<GroundTruthRow> rows;
   for (size_t i = 1; i < lines.size(); ++i) {
-    std::vector<std::string> head = absl::StrSplit(lines[i], absl::MaxSplits(',', 2));
-    EXPECT_EQ(head.size(), 3u) << lines[i];
-    std::string transforms = head[2];
-    if (!transforms.empty() && transforms.front() == '"') {
-      transforms = transforms.substr(1, transforms.size() - 2);
+    // Fields: unquoted, or quoted with "" for a quote; the test's ids hold no quote.
+    std::vector<std::string> fields;
+    const std::string& line = lines[i];
+    for (size_t pos = 0; pos <= line.size();) {
+      if (pos < line.size() && line[pos] == '"') {
+        const size_t close = line.find('"', pos + 1);
+        fields.push_back(line.substr(pos + 1, close - pos - 1));
+        pos = close + 2;
+      } else {
+        const size_t comma = std::min(line.find(',', pos), line.size());
+        fields.push_back(line.substr(pos, comma - pos));
+        pos = comma + 1;
+      }
     }
-    rows.push_back({head[0], head[1], transforms});
+    EXPECT_EQ(fields.size(), 3u) << line;
+    fields.resize(3);
+    rows.push_back({fields[0], fields[1], fields[2]});
   }
   return rows;
 }
@@ -115,7 +126,7 @@ class SimilarSetTest : public ::testing::Test {
     ASSERT_TRUE(cv::imwrite(path.string(), Synthetic(width, height, variant)));
   }
   void WriteThreeRefs() {
-    WriteRef("a.png", 96, 64, 1);
+    WriteRef("a,1.png", 96, 64, 1);  // a comma: quoted in the CSV
     WriteRef("photo/b.jpg", 80, 80, 2);
     WriteRef("sketch/c.png", 64, 100, 3);
   }
@@ -154,7 +165,7 @@ TEST_F(SimilarSetTest, WritesPerRefQueriesAndGroundTruth) {
   }
   EXPECT_EQ(ids.size(), 12u);
   EXPECT_EQ(per_ref,
-            (std::map<std::string, int>{{"a.png", 4}, {"photo/b.jpg", 4}, {"sketch/c.png", 4}}));
+            (std::map<std::string, int>{{"a,1.png", 4}, {"photo/b.jpg", 4}, {"sketch/c.png", 4}}));
   EXPECT_EQ(Files(out() / "queries").size(), 12u);
   const std::string manifest = ReadAll(out() / "manifest.json");
   EXPECT_THAT(manifest, HasSubstr("\"seed\": 7"));
@@ -189,9 +200,13 @@ TEST_F(SimilarSetTest, AnotherReferenceLeavesExistingQueriesAlone) {
     ASSERT_EQ(after.count(name), 1u) << name;
     EXPECT_EQ(after.at(name), bytes) << name;
   }
+  std::set<std::string> after_rows;
+  for (const GroundTruthRow& row : ParseGroundTruth(ReadAll(out("after") / "ground_truth.csv"))) {
+    after_rows.insert(row.query_id + " " + row.reference_id + " " + row.transforms);
+  }
   for (const GroundTruthRow& row : ParseGroundTruth(ReadAll(out("before") / "ground_truth.csv"))) {
-    EXPECT_THAT(ReadAll(out("after") / "ground_truth.csv"),
-                HasSubstr(row.query_id + "," + row.reference_id));
+    EXPECT_EQ(after_rows.count(row.query_id + " " + row.reference_id + " " + row.transforms), 1u)
+        << row.query_id;
   }
 }
 
@@ -310,6 +325,10 @@ TEST_F(SimilarSetTest, RejectsBadArguments) {
   EXPECT_THAT(report.status().message(), HasSubstr("not empty"));
   EXPECT_EQ(ReadAll(out("foreign") / "thesis.tex"), "precious");
   EXPECT_FALSE(fs::exists(out("foreign") / "queries"));
+  // Nor is a folder of the references themselves.
+  report = BuildSimilarSet(refs(), refs() / "photo", Options(1, 1));
+  ASSERT_FALSE(report.ok());
+  EXPECT_THAT(report.status().message(), HasSubstr("not empty"));
 }
 
 TEST_F(SimilarSetTest, OutDirInsideRefsIsNotReadAsReferences) {
