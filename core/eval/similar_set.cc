@@ -489,20 +489,21 @@ absl::StatusOr<image::Image> ApplyTransforms(const image::Image& image, const Tr
       image.rgb.size() != static_cast<size_t>(image.width) * image.height * 3) {
     return absl::InvalidArgumentError("image is empty or its rgb size does not match");
   }
-  cv::Mat img;
   try {
-    img = ToBgr(image);
+    cv::Mat img = ToBgr(image);
+    if (absl::Status s = ApplyAll(spec, spec.size(), img); !s.ok()) return s;
+    image::Image out;
+    out.width = img.cols;
+    out.height = img.rows;
+    out.rgb.resize(static_cast<size_t>(img.cols) * img.rows * 3);
+    cv::Mat rgb(img.rows, img.cols, CV_8UC3, out.rgb.data());
+    cv::cvtColor(img, rgb, cv::COLOR_BGR2RGB);
+    return out;
   } catch (const cv::Exception& e) {
     return absl::InternalError(absl::StrCat("OpenCV: ", e.what()));
+  } catch (const std::bad_alloc&) {
+    return absl::ResourceExhaustedError("out of memory applying transforms");
   }
-  if (absl::Status s = ApplyAll(spec, spec.size(), img); !s.ok()) return s;
-  image::Image out;
-  out.width = img.cols;
-  out.height = img.rows;
-  out.rgb.resize(static_cast<size_t>(img.cols) * img.rows * 3);
-  cv::Mat rgb(img.rows, img.cols, CV_8UC3, out.rgb.data());
-  cv::cvtColor(img, rgb, cv::COLOR_BGR2RGB);
-  return out;
 }
 
 absl::StatusOr<SimilarSetReport> BuildSimilarSet(const std::string& refs_dir,
@@ -552,6 +553,8 @@ absl::StatusOr<SimilarSetReport> BuildSimilarSet(const std::string& refs_dir,
       reference = ToBgr(*decoded);
     } catch (const cv::Exception& e) {
       return absl::InternalError(absl::StrCat("OpenCV: ", e.what()));
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(absl::StrCat(ref.id, ": out of memory"));
     }
     decoded->rgb = {};
     const std::vector<TransformSpec> specs =

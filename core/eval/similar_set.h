@@ -96,7 +96,8 @@ std::vector<TransformSpec> DrawQueryTransforms(uint64_t seed, const std::string&
 
 // ApplyTransforms: `image` with `spec` applied. Sizes are rounded to whole pixels and never
 // below 1. INVALID_ARGUMENT for an empty image or an image whose rgb size does not match;
-// INTERNAL if OpenCV fails (with its message). No exception escapes.
+// INTERNAL if OpenCV fails (with its message); RESOURCE_EXHAUSTED when memory runs out. No
+// exception escapes.
 absl::StatusOr<image::Image> ApplyTransforms(const image::Image& image, const TransformSpec& spec);
 
 // kMaxSimilarReferences bounds the references of one build.
@@ -122,7 +123,7 @@ struct SkippedFile {
 struct SimilarSetReport {
   size_t references = 0;  // references that produced queries
   size_t queries = 0;
-  std::vector<SkippedFile> skipped;  // in id order
+  std::vector<SkippedFile> skipped;  // folders that could not be read, then files in id order
 };
 
 // BuildSimilarSet reads every image file (.jpg .jpeg .png .webp .bmp, any case) under
