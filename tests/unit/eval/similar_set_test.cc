@@ -300,6 +300,17 @@ TEST_F(SimilarSetTest, CorruptReferenceIsSkippedAndReported) {
   EXPECT_THAT(ParseGroundTruth(ReadAll(out() / "ground_truth.csv")), SizeIs(2));
 }
 
+TEST_F(SimilarSetTest, OversizedReferenceIsSkippedBeforeDecoding) {
+  WriteRef("good.png", 64, 64, 1);
+  ASSERT_TRUE(cv::imwrite((refs() / "wide.png").string(), cv::Mat(4, 9000, CV_8UC3)));
+  absl::StatusOr<SimilarSetReport> report = BuildSimilarSet(refs(), out(), Options(1, 1));
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->queries, 1u);
+  ASSERT_THAT(report->skipped, SizeIs(1));
+  EXPECT_THAT(report->skipped[0].path, HasSubstr("wide.png"));
+  EXPECT_THAT(report->skipped[0].reason, HasSubstr("9000"));
+}
+
 TEST_F(SimilarSetTest, RejectsBadArguments) {
   WriteThreeRefs();
   for (int per_ref : {0, 21, -1}) {
