@@ -20,6 +20,7 @@ Commands:
   search --collection NAME QUERY               search a collection
   get --collection NAME ID...                  show stored items
   delete --collection NAME ID...               delete items
+  eval build-similar --refs DIR --out DIR      build an evaluation query set (no server)
 
 Global options (before the command):
   --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051)
@@ -39,6 +40,7 @@ constexpr Command kCommands[] = {
     {"caption", RunCaptionCommand}, {"collections", RunCollectionsCommand},
     {"index", RunIndexCommand},     {"search", RunSearchCommand},
     {"get", RunGetCommand},         {"delete", RunDeleteCommand},
+    {"eval", RunEvalCommand},
 };
 
 }  // namespace

@@ -87,6 +87,9 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args);
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args);
 int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
+// RunEvalCommand: `retrace eval SUBCOMMAND`: build-similar runs locally; cm and provenance
+// run the papers' protocols against the server.
+int RunEvalCommand(CliContext& context, const std::vector<std::string>& args);
 int RunEvalCmCommand(CliContext& context, const std::vector<std::string>& args);
 int RunEvalProvenanceCommand(CliContext& context, const std::vector<std::string>& args);
 

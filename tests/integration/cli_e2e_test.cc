@@ -151,6 +151,36 @@ TEST_F(CliE2eTest, ProvenanceAndHybridSearchShowTheirParts) {
   EXPECT_TRUE(absl::StrContains(r.err, "provenance.candidates")) << r.err;
 }
 
+TEST_F(CliE2eTest, EvalRunsBothProtocolsAndWritesTheirFiles) {
+  const std::string images = FixtureDir() + "/images";
+  const std::string out = scratch_ + "/cm";
+  CliResult r = Run("eval cm --data " + images + " --domains photo,sketch --k 1,3 --out " + out);
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "| P@1 | 100.0 | 100.0 | 100.0 |")) << r.out;  // oracle
+  for (const char* file : {"results.md", "results.json", "report.html",
+                           "rankings/photo-sketch.jsonl", "rankings/sketch-photo.jsonl"}) {
+    EXPECT_TRUE(fs::exists(out + "/" + file)) << file;
+  }
+
+  // A query set built from the photos, then the provenance protocol on it.
+  const std::string similar = scratch_ + "/similar";
+  r = Run("eval build-similar --refs " + images + "/photo --out " + similar +
+          " --seed 7 --per-ref 2");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(fs::exists(similar + "/ground_truth.csv"));
+  r = Run("eval provenance --data " + similar + " --refs " + images + "/photo --k 1,24 --out " +
+          scratch_ + "/provenance");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "| concatenated |")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "| reranked |")) << r.out;
+
+  r = Run("eval cm --data " + images + " --pairs photo-nowhere --out " + out);
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err, "nowhere")) << r.err;
+  r = Run("eval provenance --data " + similar);
+  EXPECT_EQ(r.exit_code, 2) << "--refs is required";
+}
+
 TEST_F(CliE2eTest, IndexReportsFailedItemsAndStoresTheRest) {
   const std::string folder = testing::NewTempDir("cli-mixed");
   fs::copy_file(FixtureDir() + "/images/photo/dog/dog_0.png", folder + "/good.png");
