@@ -21,7 +21,7 @@ namespace retrace::cli {
 namespace {
 
 constexpr char kCmUsage[] =
-    R"(usage: retrace eval cm --data DIR [--domains A,B,...] [--classes C,D,...]
+    R"(usage: retrace eval cm --data DIR [--split FILE] [--domains A,B,...] [--classes C,D,...]
                       [--pairs A-B,...] [--labels-as-captions] [--k 1,5,15] [--depth N]
                       [--out DIR]
 
@@ -29,7 +29,8 @@ The Caption-Matching protocol: DIR is laid out <domain>/<class>/<image> (Office-
 DomainNet, PACS). Each gallery domain becomes a collection <prefix>-<domain> (replaced),
 captioned by the server (or, with --labels-as-captions, with its class names); every
 image of A queries the gallery of B for each pair A-B (default: every ordered pair of
---domains, default all; --classes keeps only those classes). Reports P@k for each --k (default 1,5,15) and mAP@All per pair
+--domains, default all; --classes keeps only those classes; --split keeps the images a
+DomainNet split file lists, e.g. clipart_test.txt). Reports P@k for each --k (default 1,5,15) and mAP@All per pair
 and their average, as results.md/results.json in --out (default retrace-eval/cm), with
 rankings/ (every query's hits, from which every number can be recomputed) and
 report.html. --depth: hits per query (default 1000; the server's limits.max_top_k must
@@ -45,7 +46,7 @@ The CS-SLIP protocol: --data is a query set as `retrace eval build-similar` writ
 references become the collection eval-provenance-refs (replaced); R@k for each --k is
 reported for CLIP features, image-encoder features, both concatenated, and both with the
 cross-modal re-ranking (N = --candidates, default 100), as results.md/results.json in --out
-(default retrace-eval/provenance), with rankings/.
+(default retrace-eval/provenance), with rankings/ and report.html.
 )";
 
 absl::StatusOr<std::vector<int>> ParseKs(const std::string& value) {
@@ -74,7 +75,8 @@ std::function<void(const std::string&)> Progress(CliContext& context) {
 
 int RunEvalCmCommand(CliContext& context, const std::vector<std::string>& args) {
   constexpr char kCommand[] = "eval cm";
-  auto parsed = ParseArgs(args, {{"data", true}, {"domains", true}, {"classes", true},
+  auto parsed = ParseArgs(args, {{"data", true}, {"split", true}, {"domains", true},
+                                 {"classes", true},
                                  {"pairs", true},
                                  {"labels-as-captions", false}, {"k", true}, {"depth", true},
                                  {"out", true}, {"help", false}});
@@ -100,6 +102,11 @@ int RunEvalCmCommand(CliContext& context, const std::vector<std::string>& args) 
   }
   auto data = eval::ReadDomainDataset(parsed->Value("data"));
   if (!data.ok()) return context.Error(kCommand, std::string(data.status().message()));
+  if (parsed->Has("split")) {
+    auto split = eval::ApplySplitFile(*data, parsed->Value("split"));
+    if (!split.ok()) return context.Error(kCommand, std::string(split.status().message()));
+    *data = std::move(*split);
+  }
   if (parsed->Has("domains")) {
     const std::vector<std::string> wanted = absl::StrSplit(parsed->Value("domains"), ',');
     const std::set<std::string> keep(wanted.begin(), wanted.end());
@@ -195,6 +202,12 @@ int RunEvalProvenanceCommand(CliContext& context, const std::vector<std::string>
                                             parsed->Value("data"), options);
   if (!report.ok()) return context.Error(kCommand, report.status().ToString());
   if (absl::Status s = eval::WriteProvenanceReport(*report, options.out_dir); !s.ok()) {
+    return context.Error(kCommand, s.ToString());
+  }
+  if (absl::Status s = eval::WriteProvenanceHtmlReport(*report, options.out_dir,
+                                                       parsed->Value("refs"),
+                                                       parsed->Value("data"), {});
+      !s.ok()) {
     return context.Error(kCommand, s.ToString());
   }
   if (context.json()) {

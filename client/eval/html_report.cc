@@ -4,6 +4,8 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -76,65 +78,68 @@ window.addEventListener('load', function () {
 </script>
 )";
 
-}  // namespace
-
-absl::Status WriteCmHtmlReport(const CmReport& report, const std::string& out_dir,
-                               const std::string& dataset_root, const HtmlReportOptions& options,
-                               int* images_shown) {
+absl::Status CheckOptions(const HtmlReportOptions& options) {
   if (options.queries_per_pair < 1 || options.queries_per_pair > 1000) {
     return absl::InvalidArgumentError("queries_per_pair: not in 1..1000");
   }
   if (options.hits_per_query < 1 || options.hits_per_query > 100) {
     return absl::InvalidArgumentError("hits_per_query: not in 1..100");
   }
+  return absl::OkStatus();
+}
+
+// Page is what a report shows: a metrics table and sections of query rows.
+struct PageHit {
+  std::string path, id, caption;
+  float score = 0;
+  bool correct = false;
+};
+struct PageRow {
+  std::string query_path, query_text;
+  std::vector<PageHit> hits;
+};
+struct PageSection {
+  std::string title;
+  std::vector<PageRow> rows;
+};
+struct Page {
+  std::string title, note;
+  std::vector<std::string> columns;                               // metric table header
+  std::vector<std::pair<std::string, std::vector<double>>> rows;  // name, values in [0, 1]
+  std::vector<PageSection> sections;
+};
+
+absl::Status WritePage(const Page& page, const std::string& out_dir, int* images_shown) {
   const fs::path page_dir(out_dir);
   std::string html = absl::StrCat(
-      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>retrace evaluation: "
-      "Caption-Matching</title><style>",
-      kStyle, "</style></head>\n<body>\n<h1>Caption-Matching evaluation</h1>\n",
-      "<p class=\"note\">Dataset: ", Escape(dataset_root),
-      ". A hit is correct (green) when its class is the query's, wrong (red) otherwise.</p>\n");
-  // The numbers, as in results.md.
-  absl::StrAppend(&html, "<table class=\"metrics\"><tr><th>metric</th>");
-  for (const PairResult& p : report.pairs) {
-    absl::StrAppend(&html, "<th>", Escape(p.query_domain), " &rarr; ", Escape(p.gallery_domain),
-                    "</th>");
-  }
-  absl::StrAppend(&html, "<th>Avg</th></tr>\n");
-  for (const std::string& name : report.metric_names) {
+      "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>", Escape(page.title),
+      "</title><style>", kStyle, "</style></head>\n<body>\n<h1>", Escape(page.title),
+      "</h1>\n<p class=\"note\">", Escape(page.note), "</p>\n<table class=\"metrics\"><tr>");
+  for (const std::string& column : page.columns) absl::StrAppend(&html, "<th>", column, "</th>");
+  absl::StrAppend(&html, "</tr>\n");
+  for (const auto& [name, values] : page.rows) {
     absl::StrAppend(&html, "<tr><th>", Escape(name), "</th>");
-    for (const PairResult& p : report.pairs) {
-      absl::StrAppend(&html, absl::StrFormat("<td>%.1f</td>", 100 * p.metrics.at(name)));
-    }
-    absl::StrAppend(&html, absl::StrFormat("<td>%.1f</td></tr>\n", 100 * report.average.at(name)));
+    for (double v : values) absl::StrAppend(&html, absl::StrFormat("<td>%.1f</td>", 100 * v));
+    absl::StrAppend(&html, "</tr>\n");
   }
   absl::StrAppend(&html, "</table>\n");
-
   int shown = 0;
-  for (const PairResult& p : report.pairs) {
-    const std::string pair = p.query_domain + "-" + p.gallery_domain;
-    auto queries = LoadRankings((page_dir / "rankings" / (pair + ".jsonl")).string());
-    if (!queries.ok()) return queries.status();
-    std::sort(queries->begin(), queries->end(),
-              [](const SavedQuery& a, const SavedQuery& b) { return a.id < b.id; });
-    absl::StrAppend(&html, "<h2>", Escape(p.query_domain), " &rarr; ", Escape(p.gallery_domain),
-                    "</h2>\n");
-    const int n = std::min<int>(options.queries_per_pair, queries->size());
-    for (int q = 0; q < n; ++q) {
-      const SavedQuery& query = (*queries)[q];
+  for (const PageSection& section : page.sections) {
+    absl::StrAppend(&html, "<h2>", section.title, "</h2>\n");
+    for (const PageRow& row : section.rows) {
       absl::StrAppend(&html, "<div class=\"row\"><figure class=\"query\"><img src=\"",
-                      ImageUrl(fs::path(dataset_root) / query.id, page_dir), "\" alt=\"query\">",
-                      "<figcaption><b>query</b> ", Escape(query.id), "</figcaption></figure>\n");
+                      ImageUrl(row.query_path, page_dir), "\" alt=\"query\">",
+                      "<figcaption><b>query</b> ", Escape(row.query_text),
+                      "</figcaption></figure>\n");
       ++shown;
-      const int hits = std::min<int>(options.hits_per_query, query.hits.size());
-      for (int h = 0; h < hits; ++h) {
-        const SavedHit& hit = query.hits[h];
-        const bool correct = LabelOf(hit.id) == query.label;
-        absl::StrAppend(
-            &html, "<figure class=\"hit", correct ? " correct" : "", "\"><img src=\"",
-            ImageUrl(fs::path(dataset_root) / hit.id, page_dir), "\" alt=\"hit ", h + 1,
-            "\"><figcaption>", h + 1, absl::StrFormat(". %.4f ", hit.score), Escape(hit.caption),
-            "<br><span class=\"note\">", Escape(hit.id), "</span></figcaption></figure>\n");
+      int rank = 0;
+      for (const PageHit& hit : row.hits) {
+        ++rank;
+        absl::StrAppend(&html, "<figure class=\"hit", hit.correct ? " correct" : "",
+                        "\"><img src=\"", ImageUrl(hit.path, page_dir), "\" alt=\"hit ", rank,
+                        "\"><figcaption>", rank, absl::StrFormat(". %.4f ", hit.score),
+                        Escape(hit.caption), "<br><span class=\"note\">", Escape(hit.id),
+                        "</span></figcaption></figure>\n");
         ++shown;
       }
       absl::StrAppend(&html, "</div>\n");
@@ -148,6 +153,113 @@ absl::Status WriteCmHtmlReport(const CmReport& report, const std::string& out_di
   if (!out) return absl::InternalError(absl::StrCat(file.string(), ": cannot be written"));
   if (images_shown != nullptr) *images_shown = shown;
   return absl::OkStatus();
+}
+
+// Rows: the first queries of a rankings file (by id) with their top hits.
+absl::StatusOr<std::vector<PageRow>> Rows(
+    const fs::path& rankings, const HtmlReportOptions& options,
+    const std::function<std::string(const SavedQuery&)>& query_path,
+    const std::function<std::string(const SavedQuery&)>& query_text,
+    const std::function<bool(const SavedQuery&, const SavedHit&)>& correct,
+    const fs::path& gallery_root) {
+  auto queries = LoadRankings(rankings.string());
+  if (!queries.ok()) return queries.status();
+  std::sort(queries->begin(), queries->end(),
+            [](const SavedQuery& a, const SavedQuery& b) { return a.id < b.id; });
+  std::vector<PageRow> rows;
+  const int n = std::min<int>(options.queries_per_pair, queries->size());
+  for (int q = 0; q < n; ++q) {
+    const SavedQuery& query = (*queries)[q];
+    PageRow& row = rows.emplace_back();
+    row.query_path = query_path(query);
+    row.query_text = query_text(query);
+    const int hits = std::min<int>(options.hits_per_query, query.hits.size());
+    for (int h = 0; h < hits; ++h) {
+      const SavedHit& hit = query.hits[h];
+      row.hits.push_back({(gallery_root / hit.id).string(), hit.id, hit.caption, hit.score,
+                          correct(query, hit)});
+    }
+  }
+  return rows;
+}
+
+}  // namespace
+
+absl::Status WriteCmHtmlReport(const CmReport& report, const std::string& out_dir,
+                               const std::string& dataset_root, const HtmlReportOptions& options,
+                               int* images_shown) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  Page page;
+  page.title = "Caption-Matching evaluation";
+  page.note = absl::StrCat("Dataset: ", dataset_root,
+                           ". A hit is correct (green) when its class is the query's, wrong (red) "
+                           "otherwise.");
+  page.columns = {"metric"};
+  for (const PairResult& p : report.pairs) {
+    page.columns.push_back(absl::StrCat(Escape(p.query_domain), " &rarr; ",
+                                        Escape(p.gallery_domain)));
+  }
+  page.columns.push_back("Avg");
+  for (const std::string& name : report.metric_names) {
+    std::vector<double> values;
+    for (const PairResult& p : report.pairs) values.push_back(p.metrics.at(name));
+    values.push_back(report.average.at(name));
+    page.rows.emplace_back(name, std::move(values));
+  }
+  const fs::path root(dataset_root);
+  for (const PairResult& p : report.pairs) {
+    PageSection& section = page.sections.emplace_back();
+    section.title = absl::StrCat(Escape(p.query_domain), " &rarr; ", Escape(p.gallery_domain));
+    auto rows = Rows(
+        fs::path(out_dir) / "rankings" / (p.query_domain + "-" + p.gallery_domain + ".jsonl"),
+        options, [&](const SavedQuery& q) { return (root / q.id).string(); },
+        [](const SavedQuery& q) { return q.id; },
+        [](const SavedQuery& q, const SavedHit& hit) { return LabelOf(hit.id) == q.label; }, root);
+    if (!rows.ok()) return rows.status();
+    section.rows = std::move(*rows);
+  }
+  return WritePage(page, out_dir, images_shown);
+}
+
+absl::Status WriteProvenanceHtmlReport(const ProvenanceReport& report, const std::string& out_dir,
+                                       const std::string& refs_dir, const std::string& queries_dir,
+                                       const HtmlReportOptions& options, int* images_shown) {
+  if (absl::Status s = CheckOptions(options); !s.ok()) return s;
+  // Query images are queries/<id>.<ext>.
+  std::map<std::string, std::string> query_files;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(fs::path(queries_dir) / "queries", ec)) {
+    query_files[entry.path().stem().string()] = entry.path().string();
+  }
+  Page page;
+  page.title = "Provenance evaluation";
+  page.note = absl::StrCat("References: ", refs_dir, "; queries: ", queries_dir,
+                           ". The query's reference is outlined green, other hits red.");
+  page.columns = {"features"};
+  for (const std::string& name : report.metric_names) page.columns.push_back(Escape(name));
+  for (const std::string& variant : report.variants) {
+    std::vector<double> values;
+    for (const std::string& name : report.metric_names) {
+      values.push_back(report.results.at(variant).at(name));
+    }
+    page.rows.emplace_back(variant, std::move(values));
+  }
+  for (const std::string& variant : report.variants) {
+    PageSection& section = page.sections.emplace_back();
+    section.title = Escape(variant);
+    auto rows = Rows(
+        fs::path(out_dir) / "rankings" / (variant + ".jsonl"), options,
+        [&](const SavedQuery& q) {
+          auto it = query_files.find(q.id);
+          return it == query_files.end() ? q.id : it->second;
+        },
+        [](const SavedQuery& q) { return absl::StrCat(q.id, " (of ", q.label, ")"); },
+        [](const SavedQuery& q, const SavedHit& hit) { return hit.id == q.label; },
+        fs::path(refs_dir));
+    if (!rows.ok()) return rows.status();
+    section.rows = std::move(*rows);
+  }
+  return WritePage(page, out_dir, images_shown);
 }
 
 }  // namespace retrace::eval

@@ -1,6 +1,7 @@
-// html_report.h — an evaluation run as a page people look at: per domain pair, a grid of
-// queries and their top hits, correct hits outlined green and wrong ones red (as in the papers'
-// figures), with each hit's caption and score under it.
+// html_report.h — an evaluation run as a page people look at: its metrics table, then per domain
+// pair (Caption-Matching) or feature variant (provenance) a grid of queries and their top hits,
+// correct hits outlined green and wrong ones red (as in the papers' figures), with each hit's
+// caption and score under it.
 //
 // The page is drawn from the saved rankings (rankings_file.h) alone, so it always shows exactly
 // the numbers' data. Images are linked, not copied: paths relative to the page when they can be.
@@ -17,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "client/eval/cm_protocol.h"
+#include "client/eval/provenance_protocol.h"
 
 namespace retrace::eval {
 
@@ -32,6 +34,14 @@ struct HtmlReportOptions {
 absl::Status WriteCmHtmlReport(const CmReport& report, const std::string& out_dir,
                                const std::string& dataset_root, const HtmlReportOptions& options,
                                int* images_shown = nullptr);
+
+// WriteProvenanceHtmlReport writes <out_dir>/report.html for a provenance run: per feature
+// variant, queries (from <queries_dir>/queries) and their top hits (from `refs_dir`), the
+// query's reference outlined green. Errors as WriteCmHtmlReport.
+absl::Status WriteProvenanceHtmlReport(const ProvenanceReport& report, const std::string& out_dir,
+                                       const std::string& refs_dir, const std::string& queries_dir,
+                                       const HtmlReportOptions& options,
+                                       int* images_shown = nullptr);
 
 }  // namespace retrace::eval
 

@@ -7,6 +7,7 @@
 
 #include <opencv2/imgcodecs.hpp>
 
+#include "client/eval/html_report.h"
 #include "client/eval/provenance_protocol.h"
 #include "gtest/gtest.h"
 #include "tests/support/server_process.h"
@@ -87,6 +88,20 @@ TEST_F(EvalProvenanceE2eTest, TheFeatureAblationShowsWhatEachFeatureSees) {
   ASSERT_TRUE(eval::WriteProvenanceReport(*report, out_).ok());
   const std::string table = testing::ReadFileBytes(out_ + "/results.md");
   EXPECT_NE(table.find("| concatenated | 100.0 |"), std::string::npos) << table;
+
+  // The report: 4 variants x 2 queries x (query + 3 hits); the concatenated features put each
+  // query's reference first, so its first hit is outlined green.
+  int shown = 0;
+  ASSERT_TRUE(eval::WriteProvenanceHtmlReport(*report, out_, FixtureDir() + "/images", set_,
+                                              {2, 3}, &shown)
+                  .ok());
+  EXPECT_EQ(shown, 4 * 2 * 4);
+  const std::string html = testing::ReadFileBytes(out_ + "/report.html");
+  const size_t section = html.find("<h2>concatenated</h2>");
+  ASSERT_NE(section, std::string::npos);
+  const size_t first_hit = html.find("<figure class=\"hit", section);
+  const std::string green = "<figure class=\"hit correct\">";
+  EXPECT_EQ(html.compare(first_hit, green.size(), green), 0) << html.substr(first_hit, 60);
 }
 
 TEST_F(EvalProvenanceE2eTest, AGroundTruthNamingAnUnknownReferenceIsRefused) {
