@@ -20,6 +20,8 @@ Commands:
   search --collection NAME QUERY               search a collection
   get --collection NAME ID...                  show stored items
   delete --collection NAME ID...               delete items
+  eval cm --data DIR ...                       the Caption-Matching evaluation protocol
+  eval provenance --data DIR --refs DIR ...    the CS-SLIP provenance evaluation protocol
   eval build-similar --refs DIR --out DIR      build an evaluation query set (no server)
 
 Global options (before the command):

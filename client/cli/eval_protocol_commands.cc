@@ -30,8 +30,9 @@ DomainNet, PACS). Each gallery domain becomes a collection <prefix>-<domain> (re
 captioned by the server (or, with --labels-as-captions, with its class names); every
 image of A queries the gallery of B for each pair A-B (default: every ordered pair of
 --domains, default all; --classes keeps only those classes; --split keeps the images a
-DomainNet split file lists, e.g. clipart_test.txt). Reports P@k for each --k (default 1,5,15) and mAP@All per pair
-and their average, as results.md/results.json in --out (default retrace-eval/cm), with
+DomainNet split file lists, e.g. clipart_test.txt). Reports P@k for each --k (default
+1,5,15) and mAP@All per pair and their average, as results.md/results.json in --out
+(default retrace-eval/cm), with
 rankings/ (every query's hits, from which every number can be recomputed) and
 report.html. --depth: hits per query (default 1000; the server's limits.max_top_k must
 allow it; mAP@All needs the whole gallery).

@@ -71,7 +71,9 @@ TEST_F(EvalCommandTest, HelpAndUsageErrors) {
   };
   const Case cases[] = {
       {{"eval"}, "retrace: eval: missing SUBCOMMAND"},
-      {{"eval", "cm"}, "retrace: eval: unknown subcommand 'cm'"},
+      {{"eval", "nope"}, "retrace: eval: unknown subcommand 'nope'"},
+      {{"eval", "cm"}, "retrace: eval cm: missing --data"},
+      {{"eval", "provenance", "--data", "x"}, "--data and --refs are required"},
       {{"eval", "build-similar"}, "retrace: eval build-similar: missing --refs"},
       {{"eval", "build-similar", "--refs", "r"}, "missing --out"},
       {{"eval", "build-similar", "--refs", "r", "--out", "o", "--per-ref", "0"},
