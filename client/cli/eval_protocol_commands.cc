@@ -60,14 +60,6 @@ absl::StatusOr<std::vector<int>> ParseKs(const std::string& value) {
   return ks;
 }
 
-absl::Status WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat(path, ": cannot be written"));
-  return absl::OkStatus();
-}
-
 std::function<void(const std::string&)> Progress(CliContext& context) {
   return [&context](const std::string& line) { context.err() << "retrace eval: " << line << "\n"; };
 }

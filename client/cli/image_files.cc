@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/image/image_files.h"
 
 namespace retrace::cli {
 namespace {
@@ -20,45 +21,14 @@ namespace fs = std::filesystem;
 
 // WalkFolder: appends the image files under `root` to `list`, with ids relative to `root`.
 void WalkFolder(const fs::path& root, ImageFileList* list) {
-  std::vector<ImageFile> found;
-  std::vector<fs::path> folders = {fs::path()};  // relative to root
-  while (!folders.empty()) {
-    const fs::path relative = folders.back();
-    folders.pop_back();
-    std::error_code ec;
-    fs::directory_iterator it(root / relative, ec), end;
-    for (; !ec && it != end; it.increment(ec)) {
-      const fs::directory_entry& entry = *it;
-      const fs::path child = relative / entry.path().filename();
-      std::error_code type_ec;
-      const bool is_link = entry.is_symlink(type_ec);
-      if (!is_link && entry.is_directory(type_ec)) {
-        folders.push_back(child);
-      } else if (entry.is_regular_file(type_ec) && HasImageExtension(child.native())) {
-        found.push_back({entry.path().native(), child.generic_string()});
-      } else {
-        ++list->skipped;  // other files, symlinks to folders, broken links, sockets, ...
-      }
-    }
-    if (ec) list->errors.push_back(absl::StrCat((root / relative).native(), ": ", ec.message()));
-  }
-  std::sort(found.begin(), found.end(),
-            [](const ImageFile& a, const ImageFile& b) { return a.id < b.id; });
-  list->files.insert(list->files.end(), std::make_move_iterator(found.begin()),
-                     std::make_move_iterator(found.end()));
+  image::FolderImages found = image::WalkImageFolder(root.native());
+  for (image::FoundImage& f : found.files) list->files.push_back({std::move(f.path), std::move(f.id)});
+  list->skipped += found.skipped;
+  list->errors.insert(list->errors.end(), found.errors.begin(), found.errors.end());
 }
 
 }  // namespace
 
-bool HasImageExtension(absl::string_view path) {
-  const size_t dot = path.rfind('.');
-  const size_t slash = path.rfind('/');
-  if (dot == absl::string_view::npos || (slash != absl::string_view::npos && dot < slash)) {
-    return false;
-  }
-  const std::string ext = absl::AsciiStrToLower(path.substr(dot + 1));
-  return ext == "jpg" || ext == "jpeg" || ext == "png" || ext == "webp" || ext == "bmp";
-}
 
 ImageFileList FindImageFiles(const std::vector<std::string>& paths) {
   ImageFileList list;

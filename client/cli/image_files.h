@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/image/image_files.h"
 
 namespace retrace::cli {
 
@@ -35,7 +36,7 @@ struct ImageFileList {
 };
 
 // HasImageExtension: whether `path` ends in .jpg, .jpeg, .png, .webp or .bmp, in any case.
-bool HasImageExtension(absl::string_view path);
+using image::HasImageExtension;
 
 // FindImageFiles: the image files under `paths`. A file argument is taken when it has an image
 // extension (id: its file name); a folder argument (a symlink to one included) is walked

@@ -234,16 +234,8 @@ absl::Status WriteCmReport(const CmReport& report, const std::string& out_dir) {
                         {"metrics", report.metric_names},
                         {"pairs", pairs},
                         {"average", report.average}};
-  for (const auto& [name, text] :
-       std::vector<std::pair<std::string, std::string>>{{"results.json", results.dump(1) + "\n"},
-                                                        {"results.md", CmMarkdownTable(report)}}) {
-    const fs::path file = fs::path(out_dir) / name;
-    std::ofstream out(file, std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) return absl::InternalError(absl::StrCat(file.string(), ": cannot be written"));
-  }
-  return absl::OkStatus();
+  return WriteRunFiles(out_dir, {{"results.json", results.dump(1) + "\n"},
+                                {"results.md", CmMarkdownTable(report)}});
 }
 
 }  // namespace retrace::eval

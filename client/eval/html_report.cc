@@ -146,11 +146,7 @@ absl::Status WritePage(const Page& page, const std::string& out_dir, int* images
     }
   }
   absl::StrAppend(&html, kCountScript, "</body></html>\n");
-  const fs::path file = page_dir / "report.html";
-  std::ofstream out(file, std::ios::trunc);
-  out << html;
-  out.close();
-  if (!out) return absl::InternalError(absl::StrCat(file.string(), ": cannot be written"));
+  if (absl::Status s = WriteRunFiles(out_dir, {{"report.html", html}}); !s.ok()) return s;
   if (images_shown != nullptr) *images_shown = shown;
   return absl::OkStatus();
 }

@@ -5,7 +5,6 @@
 #include <fstream>
 #include <set>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -13,6 +12,7 @@
 #include "client/eval/rankings_file.h"
 #include "client/eval/service_calls.h"
 #include "core/eval/metrics.h"
+#include "core/image/image_files.h"
 #include "nlohmann/json.hpp"
 
 namespace retrace::eval {
@@ -24,10 +24,6 @@ using json = nlohmann::json;
 constexpr int kGetBatch = 64;  // the server's default max_items_per_call
 constexpr size_t kMaxQueries = 1'000'000;
 
-bool IsImageFile(const fs::path& path) {
-  const std::string ext = absl::AsciiStrToLower(path.extension().string());
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".webp" || ext == ".bmp";
-}
 
 struct GroundTruth {
   std::string query_id, reference_id;
@@ -104,13 +100,11 @@ absl::StatusOr<ProvenanceReport> RunProvenanceProtocol(client::RetraceClient& cl
   if (!fs::is_directory(refs_dir, ec)) {
     return absl::NotFoundError(absl::StrCat("refs: ", refs_dir, " is not a directory"));
   }
+  // The same walk as `retrace index` and `retrace eval build-similar`: the same ids.
   std::vector<ImageFile> refs;
-  for (const auto& entry : fs::recursive_directory_iterator(refs_dir, ec)) {
-    if (entry.is_regular_file() && IsImageFile(entry.path())) {
-      refs.push_back({fs::relative(entry.path(), refs_dir).generic_string(), entry.path().string(), ""});
-    }
+  for (image::FoundImage& f : image::WalkImageFolder(refs_dir).files) {
+    refs.push_back({std::move(f.id), std::move(f.path), ""});
   }
-  std::sort(refs.begin(), refs.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   std::set<std::string> ref_ids;
   for (const ImageFile& r : refs) ref_ids.insert(r.id);
 
@@ -120,7 +114,7 @@ absl::StatusOr<ProvenanceReport> RunProvenanceProtocol(client::RetraceClient& cl
   if (!truth.ok()) return truth.status();
   std::map<std::string, std::string> query_files;  // stem -> path
   for (const auto& entry : fs::directory_iterator(fs::path(queries_dir) / "queries", ec)) {
-    if (entry.is_regular_file() && IsImageFile(entry.path())) {
+    if (entry.is_regular_file() && image::HasImageExtension(entry.path().native())) {
       query_files[entry.path().stem().string()] = entry.path().string();
     }
   }
@@ -261,15 +255,8 @@ absl::Status WriteProvenanceReport(const ProvenanceReport& report, const std::st
                         {"metrics", report.metric_names},
                         {"variants", report.variants},
                         {"results", report.results}};
-  for (const auto& [name, text] : std::vector<std::pair<std::string, std::string>>{
-           {"results.json", results.dump(1) + "\n"}, {"results.md", ProvenanceMarkdownTable(report)}}) {
-    const fs::path file = fs::path(out_dir) / name;
-    std::ofstream out(file, std::ios::trunc);
-    out << text;
-    out.close();
-    if (!out) return absl::InternalError(absl::StrCat(file.string(), ": cannot be written"));
-  }
-  return absl::OkStatus();
+  return WriteRunFiles(out_dir, {{"results.json", results.dump(1) + "\n"},
+                                {"results.md", ProvenanceMarkdownTable(report)}});
 }
 
 }  // namespace retrace::eval

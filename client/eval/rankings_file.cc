@@ -51,6 +51,18 @@ absl::StatusOr<std::vector<SavedQuery>> LoadRankings(const std::string& file) {
   return queries;
 }
 
+absl::Status WriteRunFiles(const std::string& out_dir,
+                           const std::vector<std::pair<std::string, std::string>>& files) {
+  for (const auto& [name, text] : files) {
+    const std::string path = absl::StrCat(out_dir, "/", name);
+    std::ofstream out(path, std::ios::trunc);
+    out << text;
+    out.close();
+    if (!out) return absl::InternalError(absl::StrCat(path, ": cannot be written"));
+  }
+  return absl::OkStatus();
+}
+
 std::string LabelOf(const std::string& id) {
   std::vector<std::string> parts = absl::StrSplit(id, '/');
   return parts.size() >= 3 ? parts[parts.size() - 2] : std::string();

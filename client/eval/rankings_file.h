@@ -8,6 +8,7 @@
 #define RETRACE_CLIENT_EVAL_RANKINGS_FILE_H_
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -32,6 +33,11 @@ absl::Status SaveRankings(const std::string& file, const std::vector<SavedQuery>
 // LoadRankings reads a file SaveRankings wrote. NOT_FOUND if unreadable; DATA_LOSS naming the
 // file and line for a malformed line.
 absl::StatusOr<std::vector<SavedQuery>> LoadRankings(const std::string& file);
+
+// WriteRunFiles writes each (file name, text) into `out_dir` (replaced): results.json,
+// results.md, ... INTERNAL naming the file that cannot be written.
+absl::Status WriteRunFiles(const std::string& out_dir,
+                           const std::vector<std::pair<std::string, std::string>>& files);
 
 // LabelOf: the class of a dataset id "<domain>/<class>/<file>"; empty for another shape.
 std::string LabelOf(const std::string& id);

@@ -143,8 +143,11 @@ class Engine {
   absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const Collection& collection,
                                                            const SearchQuery& query,
                                                            const ProvenanceQuery& pq);
+  // Hydrate fills hits' captions and attributes from the store, except where hydrated[i];
+  // drops hits deleted since the index was searched.
   absl::StatusOr<std::vector<SearchHit>> Hydrate(const std::string& collection,
-                                                 std::vector<SearchHit> hits);
+                                                 std::vector<SearchHit> hits,
+                                                 const std::vector<bool>& hydrated);
 
   const EngineOptions options_;
   const ModelSet models_;

@@ -235,18 +235,31 @@ absl::StatusOr<std::vector<SearchHit>> Engine::ProvenanceRanking(const Collectio
 }
 
 absl::StatusOr<std::vector<SearchHit>> Engine::Hydrate(const std::string& collection,
-                                                       std::vector<SearchHit> hits) {
+                                                       std::vector<SearchHit> hits,
+                                                       const std::vector<bool>& hydrated) {
   std::vector<std::string> ids;
-  for (const SearchHit& hit : hits) ids.push_back(hit.id);
+  std::vector<size_t> owners;
+  for (size_t i = 0; i < hits.size(); ++i) {
+    if (i < hydrated.size() && hydrated[i]) continue;
+    ids.push_back(hits[i].id);
+    owners.push_back(i);
+  }
   RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
                            store_->GetItems(collection, ids));
+  std::vector<bool> deleted(hits.size(), false);
+  for (size_t k = 0; k < owners.size(); ++k) {
+    SearchHit& hit = hits[owners[k]];
+    if (!records[k].has_value()) {
+      deleted[owners[k]] = true;  // deleted since the index was searched
+      continue;
+    }
+    hit.caption = std::move(records[k]->caption);
+    hit.attributes = std::move(records[k]->attributes);
+  }
   std::vector<SearchHit> kept;
   kept.reserve(hits.size());
   for (size_t i = 0; i < hits.size(); ++i) {
-    if (!records[i].has_value()) continue;  // deleted since the index was searched
-    hits[i].caption = std::move(records[i]->caption);
-    hits[i].attributes = std::move(records[i]->attributes);
-    kept.push_back(std::move(hits[i]));
+    if (!deleted[i]) kept.push_back(std::move(hits[i]));
   }
   return kept;
 }
@@ -267,7 +280,7 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
       hits[i].id = std::move(found[i].id);
       hits[i].score = found[i].score;
     }
-    RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits)));
+    RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits), {}));
     return result;
   }
 
@@ -295,20 +308,22 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
   std::vector<search::FusedHit> fused = search::ReciprocalRankFusion(rankings, query.rrf_k);
   if (fused.size() > static_cast<size_t>(query.top_k)) fused.resize(query.top_k);
   std::vector<SearchHit> hits;
+  std::vector<bool> hydrated;  // provenance candidates were read from the store already
   hits.reserve(fused.size());
   for (search::FusedHit& f : fused) {
     SearchHit hit;
+    if (f.ranks[1] >= 0) hit = std::move(provenance[f.ranks[1]]);  // caption, attributes, parts
     hit.id = std::move(f.id);
     hit.score = f.score;
     HybridParts parts;
     parts.caption_match_rank = f.ranks[0];
     if (f.ranks[0] >= 0) parts.caption_match_score = caption_match[f.ranks[0]].score;
     parts.provenance_rank = f.ranks[1];
-    if (f.ranks[1] >= 0) hit.provenance = provenance[f.ranks[1]].provenance;
     hit.hybrid = parts;
     hits.push_back(std::move(hit));
+    hydrated.push_back(f.ranks[1] >= 0);
   }
-  RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits)));
+  RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits), hydrated));
   return result;
 }
 

@@ -10,16 +10,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "core/image/image_files.h"
 
 namespace retrace::eval {
 namespace {
 
 namespace fs = std::filesystem;
 
-bool IsImageFile(const fs::path& path) {
-  const std::string ext = absl::AsciiStrToLower(path.extension().string());
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".webp" || ext == ".bmp";
-}
 
 bool Hidden(const fs::path& path) { return path.filename().string().rfind('.', 0) == 0; }
 
@@ -65,7 +62,7 @@ absl::StatusOr<DomainDataset> ReadDomainDataset(const std::string& root) {
   for (const fs::path& domain : SortedSubdirs(root, ec)) {
     for (const fs::path& label : SortedSubdirs(domain, ec)) {
       for (const auto& entry : fs::directory_iterator(label, ec)) {
-        if (!entry.is_regular_file(ec) || Hidden(entry.path()) || !IsImageFile(entry.path())) {
+        if (!entry.is_regular_file(ec) || Hidden(entry.path()) || !image::HasImageExtension(entry.path().native())) {
           continue;
         }
         if (data.images.size() >= kMaxDatasetImages) {

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "core/image/decode.h"
+#include "core/image/image_files.h"
 
 namespace retrace::eval {
 namespace {
@@ -203,10 +204,6 @@ std::string CsvField(const std::string& s) {
   return out + "\"";
 }
 
-bool IsImageFile(const fs::path& path) {
-  const std::string ext = absl::AsciiStrToLower(path.extension().string());
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".webp" || ext == ".bmp";
-}
 
 struct Reference {
   std::string path;
@@ -218,33 +215,17 @@ struct Reference {
 absl::StatusOr<std::vector<Reference>> ListReferences(const fs::path& root,
                                                       const fs::path& skip_dir,
                                                       std::vector<SkippedFile>& skipped) {
-  std::vector<Reference> found;
-  std::vector<fs::path> folders = {fs::path()};
-  while (!folders.empty()) {
-    const fs::path relative = folders.back();
-    folders.pop_back();
-    std::error_code ec;
-    fs::directory_iterator it(root / relative, ec), end;
-    for (; !ec && it != end; it.increment(ec)) {
-      const fs::directory_entry& entry = *it;
-      const fs::path child = relative / entry.path().filename();
-      std::error_code type_ec;
-      const bool is_link = entry.is_symlink(type_ec);
-      if (!is_link && entry.is_directory(type_ec)) {
-        std::error_code canon_ec;
-        if (fs::weakly_canonical(entry.path(), canon_ec) != skip_dir) folders.push_back(child);
-      } else if (entry.is_regular_file(type_ec) && IsImageFile(child)) {
-        if (found.size() >= kMaxSimilarReferences) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              root.string(), " holds more than ", kMaxSimilarReferences, " images; split it"));
-        }
-        found.push_back({entry.path().string(), child.generic_string()});
-      }
-    }
-    if (ec) skipped.push_back({(root / relative).string(), ec.message()});
+  image::FolderImages walked = image::WalkImageFolder(root.string(), skip_dir.string());
+  if (walked.files.size() > kMaxSimilarReferences) {
+    return absl::InvalidArgumentError(absl::StrCat(root.string(), " holds more than ",
+                                                   kMaxSimilarReferences, " images; split it"));
   }
-  std::sort(found.begin(), found.end(),
-            [](const Reference& a, const Reference& b) { return a.id < b.id; });
+  for (const std::string& error : walked.errors) {
+    const size_t colon = error.rfind(": ");
+    skipped.push_back({error.substr(0, colon), colon == std::string::npos ? "" : error.substr(colon + 2)});
+  }
+  std::vector<Reference> found;
+  for (image::FoundImage& f : walked.files) found.push_back({std::move(f.path), std::move(f.id)});
   return found;
 }
 
