@@ -100,11 +100,15 @@ int Run(spdlog::logger& log, std::shared_ptr<spdlog::logger> shared_log) {
                 absl::StrCat("loading models from ", config.models_dir(),
                              " (make models writes the demo models to build/models)"));
   }
-  log.info("models loaded from {} in {:.1f} s: clip '{}' (dim {}), captioner '{}'",
+  log.info("models loaded from {} in {:.1f} s: clip '{}' (dim {}), captioner '{}', {}",
            config.models_dir(),
            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
            models->clip->manifest().Identity(), models->clip->dim(),
-           models->captioner->manifest().Identity());
+           models->captioner->manifest().Identity(),
+           models->image_encoder
+               ? absl::StrCat("image encoder '", models->image_encoder->manifest().Identity(),
+                              "' (dim ", models->image_encoder->dim(), ")")
+               : std::string("no image encoder (new collections' image space is CLIP's alone)"));
 
   auto store = store::SqliteItemStore::Open(config.data_dir());
   if (!store.ok()) return Fail(log, store.status(), absl::StrCat("opening ", config.data_dir()));
