@@ -8,7 +8,9 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libtorch-dev python3-torch python3-numpy libfaiss-dev libopenblas-dev libopencv-dev
   libspdlog-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libsqlite3-dev nlohmann-json3-dev libicu-dev zlib1g-dev
+  libsqlite3-dev nlohmann-json3-dev libicu-dev zlib1g-dev libssl-dev openssl
+  libcpp-httplib-dev  # the Prometheus /metrics endpoint
+  clang llvm  # libFuzzer targets and the sanitizer builds
   chromium  # headless, for the test that renders the evaluation report
 )
 
