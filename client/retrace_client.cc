@@ -70,8 +70,17 @@ std::unique_ptr<RetraceClient> RetraceClient::Connect(const ClientOptions& optio
   const int max_bytes = static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX));
   args.SetMaxReceiveMessageSize(max_bytes);
   args.SetMaxSendMessageSize(max_bytes);
-  // TLS will replace these credentials when the server offers it.
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (options.tls) {
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options.tls_root_certs;
+    ssl.pem_private_key = options.tls_client_key;
+    ssl.pem_cert_chain = options.tls_client_cert;
+    credentials = grpc::SslCredentials(ssl);
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
   auto channel = grpc::CreateCustomChannel(options.server, credentials, args);
   return std::unique_ptr<RetraceClient>(new RetraceClient(options, std::move(channel)));
 }
@@ -82,6 +91,8 @@ RetraceClient::RetraceClient(const ClientOptions& options, std::shared_ptr<grpc:
 void RetraceClient::PrepareContext(grpc::ClientContext* context,
                                    std::chrono::milliseconds deadline) const {
   if (deadline.count() > 0) context->set_deadline(std::chrono::system_clock::now() + deadline);
+  if (!options_.token.empty()) context->AddMetadata("authorization", "Bearer " + options_.token);
+  if (!options_.request_id.empty()) context->AddMetadata("x-request-id", options_.request_id);
 }
 
 grpc::Status RetraceClient::Caption(const v1::CaptionRequest& request,

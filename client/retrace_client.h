@@ -8,7 +8,7 @@
 // stubs are); each call uses its own ClientContext.
 //
 // Example:
-//   auto client = retrace::client::RetraceClient::Connect(retrace::client::ClientOptions{});
+//   auto client = retrace::client::RetraceClient::Connect({.server = "host:50051", .token = t});
 //   grpc::Status status = client->Search(request, &response);
 #ifndef RETRACE_CLIENT_RETRACE_CLIENT_H_
 #define RETRACE_CLIENT_RETRACE_CLIENT_H_
@@ -47,6 +47,22 @@ struct ClientOptions {
   // first acknowledgement. Default 4: enough to keep the server's batcher fed while one batch
   // is being answered, few enough that a failing stream wastes little work. At least 1.
   int index_requests_in_flight = 4;
+  // token: a bearer token sent as `authorization: Bearer <token>` on every call; empty: none.
+  std::string token;
+  // tls: connect with TLS. The server's certificate is checked against tls_root_certs (PEM
+  // text), or the system's roots when that is empty. Default off (plaintext).
+  bool tls = false;
+  std::string tls_root_certs;
+  // tls_client_cert and tls_client_key (PEM text): this client's certificate, for servers that
+  // require one (mutual TLS). Both or neither.
+  std::string tls_client_cert;
+  std::string tls_client_key;
+  // tls_server_name: the name to check the server's certificate against, when it differs from
+  // the host in `server` (e.g. connecting by IP address). Empty: the host.
+  std::string tls_server_name;
+  // request_id: sent as `x-request-id` metadata so the server's logs can be matched with the
+  // caller's; empty: the server makes one.
+  std::string request_id;
 };
 
 // ItemSource: produces the next item to index, or std::nullopt when there are no more.
@@ -58,8 +74,9 @@ using IndexResultCallback = std::function<void(const v1::IndexResult&)>;
 // RetraceClient: the service's calls with deadlines, limits and (later) credentials applied.
 class RetraceClient {
  public:
-  // Connect: a client for `options.server`. The channel connects lazily, so this never fails;
-  // an unreachable server shows up as UNAVAILABLE on the first call. Insecure for now.
+  // Connect: a client for `options.server`, over TLS when options.tls. The channel connects
+  // lazily, so this never fails; an unreachable server (or a failed TLS handshake) shows up as
+  // UNAVAILABLE on the first call.
   static std::unique_ptr<RetraceClient> Connect(const ClientOptions& options);
 
   RetraceClient(const RetraceClient&) = delete;
@@ -111,8 +128,9 @@ class RetraceClient {
  private:
   RetraceClient(const ClientOptions& options, std::shared_ptr<grpc::Channel> channel);
 
-  // PrepareContext: applies `deadline` (zero: none) to a call's context. Per-call credentials
-  // (auth tokens) will be attached here when the server asks for them.
+  // PrepareContext: applies `deadline` (zero: none), the bearer token and the request id to a
+  // call's context. The token travels as plain metadata rather than as gRPC call credentials,
+  // which gRPC refuses to send over plaintext; plaintext is meant for loopback only.
   void PrepareContext(grpc::ClientContext* context, std::chrono::milliseconds deadline) const;
 
   // Unary makes one unary call with the per-call deadline and whatever PrepareContext adds.

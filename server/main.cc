@@ -1,5 +1,9 @@
-// retrace-server: the gRPC service. Builds one object graph — config, models, store, engine,
-// worker pool, gRPC server — and runs it until SIGTERM or SIGINT, then drains in-flight calls.
+// retrace-server: the gRPC service. Builds one object graph — config, loggers, tokens, TLS,
+// worker pool, gRPC server, metrics endpoint, then models, store and engine — and runs it until
+// SIGTERM or SIGINT, then drains in-flight calls.
+//
+// Readiness: the server listens first and reports NOT_SERVING (calls answer UNAVAILABLE) while
+// the models load, warm up and the collections open; then health turns SERVING.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -13,6 +17,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -23,10 +28,15 @@
 #include "core/engine/engine.h"
 #include "core/models/torch/torchscript_module.h"
 #include "core/store/sqlite_item_store.h"
+#include "core/common/status_macros.h"
+#include "server/logging.h"
+#include "server/metrics/metrics_http_server.h"
+#include "server/metrics/metrics_registry.h"
 #include "server/model_folder.h"
 #include "server/retrace_service.h"
 #include "server/server_config.h"
-#include "spdlog/sinks/stdout_color_sinks.h"
+#include "server/service_metrics.h"
+#include "server/token_auth.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, config, "", "server config file (retrace.v1.ServerConfig, text format)");
@@ -36,6 +46,13 @@ ABSL_FLAG(std::string, data_dir, "", "the server's data folder (default retrace-
 ABSL_FLAG(int, workers, 0, "worker threads for decode, inference and search (default: cores)");
 ABSL_FLAG(std::string, port_file, "", "write the port actually listened on to this file");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
+ABSL_FLAG(std::string, log_format, "", "text (default) or json: one JSON object per line");
+ABSL_FLAG(bool, access_log, false, "log every call (rpc, code, ms, request id, token holder) at info");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle: require client certificates it signed");
+ABSL_FLAG(std::string, auth_tokens, "", "AuthTokens file: require bearer tokens (see config.proto)");
+ABSL_FLAG(std::string, metrics_listen, "", "host:port for Prometheus /metrics and /readyz (default off)");
 
 namespace retrace::server {
 namespace {
@@ -73,19 +90,84 @@ int Fail(spdlog::logger& log, const absl::Status& status, std::string_view what)
   return 1;
 }
 
-int Run(spdlog::logger& log, std::shared_ptr<spdlog::logger> shared_log) {
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* field) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(field, ": cannot read ", path));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (text.str().find("-----BEGIN ") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", path, " is not a PEM file"));
+  }
+  return text.str();
+}
+
+// ServerCredentials: TLS (optionally requiring client certificates) when configured, else
+// plaintext.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
+    const v1::Security& security) {
+  if (security.tls_cert().empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions options;
+  RETRACE_ASSIGN_OR_RETURN(std::string cert, ReadPem(security.tls_cert(), "--tls-cert"));
+  RETRACE_ASSIGN_OR_RETURN(std::string key, ReadPem(security.tls_key(), "--tls-key"));
+  options.pem_key_cert_pairs.push_back({std::move(key), std::move(cert)});
+  if (!security.tls_client_ca().empty()) {
+    RETRACE_ASSIGN_OR_RETURN(options.pem_root_certs,
+                             ReadPem(security.tls_client_ca(), "--tls-client-ca"));
+    options.client_certificate_request =
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(options);
+}
+
+// IsLoopback: whether `listen` (host:port) only accepts connections from this machine.
+bool IsLoopback(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0 ||
+         host.rfind("unix:", 0) == 0 || listen.rfind("unix:", 0) == 0;
+}
+
+int Run(ServerLoggers& logs) {
+  spdlog::logger* log = logs.events.get();
   v1::ServerConfig config;
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
     auto loaded = LoadServerConfig(path);
-    if (!loaded.ok()) return Fail(log, loaded.status(), "config");
+    if (!loaded.ok()) return Fail(*log, loaded.status(), "config");
     config = std::move(*loaded);
   }
   if (auto v = absl::GetFlag(FLAGS_listen); !v.empty()) config.set_listen(v);
   if (auto v = absl::GetFlag(FLAGS_models); !v.empty()) config.set_models_dir(v);
   if (auto v = absl::GetFlag(FLAGS_data_dir); !v.empty()) config.set_data_dir(v);
   if (auto v = absl::GetFlag(FLAGS_workers); v != 0) config.mutable_threads()->set_workers(v);
+  v1::Security& security = *config.mutable_security();
+  if (auto v = absl::GetFlag(FLAGS_tls_cert); !v.empty()) security.set_tls_cert(v);
+  if (auto v = absl::GetFlag(FLAGS_tls_key); !v.empty()) security.set_tls_key(v);
+  if (auto v = absl::GetFlag(FLAGS_tls_client_ca); !v.empty()) security.set_tls_client_ca(v);
+  if (auto v = absl::GetFlag(FLAGS_auth_tokens); !v.empty()) security.set_auth_tokens(v);
+  v1::Observability& observability = *config.mutable_observability();
+  if (auto v = absl::GetFlag(FLAGS_metrics_listen); !v.empty()) observability.set_metrics_listen(v);
+  if (auto v = absl::GetFlag(FLAGS_log_format); !v.empty()) observability.set_log_format(v);
+  if (absl::GetFlag(FLAGS_access_log)) observability.set_access_log(true);
   ApplyDefaults(config);
-  if (absl::Status s = ValidateServerConfig(config); !s.ok()) return Fail(log, s, "config");
+  if (absl::Status s = ValidateServerConfig(config); !s.ok()) return Fail(*log, s, "config");
+  if (observability.log_format() == "json") {
+    logs = MakeServerLoggers(LogFormat::kJson, logs.events->level());
+    log = logs.events.get();
+  }
+
+  std::unique_ptr<TokenAuthorizer> auth = TokenAuthorizer::Disabled();
+  if (!security.auth_tokens().empty()) {
+    auto loaded = TokenAuthorizer::Load(security.auth_tokens());
+    if (!loaded.ok()) return Fail(*log, loaded.status(), "--auth-tokens");
+    auth = std::move(*loaded);
+  }
+  auto credentials = ServerCredentials(security);
+  if (!credentials.ok()) return Fail(*log, credentials.status(), "TLS");
+  const bool tls = !security.tls_cert().empty();
+  if (!tls && !IsLoopback(config.listen())) {
+    log->warn("listening on {} without TLS: anyone on the network can read the traffic{}; give "
+              "--tls-cert and --tls-key",
+              config.listen(), auth->enabled() ? ", bearer tokens included" : "");
+  }
 
   InstallShutdownHandlers();
   const int torch_threads = config.threads().torch_intra_op();
@@ -93,66 +175,115 @@ int Run(spdlog::logger& log, std::shared_ptr<spdlog::logger> shared_log) {
   models::ConfigureTorchThreads(torch_threads);
   omp_set_num_threads(omp_threads);
 
-  const auto t0 = std::chrono::steady_clock::now();
-  auto models = LoadModelSet(config.models_dir());
-  if (!models.ok()) {
-    return Fail(log, models.status(),
-                absl::StrCat("loading models from ", config.models_dir(),
-                             " (make models writes the demo models to build/models)"));
-  }
-  log.info("models loaded from {} in {:.1f} s: clip '{}' (dim {}), captioner '{}', {}",
-           config.models_dir(),
-           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-           models->clip->manifest().Identity(), models->clip->dim(),
-           models->captioner->manifest().Identity(),
-           models->image_encoder
-               ? absl::StrCat("image encoder '", models->image_encoder->manifest().Identity(),
-                              "' (dim ", models->image_encoder->dim(), ")")
-               : std::string("no image encoder (new collections' image space is CLIP's alone)"));
-
-  auto store = store::SqliteItemStore::Open(config.data_dir());
-  if (!store.ok()) return Fail(log, store.status(), absl::StrCat("opening ", config.data_dir()));
-  auto engine = engine::Engine::Open(ToEngineOptions(config), std::move(*models),
-                                     std::move(*store), shared_log);
-  if (!engine.ok()) return Fail(log, engine.status(), "opening collections");
-
+  metrics::Registry registry;
+  ServiceMetrics metrics(&registry);
   ThreadPool pool(config.threads().workers(), [omp_threads] { omp_set_num_threads(omp_threads); });
-  RetraceService service(engine->get(), &pool, shared_log);
+  const v1::Limits& limits = config.limits();
+  ServiceOptions service_options;
+  service_options.max_pending_calls = limits.max_pending_calls();
+  service_options.default_deadline = std::chrono::milliseconds(limits.default_deadline_ms());
+  service_options.max_index_streams = limits.max_index_streams();
+  service_options.max_items_per_stream = limits.max_items_per_stream();
+  service_options.access_log = observability.access_log();
+  RetraceService service(&pool, auth.get(), &metrics, logs, service_options);
+  std::atomic<engine::Engine*> ready_engine{nullptr};
+  metrics.WatchServer(&pool, &service, &ready_engine);
 
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_http;
+  if (!observability.metrics_listen().empty()) {
+    metrics::MetricsHttpServer::Options http_options;
+    http_options.ready = [&ready_engine] { return ready_engine.load() != nullptr; };
+    auto started =
+        metrics::MetricsHttpServer::Start(observability.metrics_listen(), &registry, http_options);
+    if (!started.ok()) return Fail(*log, started.status(), "--metrics-listen");
+    metrics_http = std::move(*started);
+    log->info("Prometheus metrics at http://{}/metrics (port {}), readiness at /readyz",
+              observability.metrics_listen(), metrics_http->port());
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
-  builder.AddListeningPort(config.listen(), grpc::InsecureServerCredentials(), &port);
-  builder.SetMaxReceiveMessageSize(static_cast<int>(config.limits().max_message_bytes()));
-  builder.SetMaxSendMessageSize(static_cast<int>(config.limits().max_message_bytes()));
+  builder.AddListeningPort(config.listen(), *credentials, &port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
+  builder.SetMaxSendMessageSize(static_cast<int>(limits.max_message_bytes()));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    log.critical("cannot listen on {} (address in use, or not an address of this machine?)",
-                 config.listen());
+    log->critical("cannot listen on {} (address in use, or not an address of this machine?)",
+                  config.listen());
     return 1;
   }
+  // Not ready until the models and collections are: load balancers and probes wait.
+  server->GetHealthCheckService()->SetServingStatus(false);
   if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
     std::ofstream(path) << port << "\n";
   }
-  log.info("retrace-server listening on {} (port {}), data in {}, {} workers", config.listen(),
-           port, config.data_dir(), config.threads().workers());
+  log->info("retrace-server listening on {} (port {}, {}{}), loading models", config.listen(), port,
+            tls ? (security.tls_client_ca().empty() ? "TLS" : "TLS with client certificates")
+                : "plaintext",
+            auth->enabled() ? absl::StrCat(", ", auth->size(), " bearer tokens") : "");
 
   const int grace = config.shutdown_grace_seconds();
+  std::atomic<bool> stopping{false};
   std::thread signal_waiter([&] {
     const int signal_number = WaitForShutdownSignal();
-    log.info("{} received: draining in-flight calls (up to {} s)", strsignal(signal_number), grace);
+    stopping = true;
+    log->info("{} received: draining in-flight calls (up to {} s)", strsignal(signal_number), grace);
     server->GetHealthCheckService()->Shutdown();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(grace));
   });
+  // Fail stops a server whose start failed after it began listening.
+  auto fail_started = [&](const absl::Status& status, std::string_view what) {
+    Fail(*log, status, what);
+    if (!stopping.exchange(true)) kill(getpid(), SIGTERM);
+    signal_waiter.join();
+    return 1;
+  };
+
+  const auto t0 = std::chrono::steady_clock::now();
+  auto models = LoadModelSet(config.models_dir());
+  if (!models.ok()) {
+    return fail_started(models.status(),
+                        absl::StrCat("loading models from ", config.models_dir(),
+                                     " (make models writes the demo models to build/models)"));
+  }
+  engine::EngineOptions engine_options = ToEngineOptions(config);
+  if (absl::Status s = WarmUpModels(*models, engine_options.caption); !s.ok()) {
+    return fail_started(s, "warming up the models");
+  }
+  log->info("models loaded and warmed up from {} in {:.1f} s: clip '{}' (dim {}), captioner '{}', {}",
+            config.models_dir(),
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+            models->clip->manifest().Identity(), models->clip->dim(),
+            models->captioner->manifest().Identity(),
+            models->image_encoder
+                ? absl::StrCat("image encoder '", models->image_encoder->manifest().Identity(),
+                               "' (dim ", models->image_encoder->dim(), ")")
+                : std::string("no image encoder (new collections' image space is CLIP's alone)"));
+
+  auto store = store::SqliteItemStore::Open(config.data_dir());
+  if (!store.ok()) return fail_started(store.status(), absl::StrCat("opening ", config.data_dir()));
+  engine_options.stage_observer = &metrics;
+  auto engine = engine::Engine::Open(engine_options, std::move(*models), std::move(*store),
+                                     logs.events);
+  if (!engine.ok()) return fail_started(engine.status(), "opening collections");
+
+  service.SetEngine(engine->get());
+  ready_engine = engine->get();
+  if (!stopping) server->GetHealthCheckService()->SetServingStatus(true);
+  log->info("ready: serving on {} with data in {}, {} workers", config.listen(), config.data_dir(),
+            config.threads().workers());
+
   server->Wait();
   signal_waiter.join();
+  if (metrics_http) metrics_http->Stop();  // its gauges read the engine
+  ready_engine = nullptr;
   // Calls are drained: a last snapshot makes the next start fast.
   if (absl::Status s = (*engine)->SnapshotAll(); !s.ok()) {
-    log.error("snapshot at shutdown: {} (the next start rebuilds from the store)", s.ToString());
+    log->error("snapshot at shutdown: {} (the next start rebuilds from the store)", s.ToString());
   }
-  log.info("stopped");
+  log->info("stopped");
   return 0;
 }
 
@@ -177,7 +308,7 @@ int main(int argc, char** argv) {
       "retrace-server: cross-domain image retrieval over gRPC.\n"
       "  retrace-server [--models DIR] [--data-dir DIR] [--listen HOST:PORT] [--config FILE]");
   absl::ParseCommandLine(argc, argv);
-  auto log = spdlog::stderr_color_mt("retrace");
-  log->set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
-  return retrace::server::Run(*log, log);
+  retrace::server::ServerLoggers logs = retrace::server::MakeServerLoggers(
+      retrace::server::LogFormat::kText, spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  return retrace::server::Run(logs);
 }

@@ -207,4 +207,24 @@ absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
   return set;
 }
 
+absl::Status WarmUpModels(const engine::ModelSet& models, const models::CaptionOptions& caption) {
+  image::Image image;
+  image.width = 64;
+  image.height = 48;
+  image.rgb.resize(static_cast<size_t>(image.width) * image.height * 3);
+  for (size_t i = 0; i < image.rgb.size(); ++i) image.rgb[i] = static_cast<uint8_t>(i * 31 % 251);
+  models::CaptionOptions short_caption = caption;
+  short_caption.max_new_tokens = 2;
+  short_caption.min_new_tokens = 0;
+  for (int round = 0; round < 2; ++round) {
+    RETRACE_RETURN_IF_ERROR(models.clip->EncodeImages({&image}).status());
+    RETRACE_RETURN_IF_ERROR(models.clip->EncodeTexts({"a photo of a dog"}).status());
+    RETRACE_RETURN_IF_ERROR(models.captioner->Caption({&image}, short_caption).status());
+    if (models.image_encoder) {
+      RETRACE_RETURN_IF_ERROR(models.image_encoder->EncodeImages({&image}).status());
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace retrace::server

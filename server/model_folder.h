@@ -30,6 +30,12 @@ absl::StatusOr<std::unique_ptr<models::Captioner>> LoadCaptioner(const std::stri
 // LoadModelSet loads `<dir>/clip`, `<dir>/captioner` and, when present, `<dir>/image_encoder`.
 absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir);
 
+// WarmUpModels runs every model of `models` twice on a synthetic image and text, so that
+// TorchScript's profiling executor has optimised each method before the first real call (its
+// first two runs are slow) and a model that fails to run fails the start, not a caller's call.
+// `caption` is the server's captioning config; the warm-up caption is capped at 2 tokens.
+absl::Status WarmUpModels(const engine::ModelSet& models, const models::CaptionOptions& caption);
+
 }  // namespace retrace::server
 
 #endif  // RETRACE_SERVER_MODEL_FOLDER_H_

@@ -1,5 +1,6 @@
 #include "server/retrace_service.h"
 
+#include <random>
 #include <utility>
 
 #include <grpcpp/support/proto_buffer_writer.h>
@@ -10,21 +11,125 @@
 #include "server/status_mapping.h"
 
 namespace retrace::server {
+namespace {
 
-RetraceService::RetraceService(engine::Engine* engine, ThreadPool* pool,
-                               std::shared_ptr<spdlog::logger> log)
-    : engine_(engine), pool_(pool), log_(std::move(log)) {}
+constexpr std::string_view kRequestIdKey = "x-request-id";
+constexpr size_t kMaxRequestIdBytes = 128;
+
+// ClientRequestId: the client's x-request-id when it is safe to log and echo (1..128 of
+// [A-Za-z0-9._:-]); empty otherwise, and the server makes its own.
+std::string ClientRequestId(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find(grpc::string_ref(kRequestIdKey.data(), kRequestIdKey.size()));
+  if (it == metadata.end() || it->second.empty() || it->second.size() > kMaxRequestIdBytes) {
+    return "";
+  }
+  for (char c : it->second) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                    c == '.' || c == '_' || c == ':' || c == '-';
+    if (!ok) return "";
+  }
+  return std::string(it->second.data(), it->second.size());
+}
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 random(std::random_device{}());
+  return absl::StrCat(absl::Hex(random(), absl::kZeroPad16));
+}
+
+std::string_view Authorization(const grpc::CallbackServerContext& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return {};
+  return std::string_view(it->second.data(), it->second.size());
+}
+
+constexpr RpcSpec kCaption{"Caption", Scope::kSearch};
+constexpr RpcSpec kIndex{"Index", Scope::kIndex};
+constexpr RpcSpec kSearch{"Search", Scope::kSearch};
+constexpr RpcSpec kDelete{"Delete", Scope::kIndex};
+constexpr RpcSpec kGet{"Get", Scope::kSearch};
+constexpr RpcSpec kCreateCollection{"CreateCollection", Scope::kAdmin};
+constexpr RpcSpec kListCollections{"ListCollections", Scope::kSearch};
+constexpr RpcSpec kDescribeCollection{"DescribeCollection", Scope::kSearch};
+constexpr RpcSpec kDropCollection{"DropCollection", Scope::kAdmin};
+
+}  // namespace
+
+RetraceService::RetraceService(ThreadPool* pool, const TokenAuthorizer* auth,
+                               ServiceMetrics* metrics, ServerLoggers logs,
+                               ServiceOptions options)
+    : pool_(pool), auth_(auth), metrics_(metrics), logs_(std::move(logs)),
+      options_(options) {}
+
+absl::StatusOr<Principal> RetraceService::Admit(grpc::CallbackServerContext* context,
+                                                const RpcSpec& rpc, std::string_view collection,
+                                                std::string* request_id) {
+  *request_id = ClientRequestId(*context);
+  if (request_id->empty()) *request_id = NewRequestId();
+  context->AddInitialMetadata(std::string(kRequestIdKey), *request_id);
+  if (engine_.load(std::memory_order_acquire) == nullptr) {
+    return absl::UnavailableError(
+        "retrace-server is starting: the models and collections are loading (health reports "
+        "NOT_SERVING until they are ready)");
+  }
+  RETRACE_ASSIGN_OR_RETURN(Principal who, auth_->Authenticate(Authorization(*context)));
+  RETRACE_RETURN_IF_ERROR(auth_->Authorize(who, rpc.scope, collection));
+  return who;
+}
+
+void RetraceService::Finished(const RpcSpec& rpc, const grpc::Status& status,
+                              std::chrono::steady_clock::time_point start,
+                              std::string_view request_id, std::string_view principal) {
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (metrics_ != nullptr) metrics_->RecordCall(rpc.name, status.error_code(), seconds);
+  LogCall(logs_,
+          {rpc.name, status.error_code(), seconds * 1e3, request_id, principal,
+           status.error_message()},
+          options_.access_log);
+}
 
 grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* context,
-                                                  const char* method,
-                                                  std::function<absl::Status()> work) {
+                                                  const RpcSpec& rpc,
+                                                  std::string_view collection, Work work) {
+  const auto start = std::chrono::steady_clock::now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  pool_->Submit([this, reactor, context, method, work = std::move(work)] {
-    absl::Status status = context->IsCancelled()
-                              ? absl::CancelledError("the client cancelled the call")
-                              : work();
-    if (!status.ok()) log_->debug("{}: {}", method, status.ToString());
-    reactor->Finish(ToGrpcStatus(status));
+  std::string request_id;
+  absl::StatusOr<Principal> who = Admit(context, rpc, collection, &request_id);
+  auto finish = [this, reactor, &rpc, start](const absl::Status& status, std::string_view id,
+                                             std::string_view principal) {
+    const grpc::Status grpc_status = ToGrpcStatus(status);
+    Finished(rpc, grpc_status, start, id, principal);
+    reactor->Finish(grpc_status);
+  };
+  if (!who.ok()) {
+    finish(who.status(), request_id, "-");
+    return reactor;
+  }
+  if (pool_->Pending() >= static_cast<size_t>(options_.max_pending_calls)) {
+    finish(absl::ResourceExhaustedError(absl::StrCat(
+               "the server is overloaded: ", options_.max_pending_calls,
+               " calls already wait for a worker (limits.max_pending_calls); retry with backoff")),
+           request_id, who->name);
+    return reactor;
+  }
+  // The client's deadline, or the server's default when the client set none.
+  const auto deadline = context->deadline() != std::chrono::system_clock::time_point::max()
+                            ? context->deadline()
+                            : std::chrono::system_clock::now() + options_.default_deadline;
+  pool_->Submit([this, context, work = std::move(work), finish, deadline,
+                 request_id = std::move(request_id), who = std::move(*who)] {
+    absl::Status status;
+    if (context->IsCancelled()) {
+      status = absl::CancelledError("the client cancelled the call");
+    } else if (std::chrono::system_clock::now() > deadline) {
+      status = absl::DeadlineExceededError(
+          "the call's deadline passed while it waited for a worker; it was not run");
+    } else {
+      status = work(*engine_.load(std::memory_order_acquire), who);
+    }
+    finish(status, request_id, who.name);
   });
   return reactor;
 }
@@ -32,12 +137,12 @@ grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* RetraceService::Caption(grpc::CallbackServerContext* context,
                                                   const v1::CaptionRequest* request,
                                                   v1::CaptionResponse* response) {
-  return Offload(context, "Caption", [this, request, response] {
+  return Offload(context, kCaption, "", [request, response](engine::Engine& engine, const Principal&) {
     std::vector<std::string> images(request->images().begin(), request->images().end());
     const models::CaptionOptions options =
-        FromProto(request->options(), engine_->options().caption);
+        FromProto(request->options(), engine.options().caption);
     RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CaptionResult> results,
-                             engine_->Caption(images, options));
+                             engine.Caption(images, options));
     ToProto(results, response);
     return absl::OkStatus();
   });
@@ -46,10 +151,10 @@ grpc::ServerUnaryReactor* RetraceService::Caption(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* RetraceService::Search(grpc::CallbackServerContext* context,
                                                  const v1::SearchRequest* request,
                                                  v1::SearchResponse* response) {
-  return Offload(context, "Search", [this, request, response] {
+  return Offload(context, kSearch, request->collection(), [request, response](engine::Engine& engine, const Principal&) {
     RETRACE_ASSIGN_OR_RETURN(engine::SearchQuery query, FromProto(*request));
     RETRACE_ASSIGN_OR_RETURN(engine::SearchResult result,
-                             engine_->Search(request->collection(), query));
+                             engine.Search(request->collection(), query));
     ToProto(result, response);
     return absl::OkStatus();
   });
@@ -58,10 +163,10 @@ grpc::ServerUnaryReactor* RetraceService::Search(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* RetraceService::Delete(grpc::CallbackServerContext* context,
                                                  const v1::DeleteRequest* request,
                                                  v1::DeleteResponse* response) {
-  return Offload(context, "Delete", [this, request, response] {
+  return Offload(context, kDelete, request->collection(), [request, response](engine::Engine& engine, const Principal&) {
     std::vector<std::string> ids(request->ids().begin(), request->ids().end());
     RETRACE_ASSIGN_OR_RETURN(std::vector<engine::ItemResult> results,
-                             engine_->Delete(request->collection(), ids));
+                             engine.Delete(request->collection(), ids));
     ToProto(results, response);
     return absl::OkStatus();
   });
@@ -70,10 +175,10 @@ grpc::ServerUnaryReactor* RetraceService::Delete(grpc::CallbackServerContext* co
 grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* context,
                                               const v1::GetRequest* request,
                                               v1::GetResponse* response) {
-  return Offload(context, "Get", [this, request, response] {
+  return Offload(context, kGet, request->collection(), [request, response](engine::Engine& engine, const Principal&) {
     std::vector<std::string> ids(request->ids().begin(), request->ids().end());
     RETRACE_ASSIGN_OR_RETURN(std::vector<engine::GetResult> results,
-                             engine_->Get(request->collection(), ids,
+                             engine.Get(request->collection(), ids,
                                           request->include_embeddings()));
     ToProto(results, response);
     return absl::OkStatus();
@@ -83,9 +188,9 @@ grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* conte
 grpc::ServerUnaryReactor* RetraceService::CreateCollection(
     grpc::CallbackServerContext* context, const v1::CreateCollectionRequest* request,
     v1::Collection* response) {
-  return Offload(context, "CreateCollection", [this, request, response] {
+  return Offload(context, kCreateCollection, request->collection().name(), [request, response](engine::Engine& engine, const Principal&) {
     RETRACE_ASSIGN_OR_RETURN(engine::CollectionInfo info,
-                             engine_->CreateCollection(FromProto(request->collection())));
+                             engine.CreateCollection(FromProto(request->collection())));
     ToProto(info, response);
     return absl::OkStatus();
   });
@@ -94,9 +199,11 @@ grpc::ServerUnaryReactor* RetraceService::CreateCollection(
 grpc::ServerUnaryReactor* RetraceService::ListCollections(
     grpc::CallbackServerContext* context, const v1::ListCollectionsRequest* request,
     v1::ListCollectionsResponse* response) {
-  return Offload(context, "ListCollections", [this, response] {
-    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CollectionInfo> infos, engine_->ListCollections());
-    for (const engine::CollectionInfo& info : infos) ToProto(info, response->add_collections());
+  return Offload(context, kListCollections, "", [response](engine::Engine& engine, const Principal& who) {
+    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CollectionInfo> infos, engine.ListCollections());
+    for (const engine::CollectionInfo& info : infos) {
+      if (TokenAuthorizer::MayUse(who, info.spec.name)) ToProto(info, response->add_collections());
+    }
     return absl::OkStatus();
   });
 }
@@ -104,9 +211,9 @@ grpc::ServerUnaryReactor* RetraceService::ListCollections(
 grpc::ServerUnaryReactor* RetraceService::DescribeCollection(
     grpc::CallbackServerContext* context, const v1::DescribeCollectionRequest* request,
     v1::Collection* response) {
-  return Offload(context, "DescribeCollection", [this, request, response] {
+  return Offload(context, kDescribeCollection, request->name(), [request, response](engine::Engine& engine, const Principal&) {
     RETRACE_ASSIGN_OR_RETURN(engine::CollectionInfo info,
-                             engine_->DescribeCollection(request->name()));
+                             engine.DescribeCollection(request->name()));
     ToProto(info, response);
     return absl::OkStatus();
   });
@@ -115,43 +222,57 @@ grpc::ServerUnaryReactor* RetraceService::DescribeCollection(
 grpc::ServerUnaryReactor* RetraceService::DropCollection(
     grpc::CallbackServerContext* context, const v1::DropCollectionRequest* request,
     v1::DropCollectionResponse* response) {
-  return Offload(context, "DropCollection",
-                 [this, request] { return engine_->DropCollection(request->name()); });
+  return Offload(context, kDropCollection, request->name(),
+                 [request](engine::Engine& engine, const Principal&) {
+                   return engine.DropCollection(request->name());
+                 });
 }
 
 // IndexReactor: read a request, index it on the pool, write its results, read the next. The
-// stream ends OK when the client half-closes; a stream-level failure (unknown collection, batch
-// over the limit, a request that is not an IndexRequest) ends it with that status.
+// stream ends OK when the client half-closes; a stream-level failure (not admitted, unknown
+// collection, a collection the token may not use, batch over the limit, the stream's item
+// bound, a request that is not an IndexRequest) ends it with that status. Items stored by
+// earlier requests stay stored.
 class RetraceService::IndexReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  explicit IndexReactor(RetraceService* service) : service_(service) { StartRead(&request_); }
+  IndexReactor(RetraceService* service, grpc::CallbackServerContext* context)
+      : service_(service) {
+    const auto start = std::chrono::steady_clock::now();
+    absl::StatusOr<Principal> who = service_->Admit(context, kIndex, "", &request_id_);
+    if (who.ok()) {
+      const int limit = service_->options_.max_index_streams;
+      if (service_->index_streams_.fetch_add(1) < limit) {
+        counted_ = true;  // given back in OnDone
+      } else {
+        service_->index_streams_.fetch_sub(1);
+        who = absl::ResourceExhaustedError(absl::StrCat(
+            "the server already serves ", limit,
+            " Index streams (limits.max_index_streams); retry later"));
+      }
+    }
+    if (!who.ok()) {
+      FinishStream(ToGrpcStatus(who.status()), start);
+      return;
+    }
+    who_ = std::move(*who);
+    StartRead(&request_);
+  }
 
   void OnReadDone(bool ok) override {
     if (!ok) {
       Finish(grpc::Status::OK);
       return;
     }
-    service_->pool_->Submit([this] {
-      v1::wire::IndexRequestWire request;
-      if (!ParseWire(&request)) {
-        Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                            absl::StrCat("request ", requests_, ": not a valid IndexRequest")));
-        return;
+    const auto start = std::chrono::steady_clock::now();
+    service_->pool_->Submit([this, start] {
+      grpc::Status status = IndexOne();
+      service_->Finished(kIndex, status, start, request_id_, who_.name);
+      if (status.ok()) {
+        StartWrite(&response_);
+      } else {
+        Finish(status);
       }
-      ++requests_;
-      auto results = service_->engine_->Index(request.collection(), FromProto(request));
-      if (!results.ok()) {
-        Finish(ToGrpcStatus(results.status()));
-        return;
-      }
-      v1::IndexResponse response;
-      ToProto(*results, &response);
-      bool own_buffer = false;
-      response_.Clear();  // the serializer requires an empty buffer
-      grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::IndexResponse>(response, &response_,
-                                                                          &own_buffer);
-      StartWrite(&response_);
     });
   }
 
@@ -164,9 +285,51 @@ class RetraceService::IndexReactor final
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    if (counted_) service_->index_streams_.fetch_sub(1);
+    delete this;
+  }
 
  private:
+  // IndexOne indexes the request just read and serializes its response into response_.
+  grpc::Status IndexOne() {
+    v1::wire::IndexRequestWire request;
+    if (!ParseWire(&request)) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("request ", requests_, ": not a valid IndexRequest"));
+    }
+    ++requests_;
+    if (absl::Status s = service_->auth_->Authorize(who_, Scope::kIndex, request.collection());
+        !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    items_ += request.items_size();
+    if (items_ > service_->options_.max_items_per_stream) {
+      return grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("request ", requests_ - 1, ": the stream passed ",
+                       service_->options_.max_items_per_stream,
+                       " items (limits.max_items_per_stream); this request was not stored, the "
+                       "earlier ones were; open a new stream to go on"));
+    }
+    auto results = service_->engine_.load(std::memory_order_acquire)
+                       ->Index(request.collection(), FromProto(request));
+    if (!results.ok()) return ToGrpcStatus(results.status());
+    v1::IndexResponse response;
+    ToProto(*results, &response);
+    bool own_buffer = false;
+    response_.Clear();  // the serializer requires an empty buffer
+    grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::IndexResponse>(response, &response_,
+                                                                        &own_buffer);
+    return grpc::Status::OK;
+  }
+
+  // FinishStream ends a stream that was not admitted.
+  void FinishStream(const grpc::Status& status, std::chrono::steady_clock::time_point start) {
+    service_->Finished(kIndex, status, start, request_id_, "-");
+    Finish(status);
+  }
+
   bool ParseWire(v1::wire::IndexRequestWire* out) {
     std::vector<grpc::Slice> slices;
     if (!request_.Dump(&slices).ok()) return false;
@@ -178,14 +341,18 @@ class RetraceService::IndexReactor final
   }
 
   RetraceService* const service_;
+  std::string request_id_;
+  Principal who_;
+  bool counted_ = false;  // holds one of max_index_streams
   int requests_ = 0;
+  int64_t items_ = 0;
   grpc::ByteBuffer request_;
   grpc::ByteBuffer response_;
 };
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* RetraceService::Index(
     grpc::CallbackServerContext* context) {
-  return new IndexReactor(this);
+  return new IndexReactor(this, context);
 }
 
 }  // namespace retrace::server

@@ -1,24 +1,36 @@
 // retrace_service.h — the gRPC front end: retrace.v1.Retrace on the callback API.
 //
-// Each handler converts its request (proto_convert.h), hands the work to the worker pool, and
-// finishes the call from there, so gRPC's threads never wait on decoding, inference or search.
+// Every call passes one gate (Admit): a request id (the client's `x-request-id` metadata, or a
+// new one, echoed in the response's initial metadata), readiness, the bearer token and the
+// RPC's scope and collection (token_auth.h). Each handler then converts its request
+// (proto_convert.h), hands the work to the worker pool, and finishes the call from there, so
+// gRPC's threads never wait on decoding, inference or search. A full queue answers
+// RESOURCE_EXHAUSTED; work whose deadline (the client's, else ServiceOptions.default_deadline)
+// passed while it queued is dropped with DEADLINE_EXCEEDED.
 // Index is a bidirectional stream: one request in flight per stream, each answered with its
 // per-item results once they are stored. Its requests are parsed as the wire-compatible
 // IndexRequestWire, so invalid UTF-8 in one item fails that item alone.
 //
 // Thread-safety: safe for concurrent calls; the engine and the pool are shared.
 //
-//   RetraceService service(&engine, &pool, log);
-//   builder.RegisterService(&service);
+//   RetraceService service(&pool, auth.get(), &metrics, logs, options);
+//   builder.RegisterService(&service);  ...  service.SetEngine(engine.get());
 #ifndef RETRACE_SERVER_RETRACE_SERVICE_H_
 #define RETRACE_SERVER_RETRACE_SERVICE_H_
 
+#include <atomic>
+#include <chrono>
+#include <functional>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "core/common/thread_pool.h"
 #include "core/engine/engine.h"
 #include "retrace/v1/retrace.grpc.pb.h"
-#include "spdlog/logger.h"
+#include "server/logging.h"
+#include "server/service_metrics.h"
+#include "server/token_auth.h"
 
 namespace retrace::server {
 
@@ -32,10 +44,34 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
                     v1::Retrace::WithCallbackMethod_DropCollection<
                         v1::Retrace::WithCallbackMethod_Get<v1::Retrace::Service>>>>>>>>>;
 
+// ServiceOptions: the front end's own bounds (ServerConfig.limits) and logging.
+struct ServiceOptions {
+  int max_pending_calls = 1024;        // calls waiting for a worker; over it RESOURCE_EXHAUSTED
+  std::chrono::milliseconds default_deadline{60000};  // for unary calls whose client set none
+  int max_index_streams = 64;          // Index streams open at once
+  int64_t max_items_per_stream = 10'000'000;
+  bool access_log = false;             // one info line per call (else debug)
+};
+
+// RpcSpec: what the one admission path needs to know of an RPC.
+struct RpcSpec {
+  const char* name;
+  Scope scope;
+};
+
 class RetraceService final : public RetraceCallbackBase {
  public:
-  // RetraceService does not own `engine` or `pool`; both must outlive the gRPC server.
-  RetraceService(engine::Engine* engine, ThreadPool* pool, std::shared_ptr<spdlog::logger> log);
+  // RetraceService does not own `pool`, `auth` or `metrics` (may be null); all must outlive the
+  // gRPC server. Until SetEngine is called every call but health answers UNAVAILABLE, so the
+  // server can listen (and report NOT_SERVING) while the models load.
+  RetraceService(ThreadPool* pool, const TokenAuthorizer* auth, ServiceMetrics* metrics,
+                 ServerLoggers logs, ServiceOptions options);
+
+  // SetEngine makes the service ready. `engine` is not owned and must outlive the gRPC server.
+  void SetEngine(engine::Engine* engine) { engine_.store(engine, std::memory_order_release); }
+
+  // IndexStreamsOpen: Index streams now open (a gauge for metrics).
+  int IndexStreamsOpen() const { return index_streams_.load(std::memory_order_relaxed); }
 
   grpc::ServerUnaryReactor* Caption(grpc::CallbackServerContext* context,
                                     const v1::CaptionRequest* request,
@@ -65,13 +101,28 @@ class RetraceService final : public RetraceCallbackBase {
 
  private:
   class IndexReactor;
-  // Offload runs `work` on the pool and finishes the call with the status it returns.
-  grpc::ServerUnaryReactor* Offload(grpc::CallbackServerContext* context, const char* method,
-                                    std::function<absl::Status()> work);
+  using Work = std::function<absl::Status(engine::Engine& engine, const Principal& who)>;
 
-  engine::Engine* const engine_;
+  // Admit is the one gate every call passes: request id, readiness, authentication and the
+  // RPC's scope and collection. On failure the status to finish the call with.
+  absl::StatusOr<Principal> Admit(grpc::CallbackServerContext* context, const RpcSpec& rpc,
+                                  std::string_view collection, std::string* request_id);
+  // Offload admits the call, then runs `work` on the pool (unless the queue is full or the
+  // deadline passed while it waited) and finishes the call with the status it returns.
+  grpc::ServerUnaryReactor* Offload(grpc::CallbackServerContext* context, const RpcSpec& rpc,
+                                    std::string_view collection, Work work);
+  // Finished records a finished call (or Index request) in the metrics and the call log.
+  void Finished(const RpcSpec& rpc, const grpc::Status& status,
+                std::chrono::steady_clock::time_point start, std::string_view request_id,
+                std::string_view principal);
+
+  std::atomic<engine::Engine*> engine_{nullptr};
   ThreadPool* const pool_;
-  const std::shared_ptr<spdlog::logger> log_;
+  const TokenAuthorizer* const auth_;
+  ServiceMetrics* const metrics_;
+  const ServerLoggers logs_;
+  const ServiceOptions options_;
+  std::atomic<int> index_streams_{0};
 };
 
 }  // namespace retrace::server

@@ -69,6 +69,11 @@ void ApplyDefaults(v1::ServerConfig& c) {
   if (l.max_collections() == 0) l.set_max_collections(1000);
   if (l.max_shards() == 0) l.set_max_shards(256);
   if (l.max_candidates() == 0) l.set_max_candidates(1000);
+  if (l.max_items_per_stream() == 0) l.set_max_items_per_stream(10'000'000);
+  if (l.max_index_streams() == 0) l.set_max_index_streams(64);
+  if (l.max_pending_calls() == 0) l.set_max_pending_calls(1024);
+  if (l.default_deadline_ms() == 0) l.set_default_deadline_ms(60'000);
+  if (c.observability().log_format().empty()) c.mutable_observability()->set_log_format("text");
   v1::Threads& t = *c.mutable_threads();
   if (t.workers() == 0) t.set_workers(std::max(1u, std::thread::hardware_concurrency()));
   if (t.torch_intra_op() == 0) t.set_torch_intra_op(1);
@@ -104,6 +109,10 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
            range("limits.max_collections", l.max_collections(), 1, 1000000),
            range("limits.max_shards", l.max_shards(), 1, 256),
            range("limits.max_candidates", l.max_candidates(), 1, 10000),
+           range("limits.max_items_per_stream", l.max_items_per_stream(), 1, 1LL << 40),
+           range("limits.max_index_streams", l.max_index_streams(), 1, 100000),
+           range("limits.max_pending_calls", l.max_pending_calls(), 1, 1 << 24),
+           range("limits.default_deadline_ms", l.default_deadline_ms(), 1, 24 * 3600 * 1000),
            range("threads.workers", c.threads().workers(), 1, 1024),
            range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
            range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
@@ -128,6 +137,20 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
        {finite_range("captioning.length_penalty", c.captioning().length_penalty(), -4, 4),
         finite_range("captioning.repetition_penalty", c.captioning().repetition_penalty(), 1, 10)}) {
     if (!s.ok()) return s;
+  }
+  const v1::Security& sec = c.security();
+  if (sec.tls_cert().empty() != sec.tls_key().empty()) {
+    return absl::InvalidArgumentError(
+        "config: security.tls_cert and security.tls_key go together (--tls-cert, --tls-key)");
+  }
+  if (!sec.tls_client_ca().empty() && sec.tls_cert().empty()) {
+    return absl::InvalidArgumentError(
+        "config: security.tls_client_ca needs security.tls_cert and tls_key (TLS)");
+  }
+  const std::string& format = c.observability().log_format();
+  if (format != "text" && format != "json") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config: observability.log_format = '", format, "' is not \"text\" or \"json\""));
   }
   return absl::OkStatus();
 }

@@ -2,6 +2,8 @@
 
 #include <chrono>
 #include <cmath>
+#include <fstream>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
@@ -11,7 +13,8 @@ namespace retrace::cli {
 namespace {
 
 constexpr char kUsage[] =
-    R"(usage: retrace [--server HOST:PORT] [--json] [--timeout SECONDS] COMMAND [ARGS...]
+    R"(usage: retrace [--server HOST:PORT] [--token TOKEN] [--tls ...] [--json] [--timeout SECONDS]
+               COMMAND [ARGS...]
 
 Commands:
   caption FILE...                              caption images
@@ -28,6 +31,14 @@ Global options (before the command):
   --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051)
   --json               print responses in protobuf's JSON mapping, proto field names
   --timeout SECONDS    deadline of each call (default 60); the index stream has none
+  --token TOKEN        bearer token for a server that requires one (default: $RETRACE_TOKEN;
+                       prefer the variable: a flag shows in the process list)
+  --tls                connect with TLS, checking the server against the system's CAs
+  --tls-ca FILE        ... against this PEM CA bundle instead (implies --tls)
+  --tls-cert FILE      client certificate (PEM) for servers that require one, with --tls-key
+  --tls-key FILE       its private key
+  --tls-server-name N  the name the server's certificate must carry (default: the host)
+  --request-id ID      sent as x-request-id, so the server's log lines can be found
   --help               this help; `retrace COMMAND --help` for a command's
 
 Exit status: 0 ok, 1 a call or an item failed, 2 usage error, 3 server unreachable.
@@ -70,9 +81,13 @@ int CliContext::Error(absl::string_view command, absl::string_view message) {
 }
 
 int RunCli(const std::vector<std::string>& args, absl::string_view env_server,
-           bool stderr_is_terminal, std::ostream& out, std::ostream& err) {
+           bool stderr_is_terminal, std::ostream& out, std::ostream& err,
+           absl::string_view env_token) {
   auto parsed =
-      ParseArgs(args, {{"server", true}, {"json", false}, {"timeout", true}, {"help", false}},
+      ParseArgs(args,
+                {{"server", true}, {"json", false}, {"timeout", true}, {"help", false},
+                 {"token", true}, {"tls", false}, {"tls-ca", true}, {"tls-cert", true},
+                 {"tls-key", true}, {"tls-server-name", true}, {"request-id", true}},
                 /*stop_at_positional=*/true);
   if (!parsed.ok()) {
     err << "retrace: " << parsed.status().message() << "\n" << kUsage;
@@ -111,6 +126,34 @@ int RunCli(const std::vector<std::string>& args, absl::string_view env_server,
     options.timeout =
         std::chrono::milliseconds(static_cast<int64_t>(std::ceil(std::min(*seconds, 1e9) * 1000)));
   }
+
+  options.token = std::string(env_token);
+  if (parsed->Has("token")) options.token = parsed->Value("token");
+  if (parsed->Has("request-id")) options.request_id = parsed->Value("request-id");
+  options.tls = parsed->Has("tls") || parsed->Has("tls-ca") || parsed->Has("tls-cert");
+  struct PemFlag {
+    const char* flag;
+    std::string* into;
+  };
+  for (const PemFlag& pem : {PemFlag{"tls-ca", &options.tls_root_certs},
+                             PemFlag{"tls-cert", &options.tls_client_cert},
+                             PemFlag{"tls-key", &options.tls_client_key}}) {
+    if (!parsed->Has(pem.flag)) continue;
+    std::ifstream in(parsed->Value(pem.flag), std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
+      err << "retrace: --" << pem.flag << ": cannot read a PEM file at '"
+          << parsed->Value(pem.flag) << "'\n";
+      return kExitUsage;
+    }
+    *pem.into = text.str();
+  }
+  if (options.tls_client_cert.empty() != options.tls_client_key.empty()) {
+    err << "retrace: --tls-cert and --tls-key go together\n" << kUsage;
+    return kExitUsage;
+  }
+  if (parsed->Has("tls-server-name")) options.tls_server_name = parsed->Value("tls-server-name");
 
   for (const Command& command : kCommands) {
     if (command.name == rest[0]) {

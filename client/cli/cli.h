@@ -74,10 +74,11 @@ class CliContext {
   std::unique_ptr<client::RetraceClient> client_;
 };
 
-// RunCli: runs the CLI on `args` (argv without argv[0]); `env_server` is $RETRACE_SERVER, or "".
-// Returns the exit status.
+// RunCli: runs the CLI on `args` (argv without argv[0]); `env_server` is $RETRACE_SERVER and
+// `env_token` $RETRACE_TOKEN, or "". Returns the exit status.
 int RunCli(const std::vector<std::string>& args, absl::string_view env_server,
-           bool stderr_is_terminal, std::ostream& out, std::ostream& err);
+           bool stderr_is_terminal, std::ostream& out, std::ostream& err,
+           absl::string_view env_token = "");
 
 // The commands: each gets the arguments after its name and returns the exit status. Each
 // prints its usage for --help (status 0) and on a usage error (status 2).

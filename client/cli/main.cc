@@ -10,9 +10,11 @@
 
 int main(int argc, char** argv) {
   const char* env_server = std::getenv("RETRACE_SERVER");
+  const char* env_token = std::getenv("RETRACE_TOKEN");
   const std::vector<std::string> args(argv + 1, argv + argc);
   const int status = retrace::cli::RunCli(args, env_server != nullptr ? env_server : "",
-                                          isatty(STDERR_FILENO) == 1, std::cout, std::cerr);
+                                          isatty(STDERR_FILENO) == 1, std::cout, std::cerr,
+                                          env_token != nullptr ? env_token : "");
   std::cout.flush();
   return status;
 }

@@ -318,7 +318,7 @@ absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std
   std::vector<image::Image> decoded(images.size());
   std::vector<size_t> good;
   for (size_t i = 0; i < images.size(); ++i) {
-    auto image = image::DecodeImage(images[i], options_.limits.decode);
+    auto image = Timed(Stage::kDecode, 1, [&] { return image::DecodeImage(images[i], options_.limits.decode); });
     if (!image.ok()) {
       results[i].status = Prefixed(image.status(), absl::StrCat("images[", i, "]"));
       continue;
@@ -331,7 +331,7 @@ absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std
     const size_t end = std::min(good.size(), begin + chunk);
     std::vector<const image::Image*> batch;
     for (size_t k = begin; k < end; ++k) batch.push_back(&decoded[good[k]]);
-    auto captions = models_.captioner->Caption(batch, effective);
+    auto captions = Timed(Stage::kCaption, batch.size(), [&] { return models_.captioner->Caption(batch, effective); });
     for (size_t k = begin; k < end; ++k) {
       if (captions.ok()) {
         results[good[k]].caption = std::move((*captions)[k - begin]);
@@ -386,7 +386,7 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
                                                                         hashes, valid, results));
   for (size_t i : valid) {
     if (std::binary_search(unchanged.begin(), unchanged.end(), i)) continue;
-    auto image = image::DecodeImage(items[i].image, limits.decode);
+    auto image = Timed(Stage::kDecode, 1, [&] { return image::DecodeImage(items[i].image, limits.decode); });
     if (!image.ok()) {
       results[i].status = Prefixed(Prefixed(image.status(), "image"),
                                    ItemLabel("items", i, items[i].id, true));
@@ -419,7 +419,7 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
       }
     }
     if (!to_caption.empty()) {
-      auto captions = models_.captioner->Caption(to_caption, options_.caption);
+      auto captions = Timed(Stage::kCaption, to_caption.size(), [&] { return models_.captioner->Caption(to_caption, options_.caption); });
       for (size_t c = 0; c < caption_owner.size(); ++c) {
         if (captions.ok()) {
           stored[caption_owner[c]].caption = std::move((*captions)[c]);
@@ -428,13 +428,15 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
         }
       }
     }
-    auto image_embeddings = models_.clip->EncodeImages(batch);
+    auto image_embeddings = Timed(Stage::kEmbedImage, batch.size(), [&] { return models_.clip->EncodeImages(batch); });
     std::vector<std::string> texts;
     for (size_t k = begin; k < end; ++k) texts.push_back(stored[good[k]].caption);
-    auto text_embeddings = models_.clip->EncodeTexts(texts);
+    auto text_embeddings = Timed(Stage::kEmbedText, texts.size(), [&] { return models_.clip->EncodeTexts(texts); });
     // The collection, not the server, decides: its image space was fixed at creation.
     absl::StatusOr<models::EmbeddingMatrix> features = models::EmbeddingMatrix();
-    if (HasImageEncoder(collection->record)) features = models_.image_encoder->EncodeImages(batch);
+    if (HasImageEncoder(collection->record)) {
+      features = Timed(Stage::kEmbedImage, batch.size(), [&] { return models_.image_encoder->EncodeImages(batch); });
+    }
     for (size_t k = begin; k < end; ++k) {
       const size_t i = good[k];
       if (!image_embeddings.ok()) {
@@ -471,6 +473,7 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
 
   std::vector<store::StoredItem> to_index(batch);  // the store takes the batch; indexes read this
   absl::MutexLock write_lock(&collection->write_mu);
+  ScopedStage store_timer(options_.stage_observer, Stage::kStore, static_cast<int>(batch.size()));
   auto sequence = store_->PutItems(collection_name, std::move(batch));
   absl::Status written = sequence.status();
   if (written.ok()) {

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/engine/engine_types.h"
+#include "core/engine/stage_observer.h"
 #include "core/models/captioner.h"
 #include "core/models/clip_model.h"
 #include "core/models/image_encoder.h"
@@ -59,6 +60,9 @@ struct EngineOptions {
   // store) every snapshot_interval_seconds when a collection changed (<= 0: only on request).
   std::string snapshot_dir;
   int snapshot_interval_seconds = 300;
+  // Told each stage's duration (stage_observer.h); not owned, may be null, must outlive the
+  // engine.
+  StageObserver* stage_observer = nullptr;
 };
 
 class Engine {
@@ -148,6 +152,13 @@ class Engine {
   absl::StatusOr<std::vector<SearchHit>> Hydrate(const std::string& collection,
                                                  std::vector<SearchHit> hits,
                                                  const std::vector<bool>& hydrated);
+
+  // Timed runs `work`, reporting its duration as `stage` with `batch_size` items.
+  template <typename Work>
+  auto Timed(Stage stage, size_t batch_size, Work&& work) {
+    ScopedStage timer(options_.stage_observer, stage, static_cast<int>(batch_size));
+    return work();
+  }
 
   const EngineOptions options_;
   const ModelSet models_;

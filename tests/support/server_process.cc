@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/support/shared_data.h"
 
 namespace retrace::testing {
@@ -79,11 +80,41 @@ absl::Status ServerProcess::Start() {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 << 20);
   channel_args.SetMaxSendMessageSize(64 << 20);
-  channel_ = grpc::CreateCustomChannel(address_, grpc::InsecureChannelCredentials(), channel_args);
-  if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
-    return absl::UnavailableError("cannot connect to " + address_);
+  if (!options_.tls_server_name.empty()) {
+    channel_args.SetSslTargetNameOverride(options_.tls_server_name);
   }
+  channel_ = grpc::CreateCustomChannel(
+      address_,
+      options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(),
+      channel_args);
+  if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
+    return absl::UnavailableError("cannot connect to " + address_ + "\n" + LogTail());
+  }
+  if (options_.wait_until_serving) return WaitUntilServing();
   return absl::OkStatus();
+}
+
+std::string ServerProcess::HealthStatus() const {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  grpc::Status status = health->Check(&context, request, &response);
+  if (!status.ok()) return absl::StrCat("error ", status.error_code(), ": ", status.error_message());
+  return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
+}
+
+absl::Status ServerProcess::WaitUntilServing(int seconds) const {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  std::string last;
+  while (std::chrono::steady_clock::now() < deadline) {
+    last = HealthStatus();
+    if (last == "SERVING") return absl::OkStatus();
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("health is ", last, " after ", seconds, " s:\n", LogTail()));
 }
 
 int ServerProcess::Stop() {
@@ -104,6 +135,8 @@ void ServerProcess::Kill() {
   pid_ = -1;
   channel_.reset();
 }
+
+std::string ServerProcess::Log() const { return ReadFileBytes(log_path_); }
 
 std::string ServerProcess::LogTail() const {
   std::string log = ReadFileBytes(log_path_);

@@ -28,6 +28,13 @@ struct ServerOptions {
   std::string models_dir;
   std::string data_dir;
   std::vector<std::string> extra_args;  // e.g. {"--config", path}
+  // credentials for the test's channel; null: plaintext. tls_server_name overrides the name the
+  // server's certificate is checked against (the channel dials 127.0.0.1).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+  std::string tls_server_name;
+  // wait_until_serving: Start returns once health says SERVING (the models are loaded); false:
+  // as soon as the server listens.
+  bool wait_until_serving = true;
 };
 
 class ServerProcess {
@@ -35,8 +42,9 @@ class ServerProcess {
   explicit ServerProcess(ServerOptions options);
   ~ServerProcess();  // Stop()
 
-  // Start launches the server and waits (up to 60 s) until it serves. The error carries the tail
-  // of the server's log.
+  // Start launches the server and waits (up to 60 s) until it listens and, unless
+  // options.wait_until_serving is false, until health reports SERVING. The error carries the
+  // tail of the server's log.
   absl::Status Start();
   // Stop sends SIGTERM and waits; returns the exit status (0 for a clean drain), -1 if not running.
   int Stop();
@@ -47,6 +55,12 @@ class ServerProcess {
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   std::unique_ptr<v1::Retrace::Stub> NewStub() const { return v1::Retrace::NewStub(channel_); }
   std::string LogTail() const;  // the last lines the server wrote to stderr
+  std::string Log() const;      // everything the server wrote to stderr
+  // HealthStatus: "SERVING", "NOT_SERVING", ... for the whole server, or the call's error.
+  std::string HealthStatus() const;
+  // WaitUntilServing polls health for up to `seconds`.
+  absl::Status WaitUntilServing(int seconds = 60) const;
+  pid_t pid() const { return pid_; }
 
  private:
   ServerOptions options_;

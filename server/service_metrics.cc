@@ -1,0 +1,111 @@
+#include "server/service_metrics.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "core/engine/engine.h"
+#include "server/logging.h"
+#include "server/retrace_service.h"
+
+namespace retrace::server {
+namespace {
+
+// Registration can only fail for a bad or repeated name, which is a bug in this file.
+template <typename T>
+T* Registered(absl::StatusOr<T*> family) {
+  if (!family.ok()) {
+    std::fprintf(stderr, "retrace: metrics registration: %s\n", family.status().ToString().c_str());
+    std::abort();
+  }
+  return *family;
+}
+
+void Check(const absl::Status& status) {
+  if (!status.ok()) {
+    std::fprintf(stderr, "retrace: metrics registration: %s\n", status.ToString().c_str());
+    std::abort();
+  }
+}
+
+int RpcIndex(std::string_view rpc) {
+  for (size_t i = 0; i < kRpcNames.size(); ++i) {
+    if (kRpcNames[i] == rpc) return static_cast<int>(i);
+  }
+  return -1;
+}
+
+}  // namespace
+
+ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry) {
+  calls_ = Registered(registry->AddCounter(
+      "retrace_rpc_calls_total", "Calls finished (and Index-stream requests), by RPC and gRPC code.",
+      {"rpc", "code"}));
+  auto* seconds = Registered(registry->AddHistogram(
+      "retrace_rpc_duration_seconds", "Call latency from admission to finish, by RPC.", {"rpc"},
+      metrics::LatencyBucketsSeconds()));
+  for (size_t i = 0; i < kRpcNames.size(); ++i) {
+    const absl::string_view rpc(kRpcNames[i].data(), kRpcNames[i].size());
+    calls_ok_[i] = &calls_->WithLabels({rpc, "OK"});
+    call_seconds_[i] = &seconds->WithLabels({rpc});
+  }
+  auto* stage_seconds = Registered(registry->AddHistogram(
+      "retrace_stage_duration_seconds",
+      "Time of one engine stage: decode (one image), caption / embed_image / embed_text (one "
+      "model batch), search (one index search), rerank (N candidates), store (one write).",
+      {"stage"}, metrics::LatencyBucketsSeconds()));
+  auto* stage_batch = Registered(registry->AddHistogram(
+      "retrace_stage_batch_size", "Items per engine stage: model batch sizes, candidates, writes.",
+      {"stage"}, metrics::BatchSizeBuckets()));
+  for (int s = 0; s < engine::kStageCount; ++s) {
+    const char* name = engine::StageName(static_cast<engine::Stage>(s));
+    stage_seconds_[s] = &stage_seconds->WithLabels({name});
+    stage_batch_[s] = &stage_batch->WithLabels({name});
+  }
+}
+
+void ServiceMetrics::WatchServer(const ThreadPool* pool, const RetraceService* service,
+                                 const std::atomic<engine::Engine*>* engine) {
+  Check(registry_->AddCallbackGauge("retrace_worker_queue_depth",
+                                    "Calls waiting for a worker thread.",
+                                    [pool] { return static_cast<double>(pool->Pending()); }));
+  Check(registry_->AddCallbackGauge("retrace_index_streams_open", "Index streams now open.",
+                                    [service] { return double{1} * service->IndexStreamsOpen(); }));
+  Check(registry_->AddCallbackGauge(
+      "retrace_ready", "1 once the models are warm and the collections open (health SERVING).",
+      [engine] { return engine->load() != nullptr ? 1.0 : 0.0; }));
+  Check(registry_->AddCallbackGauge(
+      "retrace_collection_items", "Items stored per collection.", {"collection"}, [engine] {
+        std::vector<metrics::GaugeSample> samples;
+        engine::Engine* e = engine->load();
+        if (e == nullptr) return samples;
+        auto infos = e->ListCollections();
+        if (!infos.ok()) return samples;
+        for (const engine::CollectionInfo& info : *infos) {
+          samples.push_back({{info.spec.name}, static_cast<double>(info.item_count)});
+        }
+        return samples;
+      }));
+}
+
+void ServiceMetrics::RecordCall(std::string_view rpc, grpc::StatusCode code, double seconds) {
+  const int i = RpcIndex(rpc);
+  if (i < 0) return;
+  if (code == grpc::StatusCode::OK) {
+    calls_ok_[i]->Increment();
+  } else {
+    calls_->WithLabels({absl::string_view(rpc.data(), rpc.size()), StatusCodeName(code)})
+        .Increment();
+  }
+  call_seconds_[i]->Observe(seconds);
+}
+
+void ServiceMetrics::Observe(engine::Stage stage, double seconds, int batch_size) {
+  const int s = static_cast<int>(stage);
+  if (s < 0 || s >= engine::kStageCount) return;
+  stage_seconds_[s]->Observe(seconds);
+  stage_batch_[s]->Observe(batch_size);
+}
+
+}  // namespace retrace::server
