@@ -25,11 +25,11 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   for (size_t k = 1; k < n; ++k) {
     if ((byte(i + k) & 0xC0) != 0x80) return 0;
   }
-  if (n == 2 && c < 0xC2) return 0;                                // overlong
-  if (n == 3 && c == 0xE0 && byte(i + 1) < 0xA0) return 0;          // overlong
-  if (n == 3 && c == 0xED && byte(i + 1) >= 0xA0) return 0;         // surrogate
-  if (n == 4 && (c > 0xF4 || (c == 0xF0 && byte(i + 1) < 0x90) ||
-                 (c == 0xF4 && byte(i + 1) >= 0x90))) {
+  if (n == 2 && c < 0xC2) return 0;                          // overlong
+  if (n == 3 && c == 0xE0 && byte(i + 1) < 0xA0) return 0;   // overlong
+  if (n == 3 && c == 0xED && byte(i + 1) >= 0xA0) return 0;  // surrogate
+  if (n == 4 &&
+      (c > 0xF4 || (c == 0xF0 && byte(i + 1) < 0x90) || (c == 0xF4 && byte(i + 1) >= 0x90))) {
     return 0;
   }
   return n;
@@ -88,11 +88,21 @@ std::string JsonEscape(std::string_view text) {
       continue;
     }
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7F) {
           out += absl::StrFormat("\\u%04x", c);
@@ -119,24 +129,42 @@ ServerLoggers MakeServerLoggers(LogFormat format, spdlog::level::level_enum leve
 
 const char* StatusCodeName(grpc::StatusCode code) {
   switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "CANCELLED";
-    case grpc::StatusCode::UNKNOWN: return "UNKNOWN";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "INVALID_ARGUMENT";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DEADLINE_EXCEEDED";
-    case grpc::StatusCode::NOT_FOUND: return "NOT_FOUND";
-    case grpc::StatusCode::ALREADY_EXISTS: return "ALREADY_EXISTS";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PERMISSION_DENIED";
-    case grpc::StatusCode::UNAUTHENTICATED: return "UNAUTHENTICATED";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "RESOURCE_EXHAUSTED";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FAILED_PRECONDITION";
-    case grpc::StatusCode::ABORTED: return "ABORTED";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OUT_OF_RANGE";
-    case grpc::StatusCode::UNIMPLEMENTED: return "UNIMPLEMENTED";
-    case grpc::StatusCode::INTERNAL: return "INTERNAL";
-    case grpc::StatusCode::UNAVAILABLE: return "UNAVAILABLE";
-    case grpc::StatusCode::DATA_LOSS: return "DATA_LOSS";
-    default: return "UNKNOWN";
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    default:
+      return "UNKNOWN";
   }
 }
 
@@ -144,8 +172,9 @@ void LogCall(const ServerLoggers& loggers, const CallRecord& r, bool access_log)
   const bool server_fault = r.code == grpc::StatusCode::INTERNAL ||
                             r.code == grpc::StatusCode::UNKNOWN ||
                             r.code == grpc::StatusCode::DATA_LOSS;
-  const spdlog::level::level_enum level =
-      server_fault ? spdlog::level::warn : access_log ? spdlog::level::info : spdlog::level::debug;
+  const spdlog::level::level_enum level = server_fault ? spdlog::level::warn
+                                          : access_log ? spdlog::level::info
+                                                       : spdlog::level::debug;
   if (!loggers.calls->should_log(level)) return;
   std::string line;
   if (loggers.format == LogFormat::kJson) {
@@ -155,9 +184,9 @@ void LogCall(const ServerLoggers& loggers, const CallRecord& r, bool access_log)
         JsonEscape(r.principal));
     if (!r.message.empty()) absl::StrAppend(&line, ",\"error\":\"", JsonEscape(r.message), "\"");
   } else {
-    line = absl::StrFormat("%s %s %.1f ms request_id=%s principal=%s", Av(r.rpc),
-                           StatusCodeName(r.code), r.milliseconds, Av(r.request_id),
-                           Av(r.principal));
+    line =
+        absl::StrFormat("%s %s %.1f ms request_id=%s principal=%s", Av(r.rpc),
+                        StatusCodeName(r.code), r.milliseconds, Av(r.request_id), Av(r.principal));
     if (!r.message.empty()) absl::StrAppend(&line, ": ", Av(r.message));
   }
   loggers.calls->log(level, "{}", line);

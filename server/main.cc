@@ -12,7 +12,6 @@
 #include <unistd.h>
 
 #include <cerrno>
-
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -24,11 +23,11 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
 #include "core/common/thread_pool.h"
 #include "core/engine/engine.h"
 #include "core/models/torch/torchscript_module.h"
 #include "core/store/sqlite_item_store.h"
-#include "core/common/status_macros.h"
 #include "server/logging.h"
 #include "server/metrics/metrics_http_server.h"
 #include "server/metrics/metrics_registry.h"
@@ -47,12 +46,15 @@ ABSL_FLAG(int, workers, 0, "worker threads for decode, inference and search (def
 ABSL_FLAG(std::string, port_file, "", "write the port actually listened on to this file");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, log_format, "", "text (default) or json: one JSON object per line");
-ABSL_FLAG(bool, access_log, false, "log every call (rpc, code, ms, request id, token holder) at info");
+ABSL_FLAG(bool, access_log, false,
+          "log every call (rpc, code, ms, request id, token holder) at info");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve TLS (with --tls-key)");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
 ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA bundle: require client certificates it signed");
-ABSL_FLAG(std::string, auth_tokens, "", "AuthTokens file: require bearer tokens (see config.proto)");
-ABSL_FLAG(std::string, metrics_listen, "", "host:port for Prometheus /metrics and /readyz (default off)");
+ABSL_FLAG(std::string, auth_tokens, "",
+          "AuthTokens file: require bearer tokens (see config.proto)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "host:port for Prometheus /metrics and /readyz (default off)");
 
 namespace retrace::server {
 namespace {
@@ -113,8 +115,7 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials(
   if (!security.tls_client_ca().empty()) {
     RETRACE_ASSIGN_OR_RETURN(options.pem_root_certs,
                              ReadPem(security.tls_client_ca(), "--tls-client-ca"));
-    options.client_certificate_request =
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    options.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
   return grpc::SslServerCredentials(options);
 }
@@ -164,9 +165,10 @@ int Run(ServerLoggers& logs) {
   if (!credentials.ok()) return Fail(*log, credentials.status(), "TLS");
   const bool tls = !security.tls_cert().empty();
   if (!tls && !IsLoopback(config.listen())) {
-    log->warn("listening on {} without TLS: anyone on the network can read the traffic{}; give "
-              "--tls-cert and --tls-key",
-              config.listen(), auth->enabled() ? ", bearer tokens included" : "");
+    log->warn(
+        "listening on {} without TLS: anyone on the network can read the traffic{}; give "
+        "--tls-cert and --tls-key",
+        config.listen(), auth->enabled() ? ", bearer tokens included" : "");
   }
 
   InstallShutdownHandlers();
@@ -229,7 +231,8 @@ int Run(ServerLoggers& logs) {
   std::thread signal_waiter([&] {
     const int signal_number = WaitForShutdownSignal();
     stopping = true;
-    log->info("{} received: draining in-flight calls (up to {} s)", strsignal(signal_number), grace);
+    log->info("{} received: draining in-flight calls (up to {} s)", strsignal(signal_number),
+              grace);
     server->GetHealthCheckService()->Shutdown();
     server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(grace));
   });
@@ -252,21 +255,22 @@ int Run(ServerLoggers& logs) {
   if (absl::Status s = WarmUpModels(*models, engine_options.caption); !s.ok()) {
     return fail_started(s, "warming up the models");
   }
-  log->info("models loaded and warmed up from {} in {:.1f} s: clip '{}' (dim {}), captioner '{}', {}",
-            config.models_dir(),
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
-            models->clip->manifest().Identity(), models->clip->dim(),
-            models->captioner->manifest().Identity(),
-            models->image_encoder
-                ? absl::StrCat("image encoder '", models->image_encoder->manifest().Identity(),
-                               "' (dim ", models->image_encoder->dim(), ")")
-                : std::string("no image encoder (new collections' image space is CLIP's alone)"));
+  log->info(
+      "models loaded and warmed up from {} in {:.1f} s: clip '{}' (dim {}), captioner '{}', {}",
+      config.models_dir(),
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(),
+      models->clip->manifest().Identity(), models->clip->dim(),
+      models->captioner->manifest().Identity(),
+      models->image_encoder
+          ? absl::StrCat("image encoder '", models->image_encoder->manifest().Identity(), "' (dim ",
+                         models->image_encoder->dim(), ")")
+          : std::string("no image encoder (new collections' image space is CLIP's alone)"));
 
   auto store = store::SqliteItemStore::Open(config.data_dir());
   if (!store.ok()) return fail_started(store.status(), absl::StrCat("opening ", config.data_dir()));
   engine_options.stage_observer = &metrics;
-  auto engine = engine::Engine::Open(engine_options, std::move(*models), std::move(*store),
-                                     logs.events);
+  auto engine =
+      engine::Engine::Open(engine_options, std::move(*models), std::move(*store), logs.events);
   if (!engine.ok()) return fail_started(engine.status(), "opening collections");
 
   service.SetEngine(engine->get());

@@ -1,9 +1,9 @@
 #include "server/retrace_service.h"
 
+#include <grpcpp/support/proto_buffer_writer.h>
+
 #include <random>
 #include <utility>
-
-#include <grpcpp/support/proto_buffer_writer.h>
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
@@ -57,10 +57,8 @@ constexpr RpcSpec kDropCollection{"DropCollection", Scope::kAdmin};
 }  // namespace
 
 RetraceService::RetraceService(ThreadPool* pool, const TokenAuthorizer* auth,
-                               ServiceMetrics* metrics, ServerLoggers logs,
-                               ServiceOptions options)
-    : pool_(pool), auth_(auth), metrics_(metrics), logs_(std::move(logs)),
-      options_(options) {}
+                               ServiceMetrics* metrics, ServerLoggers logs, ServiceOptions options)
+    : pool_(pool), auth_(auth), metrics_(metrics), logs_(std::move(logs)), options_(options) {}
 
 absl::StatusOr<Principal> RetraceService::Admit(grpc::CallbackServerContext* context,
                                                 const RpcSpec& rpc, std::string_view collection,
@@ -84,15 +82,15 @@ void RetraceService::Finished(const RpcSpec& rpc, const grpc::Status& status,
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (metrics_ != nullptr) metrics_->RecordCall(rpc.name, status.error_code(), seconds);
-  LogCall(logs_,
-          {rpc.name, status.error_code(), seconds * 1e3, request_id, principal,
-           status.error_message()},
-          options_.access_log);
+  LogCall(
+      logs_,
+      {rpc.name, status.error_code(), seconds * 1e3, request_id, principal, status.error_message()},
+      options_.access_log);
 }
 
 grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* context,
-                                                  const RpcSpec& rpc,
-                                                  std::string_view collection, Work work) {
+                                                  const RpcSpec& rpc, std::string_view collection,
+                                                  Work work) {
   const auto start = std::chrono::steady_clock::now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   std::string request_id;
@@ -137,86 +135,96 @@ grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* c
 grpc::ServerUnaryReactor* RetraceService::Caption(grpc::CallbackServerContext* context,
                                                   const v1::CaptionRequest* request,
                                                   v1::CaptionResponse* response) {
-  return Offload(context, kCaption, "", [request, response](engine::Engine& engine, const Principal&) {
-    std::vector<std::string> images(request->images().begin(), request->images().end());
-    const models::CaptionOptions options =
-        FromProto(request->options(), engine.options().caption);
-    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CaptionResult> results,
-                             engine.Caption(images, options));
-    ToProto(results, response);
-    return absl::OkStatus();
-  });
+  return Offload(
+      context, kCaption, "", [request, response](engine::Engine& engine, const Principal&) {
+        std::vector<std::string> images(request->images().begin(), request->images().end());
+        const models::CaptionOptions options =
+            FromProto(request->options(), engine.options().caption);
+        RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CaptionResult> results,
+                                 engine.Caption(images, options));
+        ToProto(results, response);
+        return absl::OkStatus();
+      });
 }
 
 grpc::ServerUnaryReactor* RetraceService::Search(grpc::CallbackServerContext* context,
                                                  const v1::SearchRequest* request,
                                                  v1::SearchResponse* response) {
-  return Offload(context, kSearch, request->collection(), [request, response](engine::Engine& engine, const Principal&) {
-    RETRACE_ASSIGN_OR_RETURN(engine::SearchQuery query, FromProto(*request));
-    RETRACE_ASSIGN_OR_RETURN(engine::SearchResult result,
-                             engine.Search(request->collection(), query));
-    ToProto(result, response);
-    return absl::OkStatus();
-  });
+  return Offload(context, kSearch, request->collection(),
+                 [request, response](engine::Engine& engine, const Principal&) {
+                   RETRACE_ASSIGN_OR_RETURN(engine::SearchQuery query, FromProto(*request));
+                   RETRACE_ASSIGN_OR_RETURN(engine::SearchResult result,
+                                            engine.Search(request->collection(), query));
+                   ToProto(result, response);
+                   return absl::OkStatus();
+                 });
 }
 
 grpc::ServerUnaryReactor* RetraceService::Delete(grpc::CallbackServerContext* context,
                                                  const v1::DeleteRequest* request,
                                                  v1::DeleteResponse* response) {
-  return Offload(context, kDelete, request->collection(), [request, response](engine::Engine& engine, const Principal&) {
-    std::vector<std::string> ids(request->ids().begin(), request->ids().end());
-    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::ItemResult> results,
-                             engine.Delete(request->collection(), ids));
-    ToProto(results, response);
-    return absl::OkStatus();
-  });
+  return Offload(context, kDelete, request->collection(),
+                 [request, response](engine::Engine& engine, const Principal&) {
+                   std::vector<std::string> ids(request->ids().begin(), request->ids().end());
+                   RETRACE_ASSIGN_OR_RETURN(std::vector<engine::ItemResult> results,
+                                            engine.Delete(request->collection(), ids));
+                   ToProto(results, response);
+                   return absl::OkStatus();
+                 });
 }
 
 grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* context,
                                               const v1::GetRequest* request,
                                               v1::GetResponse* response) {
-  return Offload(context, kGet, request->collection(), [request, response](engine::Engine& engine, const Principal&) {
-    std::vector<std::string> ids(request->ids().begin(), request->ids().end());
-    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::GetResult> results,
-                             engine.Get(request->collection(), ids,
-                                          request->include_embeddings()));
-    ToProto(results, response);
-    return absl::OkStatus();
-  });
+  return Offload(context, kGet, request->collection(),
+                 [request, response](engine::Engine& engine, const Principal&) {
+                   std::vector<std::string> ids(request->ids().begin(), request->ids().end());
+                   RETRACE_ASSIGN_OR_RETURN(
+                       std::vector<engine::GetResult> results,
+                       engine.Get(request->collection(), ids, request->include_embeddings()));
+                   ToProto(results, response);
+                   return absl::OkStatus();
+                 });
 }
 
 grpc::ServerUnaryReactor* RetraceService::CreateCollection(
     grpc::CallbackServerContext* context, const v1::CreateCollectionRequest* request,
     v1::Collection* response) {
-  return Offload(context, kCreateCollection, request->collection().name(), [request, response](engine::Engine& engine, const Principal&) {
-    RETRACE_ASSIGN_OR_RETURN(engine::CollectionInfo info,
-                             engine.CreateCollection(FromProto(request->collection())));
-    ToProto(info, response);
-    return absl::OkStatus();
-  });
+  return Offload(context, kCreateCollection, request->collection().name(),
+                 [request, response](engine::Engine& engine, const Principal&) {
+                   RETRACE_ASSIGN_OR_RETURN(
+                       engine::CollectionInfo info,
+                       engine.CreateCollection(FromProto(request->collection())));
+                   ToProto(info, response);
+                   return absl::OkStatus();
+                 });
 }
 
 grpc::ServerUnaryReactor* RetraceService::ListCollections(
     grpc::CallbackServerContext* context, const v1::ListCollectionsRequest* request,
     v1::ListCollectionsResponse* response) {
-  return Offload(context, kListCollections, "", [response](engine::Engine& engine, const Principal& who) {
-    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CollectionInfo> infos, engine.ListCollections());
-    for (const engine::CollectionInfo& info : infos) {
-      if (TokenAuthorizer::MayUse(who, info.spec.name)) ToProto(info, response->add_collections());
-    }
-    return absl::OkStatus();
-  });
+  return Offload(context, kListCollections, "",
+                 [response](engine::Engine& engine, const Principal& who) {
+                   RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CollectionInfo> infos,
+                                            engine.ListCollections());
+                   for (const engine::CollectionInfo& info : infos) {
+                     if (TokenAuthorizer::MayUse(who, info.spec.name))
+                       ToProto(info, response->add_collections());
+                   }
+                   return absl::OkStatus();
+                 });
 }
 
 grpc::ServerUnaryReactor* RetraceService::DescribeCollection(
     grpc::CallbackServerContext* context, const v1::DescribeCollectionRequest* request,
     v1::Collection* response) {
-  return Offload(context, kDescribeCollection, request->name(), [request, response](engine::Engine& engine, const Principal&) {
-    RETRACE_ASSIGN_OR_RETURN(engine::CollectionInfo info,
-                             engine.DescribeCollection(request->name()));
-    ToProto(info, response);
-    return absl::OkStatus();
-  });
+  return Offload(context, kDescribeCollection, request->name(),
+                 [request, response](engine::Engine& engine, const Principal&) {
+                   RETRACE_ASSIGN_OR_RETURN(engine::CollectionInfo info,
+                                            engine.DescribeCollection(request->name()));
+                   ToProto(info, response);
+                   return absl::OkStatus();
+                 });
 }
 
 grpc::ServerUnaryReactor* RetraceService::DropCollection(
@@ -236,8 +244,7 @@ grpc::ServerUnaryReactor* RetraceService::DropCollection(
 class RetraceService::IndexReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  IndexReactor(RetraceService* service, grpc::CallbackServerContext* context)
-      : service_(service) {
+  IndexReactor(RetraceService* service, grpc::CallbackServerContext* context) : service_(service) {
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<Principal> who = service_->Admit(context, kIndex, "", &request_id_);
     if (who.ok()) {
@@ -246,9 +253,9 @@ class RetraceService::IndexReactor final
         counted_ = true;  // given back in OnDone
       } else {
         service_->index_streams_.fetch_sub(1);
-        who = absl::ResourceExhaustedError(absl::StrCat(
-            "the server already serves ", limit,
-            " Index streams (limits.max_index_streams); retry later"));
+        who = absl::ResourceExhaustedError(
+            absl::StrCat("the server already serves ", limit,
+                         " Index streams (limits.max_index_streams); retry later"));
       }
     }
     if (!who.ok()) {
@@ -320,7 +327,7 @@ class RetraceService::IndexReactor final
     bool own_buffer = false;
     response_.Clear();  // the serializer requires an empty buffer
     grpc::GenericSerialize<grpc::ProtoBufferWriter, v1::IndexResponse>(response, &response_,
-                                                                        &own_buffer);
+                                                                       &own_buffer);
     return grpc::Status::OK;
   }
 

@@ -46,11 +46,11 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
 
 // ServiceOptions: the front end's own bounds (ServerConfig.limits) and logging.
 struct ServiceOptions {
-  int max_pending_calls = 1024;        // calls waiting for a worker; over it RESOURCE_EXHAUSTED
+  int max_pending_calls = 1024;  // calls waiting for a worker; over it RESOURCE_EXHAUSTED
   std::chrono::milliseconds default_deadline{60000};  // for unary calls whose client set none
-  int max_index_streams = 64;          // Index streams open at once
+  int max_index_streams = 64;                         // Index streams open at once
   int64_t max_items_per_stream = 10'000'000;
-  bool access_log = false;             // one info line per call (else debug)
+  bool access_log = false;  // one info line per call (else debug)
 };
 
 // RpcSpec: what the one admission path needs to know of an RPC.

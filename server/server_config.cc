@@ -93,37 +93,37 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
     return absl::OkStatus();
   };
   const v1::Limits& l = c.limits();
-  for (absl::Status s : {
-           range("limits.max_message_bytes", l.max_message_bytes(), 1 << 20, 1LL << 31),
-           range("limits.max_image_bytes", l.max_image_bytes(), 1024, l.max_message_bytes()),
-           range("limits.max_image_pixels", l.max_image_pixels(), 1, 1LL << 32),
-           range("limits.max_image_side", l.max_image_side(), 1, 1 << 17),
-           range("limits.max_items_per_call", l.max_items_per_call(), 1, 100000),
-           range("limits.max_top_k", l.max_top_k(), 1, 100000),
-           range("limits.max_id_bytes", l.max_id_bytes(), 1, 65536),
-           range("limits.max_caption_bytes", l.max_caption_bytes(), 1, 1 << 20),
-           range("limits.max_text_bytes", l.max_text_bytes(), 1, 1 << 20),
-           range("limits.max_attributes", l.max_attributes(), 0, 10000),
-           range("limits.max_attribute_key_bytes", l.max_attribute_key_bytes(), 1, 65536),
-           range("limits.max_attribute_value_bytes", l.max_attribute_value_bytes(), 0, 1 << 20),
-           range("limits.max_collections", l.max_collections(), 1, 1000000),
-           range("limits.max_shards", l.max_shards(), 1, 256),
-           range("limits.max_candidates", l.max_candidates(), 1, 10000),
-           range("limits.max_items_per_stream", l.max_items_per_stream(), 1, 1LL << 40),
-           range("limits.max_index_streams", l.max_index_streams(), 1, 100000),
-           range("limits.max_pending_calls", l.max_pending_calls(), 1, 1 << 24),
-           range("limits.default_deadline_ms", l.default_deadline_ms(), 1, 24 * 3600 * 1000),
-           range("threads.workers", c.threads().workers(), 1, 1024),
-           range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
-           range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
-           range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),
-           range("captioning.num_beams", c.captioning().num_beams(), 1, 8),
-           range("captioning.min_new_tokens", c.captioning().min_new_tokens(), 0,
-                 c.captioning().max_new_tokens() == 0 ? 128 : c.captioning().max_new_tokens()),
-           range("captioning.no_repeat_ngram_size", c.captioning().no_repeat_ngram_size(), 0, 16),
-           range("captioning.prompt bytes", c.captioning().prompt().size(), 0, 512),
-           range("shutdown_grace_seconds", c.shutdown_grace_seconds(), 0, 3600),
-           range("snapshot_interval_seconds", c.snapshot_interval_seconds(), -1, 86400)}) {
+  for (absl::Status s :
+       {range("limits.max_message_bytes", l.max_message_bytes(), 1 << 20, 1LL << 31),
+        range("limits.max_image_bytes", l.max_image_bytes(), 1024, l.max_message_bytes()),
+        range("limits.max_image_pixels", l.max_image_pixels(), 1, 1LL << 32),
+        range("limits.max_image_side", l.max_image_side(), 1, 1 << 17),
+        range("limits.max_items_per_call", l.max_items_per_call(), 1, 100000),
+        range("limits.max_top_k", l.max_top_k(), 1, 100000),
+        range("limits.max_id_bytes", l.max_id_bytes(), 1, 65536),
+        range("limits.max_caption_bytes", l.max_caption_bytes(), 1, 1 << 20),
+        range("limits.max_text_bytes", l.max_text_bytes(), 1, 1 << 20),
+        range("limits.max_attributes", l.max_attributes(), 0, 10000),
+        range("limits.max_attribute_key_bytes", l.max_attribute_key_bytes(), 1, 65536),
+        range("limits.max_attribute_value_bytes", l.max_attribute_value_bytes(), 0, 1 << 20),
+        range("limits.max_collections", l.max_collections(), 1, 1000000),
+        range("limits.max_shards", l.max_shards(), 1, 256),
+        range("limits.max_candidates", l.max_candidates(), 1, 10000),
+        range("limits.max_items_per_stream", l.max_items_per_stream(), 1, 1LL << 40),
+        range("limits.max_index_streams", l.max_index_streams(), 1, 100000),
+        range("limits.max_pending_calls", l.max_pending_calls(), 1, 1 << 24),
+        range("limits.default_deadline_ms", l.default_deadline_ms(), 1, 24 * 3600 * 1000),
+        range("threads.workers", c.threads().workers(), 1, 1024),
+        range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
+        range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
+        range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),
+        range("captioning.num_beams", c.captioning().num_beams(), 1, 8),
+        range("captioning.min_new_tokens", c.captioning().min_new_tokens(), 0,
+              c.captioning().max_new_tokens() == 0 ? 128 : c.captioning().max_new_tokens()),
+        range("captioning.no_repeat_ngram_size", c.captioning().no_repeat_ngram_size(), 0, 16),
+        range("captioning.prompt bytes", c.captioning().prompt().size(), 0, 512),
+        range("shutdown_grace_seconds", c.shutdown_grace_seconds(), 0, 3600),
+        range("snapshot_interval_seconds", c.snapshot_interval_seconds(), -1, 86400)}) {
     if (!s.ok()) return s;
   }
   auto finite_range = [](const char* field, float value, float lo, float hi) -> absl::Status {
@@ -149,8 +149,8 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
   }
   const std::string& format = c.observability().log_format();
   if (format != "text" && format != "json") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config: observability.log_format = '", format, "' is not \"text\" or \"json\""));
+    return absl::InvalidArgumentError(absl::StrCat("config: observability.log_format = '", format,
+                                                   "' is not \"text\" or \"json\""));
   }
   return absl::OkStatus();
 }

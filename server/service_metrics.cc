@@ -40,8 +40,8 @@ int RpcIndex(std::string_view rpc) {
 
 ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry) {
   calls_ = Registered(registry->AddCounter(
-      "retrace_rpc_calls_total", "Calls finished (and Index-stream requests), by RPC and gRPC code.",
-      {"rpc", "code"}));
+      "retrace_rpc_calls_total",
+      "Calls finished (and Index-stream requests), by RPC and gRPC code.", {"rpc", "code"}));
   auto* seconds = Registered(registry->AddHistogram(
       "retrace_rpc_duration_seconds", "Call latency from admission to finish, by RPC.", {"rpc"},
       metrics::LatencyBucketsSeconds()));

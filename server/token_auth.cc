@@ -37,9 +37,12 @@ bool IsLowerHex64(std::string_view s) {
 
 const char* ScopeName(Scope scope) {
   switch (scope) {
-    case Scope::kSearch: return "search";
-    case Scope::kIndex: return "index";
-    case Scope::kAdmin: return "admin";
+    case Scope::kSearch:
+      return "search";
+    case Scope::kIndex:
+      return "index";
+    case Scope::kAdmin:
+      return "admin";
   }
   return "?";
 }
@@ -80,7 +83,8 @@ absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(const std
   for (int i = 0; i < file.tokens_size(); ++i) {
     const v1::AuthToken& entry = file.tokens(i);
     const std::string where = absl::StrCat(path, ": tokens[", i, "]");
-    if (entry.name().empty()) return absl::InvalidArgumentError(absl::StrCat(where, ".name: empty"));
+    if (entry.name().empty())
+      return absl::InvalidArgumentError(absl::StrCat(where, ".name: empty"));
     if (!names.insert(entry.name()).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ".name: '", entry.name(), "' is listed twice"));
@@ -94,8 +98,8 @@ absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(const std
     for (const std::string& name : entry.scopes()) {
       std::optional<Scope> scope = ParseScope(name);
       if (!scope) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            where, ".scopes: '", name, "' is not one of search, index, admin"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".scopes: '", name, "' is not one of search, index, admin"));
       }
       principal.scopes.insert(*scope);
     }
@@ -135,8 +139,8 @@ absl::Status TokenAuthorizer::Authorize(const Principal& who, Scope scope,
                                         std::string_view collection) const {
   if (!enabled_) return absl::OkStatus();
   if (!who.scopes.count(scope) && !who.scopes.count(Scope::kAdmin)) {
-    return absl::PermissionDeniedError(absl::StrCat("token '", who.name, "' lacks the scope '",
-                                                    ScopeName(scope), "'"));
+    return absl::PermissionDeniedError(
+        absl::StrCat("token '", who.name, "' lacks the scope '", ScopeName(scope), "'"));
   }
   if (!collection.empty() && !MayUse(who, collection)) {
     return absl::PermissionDeniedError(

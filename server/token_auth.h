@@ -32,7 +32,7 @@ const char* ScopeName(Scope scope);
 
 // Principal: who is calling. `name` is safe to log.
 struct Principal {
-  std::string name;                  // "anonymous" when authentication is off
+  std::string name;  // "anonymous" when authentication is off
   std::set<Scope> scopes;
   std::set<std::string> collections;  // empty: all
 };

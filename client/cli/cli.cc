@@ -83,12 +83,19 @@ int CliContext::Error(absl::string_view command, absl::string_view message) {
 int RunCli(const std::vector<std::string>& args, absl::string_view env_server,
            bool stderr_is_terminal, std::ostream& out, std::ostream& err,
            absl::string_view env_token) {
-  auto parsed =
-      ParseArgs(args,
-                {{"server", true}, {"json", false}, {"timeout", true}, {"help", false},
-                 {"token", true}, {"tls", false}, {"tls-ca", true}, {"tls-cert", true},
-                 {"tls-key", true}, {"tls-server-name", true}, {"request-id", true}},
-                /*stop_at_positional=*/true);
+  auto parsed = ParseArgs(args,
+                          {{"server", true},
+                           {"json", false},
+                           {"timeout", true},
+                           {"help", false},
+                           {"token", true},
+                           {"tls", false},
+                           {"tls-ca", true},
+                           {"tls-cert", true},
+                           {"tls-key", true},
+                           {"tls-server-name", true},
+                           {"request-id", true}},
+                          /*stop_at_positional=*/true);
   if (!parsed.ok()) {
     err << "retrace: " << parsed.status().message() << "\n" << kUsage;
     return kExitUsage;
@@ -135,16 +142,16 @@ int RunCli(const std::vector<std::string>& args, absl::string_view env_server,
     const char* flag;
     std::string* into;
   };
-  for (const PemFlag& pem : {PemFlag{"tls-ca", &options.tls_root_certs},
-                             PemFlag{"tls-cert", &options.tls_client_cert},
-                             PemFlag{"tls-key", &options.tls_client_key}}) {
+  for (const PemFlag& pem :
+       {PemFlag{"tls-ca", &options.tls_root_certs}, PemFlag{"tls-cert", &options.tls_client_cert},
+        PemFlag{"tls-key", &options.tls_client_key}}) {
     if (!parsed->Has(pem.flag)) continue;
     std::ifstream in(parsed->Value(pem.flag), std::ios::binary);
     std::ostringstream text;
     text << in.rdbuf();
     if (!in || text.str().find("-----BEGIN ") == std::string::npos) {
-      err << "retrace: --" << pem.flag << ": cannot read a PEM file at '"
-          << parsed->Value(pem.flag) << "'\n";
+      err << "retrace: --" << pem.flag << ": cannot read a PEM file at '" << parsed->Value(pem.flag)
+          << "'\n";
       return kExitUsage;
     }
     *pem.into = text.str();

@@ -318,7 +318,8 @@ absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std
   std::vector<image::Image> decoded(images.size());
   std::vector<size_t> good;
   for (size_t i = 0; i < images.size(); ++i) {
-    auto image = Timed(Stage::kDecode, 1, [&] { return image::DecodeImage(images[i], options_.limits.decode); });
+    auto image = Timed(Stage::kDecode, 1,
+                       [&] { return image::DecodeImage(images[i], options_.limits.decode); });
     if (!image.ok()) {
       results[i].status = Prefixed(image.status(), absl::StrCat("images[", i, "]"));
       continue;
@@ -331,7 +332,8 @@ absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std
     const size_t end = std::min(good.size(), begin + chunk);
     std::vector<const image::Image*> batch;
     for (size_t k = begin; k < end; ++k) batch.push_back(&decoded[good[k]]);
-    auto captions = Timed(Stage::kCaption, batch.size(), [&] { return models_.captioner->Caption(batch, effective); });
+    auto captions = Timed(Stage::kCaption, batch.size(),
+                          [&] { return models_.captioner->Caption(batch, effective); });
     for (size_t k = begin; k < end; ++k) {
       if (captions.ok()) {
         results[good[k]].caption = std::move((*captions)[k - begin]);
@@ -386,7 +388,8 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
                                                                         hashes, valid, results));
   for (size_t i : valid) {
     if (std::binary_search(unchanged.begin(), unchanged.end(), i)) continue;
-    auto image = Timed(Stage::kDecode, 1, [&] { return image::DecodeImage(items[i].image, limits.decode); });
+    auto image =
+        Timed(Stage::kDecode, 1, [&] { return image::DecodeImage(items[i].image, limits.decode); });
     if (!image.ok()) {
       results[i].status = Prefixed(Prefixed(image.status(), "image"),
                                    ItemLabel("items", i, items[i].id, true));
@@ -419,7 +422,9 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
       }
     }
     if (!to_caption.empty()) {
-      auto captions = Timed(Stage::kCaption, to_caption.size(), [&] { return models_.captioner->Caption(to_caption, options_.caption); });
+      auto captions = Timed(Stage::kCaption, to_caption.size(), [&] {
+        return models_.captioner->Caption(to_caption, options_.caption);
+      });
       for (size_t c = 0; c < caption_owner.size(); ++c) {
         if (captions.ok()) {
           stored[caption_owner[c]].caption = std::move((*captions)[c]);
@@ -428,14 +433,17 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
         }
       }
     }
-    auto image_embeddings = Timed(Stage::kEmbedImage, batch.size(), [&] { return models_.clip->EncodeImages(batch); });
+    auto image_embeddings =
+        Timed(Stage::kEmbedImage, batch.size(), [&] { return models_.clip->EncodeImages(batch); });
     std::vector<std::string> texts;
     for (size_t k = begin; k < end; ++k) texts.push_back(stored[good[k]].caption);
-    auto text_embeddings = Timed(Stage::kEmbedText, texts.size(), [&] { return models_.clip->EncodeTexts(texts); });
+    auto text_embeddings =
+        Timed(Stage::kEmbedText, texts.size(), [&] { return models_.clip->EncodeTexts(texts); });
     // The collection, not the server, decides: its image space was fixed at creation.
     absl::StatusOr<models::EmbeddingMatrix> features = models::EmbeddingMatrix();
     if (HasImageEncoder(collection->record)) {
-      features = Timed(Stage::kEmbedImage, batch.size(), [&] { return models_.image_encoder->EncodeImages(batch); });
+      features = Timed(Stage::kEmbedImage, batch.size(),
+                       [&] { return models_.image_encoder->EncodeImages(batch); });
     }
     for (size_t k = begin; k < end; ++k) {
       const size_t i = good[k];

@@ -33,10 +33,10 @@
 #include "absl/synchronization/mutex.h"
 #include "core/engine/engine_types.h"
 #include "core/engine/stage_observer.h"
+#include "core/index/sharded_index.h"
 #include "core/models/captioner.h"
 #include "core/models/clip_model.h"
 #include "core/models/image_encoder.h"
-#include "core/index/sharded_index.h"
 #include "core/store/item_store.h"
 #include "spdlog/logger.h"
 

@@ -105,14 +105,19 @@ absl::StatusOr<std::vector<float>> Engine::CaptionMatchQuery(const Collection& c
                                                              const SearchQuery& query) {
   switch (query.kind) {
     case SearchQuery::Kind::kImage: {
-      auto image = Timed(Stage::kDecode, 1, [&] { return image::DecodeImage(query.image, options_.limits.decode); });
+      auto image = Timed(Stage::kDecode, 1,
+                         [&] { return image::DecodeImage(query.image, options_.limits.decode); });
       if (!image.ok()) return Prefixed(image.status(), "image");
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, Timed(Stage::kEmbedImage, 1, [&] { return models_.clip->EncodeImages({&*image}); }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, Timed(Stage::kEmbedImage, 1, [&] {
+                                 return models_.clip->EncodeImages({&*image});
+                               }));
       return m.RowVector(0);
     }
     case SearchQuery::Kind::kText: {
       RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, Timed(Stage::kEmbedText, 1, [&] { return models_.clip->EncodeTexts({query.text}); }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, Timed(Stage::kEmbedText, 1, [&] {
+                                 return models_.clip->EncodeTexts({query.text});
+                               }));
       return m.RowVector(0);
     }
     case SearchQuery::Kind::kEmbedding:
@@ -132,25 +137,34 @@ absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collec
   pq.query_caption = query.query_caption;
   switch (query.kind) {
     case SearchQuery::Kind::kImage: {
-      auto image = Timed(Stage::kDecode, 1, [&] { return image::DecodeImage(query.image, options_.limits.decode); });
+      auto image = Timed(Stage::kDecode, 1,
+                         [&] { return image::DecodeImage(query.image, options_.limits.decode); });
       if (!image.ok()) return Prefixed(image.status(), "image");
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix clip, Timed(Stage::kEmbedImage, 1, [&] { return models_.clip->EncodeImages({&*image}); }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix clip, Timed(Stage::kEmbedImage, 1, [&] {
+                                 return models_.clip->EncodeImages({&*image});
+                               }));
       std::vector<float> features;
       if (encoder) {
-        RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix e, Timed(Stage::kEmbedImage, 1, [&] { return models_.image_encoder->EncodeImages({&*image}); }));
+        RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix e, Timed(Stage::kEmbedImage, 1, [&] {
+                                   return models_.image_encoder->EncodeImages({&*image});
+                                 }));
         features = e.RowVector(0);
       }
       pq.clip_probe = clip.RowVector(0);
       RETRACE_ASSIGN_OR_RETURN(pq.image_space, ImageSpaceVector(record, features, pq.clip_probe));
       if (pq.query_caption.empty() && options.rerank && options.w2 > 0) {
-        RETRACE_ASSIGN_OR_RETURN(std::vector<std::string> caption, Timed(Stage::kCaption, 1, [&] { return models_.captioner->Caption({&*image}, options_.caption); }));
+        RETRACE_ASSIGN_OR_RETURN(std::vector<std::string> caption, Timed(Stage::kCaption, 1, [&] {
+                                   return models_.captioner->Caption({&*image}, options_.caption);
+                                 }));
         pq.query_caption = caption[0];
       }
       break;
     }
     case SearchQuery::Kind::kText: {
       RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, Timed(Stage::kEmbedText, 1, [&] { return models_.clip->EncodeTexts({query.text}); }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, Timed(Stage::kEmbedText, 1, [&] {
+                                 return models_.clip->EncodeTexts({query.text});
+                               }));
       pq.clip_probe = t.RowVector(0);
       // [0, sqrt(2) t] against [e, c] / sqrt(2) is exactly t . c: CLIP's text-image similarity.
       pq.image_space.assign(record.image_dim - clip_dim, 0.f);
@@ -175,7 +189,9 @@ absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collec
     }
   }
   if (options.rerank && !pq.query_caption.empty()) {
-    RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, Timed(Stage::kEmbedText, 1, [&] { return models_.clip->EncodeTexts({pq.query_caption}); }));
+    RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, Timed(Stage::kEmbedText, 1, [&] {
+                               return models_.clip->EncodeTexts({pq.query_caption});
+                             }));
     pq.caption_vector = t.RowVector(0);
   }
   return pq;
@@ -184,7 +200,9 @@ absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collec
 absl::StatusOr<std::vector<index::IndexHit>> Engine::CaptionMatchRanking(
     const Collection& collection, const std::vector<float>& q, int depth) {
   RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
-                           Timed(Stage::kSearch, 1, [&] { return collection.indexes.captions->Search(q.data(), 1, depth); }));
+                           Timed(Stage::kSearch, 1, [&] {
+                             return collection.indexes.captions->Search(q.data(), 1, depth);
+                           }));
   return std::move(found[0]);
 }
 
@@ -192,10 +210,13 @@ absl::StatusOr<std::vector<SearchHit>> Engine::ProvenanceRanking(const Collectio
                                                                  const SearchQuery& query,
                                                                  const ProvenanceQuery& pq) {
   const store::CollectionRecord& record = collection.record;
-  RETRACE_ASSIGN_OR_RETURN(
-      std::vector<std::vector<index::IndexHit>> found,
-      Timed(Stage::kSearch, 1, [&] { return collection.indexes.images->Search(pq.image_space.data(), 1, query.provenance.candidates); }));
-  ScopedStage rerank_timer(options_.stage_observer, Stage::kRerank, static_cast<int>(found[0].size()));
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
+                           Timed(Stage::kSearch, 1, [&] {
+                             return collection.indexes.images->Search(pq.image_space.data(), 1,
+                                                                      query.provenance.candidates);
+                           }));
+  ScopedStage rerank_timer(options_.stage_observer, Stage::kRerank,
+                           static_cast<int>(found[0].size()));
   std::vector<std::string> ids;
   for (const index::IndexHit& hit : found[0]) ids.push_back(hit.id);
   RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,

@@ -29,13 +29,20 @@ inline constexpr int kStageCount = 7;
 
 inline const char* StageName(Stage stage) {
   switch (stage) {
-    case Stage::kDecode: return "decode";
-    case Stage::kCaption: return "caption";
-    case Stage::kEmbedImage: return "embed_image";
-    case Stage::kEmbedText: return "embed_text";
-    case Stage::kSearch: return "search";
-    case Stage::kRerank: return "rerank";
-    case Stage::kStore: return "store";
+    case Stage::kDecode:
+      return "decode";
+    case Stage::kCaption:
+      return "caption";
+    case Stage::kEmbedImage:
+      return "embed_image";
+    case Stage::kEmbedText:
+      return "embed_text";
+    case Stage::kSearch:
+      return "search";
+    case Stage::kRerank:
+      return "rerank";
+    case Stage::kStore:
+      return "store";
   }
   return "unknown";
 }
@@ -52,8 +59,11 @@ class StageObserver {
 class ScopedStage {
  public:
   ScopedStage(StageObserver* observer, Stage stage, int batch_size)
-      : observer_(observer), stage_(stage), batch_size_(batch_size),
-        start_(observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point()) {}
+      : observer_(observer),
+        stage_(stage),
+        batch_size_(batch_size),
+        start_(observer ? std::chrono::steady_clock::now()
+                        : std::chrono::steady_clock::time_point()) {}
   ~ScopedStage() {
     if (observer_ == nullptr) return;
     observer_->Observe(

@@ -39,10 +39,10 @@ using testing::ServerProcess;
 
 bool HaveModels() { return fs::exists(FixtureDir() + "/demo/clip/model.pt"); }
 
-#define SKIP_WITHOUT_MODELS()                                                             \
-  if (!HaveModels()) {                                                                    \
-    GTEST_SKIP() << "test models not found in " << FixtureDir()                           \
-                 << " (the make_test_fixtures step needs ../shared/data)";                \
+#define SKIP_WITHOUT_MODELS()                                              \
+  if (!HaveModels()) {                                                     \
+    GTEST_SKIP() << "test models not found in " << FixtureDir()            \
+                 << " (the make_test_fixtures step needs ../shared/data)"; \
   }
 
 void WriteFile(const std::string& path, const std::string& text) {
@@ -87,12 +87,12 @@ struct Pki {
     WriteFile(d + "/server.ext", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
     const std::string key = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
     const std::string script = absl::StrCat(
-        "set -e; cd ", d, "; exec >openssl.log 2>&1; ",
-        "openssl req -x509 ", key, " -keyout ca.key -out ca.pem -days 2 -subj '/CN=retrace test CA'; ",
-        "openssl req ", key, " -keyout server.key -out server.csr -subj '/CN=localhost'; ",
+        "set -e; cd ", d, "; exec >openssl.log 2>&1; ", "openssl req -x509 ", key,
+        " -keyout ca.key -out ca.pem -days 2 -subj '/CN=retrace test CA'; ", "openssl req ", key,
+        " -keyout server.key -out server.csr -subj '/CN=localhost'; ",
         "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 ",
-        "-extfile server.ext -out server.pem; ",
-        "openssl req ", key, " -keyout client.key -out client.csr -subj '/CN=retrace test client'; ",
+        "-extfile server.ext -out server.pem; ", "openssl req ", key,
+        " -keyout client.key -out client.csr -subj '/CN=retrace test client'; ",
         "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 ",
         "-out client.pem");
     EXPECT_EQ(RunShell(script), 0) << testing::ReadFileBytes(d + "/openssl.log");
@@ -131,7 +131,8 @@ grpc::Status ListCollections(const std::shared_ptr<grpc::Channel>& channel,
 TEST(TlsTest, TlsServerRefusesPlaintextAndServesTlsClients) {
   SKIP_WITHOUT_MODELS();
   const Pki pki = Pki::Make();
-  ServerOptions options{FixtureDir() + "/demo", testing::NewTempDir("tls"),
+  ServerOptions options{FixtureDir() + "/demo",
+                        testing::NewTempDir("tls"),
                         {"--tls-cert", pki.server_cert(), "--tls-key", pki.server_key()}};
   options.credentials = TlsCredentials(pki, false);
   ServerProcess server(options);
@@ -159,7 +160,8 @@ TEST(TlsTest, TlsServerRefusesPlaintextAndServesTlsClients) {
 TEST(TlsTest, ClientCertificatesAreRequiredWhenAClientCaIsGiven) {
   SKIP_WITHOUT_MODELS();
   const Pki pki = Pki::Make();
-  ServerOptions options{FixtureDir() + "/demo", testing::NewTempDir("mtls"),
+  ServerOptions options{FixtureDir() + "/demo",
+                        testing::NewTempDir("mtls"),
                         {"--tls-cert", pki.server_cert(), "--tls-key", pki.server_key(),
                          "--tls-client-ca", pki.ca()}};
   options.credentials = TlsCredentials(pki, /*client_cert=*/true);
@@ -170,23 +172,24 @@ TEST(TlsTest, ClientCertificatesAreRequiredWhenAClientCaIsGiven) {
   auto no_cert = grpc::CreateChannel(server.address(), TlsCredentials(pki, false));
   EXPECT_EQ(ListCollections(no_cert).error_code(), grpc::StatusCode::UNAVAILABLE);
   const std::string out = server.address() + ".cli.out";
-  EXPECT_EQ(RunShell(absl::StrCat(testing::CliBinary(), " --server ", server.address(),
-                                  " --tls-ca ", pki.ca(), " --tls-cert ", pki.client_cert(),
-                                  " --tls-key ", pki.client_key(), " collections list >", out,
-                                  " 2>&1")),
-            0)
+  EXPECT_EQ(
+      RunShell(absl::StrCat(testing::CliBinary(), " --server ", server.address(), " --tls-ca ",
+                            pki.ca(), " --tls-cert ", pki.client_cert(), " --tls-key ",
+                            pki.client_key(), " collections list >", out, " 2>&1")),
+      0)
       << testing::ReadFileBytes(out);
 }
 
 TEST(TlsTest, BadTlsConfigurationStopsTheStartWithAClearMessage) {
   SKIP_WITHOUT_MODELS();
   const Pki pki = Pki::Make();
-  ServerProcess only_cert({FixtureDir() + "/demo", testing::NewTempDir("tls-bad"),
-                           {"--tls-cert", pki.server_cert()}});
+  ServerProcess only_cert(
+      {FixtureDir() + "/demo", testing::NewTempDir("tls-bad"), {"--tls-cert", pki.server_cert()}});
   EXPECT_FALSE(only_cert.Start().ok());
   EXPECT_TRUE(absl::StrContains(only_cert.LogTail(), "security.tls_cert and security.tls_key"))
       << only_cert.LogTail();
-  ServerProcess not_pem({FixtureDir() + "/demo", testing::NewTempDir("tls-bad"),
+  ServerProcess not_pem({FixtureDir() + "/demo",
+                         testing::NewTempDir("tls-bad"),
                          {"--tls-cert", pki.dir + "/server.ext", "--tls-key", pki.server_key()}});
   EXPECT_FALSE(not_pem.Start().ok());
   EXPECT_TRUE(absl::StrContains(not_pem.LogTail(), "is not a PEM file")) << not_pem.LogTail();
@@ -206,16 +209,17 @@ class AuthTest : public ::testing::Test {
     SKIP_WITHOUT_MODELS();
     const std::string dir = testing::NewTempDir("auth");
     tokens_file_ = dir + "/tokens.txtpb";
-    WriteFile(tokens_file_,
-              absl::StrCat("tokens { name: 'ops' sha256: '", server::Sha256Hex(admin_),
-                           "' scopes: 'admin' }\n",
-                           "tokens { name: 'gallery-app' sha256: '", server::Sha256Hex(searcher_),
-                           "' scopes: 'search' collections: 'art' }\n",
-                           "tokens { name: 'ingest' sha256: '", server::Sha256Hex(indexer_),
-                           "' scopes: 'index' collections: 'art' }\n"));
-    server_ = std::make_unique<ServerProcess>(ServerOptions{
-        FixtureDir() + "/demo", dir + "/data",
-        {"--auth-tokens", tokens_file_, "--access-log", "--log-level", "debug"}});
+    WriteFile(
+        tokens_file_,
+        absl::StrCat("tokens { name: 'ops' sha256: '", server::Sha256Hex(admin_),
+                     "' scopes: 'admin' }\n", "tokens { name: 'gallery-app' sha256: '",
+                     server::Sha256Hex(searcher_), "' scopes: 'search' collections: 'art' }\n",
+                     "tokens { name: 'ingest' sha256: '", server::Sha256Hex(indexer_),
+                     "' scopes: 'index' collections: 'art' }\n"));
+    server_ = std::make_unique<ServerProcess>(
+        ServerOptions{FixtureDir() + "/demo",
+                      dir + "/data",
+                      {"--auth-tokens", tokens_file_, "--access-log", "--log-level", "debug"}});
     ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
     stub_ = server_->NewStub();
   }
@@ -513,8 +517,8 @@ TEST(ReadinessTest, NotServingUntilTheModelsAreLoaded) {
   const std::string fifo = models + "/clip/manifest.json";
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   const int metrics_port = FreePort();
-  ServerOptions options{models, dir + "/data",
-                        {"--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)}};
+  ServerOptions options{
+      models, dir + "/data", {"--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)}};
   options.wait_until_serving = false;
   ServerProcess server(options);
   ASSERT_TRUE(server.Start().ok()) << server.LogTail();
@@ -542,7 +546,8 @@ TEST(ReadinessTest, NotServingUntilTheModelsAreLoaded) {
 TEST(ObservabilityTest, JsonLogsCarryRequestIdsAndMetricsCountCallsAndStages) {
   SKIP_WITHOUT_MODELS();
   const int metrics_port = FreePort();
-  ServerProcess server({FixtureDir() + "/demo", testing::NewTempDir("observe"),
+  ServerProcess server({FixtureDir() + "/demo",
+                        testing::NewTempDir("observe"),
                         {"--log-format", "json", "--access-log", "--metrics-listen",
                          absl::StrCat("127.0.0.1:", metrics_port)}});
   ASSERT_TRUE(server.Start().ok()) << server.LogTail();

@@ -178,8 +178,8 @@ TEST_F(MalformedInputTest, SearchAndCaptionNameTheBadImage) {
   for (int i = 1; i < captions.results_size(); ++i) {
     EXPECT_EQ(captions.results(i).status().code(),
               static_cast<int>(grpc::StatusCode::INVALID_ARGUMENT));
-    EXPECT_TRUE(absl::StrContains(captions.results(i).status().message(),
-                                  absl::StrCat("images[", i, "]")))
+    EXPECT_TRUE(
+        absl::StrContains(captions.results(i).status().message(), absl::StrCat("images[", i, "]")))
         << captions.results(i).status().message();
   }
   // A 10,000-character text query is refused naming the field.

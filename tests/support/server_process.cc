@@ -84,8 +84,7 @@ absl::Status ServerProcess::Start() {
     channel_args.SetSslTargetNameOverride(options_.tls_server_name);
   }
   channel_ = grpc::CreateCustomChannel(
-      address_,
-      options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(),
+      address_, options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials(),
       channel_args);
   if (!channel_->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30))) {
     return absl::UnavailableError("cannot connect to " + address_ + "\n" + LogTail());
@@ -101,7 +100,8 @@ std::string ServerProcess::HealthStatus() const {
   grpc::health::v1::HealthCheckRequest request;
   grpc::health::v1::HealthCheckResponse response;
   grpc::Status status = health->Check(&context, request, &response);
-  if (!status.ok()) return absl::StrCat("error ", status.error_code(), ": ", status.error_message());
+  if (!status.ok())
+    return absl::StrCat("error ", status.error_code(), ": ", status.error_message());
   return grpc::health::v1::HealthCheckResponse::ServingStatus_Name(response.status());
 }
 

@@ -33,13 +33,14 @@ TEST(TokenAuthorizerTest, DisabledAllowsEverythingAsAnonymous) {
 
 TEST(TokenAuthorizerTest, AuthenticatesByHashAndEnforcesScopesAndCollections) {
   const std::string path = WriteTokens(
-      "tokens.txtpb",
-      "tokens { name: 'reader' sha256: '" + Sha256Hex("r-secret") +
-          "' scopes: 'search' collections: 'art' collections: 'maps' }\n"
-          "tokens { name: 'writer' sha256: '" +
-          // Upper-case hex is accepted too.
-          absl::AsciiStrToUpper(Sha256Hex("w-secret")) + "' scopes: 'index' }\n"
-          "tokens { name: 'root' sha256: '" + Sha256Hex("a-secret") + "' scopes: 'admin' }\n");
+      "tokens.txtpb", "tokens { name: 'reader' sha256: '" + Sha256Hex("r-secret") +
+                          "' scopes: 'search' collections: 'art' collections: 'maps' }\n"
+                          "tokens { name: 'writer' sha256: '" +
+                          // Upper-case hex is accepted too.
+                          absl::AsciiStrToUpper(Sha256Hex("w-secret")) +
+                          "' scopes: 'index' }\n"
+                          "tokens { name: 'root' sha256: '" +
+                          Sha256Hex("a-secret") + "' scopes: 'admin' }\n");
   auto auth = TokenAuthorizer::Load(path);
   ASSERT_TRUE(auth.ok()) << auth.status();
   EXPECT_EQ((*auth)->size(), 3u);
@@ -93,11 +94,15 @@ TEST(TokenAuthorizerTest, BadFilesNameTheEntryAndField) {
       {"tokens { name: 'a' sha256: '" + ok_hash + "' }", "tokens[0].scopes: none given"},
       {"tokens { name: 'a' sha256: '" + ok_hash + "' scopes: 'read' }",
        "tokens[0].scopes: 'read' is not one of search, index, admin"},
-      {"tokens { name: 'a' sha256: '" + ok_hash + "' scopes: 'search' }"
-       "tokens { name: 'a' sha256: '" + Sha256Hex("y") + "' scopes: 'search' }",
+      {"tokens { name: 'a' sha256: '" + ok_hash +
+           "' scopes: 'search' }"
+           "tokens { name: 'a' sha256: '" +
+           Sha256Hex("y") + "' scopes: 'search' }",
        "tokens[1].name: 'a' is listed twice"},
-      {"tokens { name: 'a' sha256: '" + ok_hash + "' scopes: 'search' }"
-       "tokens { name: 'b' sha256: '" + ok_hash + "' scopes: 'search' }",
+      {"tokens { name: 'a' sha256: '" + ok_hash +
+           "' scopes: 'search' }"
+           "tokens { name: 'b' sha256: '" +
+           ok_hash + "' scopes: 'search' }",
        "tokens[1].sha256: the same token is listed twice"},
   };
   for (const Case& c : cases) {
