@@ -9,7 +9,7 @@ DATA_DIR    ?= retrace-data
 MODELS      ?= $(BUILD)/models
 export RETRACE_SHARED_DATA ?= $(abspath ../shared/data)
 
-.PHONY: all deps configure build models serve test clean
+.PHONY: all deps configure build models serve test soak clean
 
 all: build
 
@@ -34,6 +34,12 @@ serve: build models
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# The bounded load test of issue 6 (minutes, loopback; not part of `make test`): the maximum QPS
+# of a mixed load, then 80% of it for SOAK_MINUTES (default 3) with the server's RSS watched.
+# Its parameters are environment variables, listed at the top of bench/soak.sh.
+soak: build models
+	@BUILD=$(BUILD) MODELS=$(MODELS) bench/soak.sh
 
 clean:
 	rm -rf $(BUILD)

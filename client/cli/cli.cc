@@ -26,6 +26,7 @@ Commands:
   eval cm --data DIR ...                       the Caption-Matching evaluation protocol
   eval provenance --data DIR --refs DIR ...    the CS-SLIP provenance evaluation protocol
   eval build-similar --refs DIR --out DIR      build an evaluation query set (no server)
+  bench --collection NAME ...                  load-test a collection (QPS, latency, errors)
 
 Global options (before the command):
   --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051)
@@ -41,7 +42,8 @@ Global options (before the command):
   --request-id ID      sent as x-request-id, so the server's log lines can be found
   --help               this help; `retrace COMMAND --help` for a command's
 
-Exit status: 0 ok, 1 a call or an item failed, 2 usage error, 3 server unreachable.
+Exit status: 0 ok, 1 a call or an item failed, 2 usage error, 3 server unreachable,
+4 bench's --max-error-rate exceeded.
 )";
 
 struct Command {
@@ -53,7 +55,7 @@ constexpr Command kCommands[] = {
     {"caption", RunCaptionCommand}, {"collections", RunCollectionsCommand},
     {"index", RunIndexCommand},     {"search", RunSearchCommand},
     {"get", RunGetCommand},         {"delete", RunDeleteCommand},
-    {"eval", RunEvalCommand},
+    {"eval", RunEvalCommand},       {"bench", RunBenchCommand},
 };
 
 }  // namespace

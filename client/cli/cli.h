@@ -32,6 +32,7 @@ enum ExitCode : int {
   kExitFailed = 1,       // a call failed, or an item of a batch did
   kExitUsage = 2,        // unknown option, missing or malformed argument
   kExitUnavailable = 3,  // the server could not be reached (UNAVAILABLE)
+  kExitErrorRate = 4,    // bench: the run's error rate passed --max-error-rate
 };
 
 // CliContext: what a command gets: the global options, a client made on first use, the output
@@ -88,6 +89,8 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args);
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args);
 int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
+// RunBenchCommand: `retrace bench`, the load generator (client/bench/).
+int RunBenchCommand(CliContext& context, const std::vector<std::string>& args);
 // RunEvalCommand: `retrace eval SUBCOMMAND`: build-similar runs locally; cm and provenance
 // run the papers' protocols against the server.
 int RunEvalCommand(CliContext& context, const std::vector<std::string>& args);

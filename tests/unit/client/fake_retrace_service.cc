@@ -103,9 +103,18 @@ grpc::Status FakeRetraceService::Index(
 
 grpc::Status FakeRetraceService::Search(grpc::ServerContext*, const v1::SearchRequest* request,
                                         v1::SearchResponse* response) {
+  std::chrono::milliseconds delay;
   {
     absl::MutexLock lock(&mu_);
     last_search_ = *request;
+    ++searches_;
+    max_concurrent_searches_ = std::max(max_concurrent_searches_, ++concurrent_searches_);
+    delay = search_delay_;
+  }
+  std::this_thread::sleep_for(delay);
+  {
+    absl::MutexLock lock(&mu_);
+    --concurrent_searches_;
   }
   if (request->collection() == "missing") {
     return grpc::Status(grpc::StatusCode::NOT_FOUND, "collection 'missing' not found");
@@ -130,6 +139,10 @@ grpc::Status FakeRetraceService::Search(grpc::ServerContext*, const v1::SearchRe
 
 grpc::Status FakeRetraceService::Delete(grpc::ServerContext*, const v1::DeleteRequest* request,
                                         v1::DeleteResponse* response) {
+  {
+    absl::MutexLock lock(&mu_);
+    deleted_ids_.insert(deleted_ids_.end(), request->ids().begin(), request->ids().end());
+  }
   for (const std::string& id : request->ids()) {
     v1::IndexResult* result = response->add_results();
     result->set_id(id);
@@ -203,6 +216,26 @@ int FakeRetraceService::max_index_requests_pending() const {
 v1::SearchRequest FakeRetraceService::last_search() const {
   absl::MutexLock lock(&mu_);
   return last_search_;
+}
+
+int FakeRetraceService::searches() const {
+  absl::MutexLock lock(&mu_);
+  return searches_;
+}
+
+int FakeRetraceService::max_concurrent_searches() const {
+  absl::MutexLock lock(&mu_);
+  return max_concurrent_searches_;
+}
+
+std::vector<std::string> FakeRetraceService::deleted_ids() const {
+  absl::MutexLock lock(&mu_);
+  return deleted_ids_;
+}
+
+void FakeRetraceService::set_search_delay(std::chrono::milliseconds delay) {
+  absl::MutexLock lock(&mu_);
+  search_delay_ = delay;
 }
 
 FakeRetraceServer::FakeRetraceServer() {

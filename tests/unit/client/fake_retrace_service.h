@@ -10,6 +10,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -29,6 +30,7 @@ namespace retrace::testing {
 //    "caption <n bytes>".
 //  Search: collection "missing" -> NOT_FOUND; mode other than CAPTION_MATCH -> UNIMPLEMENTED;
 //    else min(top_k or 10, 3) hits "a", "b", "c" scored 0.9, 0.8, 0.7; "b" has attributes.
+//    Each answer waits set_search_delay() first (default none), as a loaded server would.
 //  Delete: ids starting with "gone" -> NOT_FOUND, others OK.
 //  Collections: "missing" -> NOT_FOUND; List returns "alpha" and "beta"; Create echoes.
 class FakeRetraceService final : public retrace::v1::Retrace::Service {
@@ -58,6 +60,14 @@ class FakeRetraceService final : public retrace::v1::Retrace::Service {
   std::vector<int> caption_batch_sizes() const;
   int max_index_requests_pending() const;
   retrace::v1::SearchRequest last_search() const;
+  // Searches: how many were answered, and the most handled at once.
+  int searches() const;
+  int max_concurrent_searches() const;
+  // deleted_ids: every id of every DeleteRequest, in arrival order.
+  std::vector<std::string> deleted_ids() const;
+
+  // set_search_delay: how long each Search waits before answering. Default 0.
+  void set_search_delay(std::chrono::milliseconds delay);
 
  private:
   mutable absl::Mutex mu_;
@@ -65,6 +75,11 @@ class FakeRetraceService final : public retrace::v1::Retrace::Service {
   std::vector<int> caption_batch_sizes_ ABSL_GUARDED_BY(mu_);
   int max_index_requests_pending_ ABSL_GUARDED_BY(mu_) = 0;
   retrace::v1::SearchRequest last_search_ ABSL_GUARDED_BY(mu_);
+  std::chrono::milliseconds search_delay_ ABSL_GUARDED_BY(mu_){0};
+  int searches_ ABSL_GUARDED_BY(mu_) = 0;
+  int concurrent_searches_ ABSL_GUARDED_BY(mu_) = 0;
+  int max_concurrent_searches_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<std::string> deleted_ids_ ABSL_GUARDED_BY(mu_);
 };
 
 // FakeRetraceServer: a gRPC server for a FakeRetraceService on 127.0.0.1 and a free port,
