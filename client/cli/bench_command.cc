@@ -71,7 +71,8 @@ are none), and at the end the run deletes what it indexed and did not delete,
 unless --keep-indexed.
 
 Latencies count every call, failed ones too; percentiles by nearest rank. The error
-rate is (failed + dropped) / (made + dropped). With --json, prints one JSON object.
+rate is (failed + dropped) / (made + dropped). The global --timeout is every call's
+deadline here, Index streams included. With --json, prints one JSON object.
 Exit status: 0 when the run completed, errors or not; 4 when --max-error-rate F
 (a fraction, 0 to 1) was given and exceeded; 1, 2, 3 as for other commands.
 )";
