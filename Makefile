@@ -8,8 +8,11 @@ LISTEN      ?= 127.0.0.1:50051
 DATA_DIR    ?= retrace-data
 MODELS      ?= $(BUILD)/models
 export RETRACE_SHARED_DATA ?= $(abspath ../shared/data)
+# The fuzz targets build in their own folder (fuzz/README.md).
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 25
 
-.PHONY: all deps configure build models serve test clean
+.PHONY: all deps configure build models serve test clean fuzz fuzz-smoke
 
 all: build
 
@@ -34,6 +37,16 @@ serve: build models
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# libFuzzer targets, built with clang, ASan and UBSan (fuzz/README.md).
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DRETRACE_BUILD_FUZZERS=ON -DRETRACE_BUILD_TESTS=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) --target fuzzers -j $(JOBS)
+
+# Each fuzz target for FUZZ_SECONDS over its seed corpus; fails on any crash.
+fuzz-smoke: fuzz
+	@fuzz/run_smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 clean:
 	rm -rf $(BUILD)
