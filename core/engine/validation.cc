@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 
@@ -72,8 +73,11 @@ absl::Status ValidateAttributes(const std::map<std::string, std::string>& attrib
       return TooLong("attributes key", key.size(), limits.max_attribute_key_bytes);
     }
     if (value.size() > limits.max_attribute_value_bytes) {
-      return TooLong(absl::StrCat("attributes['", key, "']"), value.size(),
-                     limits.max_attribute_value_bytes);
+      // The key is not checked yet: echo it escaped unless it is UTF-8, or the message could
+      // not travel in a proto3 string (ItemStatus.message).
+      return TooLong(absl::StrCat("attributes['", IsValidUtf8(key) ? key : absl::CHexEscape(key),
+                                  "']"),
+                     value.size(), limits.max_attribute_value_bytes);
     }
     if (!IsValidUtf8(key) || !IsValidUtf8(value)) {
       return absl::InvalidArgumentError("attributes: not valid UTF-8");

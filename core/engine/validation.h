@@ -2,6 +2,8 @@
 //
 // Each check returns INVALID_ARGUMENT with a message that names the field (e.g.
 // "id: 600 bytes, over the limit of 512"); callers prefix the item ("items[3] 'a.jpg': ").
+// Messages are valid UTF-8 whatever the input (they travel in proto3 string fields): input
+// quoted in one is escaped unless it is valid UTF-8.
 //
 // Thread-safety: pure functions.
 //

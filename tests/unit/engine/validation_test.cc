@@ -53,6 +53,20 @@ TEST(ValidationTest, CaptionsTextsAndAttributes) {
   EXPECT_TRUE(absl::StrContains(ValidateAttributes({{"", "x"}}, limits).message(), "empty key"));
 }
 
+// A key that is not UTF-8 was quoted raw when its value was too long; the message goes to the
+// client in ItemStatus.message, a proto3 string, so the whole Index response became unparseable.
+// Seen while writing fuzz/request_conversion_fuzzer's UTF-8 check, which fails on it.
+TEST(ValidationTest, AttributeMessagesAreUtf8WhateverTheKey) {
+  EngineLimits limits;
+  limits.max_attribute_value_bytes = 3;
+  const absl::Status status = ValidateAttributes({{"k\xff", "abcd"}}, limits);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(IsValidUtf8(status.message())) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "attributes['k\\xff']: 4 bytes")) << status;
+  EXPECT_TRUE(absl::StrContains(ValidateAttributes({{"caf\xc3\xa9", "abcd"}}, limits).message(),
+                                "attributes['caf\xc3\xa9']"));
+}
+
 TEST(ValidationTest, CollectionNamesAndCounts) {
   EXPECT_TRUE(ValidateCollectionName("pacs-mini_v1.2").ok());
   EXPECT_FALSE(ValidateCollectionName("").ok());
