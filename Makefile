@@ -8,8 +8,13 @@ LISTEN      ?= 127.0.0.1:50051
 DATA_DIR    ?= retrace-data
 MODELS      ?= $(BUILD)/models
 export RETRACE_SHARED_DATA ?= $(abspath ../shared/data)
+# Hardening builds, each in its own folder (fuzz/README.md, README.md "Fuzzing and sanitizers").
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_SECONDS ?= 25
+ASAN_BUILD   ?= build-asan
+SANITIZERS   := $(abspath tools/sanitizers)
 
-.PHONY: all deps configure build models serve test soak clean
+.PHONY: all deps configure build models serve test soak clean fuzz fuzz-smoke test-asan
 
 all: build
 
@@ -40,6 +45,33 @@ test: build
 # Its parameters are environment variables, listed at the top of bench/soak.sh.
 soak: build models
 	@BUILD=$(BUILD) MODELS=$(MODELS) bench/soak.sh
+
+# libFuzzer targets, built with clang, ASan and UBSan (fuzz/README.md).
+fuzz: deps
+	@cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_CXX_COMPILER=clang++ -DRETRACE_BUILD_FUZZERS=ON -DRETRACE_BUILD_TESTS=OFF >/dev/null
+	@cmake --build $(FUZZ_BUILD) --target fuzzers -j $(JOBS)
+
+# Each fuzz target for FUZZ_SECONDS over its seed corpus; fails on any crash.
+fuzz-smoke: fuzz
+	@fuzz/run_smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# The whole build and every test under ASan + UBSan (gcc; Debian's libraries stay uninstrumented).
+# The spawned servers are this build's (tests find build-asan/retrace-server); a report in a
+# server's log fails its test (tests/support/server_process.cc). Leak checking is on: LibTorch,
+# gRPC and OpenCV keep their globals reachable, so tools/sanitizers/lsan.supp is empty.
+# detect_container_overflow keeps its default: libstdc++ annotates no container unless
+# _GLIBCXX_SANITIZE_VECTOR is defined, so uninstrumented libraries cannot trip it. UBSan stops
+# at the first report (-fno-sanitize-recover=undefined). The build runs the test binaries too
+# (gtest_discover_tests), so it gets the same options.
+ASAN_ENV = ASAN_OPTIONS=detect_leaks=1:check_initialization_order=1:strict_init_order=1 \
+	LSAN_OPTIONS=suppressions=$(SANITIZERS)/lsan.supp:print_suppressions=0 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+test-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRETRACE_SANITIZE=address >/dev/null
+	@$(ASAN_ENV) cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS)
 
 clean:
 	rm -rf $(BUILD)

@@ -47,39 +47,6 @@ float Dot(const std::vector<float>& a, const std::vector<float>& b) {
   return static_cast<float>(sum);
 }
 
-absl::Status CheckRerankParam(float value, absl::string_view field) {
-  if (!std::isfinite(value) || value < 0 || value > kMaxRerankParam) {
-    return absl::InvalidArgumentError(absl::StrCat("provenance.", field, ": ", value,
-                                                   " is not a finite number in 0..",
-                                                   kMaxRerankParam));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status ValidateSearch(const SearchQuery& query, const EngineLimits& limits) {
-  if (query.top_k < 1 || query.top_k > limits.max_top_k) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("top_k: ", query.top_k, " is not in 1..", limits.max_top_k));
-  }
-  if (query.mode == SearchMode::kCaptionMatch) return absl::OkStatus();
-  const ProvenanceOptions& p = query.provenance;
-  if (p.candidates < 1 || p.candidates > limits.max_candidates) {
-    return absl::InvalidArgumentError(absl::StrCat("provenance.candidates: ", p.candidates,
-                                                   " is not in 1..", limits.max_candidates));
-  }
-  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.beta, "beta"));
-  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.w1, "w1"));
-  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.w2, "w2"));
-  if (query.mode == SearchMode::kHybrid && (query.rrf_k < 1 || query.rrf_k > kMaxRrfK)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("hybrid.rrf_k: ", query.rrf_k, " is not in 1..", kMaxRrfK));
-  }
-  if (!query.query_caption.empty()) {
-    RETRACE_RETURN_IF_ERROR(ValidateText(query.query_caption, limits, "query_caption"));
-  }
-  return absl::OkStatus();
-}
-
 // CheckedEmbedding validates a raw query vector of `dim` and returns it normalised.
 absl::StatusOr<std::vector<float>> CheckedEmbedding(const std::vector<float>& values, int dim,
                                                     const std::string& collection,
@@ -287,7 +254,7 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
                                             const SearchQuery& query) {
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
   RETRACE_RETURN_IF_ERROR(collection->refused);
-  RETRACE_RETURN_IF_ERROR(ValidateSearch(query, options_.limits));
+  RETRACE_RETURN_IF_ERROR(ValidateSearchQuery(query, options_.limits));
   SearchResult result;
 
   if (query.mode == SearchMode::kCaptionMatch) {

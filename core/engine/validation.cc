@@ -1,7 +1,11 @@
 #include "core/engine/validation.h"
 
+#include <cmath>
+
 #include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
 
 namespace retrace::engine {
 namespace {
@@ -13,6 +17,15 @@ absl::Status TooLong(absl::string_view field, size_t size, size_t limit) {
 
 absl::Status CheckUtf8(absl::string_view field, absl::string_view value) {
   if (!IsValidUtf8(value)) return absl::InvalidArgumentError(absl::StrCat(field, ": not valid UTF-8"));
+  return absl::OkStatus();
+}
+
+absl::Status CheckRerankParam(float value, absl::string_view field) {
+  if (!std::isfinite(value) || value < 0 || value > kMaxRerankParam) {
+    return absl::InvalidArgumentError(absl::StrCat("provenance.", field, ": ", value,
+                                                   " is not a finite number in 0..",
+                                                   kMaxRerankParam));
+  }
   return absl::OkStatus();
 }
 
@@ -60,8 +73,11 @@ absl::Status ValidateAttributes(const std::map<std::string, std::string>& attrib
       return TooLong("attributes key", key.size(), limits.max_attribute_key_bytes);
     }
     if (value.size() > limits.max_attribute_value_bytes) {
-      return TooLong(absl::StrCat("attributes['", key, "']"), value.size(),
-                     limits.max_attribute_value_bytes);
+      // The key is not checked yet: echo it escaped unless it is UTF-8, or the message could
+      // not travel in a proto3 string (ItemStatus.message).
+      return TooLong(absl::StrCat("attributes['", IsValidUtf8(key) ? key : absl::CHexEscape(key),
+                                  "']"),
+                     value.size(), limits.max_attribute_value_bytes);
     }
     if (!IsValidUtf8(key) || !IsValidUtf8(value)) {
       return absl::InvalidArgumentError("attributes: not valid UTF-8");
@@ -94,6 +110,30 @@ absl::Status ValidateItemCount(size_t count, absl::string_view field, const Engi
     return absl::InvalidArgumentError(absl::StrCat(field, ": ", count,
                                                    " given, over the limit of ",
                                                    limits.max_items_per_call, " per call"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& limits) {
+  if (query.top_k < 1 || query.top_k > limits.max_top_k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("top_k: ", query.top_k, " is not in 1..", limits.max_top_k));
+  }
+  if (query.mode == SearchMode::kCaptionMatch) return absl::OkStatus();
+  const ProvenanceOptions& p = query.provenance;
+  if (p.candidates < 1 || p.candidates > limits.max_candidates) {
+    return absl::InvalidArgumentError(absl::StrCat("provenance.candidates: ", p.candidates,
+                                                   " is not in 1..", limits.max_candidates));
+  }
+  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.beta, "beta"));
+  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.w1, "w1"));
+  RETRACE_RETURN_IF_ERROR(CheckRerankParam(p.w2, "w2"));
+  if (query.mode == SearchMode::kHybrid && (query.rrf_k < 1 || query.rrf_k > kMaxRrfK)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("hybrid.rrf_k: ", query.rrf_k, " is not in 1..", kMaxRrfK));
+  }
+  if (!query.query_caption.empty()) {
+    RETRACE_RETURN_IF_ERROR(ValidateText(query.query_caption, limits, "query_caption"));
   }
   return absl::OkStatus();
 }

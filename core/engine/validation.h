@@ -2,6 +2,8 @@
 //
 // Each check returns INVALID_ARGUMENT with a message that names the field (e.g.
 // "id: 600 bytes, over the limit of 512"); callers prefix the item ("items[3] 'a.jpg': ").
+// Messages are valid UTF-8 whatever the input (they travel in proto3 string fields): input
+// quoted in one is escaped unless it is valid UTF-8.
 //
 // Thread-safety: pure functions.
 //
@@ -38,6 +40,12 @@ absl::Status ValidateCollectionName(absl::string_view name);
 
 // ValidateItemCount: 1..max_items_per_call entries in `field`.
 absl::Status ValidateItemCount(size_t count, absl::string_view field, const EngineLimits& limits);
+
+// ValidateSearchQuery: the bounds of a search that need no collection: top_k in 1..max_top_k;
+// for PROVENANCE and HYBRID also provenance.candidates in 1..max_candidates, beta, w1 and w2
+// finite in 0..kMaxRerankParam, a non-empty query_caption as ValidateText; for HYBRID rrf_k in
+// 1..kMaxRrfK. The query itself (text, image, embedding) is checked where it is used.
+absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& limits);
 
 }  // namespace retrace::engine
 

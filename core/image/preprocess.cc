@@ -43,7 +43,36 @@ int HalfRoundedToEven(int d) {
   return (d % 2 != 0 && half % 2 != 0) ? half + 1 : half;
 }
 
-// CenterCropped: torchvision Resize(size) then CenterCrop(size); a size x size view.
+// CropOfUpscaled returns the size x size window at (left, top) of `src` upscaled to
+// new_w x new_h, computing only that window: each output pixel samples the source where
+// cv::resize would ((x + 0.5) * src / dst - 0.5 on each axis, edges replicated), with the same
+// cubic or linear kernel, by cv::remap. Values can differ from resize-then-crop by one level
+// (remap rounds source positions to 1/32 pixel). REQUIRES: an upscale on both axes, so resize
+// needs no INTER_AREA pass either.
+cv::Mat CropOfUpscaled(const cv::Mat& src, int new_w, int new_h, int left, int top, int size,
+                       Interpolation interpolation) {
+  // As cv::resize computes its scales: 1 / (dst / src), in double.
+  const double scale_x = 1.0 / (static_cast<double>(new_w) / src.cols);
+  const double scale_y = 1.0 / (static_cast<double>(new_h) / src.rows);
+  cv::Mat map_x(size, size, CV_32FC1);
+  cv::Mat map_y(size, size, CV_32FC1);
+  for (int y = 0; y < size; ++y) {
+    const float sy = static_cast<float>((top + y + 0.5) * scale_y - 0.5);
+    float* mx = map_x.ptr<float>(y);
+    float* my = map_y.ptr<float>(y);
+    for (int x = 0; x < size; ++x) {
+      mx[x] = static_cast<float>((left + x + 0.5) * scale_x - 0.5);
+      my[x] = sy;
+    }
+  }
+  cv::Mat out;
+  cv::remap(src, out, map_x, map_y,
+            interpolation == Interpolation::kBilinear ? cv::INTER_LINEAR : cv::INTER_CUBIC,
+            cv::BORDER_REPLICATE);
+  return out;
+}
+
+// CenterCropped: torchvision Resize(size) then CenterCrop(size); a size x size image.
 cv::Mat CenterCropped(const cv::Mat& src, int size, Interpolation interpolation) {
   const int short_side = std::min(src.cols, src.rows);
   const int long_side = std::max(src.cols, src.rows);
@@ -52,9 +81,16 @@ cv::Mat CenterCropped(const cv::Mat& src, int size, Interpolation interpolation)
       static_cast<int>(static_cast<double>(int64_t{size} * long_side) / short_side);
   const int new_w = src.cols <= src.rows ? size : new_long;
   const int new_h = src.cols <= src.rows ? new_long : size;
-  const cv::Mat resized = ResizeTo(src, new_w, new_h, interpolation);
   const int top = HalfRoundedToEven(new_h - size);
   const int left = HalfRoundedToEven(new_w - size);
+  // Upscaling a thin image makes the intermediate image size x (size * aspect ratio): a
+  // 1 x 16384 image, a few hundred bytes of PNG, would become 224 x 3.7M (2.5 GB) to keep
+  // 224 rows. Past 4:1, only the kept window is computed. Shrinking is left to the exact path:
+  // its intermediate is smaller than the decoded image.
+  if (short_side < size && int64_t{new_w} * new_h > int64_t{4} * size * size) {
+    return CropOfUpscaled(src, new_w, new_h, left, top, size, interpolation);
+  }
+  const cv::Mat resized = ResizeTo(src, new_w, new_h, interpolation);
   return resized(cv::Rect(left, top, size, size));
 }
 

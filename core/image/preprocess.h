@@ -8,7 +8,10 @@
 //   kShortestSideCenterCrop — CLIP's torchvision `Resize(size, BICUBIC)` + `CenterCrop(size)`:
 //     the shorter side becomes `size`, the longer `int(size * long / short)` (truncated), then
 //     a size x size window is cut at offsets `int(round((h - size) / 2.0))` (Python's round,
-//     halves to even). Crop offsets therefore match torchvision exactly.
+//     halves to even). Crop offsets therefore match torchvision exactly. When that means
+//     upscaling an image longer than 4:1, only the kept window is computed (cv::remap at the
+//     positions cv::resize would sample; values within one level of resize-then-crop), so a
+//     1 x 16384 image costs a 224 x 224 window, not a 224 x 3.7M intermediate.
 //   kLetterbox — the longer side becomes `size`, aspect ratio kept, the image centred and the
 //     rest filled with `letterbox_fill` (stretching distorts shapes, which hurts retrieval
 //     across domains; cropping can cut off the object).

@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
 #include "tests/support/shared_data.h"
 
 namespace retrace::testing {
@@ -45,6 +47,7 @@ ServerProcess::~ServerProcess() { Stop(); }
 absl::Status ServerProcess::Start() {
   const std::string port_file = options_.data_dir + ".port";
   log_path_ = options_.data_dir + ".log";
+  log_start_ = ReadFileBytes(log_path_).size();
   fs::remove(port_file);
   std::vector<std::string> args = {ServerBinary(),       "--listen",    "127.0.0.1:0",
                                    "--models",           options_.models_dir,
@@ -69,6 +72,7 @@ absl::Status ServerProcess::Start() {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
+      ExpectNoSanitizerReport();
       return absl::InternalError(absl::StrCat("the server exited at start:\n", LogTail()));
     }
     std::ifstream in(port_file);
@@ -124,6 +128,7 @@ int ServerProcess::Stop() {
   waitpid(pid_, &status, 0);
   pid_ = -1;
   channel_.reset();
+  ExpectNoSanitizerReport();
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
@@ -134,6 +139,25 @@ void ServerProcess::Kill() {
   waitpid(pid_, &status, 0);
   pid_ = -1;
   channel_.reset();
+  ExpectNoSanitizerReport();
+}
+
+void ServerProcess::ExpectNoSanitizerReport() const {
+  const std::string log = ReadFileBytes(log_path_);
+  if (log.size() <= log_start_) return;
+  const std::string_view run = std::string_view(log).substr(log_start_);
+  for (std::string_view marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                  "WARNING: ThreadSanitizer", "ThreadSanitizer: reported",
+                                  "runtime error: "}) {
+    const size_t at = run.find(marker);
+    if (at == std::string_view::npos) continue;
+    const size_t line = run.rfind('\n', at);
+    const size_t from = line == std::string_view::npos ? 0 : line + 1;
+    ADD_FAILURE() << "the server (" << ServerBinary() << ") reported a sanitizer error in "
+                  << log_path_ << ":\n"
+                  << run.substr(from, 6000);
+    return;
+  }
 }
 
 std::string ServerProcess::Log() const { return ReadFileBytes(log_path_); }

@@ -2,7 +2,9 @@
 //
 // The server listens on 127.0.0.1 with an ephemeral port (reported through --port-file), keeps
 // its data in the given folder, and is waited on until health says SERVING. Stop() sends
-// SIGTERM and waits, so tests can restart a server on the same data directory.
+// SIGTERM and waits, so tests can restart a server on the same data directory. In a sanitizer
+// build (`make test-asan`, `make test-tsan`) the server is that build's, and a sanitizer report
+// in its log fails the running test when the server stops, whatever its exit status.
 //
 // Thread-safety: one test thread owns a ServerProcess.
 //
@@ -63,10 +65,15 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
 
  private:
+  // ExpectNoSanitizerReport fails the current test (ADD_FAILURE) when the log, from where this
+  // run of the server started writing, holds an ASan, LSan, UBSan or TSan report.
+  void ExpectNoSanitizerReport() const;
+
   ServerOptions options_;
   pid_t pid_ = -1;
   std::string address_;
   std::string log_path_;
+  size_t log_start_ = 0;  // the log's size when this run started (restarts append to it)
   std::shared_ptr<grpc::Channel> channel_;
 };
 

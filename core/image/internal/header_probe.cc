@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/common/status_macros.h"
@@ -30,6 +31,13 @@ absl::Status Truncated(std::string_view format, std::string_view what) {
 absl::Status Malformed(std::string_view format, std::string_view what) {
   return absl::InvalidArgumentError(
       absl::StrCat("invalid ", std::string(format), " header: ", std::string(what)));
+}
+
+// ChunkName returns a PNG or RIFF chunk type read from the input, C-escaped for a message: the
+// message reaches the client in a proto3 string field (ItemStatus.message), where raw bytes
+// that are not UTF-8 would make the whole response unparseable.
+std::string ChunkName(std::string_view type) {
+  return absl::CHexEscape(absl::string_view(type.data(), type.size()));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -289,7 +297,7 @@ absl::StatusOr<ImageHeader> ProbeWebp(std::string_view b) {
     width = Le24(b, 24) + 1;
     height = Le24(b, 27) + 1;
   } else {
-    return Malformed("WebP", absl::StrCat("first chunk is '", std::string(fourcc),
+    return Malformed("WebP", absl::StrCat("first chunk is '", ChunkName(fourcc),
                                           "', expected VP8, VP8L or VP8X"));
   }
   if (width == 0 || height == 0) {
@@ -397,7 +405,7 @@ absl::Status CheckComplete(ImageFormat format, std::string_view b) {
               absl::StrCat("invalid PNG: chunk length ", length, " at offset ", pos));
         }
         if (pos + 12 + length > b.size()) {
-          return Truncated("PNG", absl::StrCat("the chunk '", std::string(b.substr(pos + 4, 4)),
+          return Truncated("PNG", absl::StrCat("the chunk '", ChunkName(b.substr(pos + 4, 4)),
                                                "' at offset ", pos, " ends past the data"));
         }
         if (b.substr(pos + 4, 4) == "IEND") return absl::OkStatus();

@@ -1,6 +1,7 @@
 // Bounds and formats of caller-supplied fields: each rejection names its field.
 #include "core/engine/validation.h"
 
+#include <cmath>
 #include <string>
 
 #include "absl/strings/match.h"
@@ -52,6 +53,20 @@ TEST(ValidationTest, CaptionsTextsAndAttributes) {
   EXPECT_TRUE(absl::StrContains(ValidateAttributes({{"", "x"}}, limits).message(), "empty key"));
 }
 
+// A key that is not UTF-8 was quoted raw when its value was too long; the message goes to the
+// client in ItemStatus.message, a proto3 string, so the whole Index response became unparseable.
+// Seen while writing fuzz/request_conversion_fuzzer's UTF-8 check, which fails on it.
+TEST(ValidationTest, AttributeMessagesAreUtf8WhateverTheKey) {
+  EngineLimits limits;
+  limits.max_attribute_value_bytes = 3;
+  const absl::Status status = ValidateAttributes({{"k\xff", "abcd"}}, limits);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(IsValidUtf8(status.message())) << status;
+  EXPECT_TRUE(absl::StrContains(status.message(), "attributes['k\\xff']: 4 bytes")) << status;
+  EXPECT_TRUE(absl::StrContains(ValidateAttributes({{"caf\xc3\xa9", "abcd"}}, limits).message(),
+                                "attributes['caf\xc3\xa9']"));
+}
+
 TEST(ValidationTest, CollectionNamesAndCounts) {
   EXPECT_TRUE(ValidateCollectionName("pacs-mini_v1.2").ok());
   EXPECT_FALSE(ValidateCollectionName("").ok());
@@ -65,6 +80,40 @@ TEST(ValidationTest, CollectionNamesAndCounts) {
   EXPECT_TRUE(ValidateItemCount(2, "items", limits).ok());
   EXPECT_TRUE(absl::StrContains(ValidateItemCount(3, "ids", limits).message(),
                                 "ids: 3 given, over the limit of 2"));
+}
+
+TEST(ValidationTest, SearchQueryBounds) {
+  EngineLimits limits;
+  limits.max_top_k = 5;
+  limits.max_candidates = 7;
+  SearchQuery query;
+  query.top_k = 5;
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.top_k = 6;
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(), "top_k: 6"));
+  query.top_k = 1;
+  // CAPTION_MATCH ignores the provenance options; PROVENANCE checks them.
+  query.provenance.candidates = 8;
+  query.provenance.beta = std::nanf("");
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.mode = SearchMode::kProvenance;
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(),
+                                "provenance.candidates: 8"));
+  query.provenance.candidates = 7;
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(), "provenance.beta"));
+  query.provenance.beta = 1;
+  query.provenance.w2 = -0.5f;
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(), "provenance.w2"));
+  query.provenance.w2 = kMaxRerankParam;
+  query.query_caption = " ";
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(), "query_caption"));
+  query.query_caption = "a horse";
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.mode = SearchMode::kHybrid;
+  query.rrf_k = 0;
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(), "hybrid.rrf_k: 0"));
+  query.rrf_k = kMaxRrfK;
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <string>
 
+#include "core/common/utf8.h"
 #include "core/image/decode.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -99,6 +100,21 @@ TEST(HeaderProbeTest, PngCompletenessWalksChunks) {
   // "IEND" bytes inside a chunk's data must not count as the IEND chunk.
   const std::string fake = png.substr(0, 33) + PngChunk("tEXt", "IEND IEND");
   EXPECT_FALSE(CheckComplete(ImageFormat::kPng, fake).ok());
+}
+
+// Found by fuzz/image_decode_fuzzer: the chunk type was copied raw into the message, which
+// reaches the client in a proto3 string field (ItemStatus.message) and must be UTF-8.
+TEST(HeaderProbeTest, ChunkTypesInMessagesAreEscaped) {
+  const std::string png = Encode(Quadrants(8, 8), ".png");
+  // A chunk of type B6 BA 4E 44 whose declared length runs past the end.
+  const std::string cut = png.substr(0, 33) + Be32(1000) + std::string("\xb6\xbaND", 4) + "data";
+  absl::Status status = CheckComplete(ImageFormat::kPng, cut);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("the chunk '\\xb6\\xbaND' at offset 33"));
+  EXPECT_TRUE(IsValidUtf8(status.message())) << status;
+  const std::string webp = "RIFF" + Le32(20) + "WEBP" + std::string("\xff\xfe\x00Z", 4) +
+                           Le32(4) + "abcd";
+  ExpectProbeError(webp, "first chunk is '\\xff\\xfe\\x00Z'");
+  EXPECT_TRUE(IsValidUtf8(ProbeHeader(webp).status().message()));
 }
 
 std::string Riff(const std::string& chunks) {

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -149,6 +152,58 @@ TEST(PreprocessTest, CenterCropOfATallImageCropsRows) {
   }
   const std::vector<float> out = Preprocess(image, Spec(100, ResizeMode::kShortestSideCenterCrop));
   for (int x = 0; x < 100; ++x) ASSERT_LT(At(out, 100, 0, x, 0), 0.01f);
+}
+
+// Found by fuzz/image_decode_fuzzer (an 8208x16 JPEG of 462 bytes timed out): upscaling a thin
+// image for the centre crop made an intermediate of size x (size * aspect ratio) pixels; for
+// 1 x 16384 at 224 that is 2.5 GB. Only the kept window is computed now.
+TEST(PreprocessTest, CenterCropOfAThinImageComputesOnlyTheWindow) {
+  Image image = MakeImage(1, 16384, {0, 0, 0});
+  for (int y = 0; y < 16384; ++y) {
+    SetPixel(image, 0, y, {static_cast<uint8_t>(y * 255 / 16383), 77, 200});
+  }
+  const std::vector<float> out = Preprocess(image, Spec(224, ResizeMode::kShortestSideCenterCrop));
+  ASSERT_EQ(out.size(), 3u * 224 * 224);
+  // 224 output rows cover about one source row, at the middle: red about 127 everywhere.
+  for (int y = 0; y < 224; y += 37) {
+    for (int x = 0; x < 224; x += 37) {
+      EXPECT_NEAR(At(out, 224, 0, x, y) * 255, 127.5, 1.0) << x << "," << y;
+      EXPECT_NEAR(At(out, 224, 1, x, y) * 255, 77, 1e-3);
+      EXPECT_NEAR(At(out, 224, 2, x, y) * 255, 200, 1e-3);
+    }
+  }
+}
+
+// The window path samples where resize-then-crop does: compare both on a 12x100 image (aspect
+// above 4:1, small enough to resize whole) for both interpolations.
+TEST(PreprocessTest, CenterCropWindowMatchesResizeThenCrop) {
+  Image image = MakeImage(12, 100, {0, 0, 0});
+  for (int y = 0; y < 100; ++y) {
+    for (int x = 0; x < 12; ++x) {
+      SetPixel(image, x, y, {static_cast<uint8_t>((x * 37 + y * 11) % 256),
+                             static_cast<uint8_t>((x * y * 7) % 256),
+                             static_cast<uint8_t>(y % 2 == 0 ? 250 : 5)});
+    }
+  }
+  for (Interpolation interpolation : {Interpolation::kBicubic, Interpolation::kBilinear}) {
+    PreprocessSpec spec = Spec(48, ResizeMode::kShortestSideCenterCrop);
+    spec.interpolation = interpolation;
+    const std::vector<float> out = Preprocess(image, spec);
+    // torchvision's geometry: 48 x int(48 * 100 / 12) = 48 x 400, rows from round(352 / 2).
+    const cv::Mat rgb(100, 12, CV_8UC3, image.rgb.data());
+    cv::Mat resized;
+    cv::resize(rgb, resized, cv::Size(48, 400), 0, 0,
+               interpolation == Interpolation::kBilinear ? cv::INTER_LINEAR : cv::INTER_CUBIC);
+    for (int y = 0; y < 48; ++y) {
+      for (int x = 0; x < 48; ++x) {
+        for (int c = 0; c < 3; ++c) {
+          ASSERT_NEAR(At(out, 48, c, x, y) * 255, resized.at<cv::Vec3b>(176 + y, x)[c], 1.0)
+              << "interpolation " << static_cast<int>(interpolation) << " at " << x << "," << y
+              << " channel " << c;
+        }
+      }
+    }
+  }
 }
 
 TEST(PreprocessTest, LetterboxPadsAWideImageTopAndBottom) {

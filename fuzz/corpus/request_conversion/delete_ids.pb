@@ -1,0 +1,2 @@
+
+pacsa.jpgb.jpg
