@@ -1,0 +1,322 @@
+// dynamic_batcher.h — groups concurrent requests to one model (or one index) into batches.
+//
+// Callers on many threads submit inputs; one batcher thread takes them off two queues and runs
+// them through a batch function, max_batch_size at a time. It starts a batch as soon as
+// max_batch_size inputs wait, or when the oldest waiting input has waited max_queue_delay, so a
+// lone request pays at most that delay and a busy server fills its batches (Triton's dynamic
+// batcher, in one class). Around that:
+//   - Lanes: every batch takes kInteractive inputs (Search) before kBulk ones (Index), so a
+//     search never waits behind a backlog of ingest; bulk fills what is left of each batch.
+//     The priority is strict: a search load that alone fills every batch starves the bulk lane.
+//   - Bounded queues: each lane holds at most max_queue_size inputs; a submission that does not
+//     fit is refused whole with RESOURCE_EXHAUSTED, never queued in part.
+//   - Deadlines: an input whose deadline has passed when its batch is formed is answered
+//     DEADLINE_EXCEEDED and never reaches the batch function.
+//   - Keys: inputs submitted with different keys (e.g. other decoding options) never share a
+//     batch; a batch takes the key of its first input and leaves the others queued, in order.
+// A group of inputs submitted together (an Index request's images) may be split over several
+// batches; the caller gets every result at once.
+//
+// Thread-safety: Submit and Run are safe from any thread. The batch function runs on the
+// batcher's own thread only, one batch at a time, so it may keep per-thread settings (LibTorch
+// intra-op threads, OpenMP). The destructor runs every input already queued, then joins.
+//
+//   DynamicBatcher<std::string, int> lengths({.name = "length"}, [](const std::vector<std::string>& in) {
+//     std::vector<int> out; for (auto& s : in) out.push_back(s.size()); return out; });
+//   absl::StatusOr<std::vector<int>> n = lengths.Run({"a", "bc"}, Lane::kInteractive, deadline);
+#ifndef RETRACE_CORE_BATCHING_DYNAMIC_BATCHER_H_
+#define RETRACE_CORE_BATCHING_DYNAMIC_BATCHER_H_
+
+#include <algorithm>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace retrace::batching {
+
+// Lane: which queue an input waits in; every batch drains kInteractive first.
+enum class Lane { kInteractive = 0, kBulk = 1 };
+
+inline const char* LaneName(Lane lane) { return lane == Lane::kInteractive ? "interactive" : "bulk"; }
+
+struct BatcherOptions {
+  std::string name;                 // names the batcher in errors, e.g. "CLIP image"
+  int max_batch_size = 32;          // inputs per batch; >= 1
+  // How long the oldest waiting input may wait for a fuller batch. 0: a batch starts with
+  // whatever waits when the batcher thread is free (batches still form under load).
+  absl::Duration max_queue_delay = absl::Milliseconds(2);
+  int max_queue_size = 4096;        // inputs waiting per lane; >= max_batch_size
+  // Run first on the batcher's thread (per-thread settings such as LibTorch's or OpenMP's
+  // thread counts); may be null.
+  std::function<void()> on_start;
+};
+
+// BatcherStats: counters for metrics and tests, since construction.
+struct BatcherStats {
+  int64_t batches = 0;
+  int64_t inputs_run = 0;            // inputs that reached the batch function
+  int64_t expired = 0;               // dropped with DEADLINE_EXCEEDED before a batch
+  int64_t refused = 0;               // inputs refused with RESOURCE_EXHAUSTED
+  int max_batch_seen = 0;
+};
+
+template <typename In, typename Out>
+class DynamicBatcher {
+ public:
+  // BatchFn runs one batch: one output per input, in order, or an error for the whole batch
+  // (every input of the batch gets it). A result of the wrong size is an INTERNAL error.
+  using BatchFn = std::function<absl::StatusOr<std::vector<Out>>(const std::vector<In>& inputs)>;
+  // Done receives a group's outputs in submission order, or its first error.
+  using Done = std::function<void(absl::StatusOr<std::vector<Out>>)>;
+
+  DynamicBatcher(BatcherOptions options, BatchFn run)
+      : options_(std::move(options)), run_(std::move(run)) {
+    options_.max_batch_size = std::max(1, options_.max_batch_size);
+    options_.max_queue_size = std::max(options_.max_batch_size, options_.max_queue_size);
+    thread_ = std::thread([this] {
+      if (options_.on_start) options_.on_start();
+      Loop();
+    });
+  }
+  ~DynamicBatcher() {
+    {
+      absl::MutexLock lock(&mu_);
+      stopping_ = true;
+    }
+    thread_.join();
+  }
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  // Submit queues `inputs` as one group in `lane`; `done` is called once, on the batcher's
+  // thread, with every output (or the group's first error: DEADLINE_EXCEEDED when `deadline`
+  // passed before an input was run, or the batch function's error). Inputs with different
+  // `key`s never share a batch. Returns RESOURCE_EXHAUSTED, without queueing anything or calling
+  // `done`, when the lane has no room for the whole group; INVALID_ARGUMENT for a group larger
+  // than the queue. An empty group is done at once.
+  absl::Status Submit(std::vector<In> inputs, Lane lane, absl::Time deadline, std::string key,
+                      Done done) {
+    if (inputs.empty()) {
+      done(std::vector<Out>());
+      return absl::OkStatus();
+    }
+    if (inputs.size() > static_cast<size_t>(options_.max_queue_size)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          inputs.size(), " inputs in one call to the ", options_.name,
+          " batcher; at most its queue size, ", options_.max_queue_size));
+    }
+    auto group = std::make_shared<Group>();
+    group->outputs.resize(inputs.size());
+    group->remaining = inputs.size();
+    group->done = std::move(done);
+    absl::MutexLock lock(&mu_);
+    std::deque<Entry>& queue = queues_[static_cast<int>(lane)];
+    if (queue.size() + inputs.size() > static_cast<size_t>(options_.max_queue_size)) {
+      stats_.refused += static_cast<int64_t>(inputs.size());
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the ", options_.name, " batcher's ", LaneName(lane), " queue is full (",
+          queue.size(), " inputs waiting, at most ", options_.max_queue_size,
+          "); the server is overloaded, retry with backoff"));
+    }
+    const absl::Time now = absl::Now();
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      queue.push_back(Entry{std::move(inputs[i]), group, i, deadline, key, now});
+    }
+    return absl::OkStatus();
+  }
+
+  // Run submits `inputs` and waits for their outputs; errors as for Submit and Done.
+  absl::StatusOr<std::vector<Out>> Run(std::vector<In> inputs, Lane lane, absl::Time deadline,
+                                       std::string key = "") {
+    Waiter waiter;
+    absl::Status queued =
+        Submit(std::move(inputs), lane, deadline, std::move(key),
+               [&waiter](absl::StatusOr<std::vector<Out>> result) { waiter.Set(std::move(result)); });
+    if (!queued.ok()) return queued;
+    return waiter.Wait();
+  }
+
+  // QueueDepth: inputs waiting in `lane` now.
+  size_t QueueDepth(Lane lane) const {
+    absl::MutexLock lock(&mu_);
+    return queues_[static_cast<int>(lane)].size();
+  }
+
+  BatcherStats stats() const {
+    absl::MutexLock lock(&mu_);
+    return stats_;
+  }
+
+  const BatcherOptions& options() const { return options_; }
+
+ private:
+  struct Group {
+    std::vector<Out> outputs;
+    size_t remaining = 0;
+    absl::Status error;  // the first failure; the group is done with it
+    Done done;
+  };
+  struct Entry {
+    In input;
+    std::shared_ptr<Group> group;
+    size_t index;  // in its group
+    absl::Time deadline;
+    std::string key;
+    absl::Time enqueued;
+  };
+  // Waiter hands Run its result across threads (absl::Mutex, which TSan builds annotate;
+  // absl::Notification they do not).
+  class Waiter {
+   public:
+    void Set(absl::StatusOr<std::vector<Out>> result) {
+      absl::MutexLock lock(&mu_);
+      result_ = std::move(result);
+      set_ = true;
+    }
+    absl::StatusOr<std::vector<Out>> Wait() {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(&set_));
+      return std::move(result_);
+    }
+
+   private:
+    absl::Mutex mu_;
+    bool set_ ABSL_GUARDED_BY(mu_) = false;
+    absl::StatusOr<std::vector<Out>> result_ ABSL_GUARDED_BY(mu_);
+  };
+
+  size_t Waiting() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queues_[0].size() + queues_[1].size();
+  }
+
+  // TakeBatch moves up to max_batch_size live inputs (interactive first, then bulk; the first
+  // one's key only) into `batch`, and expired ones into `expired`.
+  void TakeBatch(absl::Time now, std::vector<Entry>& batch, std::vector<Entry>& expired)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    const std::string* key = nullptr;
+    std::string batch_key;
+    for (std::deque<Entry>& queue : queues_) {
+      std::deque<Entry> kept;
+      while (!queue.empty()) {
+        Entry& entry = queue.front();
+        if (entry.deadline <= now) {
+          expired.push_back(std::move(entry));
+        } else if (batch.size() < static_cast<size_t>(options_.max_batch_size) &&
+                   (key == nullptr || entry.key == *key)) {
+          if (key == nullptr) {
+            batch_key = entry.key;
+            key = &batch_key;
+          }
+          batch.push_back(std::move(entry));
+        } else if (batch.size() == static_cast<size_t>(options_.max_batch_size) && kept.empty()) {
+          break;  // full, and nothing set aside: the rest stays as it is
+        } else {
+          kept.push_back(std::move(entry));
+        }
+        queue.pop_front();
+      }
+      // What was set aside goes back in front, in its order.
+      while (!kept.empty()) {
+        queue.push_front(std::move(kept.back()));
+        kept.pop_back();
+      }
+    }
+  }
+
+  // Finish records an input's output or error, and completes its group when it was the last.
+  static void Finish(Entry& entry, absl::StatusOr<Out> result) {
+    Group& group = *entry.group;
+    if (result.ok()) {
+      group.outputs[entry.index] = std::move(*result);
+    } else if (group.error.ok()) {
+      group.error = result.status();
+    }
+    if (--group.remaining > 0) return;
+    if (group.error.ok()) {
+      group.done(std::move(group.outputs));
+    } else {
+      group.done(group.error);
+    }
+  }
+
+  void Loop() {
+    while (true) {
+      std::vector<Entry> batch, expired;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](DynamicBatcher* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
+              return b->stopping_ || b->Waiting() > 0;
+            },
+            this));
+        if (Waiting() == 0) return;  // stopping, and everything queued has run
+        // Wait for a full batch until the oldest input's delay is up (or shutdown).
+        absl::Time oldest = absl::InfiniteFuture();
+        for (const std::deque<Entry>& queue : queues_) {
+          if (!queue.empty()) oldest = std::min(oldest, queue.front().enqueued);
+        }
+        mu_.AwaitWithDeadline(
+            absl::Condition(
+                +[](DynamicBatcher* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
+                  return b->stopping_ ||
+                         b->Waiting() >= static_cast<size_t>(b->options_.max_batch_size);
+                },
+                this),
+            oldest + options_.max_queue_delay);
+        TakeBatch(absl::Now(), batch, expired);
+        stats_.expired += static_cast<int64_t>(expired.size());
+        if (!batch.empty()) {
+          ++stats_.batches;
+          stats_.inputs_run += static_cast<int64_t>(batch.size());
+          stats_.max_batch_seen = std::max(stats_.max_batch_seen, static_cast<int>(batch.size()));
+        }
+      }
+      for (Entry& entry : expired) {
+        Finish(entry, absl::DeadlineExceededError(absl::StrCat(
+                          "the deadline passed while waiting for the ", options_.name,
+                          " batcher; the work was not run")));
+      }
+      if (batch.empty()) continue;
+      std::vector<In> inputs;
+      inputs.reserve(batch.size());
+      for (Entry& entry : batch) inputs.push_back(std::move(entry.input));
+      absl::StatusOr<std::vector<Out>> outputs = run_(inputs);
+      if (outputs.ok() && outputs->size() != batch.size()) {
+        outputs = absl::InternalError(absl::StrCat("the ", options_.name, " batch function returned ",
+                                                   outputs->size(), " outputs for ", batch.size(),
+                                                   " inputs"));
+      }
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (outputs.ok()) {
+          Finish(batch[i], std::move((*outputs)[i]));
+        } else {
+          Finish(batch[i], outputs.status());
+        }
+      }
+    }
+  }
+
+  BatcherOptions options_;
+  const BatchFn run_;
+  mutable absl::Mutex mu_;
+  std::deque<Entry> queues_[2] ABSL_GUARDED_BY(mu_);  // by Lane
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  BatcherStats stats_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+}  // namespace retrace::batching
+
+#endif  // RETRACE_CORE_BATCHING_DYNAMIC_BATCHER_H_
