@@ -42,7 +42,10 @@ ABSL_FLAG(std::string, config, "", "server config file (retrace.v1.ServerConfig,
 ABSL_FLAG(std::string, listen, "", "host:port to listen on (default 127.0.0.1:50051; port 0 picks one)");
 ABSL_FLAG(std::string, models, "", "folder with clip/ and captioner/ model folders (default build/models)");
 ABSL_FLAG(std::string, data_dir, "", "the server's data folder (default retrace-data)");
-ABSL_FLAG(int, workers, 0, "worker threads for decode, inference and search (default: cores)");
+ABSL_FLAG(int, workers, 0,
+          "threads running calls (default: max(32, 4 x cores) with batching, cores without)");
+ABSL_FLAG(bool, no_batching, false,
+          "run each call's model and search work on its own worker, without dynamic batching");
 ABSL_FLAG(std::string, port_file, "", "write the port actually listened on to this file");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, log_format, "", "text (default) or json: one JSON object per line");
@@ -139,6 +142,7 @@ int Run(ServerLoggers& logs) {
   if (auto v = absl::GetFlag(FLAGS_models); !v.empty()) config.set_models_dir(v);
   if (auto v = absl::GetFlag(FLAGS_data_dir); !v.empty()) config.set_data_dir(v);
   if (auto v = absl::GetFlag(FLAGS_workers); v != 0) config.mutable_threads()->set_workers(v);
+  if (absl::GetFlag(FLAGS_no_batching)) config.mutable_batching()->set_disabled(true);
   v1::Security& security = *config.mutable_security();
   if (auto v = absl::GetFlag(FLAGS_tls_cert); !v.empty()) security.set_tls_cert(v);
   if (auto v = absl::GetFlag(FLAGS_tls_key); !v.empty()) security.set_tls_key(v);
@@ -269,6 +273,13 @@ int Run(ServerLoggers& logs) {
   auto store = store::SqliteItemStore::Open(config.data_dir());
   if (!store.ok()) return fail_started(store.status(), absl::StrCat("opening ", config.data_dir()));
   engine_options.stage_observer = &metrics;
+  // Each batcher thread runs one model (or the search) with the configured intra-op threads.
+  for (batching::BatcherOptions* o :
+       {&engine_options.batching.clip_image, &engine_options.batching.clip_text,
+        &engine_options.batching.image_encoder, &engine_options.batching.captioner}) {
+    o->on_start = [torch_threads] { models::ConfigureTorchThreads(torch_threads); };
+  }
+  engine_options.batching.search.on_start = [omp_threads] { omp_set_num_threads(omp_threads); };
   auto engine =
       engine::Engine::Open(engine_options, std::move(*models), std::move(*store), logs.events);
   if (!engine.ok()) return fail_started(engine.status(), "opening collections");
@@ -276,8 +287,12 @@ int Run(ServerLoggers& logs) {
   service.SetEngine(engine->get());
   ready_engine = engine->get();
   if (!stopping) server->GetHealthCheckService()->SetServingStatus(true);
-  log->info("ready: serving on {} with data in {}, {} workers", config.listen(), config.data_dir(),
-            config.threads().workers());
+  log->info("ready: serving on {} with data in {}; {} workers, {} intra-op threads, {} OpenMP "
+            "threads; {}",
+            config.listen(), config.data_dir(), config.threads().workers(), torch_threads,
+            omp_threads,
+            config.batching().disabled() ? "batching off"
+                                         : "dynamic batching (Search before Index)");
 
   server->Wait();
   signal_waiter.join();

@@ -125,7 +125,9 @@ grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* c
       status = absl::DeadlineExceededError(
           "the call's deadline passed while it waited for a worker; it was not run");
     } else {
-      status = work(*engine_.load(std::memory_order_acquire), who);
+      engine::CallOptions call;
+      call.deadline = absl::FromChrono(deadline);
+      status = work(*engine_.load(std::memory_order_acquire), who, call);
     }
     finish(status, request_id, who.name);
   });
@@ -136,12 +138,12 @@ grpc::ServerUnaryReactor* RetraceService::Caption(grpc::CallbackServerContext* c
                                                   const v1::CaptionRequest* request,
                                                   v1::CaptionResponse* response) {
   return Offload(
-      context, kCaption, "", [request, response](engine::Engine& engine, const Principal&) {
+      context, kCaption, "", [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions& call) {
         std::vector<std::string> images(request->images().begin(), request->images().end());
         const models::CaptionOptions options =
             FromProto(request->options(), engine.options().caption);
         RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CaptionResult> results,
-                                 engine.Caption(images, options));
+                                 engine.Caption(images, options, call));
         ToProto(results, response);
         return absl::OkStatus();
       });
@@ -151,10 +153,10 @@ grpc::ServerUnaryReactor* RetraceService::Search(grpc::CallbackServerContext* co
                                                  const v1::SearchRequest* request,
                                                  v1::SearchResponse* response) {
   return Offload(context, kSearch, request->collection(),
-                 [request, response](engine::Engine& engine, const Principal&) {
+                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions& call) {
                    RETRACE_ASSIGN_OR_RETURN(engine::SearchQuery query, FromProto(*request));
                    RETRACE_ASSIGN_OR_RETURN(engine::SearchResult result,
-                                            engine.Search(request->collection(), query));
+                                            engine.Search(request->collection(), query, call));
                    ToProto(result, response);
                    return absl::OkStatus();
                  });
@@ -164,7 +166,7 @@ grpc::ServerUnaryReactor* RetraceService::Delete(grpc::CallbackServerContext* co
                                                  const v1::DeleteRequest* request,
                                                  v1::DeleteResponse* response) {
   return Offload(context, kDelete, request->collection(),
-                 [request, response](engine::Engine& engine, const Principal&) {
+                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
                    std::vector<std::string> ids(request->ids().begin(), request->ids().end());
                    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::ItemResult> results,
                                             engine.Delete(request->collection(), ids));
@@ -177,7 +179,7 @@ grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* conte
                                               const v1::GetRequest* request,
                                               v1::GetResponse* response) {
   return Offload(context, kGet, request->collection(),
-                 [request, response](engine::Engine& engine, const Principal&) {
+                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
                    std::vector<std::string> ids(request->ids().begin(), request->ids().end());
                    RETRACE_ASSIGN_OR_RETURN(
                        std::vector<engine::GetResult> results,
@@ -191,7 +193,7 @@ grpc::ServerUnaryReactor* RetraceService::CreateCollection(
     grpc::CallbackServerContext* context, const v1::CreateCollectionRequest* request,
     v1::Collection* response) {
   return Offload(context, kCreateCollection, request->collection().name(),
-                 [request, response](engine::Engine& engine, const Principal&) {
+                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
                    RETRACE_ASSIGN_OR_RETURN(
                        engine::CollectionInfo info,
                        engine.CreateCollection(FromProto(request->collection())));
@@ -204,7 +206,7 @@ grpc::ServerUnaryReactor* RetraceService::ListCollections(
     grpc::CallbackServerContext* context, const v1::ListCollectionsRequest* request,
     v1::ListCollectionsResponse* response) {
   return Offload(context, kListCollections, "",
-                 [response](engine::Engine& engine, const Principal& who) {
+                 [response](engine::Engine& engine, const Principal& who, const engine::CallOptions&) {
                    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CollectionInfo> infos,
                                             engine.ListCollections());
                    for (const engine::CollectionInfo& info : infos) {
@@ -219,7 +221,7 @@ grpc::ServerUnaryReactor* RetraceService::DescribeCollection(
     grpc::CallbackServerContext* context, const v1::DescribeCollectionRequest* request,
     v1::Collection* response) {
   return Offload(context, kDescribeCollection, request->name(),
-                 [request, response](engine::Engine& engine, const Principal&) {
+                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
                    RETRACE_ASSIGN_OR_RETURN(engine::CollectionInfo info,
                                             engine.DescribeCollection(request->name()));
                    ToProto(info, response);
@@ -231,7 +233,7 @@ grpc::ServerUnaryReactor* RetraceService::DropCollection(
     grpc::CallbackServerContext* context, const v1::DropCollectionRequest* request,
     v1::DropCollectionResponse* response) {
   return Offload(context, kDropCollection, request->name(),
-                 [request](engine::Engine& engine, const Principal&) {
+                 [request](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
                    return engine.DropCollection(request->name());
                  });
 }
@@ -246,6 +248,11 @@ class RetraceService::IndexReactor final
  public:
   IndexReactor(RetraceService* service, grpc::CallbackServerContext* context) : service_(service) {
     const auto start = std::chrono::steady_clock::now();
+    // A stream has no default deadline (ingest may run for hours); the client's, when it set
+    // one, bounds the work still queued for the models.
+    if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+      call_.deadline = absl::FromChrono(context->deadline());
+    }
     absl::StatusOr<Principal> who = service_->Admit(context, kIndex, "", &request_id_);
     if (who.ok()) {
       const int limit = service_->options_.max_index_streams;
@@ -320,7 +327,7 @@ class RetraceService::IndexReactor final
                        "earlier ones were; open a new stream to go on"));
     }
     auto results = service_->engine_.load(std::memory_order_acquire)
-                       ->Index(request.collection(), FromProto(request));
+                       ->Index(request.collection(), FromProto(request), call_);
     if (!results.ok()) return ToGrpcStatus(results.status());
     v1::IndexResponse response;
     ToProto(*results, &response);
@@ -351,6 +358,7 @@ class RetraceService::IndexReactor final
   std::string request_id_;
   Principal who_;
   bool counted_ = false;  // holds one of max_index_streams
+  engine::CallOptions call_;  // the stream's deadline
   int requests_ = 0;
   int64_t items_ = 0;
   grpc::ByteBuffer request_;

@@ -101,7 +101,10 @@ class RetraceService final : public RetraceCallbackBase {
 
  private:
   class IndexReactor;
-  using Work = std::function<absl::Status(engine::Engine& engine, const Principal& who)>;
+  // `call` carries the call's deadline to the engine, which drops work still queued for a
+  // model or an index when it passes.
+  using Work = std::function<absl::Status(engine::Engine& engine, const Principal& who,
+                                          const engine::CallOptions& call)>;
 
   // Admit is the one gate every call passes: request id, readiness, authentication and the
   // RPC's scope and collection. On failure the status to finish the call with.

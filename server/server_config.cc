@@ -74,15 +74,50 @@ void ApplyDefaults(v1::ServerConfig& c) {
   if (l.max_pending_calls() == 0) l.set_max_pending_calls(1024);
   if (l.default_deadline_ms() == 0) l.set_default_deadline_ms(60'000);
   if (c.observability().log_format().empty()) c.mutable_observability()->set_log_format("text");
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const bool batching = !c.batching().disabled();
   v1::Threads& t = *c.mutable_threads();
-  if (t.workers() == 0) t.set_workers(std::max(1u, std::thread::hardware_concurrency()));
-  if (t.torch_intra_op() == 0) t.set_torch_intra_op(1);
-  if (t.faiss_omp() == 0) t.set_faiss_omp(1);
+  if (t.workers() == 0) t.set_workers(batching ? std::max(32, 4 * cores) : cores);
+  if (t.torch_intra_op() == 0) t.set_torch_intra_op(batching ? cores : 1);
+  if (t.faiss_omp() == 0) t.set_faiss_omp(batching ? cores : 1);
+  v1::Batching& b = *c.mutable_batching();
+  auto batcher = [](v1::Batcher* o, int max_batch, int delay_us) {
+    if (o->max_batch_size() == 0) o->set_max_batch_size(max_batch);
+    if (!o->has_max_queue_delay_us()) o->set_max_queue_delay_us(delay_us);
+    if (o->max_queue_size() == 0) o->set_max_queue_size(std::max(4096, o->max_batch_size()));
+  };
+  batcher(b.mutable_clip_image(), 32, 2000);
+  batcher(b.mutable_clip_text(), 64, 1000);
+  batcher(b.mutable_image_encoder(), 32, 2000);
+  batcher(b.mutable_captioner(), 8, 2000);
+  batcher(b.mutable_search(), 64, 500);
   v1::Captioning& cap = *c.mutable_captioning();
   if (cap.num_beams() == 0) cap.set_num_beams(1);
   if (!cap.has_length_penalty()) cap.set_length_penalty(1.0f);
   if (cap.repetition_penalty() == 0) cap.set_repetition_penalty(1.0f);
 }
+
+namespace {
+
+absl::Status ValidateBatcher(const std::string& name, const v1::Batcher& b) {
+  if (b.max_batch_size() < 1 || b.max_batch_size() > 1024) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", name, ".max_batch_size = ",
+                                                   b.max_batch_size(), " is not in 1..1024"));
+  }
+  if (b.max_queue_delay_us() < 0 || b.max_queue_delay_us() > 1'000'000) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", name, ".max_queue_delay_us = ",
+                                                   b.max_queue_delay_us(),
+                                                   " is not in 0..1000000"));
+  }
+  if (b.max_queue_size() < b.max_batch_size() || b.max_queue_size() > 1'000'000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config: ", name, ".max_queue_size = ", b.max_queue_size(), " is not in ",
+        b.max_batch_size(), " (its max_batch_size)..1000000"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
   auto range = [](const char* field, int64_t value, int64_t lo, int64_t hi) -> absl::Status {
@@ -117,6 +152,11 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
         range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
         range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
         range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),
+        ValidateBatcher("batching.clip_image", c.batching().clip_image()),
+        ValidateBatcher("batching.clip_text", c.batching().clip_text()),
+        ValidateBatcher("batching.image_encoder", c.batching().image_encoder()),
+        ValidateBatcher("batching.captioner", c.batching().captioner()),
+        ValidateBatcher("batching.search", c.batching().search()),
         range("captioning.num_beams", c.captioning().num_beams(), 1, 8),
         range("captioning.min_new_tokens", c.captioning().min_new_tokens(), 0,
               c.captioning().max_new_tokens() == 0 ? 128 : c.captioning().max_new_tokens()),
@@ -182,6 +222,18 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
   o.caption.prompt = cap.prompt();
   o.snapshot_dir = (std::filesystem::path(c.data_dir()) / "snapshots").string();
   o.snapshot_interval_seconds = c.snapshot_interval_seconds();
+  const v1::Batching& b = c.batching();
+  o.batching.enabled = !b.disabled();
+  auto batcher = [](const v1::Batcher& from, batching::BatcherOptions& to) {
+    to.max_batch_size = from.max_batch_size();
+    to.max_queue_delay = absl::Microseconds(from.max_queue_delay_us());
+    to.max_queue_size = from.max_queue_size();
+  };
+  batcher(b.clip_image(), o.batching.clip_image);
+  batcher(b.clip_text(), o.batching.clip_text);
+  batcher(b.image_encoder(), o.batching.image_encoder);
+  batcher(b.captioner(), o.batching.captioner);
+  batcher(b.search(), o.batching.search);
   return o;
 }
 

@@ -74,7 +74,10 @@ Engine::Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::It
     : options_(std::move(options)),
       models_(std::move(models)),
       store_(std::move(store)),
-      log_(std::move(log)) {}
+      log_(std::move(log)),
+      batchers_(std::make_unique<internal::Batchers>(
+          models_.clip.get(), models_.captioner.get(), models_.image_encoder.get(),
+          options_.batching, options_.stage_observer)) {}
 
 Engine::~Engine() {
   {
@@ -308,7 +311,9 @@ absl::Status Engine::DropCollection(const std::string& name) {
 }
 
 absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std::string>& images,
-                                                          const models::CaptionOptions& options) {
+                                                          const models::CaptionOptions& options,
+                                                          const CallOptions& call_options) {
+  const internal::Call call{batching::Lane::kInteractive, call_options.deadline};
   RETRACE_RETURN_IF_ERROR(ValidateItemCount(images.size(), "images", options_.limits));
   models::CaptionOptions effective = options;
   if (effective.max_new_tokens == 0) effective.max_new_tokens = options_.caption.max_new_tokens;
@@ -332,8 +337,7 @@ absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std
     const size_t end = std::min(good.size(), begin + chunk);
     std::vector<const image::Image*> batch;
     for (size_t k = begin; k < end; ++k) batch.push_back(&decoded[good[k]]);
-    auto captions = Timed(Stage::kCaption, batch.size(),
-                          [&] { return models_.captioner->Caption(batch, effective); });
+    auto captions = batchers_->Caption(batch, effective, call);
     for (size_t k = begin; k < end; ++k) {
       if (captions.ok()) {
         results[good[k]].caption = std::move((*captions)[k - begin]);
@@ -346,7 +350,9 @@ absl::StatusOr<std::vector<CaptionResult>> Engine::Caption(const std::vector<std
 }
 
 absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collection_name,
-                                                      std::vector<IndexItem> items) {
+                                                      std::vector<IndexItem> items,
+                                                      const CallOptions& call_options) {
+  const internal::Call call{batching::Lane::kBulk, call_options.deadline};
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
   RETRACE_RETURN_IF_ERROR(collection->refused);
   const EngineLimits& limits = options_.limits;
@@ -422,9 +428,7 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
       }
     }
     if (!to_caption.empty()) {
-      auto captions = Timed(Stage::kCaption, to_caption.size(), [&] {
-        return models_.captioner->Caption(to_caption, options_.caption);
-      });
+      auto captions = batchers_->Caption(to_caption, options_.caption, call);
       for (size_t c = 0; c < caption_owner.size(); ++c) {
         if (captions.ok()) {
           stored[caption_owner[c]].caption = std::move((*captions)[c]);
@@ -433,17 +437,14 @@ absl::StatusOr<std::vector<ItemResult>> Engine::Index(const std::string& collect
         }
       }
     }
-    auto image_embeddings =
-        Timed(Stage::kEmbedImage, batch.size(), [&] { return models_.clip->EncodeImages(batch); });
+    auto image_embeddings = batchers_->EncodeImages(batch, call);
     std::vector<std::string> texts;
     for (size_t k = begin; k < end; ++k) texts.push_back(stored[good[k]].caption);
-    auto text_embeddings =
-        Timed(Stage::kEmbedText, texts.size(), [&] { return models_.clip->EncodeTexts(texts); });
+    auto text_embeddings = batchers_->EncodeTexts(texts, call);
     // The collection, not the server, decides: its image space was fixed at creation.
     absl::StatusOr<models::EmbeddingMatrix> features = models::EmbeddingMatrix();
     if (HasImageEncoder(collection->record)) {
-      features = Timed(Stage::kEmbedImage, batch.size(),
-                       [&] { return models_.image_encoder->EncodeImages(batch); });
+      features = batchers_->EncodeImageFeatures(batch, call);
     }
     for (size_t k = begin; k < end; ++k) {
       const size_t i = good[k];

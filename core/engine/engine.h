@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "core/engine/engine_types.h"
+#include "core/engine/internal/batchers.h"
 #include "core/engine/stage_observer.h"
 #include "core/index/sharded_index.h"
 #include "core/models/captioner.h"
@@ -63,6 +64,7 @@ struct EngineOptions {
   // Told each stage's duration (stage_observer.h); not owned, may be null, must outlive the
   // engine.
   StageObserver* stage_observer = nullptr;
+  BatchingOptions batching;
 };
 
 class Engine {
@@ -80,7 +82,8 @@ class Engine {
   // Caption captions each image. The call fails (INVALID_ARGUMENT) only for a bad image count or
   // options; a bad image fails its own result.
   absl::StatusOr<std::vector<CaptionResult>> Caption(const std::vector<std::string>& images,
-                                                     const models::CaptionOptions& options);
+                                                     const models::CaptionOptions& options,
+                                                     const CallOptions& call = {});
 
   // CreateCollection: INVALID_ARGUMENT for a bad name, shard count or index spec;
   // ALREADY_EXISTS; RESOURCE_EXHAUSTED over max_collections.
@@ -94,13 +97,16 @@ class Engine {
   // other content replaces the stored item. The call fails as a whole only with
   // NOT_FOUND (collection), FAILED_PRECONDITION (collection built with other models) or
   // INVALID_ARGUMENT (item count).
+  // Index work is bulk: it queues behind Search's interactive work for the models.
   absl::StatusOr<std::vector<ItemResult>> Index(const std::string& collection,
-                                                std::vector<IndexItem> items);
+                                                std::vector<IndexItem> items,
+                                                const CallOptions& call = {});
 
   // Search returns up to top_k hits, best first, and the Q_t re-ranking used.
   // INVALID_ARGUMENT naming the field for a bad query; NOT_FOUND; FAILED_PRECONDITION for a
   // collection built with other models.
-  absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query);
+  absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query,
+                                      const CallOptions& call = {});
 
   // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings only when
   // asked. The call fails as a whole for NOT_FOUND (collection) or INVALID_ARGUMENT (id count).
@@ -120,6 +126,10 @@ class Engine {
 
   const EngineOptions& options() const { return options_; }
 
+  // BatcherDepths: how many inputs wait in each batcher's lanes now (for metrics); empty when
+  // batching is disabled.
+  std::vector<internal::Batchers::Depth> BatcherDepths() const { return batchers_->Depths(); }
+
  private:
   struct Collection;
   Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::ItemStore> store,
@@ -138,15 +148,19 @@ class Engine {
   // engine_search.cc
   struct ProvenanceQuery;
   absl::StatusOr<std::vector<float>> CaptionMatchQuery(const Collection& collection,
-                                                       const SearchQuery& query);
+                                                       const SearchQuery& query,
+                                                       const internal::Call& call);
   absl::StatusOr<ProvenanceQuery> MakeProvenanceQuery(const Collection& collection,
-                                                      const SearchQuery& query);
+                                                      const SearchQuery& query,
+                                                      const internal::Call& call);
   absl::StatusOr<std::vector<index::IndexHit>> CaptionMatchRanking(const Collection& collection,
                                                                   const std::vector<float>& q,
-                                                                  int depth);
+                                                                  int depth,
+                                                                  const internal::Call& call);
   absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const Collection& collection,
                                                            const SearchQuery& query,
-                                                           const ProvenanceQuery& pq);
+                                                           const ProvenanceQuery& pq,
+                                                           const internal::Call& call);
   // Hydrate fills hits' captions and attributes from the store, except where hydrated[i];
   // drops hits deleted since the index was searched.
   absl::StatusOr<std::vector<SearchHit>> Hydrate(const std::string& collection,
@@ -164,6 +178,8 @@ class Engine {
   const ModelSet models_;
   const std::unique_ptr<store::ItemStore> store_;
   const std::shared_ptr<spdlog::logger> log_;
+  // The models' and indexes' batchers; after models_, so they stop first.
+  const std::unique_ptr<internal::Batchers> batchers_;
 
   absl::Status Snapshot(Collection& collection);
   void RunSnapshotTimer();

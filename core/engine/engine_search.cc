@@ -69,22 +69,19 @@ absl::StatusOr<std::vector<float>> CheckedEmbedding(const std::vector<float>& va
 }  // namespace
 
 absl::StatusOr<std::vector<float>> Engine::CaptionMatchQuery(const Collection& collection,
-                                                             const SearchQuery& query) {
+                                                             const SearchQuery& query,
+                                                             const internal::Call& call) {
   switch (query.kind) {
     case SearchQuery::Kind::kImage: {
       auto image = Timed(Stage::kDecode, 1,
                          [&] { return image::DecodeImage(query.image, options_.limits.decode); });
       if (!image.ok()) return Prefixed(image.status(), "image");
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, Timed(Stage::kEmbedImage, 1, [&] {
-                                 return models_.clip->EncodeImages({&*image});
-                               }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, batchers_->EncodeImages({&*image}, call));
       return m.RowVector(0);
     }
     case SearchQuery::Kind::kText: {
       RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, Timed(Stage::kEmbedText, 1, [&] {
-                                 return models_.clip->EncodeTexts({query.text});
-                               }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, batchers_->EncodeTexts({query.text}, call));
       return m.RowVector(0);
     }
     case SearchQuery::Kind::kEmbedding:
@@ -95,7 +92,8 @@ absl::StatusOr<std::vector<float>> Engine::CaptionMatchQuery(const Collection& c
 }
 
 absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collection& collection,
-                                                                    const SearchQuery& query) {
+                                                                    const SearchQuery& query,
+                                                                    const internal::Call& call) {
   const store::CollectionRecord& record = collection.record;
   const ProvenanceOptions& options = query.provenance;
   const bool encoder = HasImageEncoder(record);
@@ -107,31 +105,26 @@ absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collec
       auto image = Timed(Stage::kDecode, 1,
                          [&] { return image::DecodeImage(query.image, options_.limits.decode); });
       if (!image.ok()) return Prefixed(image.status(), "image");
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix clip, Timed(Stage::kEmbedImage, 1, [&] {
-                                 return models_.clip->EncodeImages({&*image});
-                               }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix clip,
+                               batchers_->EncodeImages({&*image}, call));
       std::vector<float> features;
       if (encoder) {
-        RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix e, Timed(Stage::kEmbedImage, 1, [&] {
-                                   return models_.image_encoder->EncodeImages({&*image});
-                                 }));
+        RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix e,
+                                 batchers_->EncodeImageFeatures({&*image}, call));
         features = e.RowVector(0);
       }
       pq.clip_probe = clip.RowVector(0);
       RETRACE_ASSIGN_OR_RETURN(pq.image_space, ImageSpaceVector(record, features, pq.clip_probe));
       if (pq.query_caption.empty() && options.rerank && options.w2 > 0) {
-        RETRACE_ASSIGN_OR_RETURN(std::vector<std::string> caption, Timed(Stage::kCaption, 1, [&] {
-                                   return models_.captioner->Caption({&*image}, options_.caption);
-                                 }));
+        RETRACE_ASSIGN_OR_RETURN(std::vector<std::string> caption,
+                                 batchers_->Caption({&*image}, options_.caption, call));
         pq.query_caption = caption[0];
       }
       break;
     }
     case SearchQuery::Kind::kText: {
       RETRACE_RETURN_IF_ERROR(ValidateText(query.text, options_.limits));
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, Timed(Stage::kEmbedText, 1, [&] {
-                                 return models_.clip->EncodeTexts({query.text});
-                               }));
+      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, batchers_->EncodeTexts({query.text}, call));
       pq.clip_probe = t.RowVector(0);
       // [0, sqrt(2) t] against [e, c] / sqrt(2) is exactly t . c: CLIP's text-image similarity.
       pq.image_space.assign(record.image_dim - clip_dim, 0.f);
@@ -156,36 +149,31 @@ absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collec
     }
   }
   if (options.rerank && !pq.query_caption.empty()) {
-    RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t, Timed(Stage::kEmbedText, 1, [&] {
-                               return models_.clip->EncodeTexts({pq.query_caption});
-                             }));
+    RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix t,
+                             batchers_->EncodeTexts({pq.query_caption}, call));
     pq.caption_vector = t.RowVector(0);
   }
   return pq;
 }
 
 absl::StatusOr<std::vector<index::IndexHit>> Engine::CaptionMatchRanking(
-    const Collection& collection, const std::vector<float>& q, int depth) {
-  RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
-                           Timed(Stage::kSearch, 1, [&] {
-                             return collection.indexes.captions->Search(q.data(), 1, depth);
-                           }));
-  return std::move(found[0]);
+    const Collection& collection, const std::vector<float>& q, int depth,
+    const internal::Call& call) {
+  return batchers_->Search(*collection.indexes.captions, q.data(), depth, call);
 }
 
 absl::StatusOr<std::vector<SearchHit>> Engine::ProvenanceRanking(const Collection& collection,
                                                                  const SearchQuery& query,
-                                                                 const ProvenanceQuery& pq) {
+                                                                 const ProvenanceQuery& pq,
+                                                                 const internal::Call& call) {
   const store::CollectionRecord& record = collection.record;
-  RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
-                           Timed(Stage::kSearch, 1, [&] {
-                             return collection.indexes.images->Search(pq.image_space.data(), 1,
-                                                                      query.provenance.candidates);
-                           }));
+  RETRACE_ASSIGN_OR_RETURN(std::vector<index::IndexHit> found,
+                           batchers_->Search(*collection.indexes.images, pq.image_space.data(),
+                                             query.provenance.candidates, call));
   ScopedStage rerank_timer(options_.stage_observer, Stage::kRerank,
-                           static_cast<int>(found[0].size()));
+                           static_cast<int>(found.size()));
   std::vector<std::string> ids;
-  for (const index::IndexHit& hit : found[0]) ids.push_back(hit.id);
+  for (const index::IndexHit& hit : found) ids.push_back(hit.id);
   RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
                            store_->GetItems(record.name, ids));
   std::vector<store::StoredItem> candidates;
@@ -251,16 +239,17 @@ absl::StatusOr<std::vector<SearchHit>> Engine::Hydrate(const std::string& collec
 }
 
 absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
-                                            const SearchQuery& query) {
+                                            const SearchQuery& query, const CallOptions& options) {
+  const internal::Call call{batching::Lane::kInteractive, options.deadline};
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
   RETRACE_RETURN_IF_ERROR(collection->refused);
   RETRACE_RETURN_IF_ERROR(ValidateSearchQuery(query, options_.limits));
   SearchResult result;
 
   if (query.mode == SearchMode::kCaptionMatch) {
-    RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, CaptionMatchQuery(*collection, query));
+    RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, CaptionMatchQuery(*collection, query, call));
     RETRACE_ASSIGN_OR_RETURN(std::vector<index::IndexHit> found,
-                             CaptionMatchRanking(*collection, q, query.top_k));
+                             CaptionMatchRanking(*collection, q, query.top_k, call));
     std::vector<SearchHit> hits(found.size());
     for (size_t i = 0; i < found.size(); ++i) {
       hits[i].id = std::move(found[i].id);
@@ -270,10 +259,10 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
     return result;
   }
 
-  RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq, MakeProvenanceQuery(*collection, query));
+  RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq, MakeProvenanceQuery(*collection, query, call));
   result.query_caption = pq.query_caption;
   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> provenance,
-                           ProvenanceRanking(*collection, query, pq));
+                           ProvenanceRanking(*collection, query, pq, call));
   if (query.mode == SearchMode::kProvenance) {
     if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
     result.hits = std::move(provenance);
@@ -286,7 +275,7 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
   const int depth = std::max(query.top_k, query.provenance.candidates);
   std::vector<index::IndexHit> caption_match;
   if (!clip_query.empty()) {
-    RETRACE_ASSIGN_OR_RETURN(caption_match, CaptionMatchRanking(*collection, clip_query, depth));
+    RETRACE_ASSIGN_OR_RETURN(caption_match, CaptionMatchRanking(*collection, clip_query, depth, call));
   }
   std::vector<std::vector<std::string>> rankings(2);
   for (const index::IndexHit& hit : caption_match) rankings[0].push_back(hit.id);

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "core/batching/dynamic_batcher.h"
 #include "core/image/decode.h"
 
 namespace retrace::engine {
@@ -32,6 +34,21 @@ struct EngineLimits {
   int max_collections = 1000;
   int max_shards = 256;
   int max_candidates = 1000;             // ProvenanceOptions.candidates
+};
+
+// BatchingOptions: dynamic batching of the model calls and index searches of concurrent engine
+// calls (internal/batchers.h). Disabled, each call runs its model and search work itself.
+// ServerConfig.batching documents the server's defaults.
+struct BatchingOptions {
+  bool enabled = true;
+  batching::BatcherOptions clip_image, clip_text, image_encoder, captioner, search;
+};
+
+// CallOptions: what the caller knows about one engine call beyond its request.
+struct CallOptions {
+  // Work still queued for a model or the index at the deadline is dropped, and the call (or, in
+  // Index, each item not yet embedded) fails with DEADLINE_EXCEEDED.
+  absl::Time deadline = absl::InfiniteFuture();
 };
 
 struct CaptionResult {
