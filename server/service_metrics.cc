@@ -87,6 +87,18 @@ void ServiceMetrics::WatchServer(const ThreadPool* pool, const RetraceService* s
         }
         return samples;
       }));
+  Check(registry_->AddCallbackGauge(
+      "retrace_batcher_queue_depth",
+      "Inputs (images, texts, queries) waiting for a batch, per batcher and lane.",
+      {"batcher", "lane"}, [engine] {
+        std::vector<metrics::GaugeSample> samples;
+        engine::Engine* e = engine->load();
+        if (e == nullptr) return samples;
+        for (const auto& d : e->BatcherDepths()) {
+          samples.push_back({{d.batcher, batching::LaneName(d.lane)}, static_cast<double>(d.depth)});
+        }
+        return samples;
+      }));
 }
 
 void ServiceMetrics::RecordCall(std::string_view rpc, grpc::StatusCode code, double seconds) {

@@ -33,6 +33,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::FixtureDir;
+using testing::FreePort;
 using testing::NoiseImage;
 using testing::ServerOptions;
 using testing::ServerProcess;
@@ -55,21 +56,6 @@ int RunShell(const std::string& command) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-// FreePort: a port nothing listens on now (bound to 0 and released).
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 // Pki: a throw-away CA, a server certificate for localhost/127.0.0.1 and a client certificate,
 // made with the openssl command.
@@ -615,6 +601,8 @@ TEST(ObservabilityTest, JsonLogsCarryRequestIdsAndMetricsCountCallsAndStages) {
            "retrace_collection_items{collection=\"c\"} 2\n",
            "retrace_ready 1\n",
            "retrace_index_streams_open 0\n",
+           "retrace_batcher_queue_depth{batcher=\"CLIP image\",lane=\"interactive\"} 0\n",
+           "retrace_batcher_queue_depth{batcher=\"vector search\",lane=\"bulk\"} 0\n",
            // Decoded: 2 indexed images and 1 query; the missing collection fails before decoding.
            "retrace_stage_duration_seconds_count{stage=\"decode\"} 3\n",
            "retrace_stage_batch_size_sum{stage=\"caption\"} 2\n",

@@ -84,6 +84,9 @@ std::string CliBinary();
 std::string FixtureDir();
 // NewTempDir makes a fresh empty directory for one test.
 std::string NewTempDir(const std::string& name);
+// FreePort: a loopback port nothing listens on now (bound to 0 and released), for the servers'
+// side ports (--metrics-listen).
+int FreePort();
 // ReadFileBytes reads a whole file; empty when it cannot.
 std::string ReadFileBytes(const std::string& path);
 
