@@ -12,9 +12,10 @@ export RETRACE_SHARED_DATA ?= $(abspath ../shared/data)
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 25
 ASAN_BUILD   ?= build-asan
+TSAN_BUILD   ?= build-tsan
 SANITIZERS   := $(abspath tools/sanitizers)
 
-.PHONY: all deps configure build models serve test soak clean fuzz fuzz-smoke test-asan
+.PHONY: all deps configure build models serve test soak clean fuzz fuzz-smoke test-asan test-tsan
 
 all: build
 
@@ -72,6 +73,21 @@ test-asan: deps
 	  -DRETRACE_SANITIZE=address >/dev/null
 	@$(ASAN_ENV) cmake --build $(ASAN_BUILD) -j $(JOBS)
 	@cd $(ASAN_BUILD) && $(ASAN_ENV) ctest --output-on-failure -j $(JOBS)
+
+# The server, integration and multi-threaded tests (ctest labels integration, concurrency) under
+# TSan; absl::Mutex is made visible to TSan by tools/sanitizers/tsan_absl_mutex.cc. OpenMP (FAISS,
+# LibTorch) and OpenBLAS run single-threaded: their uninstrumented thread pools synchronise in
+# ways TSan cannot see, retrace runs no OpenMP region of its own, and its own threads (the server's
+# pool, gRPC's, the shards' searches) are what this run checks. The server sets FAISS's OpenMP
+# threads from its config (threads.faiss_omp, default 1). tools/sanitizers/tsan.supp has the
+# suppressions, all in third-party libraries.
+TSAN_ENV = OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+	TSAN_OPTIONS=suppressions=$(SANITIZERS)/tsan.supp:halt_on_error=1:second_deadlock_stack=1
+test-tsan: deps
+	@cmake -S . -B $(TSAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRETRACE_SANITIZE=thread >/dev/null
+	@$(TSAN_ENV) cmake --build $(TSAN_BUILD) -j $(JOBS)
+	@cd $(TSAN_BUILD) && $(TSAN_ENV) ctest --output-on-failure -j $(JOBS) -L 'integration|concurrency'
 
 clean:
 	rm -rf $(BUILD)

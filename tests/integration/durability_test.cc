@@ -82,9 +82,11 @@ class DurabilityTest : public ::testing::Test {
     ASSERT_TRUE(stub.CreateCollection(&context, request, &created).ok());
   }
 
-  // StreamUntilBroken sends requests of `batch` items until the stream breaks or `stop`.
+  // StreamUntilBroken sends requests of `batch` items until the stream breaks or `stop`; each
+  // request acknowledged counts in `acknowledged`.
   void StreamUntilBroken(std::shared_ptr<grpc::Channel> channel, const std::string& prefix,
-                         int batch, std::atomic<bool>& stop, std::vector<Sent>& sent) {
+                         int batch, std::atomic<bool>& stop, std::vector<Sent>& sent,
+                         std::atomic<int>& acknowledged) {
     auto stub = v1::Retrace::NewStub(channel);
     grpc::ClientContext context;
     auto stream = stub->Index(&context);
@@ -109,6 +111,7 @@ class DurabilityTest : public ::testing::Test {
       for (const v1::IndexResult& result : response.results()) all_ok &= result.status().code() == 0;
       EXPECT_TRUE(all_ok) << "a request was answered with failures: " << response.DebugString();
       sent.back().acknowledged = all_ok;
+      if (all_ok) ++acknowledged;
     }
     context.TryCancel();
     stream->Finish();
@@ -128,15 +131,25 @@ TEST_F(DurabilityTest, SigkillWhileStreamingLosesNothingAcknowledged) {
   }
   for (int trial = 0; trial < kTrials; ++trial) {
     auto server = StartServer();
-    ASSERT_NE(server->channel(), nullptr);
+    // The clients get their own reference: Kill() below resets the server's, maybe before a
+    // client thread has started (a data race TSan reported).
+    const std::shared_ptr<grpc::Channel> channel = server->channel();
+    ASSERT_NE(channel, nullptr);
     std::atomic<bool> stop{false};
+    std::atomic<int> acknowledged{0};
     std::vector<std::vector<Sent>> sent(kClients);
     std::vector<std::thread> clients;
     for (int c = 0; c < kClients; ++c) {
       clients.emplace_back([&, c] {
-        StreamUntilBroken(server->channel(), absl::StrCat("t", trial, "c", c), kBatch, stop,
-                          sent[c]);
+        StreamUntilBroken(channel, absl::StrCat("t", trial, "c", c), kBatch, stop, sent[c],
+                          acknowledged);
       });
+    }
+    // Kill at a random moment once the server has acknowledged something, so every trial kills
+    // a server that is writing (under TSan the first answer can take longer than the delay).
+    const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (acknowledged.load() == 0 && std::chrono::steady_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(150 + rng() % 600));
     server->Kill();  // SIGKILL: no drain, no clean shutdown

@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -128,7 +129,23 @@ int ServerProcess::Stop() {
   if (pid_ <= 0) return -1;
   kill(pid_, SIGTERM);
   int status = 0;
-  waitpid(pid_, &status, 0);
+  // Under TSan the signal can stay undelivered: the kernel gives a process-directed signal to
+  // the main thread, which waits in an uninstrumented futex (absl::Mutex in Server::Wait), and
+  // TSan defers a handler until its thread enters an intercepted call. So after a while the
+  // signal is sent to every thread as well; the server's waiter thread, blocked in read(), runs
+  // the handler at once. A server that already received one ignores the copies.
+  const auto resend_at = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  bool resent = false;
+  while (waitpid(pid_, &status, WNOHANG) == 0) {
+    if (!resent && std::chrono::steady_clock::now() > resend_at) {
+      std::error_code ec;
+      for (const auto& task : fs::directory_iterator(absl::StrCat("/proc/", pid_, "/task"), ec)) {
+        syscall(SYS_tgkill, pid_, std::stoi(task.path().filename().string()), SIGTERM);
+      }
+      resent = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   pid_ = -1;
   channel_.reset();
   ExpectNoSanitizerReport();
