@@ -89,8 +89,8 @@ void ApplyDefaults(v1::ServerConfig& c) {
   batcher(b.mutable_clip_image(), 32, 2000);
   batcher(b.mutable_clip_text(), 64, 1000);
   batcher(b.mutable_image_encoder(), 32, 2000);
-  batcher(b.mutable_captioner(), 8, 2000);
-  batcher(b.mutable_search(), 64, 500);
+  batcher(b.mutable_captioner(), 16, 2000);
+  batcher(b.mutable_search(), 64, 0);
   v1::Captioning& cap = *c.mutable_captioning();
   if (cap.num_beams() == 0) cap.set_num_beams(1);
   if (!cap.has_length_penalty()) cap.set_length_penalty(1.0f);
@@ -109,10 +109,13 @@ absl::Status ValidateBatcher(const std::string& name, const v1::Batcher& b) {
                                                    b.max_queue_delay_us(),
                                                    " is not in 0..1000000"));
   }
-  if (b.max_queue_size() < b.max_batch_size() || b.max_queue_size() > 1'000'000) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "config: ", name, ".max_queue_size = ", b.max_queue_size(), " is not in ",
-        b.max_batch_size(), " (its max_batch_size)..1000000"));
+  // An Index or Caption call hands over up to 16 images at once (the engine's chunk), and a
+  // group never fits a queue smaller than itself.
+  const int least = std::max(64, b.max_batch_size());
+  if (b.max_queue_size() < least || b.max_queue_size() > 1'000'000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("config: ", name, ".max_queue_size = ", b.max_queue_size(), " is not in ",
+                     least, " (64 or its max_batch_size)..1000000"));
   }
   return absl::OkStatus();
 }

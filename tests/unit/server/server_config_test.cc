@@ -1,0 +1,87 @@
+#include "server/server_config.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "google/protobuf/text_format.h"
+
+namespace retrace::server {
+namespace {
+
+v1::ServerConfig Parse(const std::string& text) {
+  v1::ServerConfig config;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &config)) << text;
+  ApplyDefaults(config);
+  return config;
+}
+
+const int kCores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
+  const v1::ServerConfig c = Parse("");
+  ASSERT_TRUE(ValidateServerConfig(c).ok());
+  EXPECT_FALSE(c.batching().disabled());
+  EXPECT_EQ(c.threads().workers(), std::max(32, 4 * kCores));
+  EXPECT_EQ(c.threads().torch_intra_op(), kCores);
+  EXPECT_EQ(c.threads().faiss_omp(), kCores);
+  EXPECT_EQ(c.batching().clip_image().max_batch_size(), 32);
+  EXPECT_EQ(c.batching().clip_image().max_queue_delay_us(), 2000);
+  EXPECT_EQ(c.batching().captioner().max_batch_size(), 16);
+  EXPECT_EQ(c.batching().search().max_batch_size(), 64);
+  EXPECT_EQ(c.batching().search().max_queue_delay_us(), 0);
+  EXPECT_EQ(c.batching().search().max_queue_size(), 4096);
+
+  const engine::EngineOptions o = ToEngineOptions(c);
+  EXPECT_TRUE(o.batching.enabled);
+  EXPECT_EQ(o.batching.clip_text.max_batch_size, 64);
+  EXPECT_EQ(o.batching.clip_text.max_queue_delay, absl::Milliseconds(1));
+  EXPECT_EQ(o.batching.captioner.max_queue_size, 4096);
+}
+
+TEST(ServerConfigTest, WithoutBatchingTheWorkersRunTheModelsOneThreadEach) {
+  const v1::ServerConfig c = Parse("batching { disabled: true }");
+  EXPECT_EQ(c.threads().workers(), kCores);
+  EXPECT_EQ(c.threads().torch_intra_op(), 1);
+  EXPECT_EQ(c.threads().faiss_omp(), 1);
+  EXPECT_FALSE(ToEngineOptions(c).batching.enabled);
+}
+
+TEST(ServerConfigTest, GivenValuesWinAndAnExplicitZeroDelayIsKept) {
+  const v1::ServerConfig c = Parse(
+      "threads { workers: 5 }\n"
+      "batching { clip_image { max_batch_size: 8 max_queue_delay_us: 0 max_queue_size: 100 } }");
+  EXPECT_EQ(c.threads().workers(), 5);
+  const engine::EngineOptions o = ToEngineOptions(c);
+  EXPECT_EQ(o.batching.clip_image.max_batch_size, 8);
+  EXPECT_EQ(o.batching.clip_image.max_queue_delay, absl::ZeroDuration());
+  EXPECT_EQ(o.batching.clip_image.max_queue_size, 100);
+}
+
+TEST(ServerConfigTest, BadBatcherSettingsAreRefusedNamingTheField) {
+  struct Case {
+    const char* text;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{"batching { captioner { max_batch_size: 2000 } }",
+                "batching.captioner.max_batch_size = 2000 is not in 1..1024"},
+           Case{"batching { clip_text { max_queue_delay_us: -1 } }",
+                "batching.clip_text.max_queue_delay_us = -1 is not in 0..1000000"},
+           Case{"batching { search { max_queue_delay_us: 2000000 } }",
+                "batching.search.max_queue_delay_us = 2000000"},
+           Case{"batching { image_encoder { max_queue_size: 10 } }",
+                "batching.image_encoder.max_queue_size = 10 is not in 64"},
+           Case{"batching { clip_image { max_batch_size: 128 max_queue_size: 100 } }",
+                "batching.clip_image.max_queue_size = 100 is not in 128"},
+       }) {
+    const absl::Status s = ValidateServerConfig(Parse(c.text));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.text;
+    EXPECT_TRUE(absl::StrContains(s.message(), c.message)) << s.message();
+  }
+}
+
+}  // namespace
+}  // namespace retrace::server
