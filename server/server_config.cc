@@ -6,8 +6,10 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <cstdlib>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace retrace::server {
@@ -76,10 +78,15 @@ void ApplyDefaults(v1::ServerConfig& c) {
   if (c.observability().log_format().empty()) c.mutable_observability()->set_log_format("text");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool batching = !c.batching().disabled();
+  // OMP_NUM_THREADS, when the environment sets it, is the operator's word on OpenMP threads.
+  int omp = batching ? cores : 1;
+  if (const char* env = std::getenv("OMP_NUM_THREADS"); env != nullptr) {
+    if (int n = 0; absl::SimpleAtoi(env, &n) && n > 0) omp = n;
+  }
   v1::Threads& t = *c.mutable_threads();
   if (t.workers() == 0) t.set_workers(batching ? std::max(32, 4 * cores) : cores);
-  if (t.torch_intra_op() == 0) t.set_torch_intra_op(batching ? cores : 1);
-  if (t.faiss_omp() == 0) t.set_faiss_omp(batching ? cores : 1);
+  if (t.torch_intra_op() == 0) t.set_torch_intra_op(omp);
+  if (t.faiss_omp() == 0) t.set_faiss_omp(omp);
   v1::Batching& b = *c.mutable_batching();
   auto batcher = [](v1::Batcher* o, int max_batch, int delay_us) {
     if (o->max_batch_size() == 0) o->set_max_batch_size(max_batch);

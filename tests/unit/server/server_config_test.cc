@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <stdlib.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -21,6 +23,7 @@ v1::ServerConfig Parse(const std::string& text) {
 const int kCores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
 TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
+  unsetenv("OMP_NUM_THREADS");
   const v1::ServerConfig c = Parse("");
   ASSERT_TRUE(ValidateServerConfig(c).ok());
   EXPECT_FALSE(c.batching().disabled());
@@ -41,7 +44,16 @@ TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
   EXPECT_EQ(o.batching.captioner.max_queue_size, 4096);
 }
 
+TEST(ServerConfigTest, OmpNumThreadsIsTheDefaultOfTheIntraOpThreads) {
+  setenv("OMP_NUM_THREADS", "3", 1);
+  const v1::ServerConfig c = Parse("");
+  unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(c.threads().torch_intra_op(), 3);
+  EXPECT_EQ(c.threads().faiss_omp(), 3);
+}
+
 TEST(ServerConfigTest, WithoutBatchingTheWorkersRunTheModelsOneThreadEach) {
+  unsetenv("OMP_NUM_THREADS");
   const v1::ServerConfig c = Parse("batching { disabled: true }");
   EXPECT_EQ(c.threads().workers(), kCores);
   EXPECT_EQ(c.threads().torch_intra_op(), 1);
