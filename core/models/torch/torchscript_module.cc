@@ -1,6 +1,7 @@
 #include "core/models/torch/torchscript_module.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
 #include <torch/script.h>
 
 #include <filesystem>
@@ -143,7 +144,13 @@ absl::StatusOr<std::unique_ptr<ModelModule>> LoadTorchScriptModule(const std::st
 }
 
 void ConfigureTorchThreads(int intra_op_threads) {
-  at::set_num_threads(intra_op_threads < 1 ? 1 : intra_op_threads);
+  const int n = intra_op_threads < 1 ? 1 : intra_op_threads;
+  at::set_num_threads(n);
+  // Looked up, not linked: Debian's libblas.so.3 may be OpenBLAS, BLIS or the reference BLAS.
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(n);
+  }
 }
 
 }  // namespace retrace::models
