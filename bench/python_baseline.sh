@@ -19,15 +19,16 @@
 #   SECONDS_PER_RUN [15]          measured seconds per run, after WARMUP_SECONDS [3]
 #   GALLERY_ITEMS_DEMO [all]      gallery images (the first N of IMAGES, relative ids kept)
 #   GALLERY_ITEMS_VITB32 [32]     fewer: indexing runs the big CLIP once per image
-#   BASELINE_WORKERS [4]          the baseline's ThreadPoolExecutor max_workers
-#   BASELINE_TORCH_THREADS [0]    the baseline's torch.set_num_threads (0: the cores)
+#   BASELINE_WORKERS [8]          the baseline's ThreadPoolExecutor max_workers
+#   BASELINE_TORCH_THREADS [1]    the baseline's torch.set_num_threads (0: the cores)
 #   IMAGES [$RETRACE_SHARED_DATA/pacs-mini]   gallery and query images
 #   OUT [$BUILD/python-baseline/YYYYmmdd-HHMMSS]   JSON reports, logs, table.md
 #   BUILD [build]
 #
 # The baseline's defaults were chosen by a scan on the 2-core machine of BENCHMARKS.md (demo
-# models, concurrency 8): workers 1, 2, 4, 8 with torch threads 1 and 2; 4 workers with 2 torch
-# threads was the best or within noise of it.
+# models, one 8 s run at concurrency 8 and 32 per setting, with BASELINE_WORKERS and
+# BASELINE_TORCH_THREADS): workers 1, 2, 4, 8 x torch threads 1, 2. 8 x 1 served the most
+# (151 and 152 QPS; the others 75-148), though 4 x 2 and 2 x 2 were within the machine's noise.
 #
 # Needs build/retrace-server and build/retrace (cmake --build build) and, in /usr/bin/python3:
 #   apt-get install -y python3-torch python3-pil python3-numpy python3-grpcio python3-protobuf python3-faiss
@@ -42,8 +43,8 @@ SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 WARMUP_SECONDS=${WARMUP_SECONDS:-3}
 GALLERY_ITEMS_DEMO=${GALLERY_ITEMS_DEMO:-100000}
 GALLERY_ITEMS_VITB32=${GALLERY_ITEMS_VITB32:-32}
-BASELINE_WORKERS=${BASELINE_WORKERS:-4}
-BASELINE_TORCH_THREADS=${BASELINE_TORCH_THREADS:-0}
+BASELINE_WORKERS=${BASELINE_WORKERS:-8}
+BASELINE_TORCH_THREADS=${BASELINE_TORCH_THREADS:-1}
 shared=${RETRACE_SHARED_DATA:-$repo/../shared/data}
 IMAGES=${IMAGES:-$shared/pacs-mini}
 OUT=${OUT:-$BUILD/python-baseline/$(date +%Y%m%d-%H%M%S)}

@@ -22,9 +22,9 @@ Choices, and why they make a fair baseline rather than a strawman:
   embeddings rather than recomputing them leaves the offline indexing out (it is not measured)
   and needs no Python CLIP tokenizer.
 - Concurrency: grpc.server(ThreadPoolExecutor(max_workers=--workers)). PyTorch and PIL release
-  the GIL in their kernels, so a few workers overlap decoding with inference; torch threads
-  default to the cores. The defaults (--workers 4, --torch-threads = cores) are the best of a
-  small scan on the 2-core machine the figures come from (python_baseline.sh's header has it).
+  the GIL in their kernels, so several workers overlap decoding, inference and the gRPC work.
+  The defaults (--workers 8, --torch-threads 1: parallelism from requests, not inside one) were
+  the best of a scan on the 2-core machine the figures come from (python_baseline.sh's header).
 - A health service answers SERVING once the model is loaded, so the bench scripts wait on it
   as on retrace-server.
 """
@@ -124,8 +124,8 @@ def main():
     p.add_argument("--collection", required=True, help="the name Search requests give")
     p.add_argument("--listen", default="127.0.0.1:0")
     p.add_argument("--port-file", default=None, help="write the bound port here")
-    p.add_argument("--workers", type=int, default=4, help="gRPC handler threads")
-    p.add_argument("--torch-threads", type=int, default=0, help="default: the cores")
+    p.add_argument("--workers", type=int, default=8, help="gRPC handler threads")
+    p.add_argument("--torch-threads", type=int, default=1, help="0: the cores")
     a = p.parse_args()
     torch.set_num_threads(a.torch_threads or os.cpu_count())
     baseline = Baseline(a.clip, a.gallery, a.collection)
