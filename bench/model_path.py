@@ -112,18 +112,23 @@ def prometheus(path):
 
 
 def stages(a):
-    """Per stage (and the Search RPC): calls and seconds between two scrapes."""
+    """Between two scrapes: per stage its calls and seconds ("stage:NAME") and its calls and items
+    ("batch:NAME"), and per RPC its calls and seconds ("rpc:NAME")."""
     before, after = prometheus(a.before), prometheus(a.after)
     out = {}
     for (name, labels), value in after.items():
         for prefix, label in (("retrace_stage_duration_seconds", "stage"),
+                              ("retrace_stage_batch_size", "batch"),
                               ("retrace_rpc_duration_seconds", "rpc")):
             if name in (prefix + "_sum", prefix + "_count"):
-                key = re.search(label + r'="([^"]*)"', labels)
+                key = re.search((label if label != "batch" else "stage") + r'="([^"]*)"', labels)
                 if not key:
                     continue
-                entry = out.setdefault(label + ":" + key.group(1), {"count": 0, "seconds": 0.0})
-                field = "count" if name.endswith("_count") else "seconds"
+                entry = out.setdefault(label + ":" + key.group(1), {})
+                if name.endswith("_count"):
+                    field = "count"
+                else:
+                    field = "items" if label == "batch" else "seconds"
                 entry[field] = value - before.get((name, labels), 0.0)
     with open(a.out, "w") as f:
         json.dump(out, f, indent=1)
@@ -166,22 +171,26 @@ def table(a):
     print()
     print("Where the server's time went (per Search call, from its /metrics; server CPU from /proc):")
     print("| concurrency | decode ms | embed_image ms (preprocess + CLIP) | search ms |"
-          " other in the call ms | embed_image share | Search latency ms | server CPU cores |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+          " rest of the call ms | embed_image share | Search latency ms | images per model call |"
+          " server CPU cores |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in points:
         s = json.load(open(os.path.join(d, "stages-c%d.json" % c)))
         cpu = json.load(open(os.path.join(d, "cpu-c%d.json" % c)))
-        calls = max(1.0, s.get("stage:embed_image", {}).get("count", 0))
+        # Per Search call (warm-up included): a batched model call's time is shared by its images.
+        rpc = s.get("rpc:Search", {"count": 0, "seconds": 0.0})
+        calls = max(1.0, rpc["count"])
+        batch = s.get("batch:embed_image", {"count": 0, "items": 0.0})
 
         def ms(key):
             return 1000 * s.get(key, {}).get("seconds", 0.0) / calls
         work = ms("stage:decode") + ms("stage:embed_image") + ms("stage:search")
-        rpc = s.get("rpc:Search", {"count": 1, "seconds": 0})
-        latency = 1000 * rpc["seconds"] / max(1.0, rpc["count"])
-        # The call's latency minus its stages is its wait for a worker plus gRPC and conversion.
-        print("| %d | %.2f | %.1f | %.3f | %.1f | %.1f%% | %.0f | %.2f |"
+        latency = 1000 * rpc["seconds"] / calls
+        # The call's latency minus its stages: waiting for a worker (or a batch), gRPC, conversion.
+        print("| %d | %.2f | %.1f | %.3f | %.1f | %.1f%% | %.0f | %.1f | %.2f |"
               % (c, ms("stage:decode"), ms("stage:embed_image"), ms("stage:search"),
                  latency - work, 100 * ms("stage:embed_image") / work if work else 0, latency,
+                 batch["items"] / batch["count"] if batch["count"] else 0,
                  cpu["cpu_s"] / cpu["wall_s"]))
 
 

@@ -8,7 +8,7 @@
 # preprocessed tensors at each batch size, and the table gives each server figure as a ratio to
 # Python's best. Both sides run in one invocation, one after the other, on the same machine.
 #
-#   bench/model_path.sh                                # ~5 minutes
+#   bench/model_path.sh                                # ~7 minutes
 #   SECONDS_PER_POINT=10 EAGER_SECONDS=8 bench/model_path.sh   # a quick look
 #   PERF=1 bench/model_path.sh                         # also perf record -g the server at the
 #                                                      # highest concurrency (perf report in OUT)
