@@ -5,7 +5,9 @@
 # TorchScript CLIP. Both servers run at once on loopback; `retrace bench --json --mix
 # search-image=1` drives one at a time, in alternating rounds (retrace, baseline, retrace, ...)
 # at each concurrency, so a slow spell of the shared machine falls on both. Prints each run's QPS
-# and the medians' ratios retrace / baseline of QPS, p50 and p99.
+# and the medians' ratios retrace / baseline of QPS, p50 and p99, and each server's CPU time per
+# call (from /proc; warm-up calls included): on a shared machine a server with more runnable
+# threads takes a larger share of the cores, which QPS alone does not show.
 #
 #   bench/python_baseline.sh                          # demo models, concurrency 8 and 32, 3 rounds
 #   MODEL_SETS="demo vitb32" bench/python_baseline.sh # also the ViT-B/32-sized CLIP
@@ -81,6 +83,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# CPU seconds (user + system) of a process so far, from /proc/PID/stat.
+cpu_seconds() {
+  awk -v tck="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / tck }' "/proc/$1/stat"
+}
+
 # wait_port NAME PID: waits for $work/NAME.port; prints the port.
 wait_port() {
   for _ in $(seq 1 480); do
@@ -106,7 +113,7 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
   "$BUILD/retrace-server" --models "$models" --data-dir "$work/data-$set" --listen 127.0.0.1:0 \
     --port-file "$work/retrace-$set.port" --log-level warn 2>"$out/retrace-$set.log" &
   pids+=($!)
-  local retrace_addr baseline_addr
+  local retrace_pid=$! baseline_pid retrace_addr baseline_addr
   retrace_addr=127.0.0.1:$(wait_port "retrace-$set" $!)
   "$python" "$repo/bench/grpc_py.py" wait-serving "$retrace_addr" --timeout 300 \
     || fail "retrace-server never became SERVING (see $out/retrace-$set.log)"
@@ -121,6 +128,7 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
     --workers "$BASELINE_WORKERS" --torch-threads "$BASELINE_TORCH_THREADS" \
     >"$out/baseline-$set.log" 2>&1 &
   pids+=($!)
+  baseline_pid=$!
   baseline_addr=127.0.0.1:$(wait_port "baseline-$set" $!)
   "$python" "$repo/bench/grpc_py.py" wait-serving "$baseline_addr" --timeout 300 \
     || fail "the baseline never became SERVING (see $out/baseline-$set.log)"
@@ -128,17 +136,22 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
   "$python" "$repo/bench/python_baseline/compare.py" parity --retrace "$retrace_addr" \
     --baseline "$baseline_addr" --collection bench --images "$IMAGES" | sed "s/^/python_baseline: $set: /"
 
-  local round c server addr
+  local round c server addr pid cpu0 t0 run
   for round in $(seq 1 "$ROUNDS"); do
     for c in $CONCURRENCY; do
       for server in retrace baseline; do
-        addr=$retrace_addr; [ "$server" = baseline ] && addr=$baseline_addr
+        addr=$retrace_addr; pid=$retrace_pid
+        if [ "$server" = baseline ]; then addr=$baseline_addr; pid=$baseline_pid; fi
+        run=$out/$set-$server-c$c-r$round
+        cpu0=$(cpu_seconds "$pid"); t0=$(date +%s.%N)
         "$BUILD/retrace" --server "$addr" --timeout 300 --json bench --collection bench \
           --images "$IMAGES" --mix search-image=1 --concurrency "$c" --duration "$SECONDS_PER_RUN" \
-          --warmup "$WARMUP_SECONDS" >"$out/$set-$server-c$c-r$round.json" \
-          || fail "retrace bench against $server at concurrency $c failed (see $out/$set-$server-c$c-r$round.json)"
-        "$python" -c 'import json,sys; t = json.load(open(sys.argv[1]))["total"]; print("python_baseline: %s round %s concurrency %s %-8s %7.1f QPS  p50 %6.1f ms  p99 %6.1f ms  %d errors" % (*sys.argv[2:], t["qps"], t["latency_ms"]["p50"], t["latency_ms"]["p99"], t["errors"]))' \
-          "$out/$set-$server-c$c-r$round.json" "$set" "$round" "$c" "$server"
+          --warmup "$WARMUP_SECONDS" >"$run.json" \
+          || fail "retrace bench against $server at concurrency $c failed (see $run.json)"
+        "$python" -c 'import json,sys; json.dump({"cpu_s": float(sys.argv[2]) - float(sys.argv[3]), "wall_s": float(sys.argv[4]) - float(sys.argv[5])}, open(sys.argv[1], "w"))' \
+          "$run.cpu.json" "$(cpu_seconds "$pid")" "$cpu0" "$(date +%s.%N)" "$t0"
+        "$python" -c 'import json,sys; r = json.load(open(sys.argv[1] + ".json")); t = r["total"]; u = json.load(open(sys.argv[1] + ".cpu.json")); print("python_baseline: %s round %s concurrency %s %-8s %7.1f QPS  p50 %6.1f ms  p99 %6.1f ms  %d errors  CPU %.1f ms/call, %.2f cores" % (*sys.argv[2:], t["qps"], t["latency_ms"]["p50"], t["latency_ms"]["p99"], t["errors"], 1000 * u["cpu_s"] / (t["calls"] + r["warmup_calls"]), u["cpu_s"] / u["wall_s"]))' \
+          "$run" "$set" "$round" "$c" "$server"
       done
     done
   done

@@ -8,7 +8,8 @@
 (the top-10 ids they share, the largest score difference): the two should compute the same
 thing, up to resampling (retrace resizes with OpenCV, the baseline with PIL). It checks the
 baseline is doing the same work; it is not a retrieval-quality figure.
-`table` prints QPS and latency per round and the medians' ratios from DIR/<set>-<server>-c<C>-r<R>.json.
+`table` prints QPS, latency and CPU per call per round and the medians' ratios, from
+DIR/<set>-<server>-c<C>-r<R>.json (retrace bench --json) and .cpu.json (the server's CPU seconds).
 """
 
 import argparse
@@ -54,14 +55,21 @@ def table(a):
     for name in os.listdir(a.dir):
         m = re.match(r"(.+)-(retrace|baseline)-c(\d+)-r(\d+)\.json$", name)
         if m:
-            total = json.load(open(os.path.join(a.dir, name)))["total"]
+            report = json.load(open(os.path.join(a.dir, name)))
+            total = report["total"]
+            cpu_path = os.path.join(a.dir, name[:-len(".json")] + ".cpu.json")
+            if os.path.exists(cpu_path):  # CPU per call, warm-up calls included
+                cpu = json.load(open(cpu_path))
+                total["cpu_ms_per_call"] = 1000 * cpu["cpu_s"] / max(
+                    1, total["calls"] + report["warmup_calls"])
+                total["cores"] = cpu["cpu_s"] / cpu["wall_s"]
             runs[(m.group(1), int(m.group(3)), m.group(2))].append((int(m.group(4)), total))
     sets = sorted(set(k[0] for k in runs))
     for model_set in sets:
         print("models: %s" % model_set)
         print("| concurrency | server | QPS per round | median QPS | median p50 ms | median p99 ms |"
-              " errors |")
-        print("| ---: | --- | --- | ---: | ---: | ---: | ---: |")
+              " errors | median CPU ms per call | median cores used |")
+        print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         summary = []
         for c in sorted(set(k[1] for k in runs if k[0] == model_set)):
             med = {}
@@ -72,21 +80,26 @@ def table(a):
                 qps = [t["qps"] for _, t in rounds]
                 p50 = [t["latency_ms"]["p50"] for _, t in rounds]
                 p99 = [t["latency_ms"]["p99"] for _, t in rounds]
+                cpu = [t["cpu_ms_per_call"] for _, t in rounds if "cpu_ms_per_call" in t]
+                cores = [t["cores"] for _, t in rounds if "cores" in t]
                 med[server] = (statistics.median(qps), statistics.median(p50),
-                               statistics.median(p99))
-                print("| %d | %s | %s | %.1f | %.1f | %.1f | %d |"
+                               statistics.median(p99),
+                               statistics.median(cpu) if cpu else float("nan"))
+                print("| %d | %s | %s | %.1f | %.1f | %.1f | %d | %.2f | %.2f |"
                       % (c, server, " / ".join("%.1f" % q for q in qps), med[server][0],
-                         med[server][1], med[server][2], sum(t["errors"] for _, t in rounds)))
+                         med[server][1], med[server][2], sum(t["errors"] for _, t in rounds),
+                         med[server][3], statistics.median(cores) if cores else float("nan")))
             if len(med) == 2:
                 summary.append((c, med["retrace"][0] / med["baseline"][0],
                                 med["retrace"][2] / med["baseline"][2],
-                                med["retrace"][1] / med["baseline"][1]))
+                                med["retrace"][1] / med["baseline"][1],
+                                med["retrace"][3] / med["baseline"][3]))
         print()
         print("| concurrency | retrace / baseline QPS (target >= 3) | retrace / baseline p99"
-              " (target <= 0.5) | p50 ratio |")
-        print("| ---: | ---: | ---: | ---: |")
-        for c, q, p99, p50 in summary:
-            print("| %d | **%.2f×** | **%.2f×** | %.2f× |" % (c, q, p99, p50))
+              " (target <= 0.5) | p50 ratio | CPU per call ratio |")
+        print("| ---: | ---: | ---: | ---: | ---: |")
+        for c, q, p99, p50, cpu in summary:
+            print("| %d | **%.2f×** | **%.2f×** | %.2f× | %.2f× |" % (c, q, p99, p50, cpu))
         print()
 
 
