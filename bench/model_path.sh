@@ -24,6 +24,8 @@
 #   IMAGES [$RETRACE_SHARED_DATA/pacs-mini]   gallery and query images
 #   VITB32_MODELS [$BUILD/models-vitb32]      made here when missing
 #   SERVER_ARGS []                extra retrace-server flags (e.g. --config FILE)
+#   SERVER_ENV []                 environment for the server only, e.g. OPENBLAS_NUM_THREADS=1
+#                                 (LibTorch's intra-op setting does not bound OpenBLAS's own pool)
 #   OUT [$BUILD/model-path/YYYYmmdd-HHMMSS]   JSON reports, /metrics scrapes, server log, table
 #   BUILD [build]
 #
@@ -45,6 +47,7 @@ shared=${RETRACE_SHARED_DATA:-$repo/../shared/data}
 IMAGES=${IMAGES:-$shared/pacs-mini}
 VITB32_MODELS=${VITB32_MODELS:-$BUILD/models-vitb32}
 SERVER_ARGS=${SERVER_ARGS:-}
+SERVER_ENV=${SERVER_ENV:-}
 OUT=${OUT:-$BUILD/model-path/$(date +%Y%m%d-%H%M%S)}
 python=/usr/bin/python3
 
@@ -85,8 +88,8 @@ trap 'exit 130' INT TERM
 
 # --- the server -----------------------------------------------------------------------------
 metrics_port=$("$python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# shellcheck disable=SC2086  # SERVER_ARGS is a list of flags
-"$BUILD/retrace-server" --models "$VITB32_MODELS" --data-dir "$data" --listen 127.0.0.1:0 \
+# shellcheck disable=SC2086  # SERVER_ENV and SERVER_ARGS are lists
+env $SERVER_ENV "$BUILD/retrace-server" --models "$VITB32_MODELS" --data-dir "$data" --listen 127.0.0.1:0 \
   --port-file "$out/port" --metrics-listen "127.0.0.1:$metrics_port" --log-level warn \
   $SERVER_ARGS 2>"$out/server.log" &
 server_pid=$!
@@ -98,7 +101,7 @@ done
 [ -s "$out/port" ] || fail "the server wrote no port file in 120 s"
 server=127.0.0.1:$(cat "$out/port")
 "$python" "$repo/bench/grpc_py.py" wait-serving "$server" --timeout 300 || fail "the server never became SERVING (see $out/server.log)"
-say "server pid $server_pid on $server, SERVING; output in $out"
+say "server pid $server_pid on $server, SERVING${SERVER_ENV:+ (with $SERVER_ENV)}; output in $out"
 
 cli() { "$BUILD/retrace" --server "$server" --timeout 300 "$@"; }
 cli collections create vitb32 >/dev/null
