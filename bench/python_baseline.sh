@@ -104,8 +104,9 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
   # The gallery: the first $items images of IMAGES, under their paths relative to it (the ids).
   local gallery=$work/gallery-$set
   mkdir -p "$gallery"
+  # awk, not head: head would stop reading, and sort's SIGPIPE would fail the pipeline (pipefail).
   (cd "$IMAGES" && find . -type f \( -iname '*.jpg' -o -iname '*.jpeg' -o -iname '*.png' \) | sort \
-     | head -n "$items") | while read -r rel; do
+     | awk -v n="$items" 'NR <= n') | while read -r rel; do
     mkdir -p "$gallery/$(dirname "$rel")"
     ln -s "$IMAGES/$rel" "$gallery/$rel"
   done
