@@ -138,9 +138,9 @@ for c in $CONCURRENCY; do
   "$python" -c 'import json,sys; t = json.load(open(sys.argv[1]))["total"]; print("model_path: server, concurrency %s: %.2f images/s, p99 %.0f ms, %d errors" % (sys.argv[2], t["qps"], t["latency_ms"]["p99"], t["errors"]))' "$out/server-c$c.json" "$c"
 done
 if [ "${PERF:-0}" = 1 ]; then
-  perf report -i "$out/perf.data" --no-children --sort dso,sym --percent-limit 1 --stdio \
+  perf report -i "$out/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 --stdio \
     >"$out/perf-report.txt" 2>/dev/null || true
-  perf report -i "$out/perf.data" --no-children --sort dso --stdio >"$out/perf-dso.txt" 2>/dev/null || true
+  perf report -i "$out/perf.data" --no-children -g none --sort dso --stdio >"$out/perf-dso.txt" 2>/dev/null || true
   say "perf profile at concurrency $last_c: $out/perf-report.txt, $out/perf-dso.txt"
 fi
 
