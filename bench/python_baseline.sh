@@ -12,6 +12,8 @@
 #   bench/python_baseline.sh                          # demo models, concurrency 8 and 32, 3 rounds
 #   MODEL_SETS="demo vitb32" bench/python_baseline.sh # also the ViT-B/32-sized CLIP
 #   ROUNDS=1 SECONDS_PER_RUN=5 bench/python_baseline.sh   # a quick look
+#   PERF=1 bench/python_baseline.sh                   # also perf record -g each server in round 1
+#                                                     # at the highest concurrency (reports in OUT)
 #
 # Environment (defaults in brackets):
 #   MODEL_SETS [demo]             demo (build/models, made when missing) and/or vitb32
@@ -64,6 +66,7 @@ for f in "$BUILD/retrace-server" "$BUILD/retrace"; do
   [ -x "$f" ] || fail "$f not found (cmake --build build)"
 done
 [ -d "$IMAGES" ] || fail "no images at $IMAGES (set IMAGES or RETRACE_SHARED_DATA)"
+if [ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null; then fail "PERF=1 but perf is not installed"; fi
 
 mkdir -p "$OUT"
 out=$(cd "$OUT" && pwd)
@@ -137,7 +140,7 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
   "$python" "$repo/bench/python_baseline/compare.py" parity --retrace "$retrace_addr" \
     --baseline "$baseline_addr" --collection bench --images "$IMAGES" | sed "s/^/python_baseline: $set: /"
 
-  local round c server addr pid cpu0 t0 run
+  local round c server addr pid cpu0 t0 run perf_pid last_c=${CONCURRENCY##* }
   for round in $(seq 1 "$ROUNDS"); do
     for c in $CONCURRENCY; do
       for server in retrace baseline; do
@@ -145,10 +148,22 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
         if [ "$server" = baseline ]; then addr=$baseline_addr; pid=$baseline_pid; fi
         run=$out/$set-$server-c$c-r$round
         cpu0=$(cpu_seconds "$pid"); t0=$(date +%s.%N)
+        perf_pid=""
+        if [ "${PERF:-0}" = 1 ] && [ "$round" = 1 ] && [ "$c" = "$last_c" ]; then
+          perf record -F 199 -g -p "$pid" -o "$run.perf.data" -- sleep "$((WARMUP_SECONDS + SECONDS_PER_RUN))" \
+            >/dev/null 2>"$run.perf.err" &
+          perf_pid=$!
+        fi
         "$BUILD/retrace" --server "$addr" --timeout 300 --json bench --collection bench \
           --images "$IMAGES" --mix search-image=1 --concurrency "$c" --duration "$SECONDS_PER_RUN" \
           --warmup "$WARMUP_SECONDS" >"$run.json" \
           || fail "retrace bench against $server at concurrency $c failed (see $run.json)"
+        if [ -n "$perf_pid" ]; then
+          wait "$perf_pid" || true
+          perf report -i "$run.perf.data" --no-children -g none --sort dso --stdio >"$run.perf-dso.txt" 2>/dev/null || true
+          perf report -i "$run.perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 --stdio \
+            >"$run.perf-sym.txt" 2>/dev/null || true
+        fi
         "$python" -c 'import json,sys; json.dump({"cpu_s": float(sys.argv[2]) - float(sys.argv[3]), "wall_s": float(sys.argv[4]) - float(sys.argv[5])}, open(sys.argv[1], "w"))' \
           "$run.cpu.json" "$(cpu_seconds "$pid")" "$cpu0" "$(date +%s.%N)" "$t0"
         "$python" -c 'import json,sys; r = json.load(open(sys.argv[1] + ".json")); t = r["total"]; u = json.load(open(sys.argv[1] + ".cpu.json")); print("python_baseline: %s round %s concurrency %s %-8s %7.1f QPS  p50 %6.1f ms  p99 %6.1f ms  %d errors  CPU %.1f ms/call, %.2f cores" % (*sys.argv[2:], t["qps"], t["latency_ms"]["p50"], t["latency_ms"]["p99"], t["errors"], 1000 * u["cpu_s"] / (t["calls"] + r["warmup_calls"]), u["cpu_s"] / u["wall_s"]))' \
