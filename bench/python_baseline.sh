@@ -25,6 +25,9 @@
 #   GALLERY_ITEMS_VITB32 [32]     fewer: indexing runs the big CLIP once per image
 #   BASELINE_WORKERS [8]          the baseline's ThreadPoolExecutor max_workers
 #   BASELINE_TORCH_THREADS [1]    the baseline's torch.set_num_threads (0: the cores)
+#   SERVER_ENV []                 environment for both servers, e.g. OPENBLAS_NUM_THREADS=1
+#                                 (neither LibTorch's nor PyTorch's thread setting bounds OpenBLAS's
+#                                 own pool, whose idle threads yield-spin on a busy machine)
 #   IMAGES [$RETRACE_SHARED_DATA/pacs-mini]   gallery and query images
 #   OUT [$BUILD/python-baseline/YYYYmmdd-HHMMSS]   JSON reports, logs, table.md
 #   BUILD [build]
@@ -49,6 +52,7 @@ GALLERY_ITEMS_DEMO=${GALLERY_ITEMS_DEMO:-100000}
 GALLERY_ITEMS_VITB32=${GALLERY_ITEMS_VITB32:-32}
 BASELINE_WORKERS=${BASELINE_WORKERS:-8}
 BASELINE_TORCH_THREADS=${BASELINE_TORCH_THREADS:-1}
+SERVER_ENV=${SERVER_ENV:-}
 shared=${RETRACE_SHARED_DATA:-$repo/../shared/data}
 IMAGES=${IMAGES:-$shared/pacs-mini}
 OUT=${OUT:-$BUILD/python-baseline/$(date +%Y%m%d-%H%M%S)}
@@ -103,7 +107,7 @@ wait_port() {
 
 run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
   local set=$1 models=$2 items=$3
-  say "== models $set ($models)"
+  say "== models $set ($models)${SERVER_ENV:+, servers run with $SERVER_ENV}"
   # The gallery: the first $items images of IMAGES, under their paths relative to it (the ids).
   local gallery=$work/gallery-$set
   mkdir -p "$gallery"
@@ -114,7 +118,8 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
     ln -s "$IMAGES/$rel" "$gallery/$rel"
   done
 
-  "$BUILD/retrace-server" --models "$models" --data-dir "$work/data-$set" --listen 127.0.0.1:0 \
+  # shellcheck disable=SC2086  # SERVER_ENV is a list of NAME=VALUE
+  env $SERVER_ENV "$BUILD/retrace-server" --models "$models" --data-dir "$work/data-$set" --listen 127.0.0.1:0 \
     --port-file "$work/retrace-$set.port" --log-level warn 2>"$out/retrace-$set.log" &
   pids+=($!)
   local retrace_pid=$! baseline_pid retrace_addr baseline_addr
@@ -127,7 +132,8 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
   "$python" "$repo/bench/python_baseline/gallery.py" --server "$retrace_addr" --collection bench \
     --images "$gallery" --out "$work/gallery-$set.npz" | sed "s/^/python_baseline: $set: /"
 
-  "$python" "$repo/bench/python_baseline/server.py" --clip "$models/clip" \
+  # shellcheck disable=SC2086
+  env $SERVER_ENV "$python" "$repo/bench/python_baseline/server.py" --clip "$models/clip" \
     --gallery "$work/gallery-$set.npz" --collection bench --port-file "$work/baseline-$set.port" \
     --workers "$BASELINE_WORKERS" --torch-threads "$BASELINE_TORCH_THREADS" \
     >"$out/baseline-$set.log" 2>&1 &
