@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# search_overhead.sh — what the server adds to a search by embedding (issue 7, a): p50 latency
+# and QPS of `retrace bench --mix search-embedding=1` (closed loop) against retrace-server, beside
+# the same searches made in-process on the same index by bench/search_overhead_bench, at the
+# same concurrency, in alternating rounds. Targets: server p50 <= 1.2x, QPS >= 0.8x in-process.
+#
+#   nice bench/search_overhead.sh                                   # 1M x 1024, Flat
+#   ITEMS=100000 INDEX=HNSW32 nice bench/search_overhead.sh
+#   ITEMS=20000 CONCURRENCY="1 8" ROUNDS=3 SECONDS_PER_ROUND=10 nice bench/search_overhead.sh
+#
+# The first run for a shape (ITEMS, DIM, INDEX, SHARDS) builds its data dir under WORK and keeps
+# it (about 2 x ITEMS x DIM x 4 bytes in the store and as much again in snapshots): demo models
+# with a DIM-sized CLIP (make_models.py --clip-dim), a server to create the collection (so its
+# model identities are the server's), then `search_overhead_bench fill` writes random unit
+# vectors, builds the indexes (printing the build rate) and saves the snapshots the server loads.
+# The image space is always Flat: a caption-match search never reads it.
+# Both sides get one OpenMP thread per search (the server's default threads.faiss_omp); the
+# server runs with its default workers (one per core). The server's calls add the gRPC round
+# trip, request validation and normalisation, and reading the 10 hits' captions from SQLite.
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BUILD:-$repo/build}
+ITEMS=${ITEMS:-1000000}
+DIM=${DIM:-1024}
+INDEX=${INDEX:-Flat}
+SHARDS=${SHARDS:-1}
+CONCURRENCY=${CONCURRENCY:-"1 8"}
+ROUNDS=${ROUNDS:-2}
+SECONDS_PER_ROUND=${SECONDS_PER_ROUND:-20}
+WARMUP=${WARMUP:-3}
+WORK=${WORK:-/tmp/retrace-search-overhead}
+MODELS=${MODELS:-$WORK/models-$DIM}
+SERVER_ARGS=${SERVER_ARGS:-}
+data=$WORK/data-$ITEMS-$DIM-$INDEX-$SHARDS
+results=$(mktemp -d "${TMPDIR:-/tmp}/retrace-search-overhead.XXXXXX")
+bench=$BUILD/bench/search_overhead_bench
+server_pid=""
+
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+cleanup() { stop_server; rm -rf "$results"; }
+trap cleanup EXIT
+
+for tool in "$BUILD/retrace-server" "$BUILD/retrace" "$bench"; do
+  [ -x "$tool" ] || { echo "search_overhead: $tool is missing (build it)" >&2; exit 1; }
+done
+mkdir -p "$WORK"
+if [ ! -f "$MODELS/clip/manifest.json" ]; then
+  /usr/bin/python3 "$repo/tools/fixtures/make_models.py" --kind demo --clip-dim "$DIM" \
+    --out "$MODELS" >/dev/null
+fi
+
+cli() { "$BUILD/retrace" --server "127.0.0.1:$(cat "$results/port")" "$@"; }
+start_server() {  # waits until the collections are loaded (the server answers before that)
+  rm -f "$results/port"
+  # shellcheck disable=SC2086
+  "$BUILD/retrace-server" --models "$MODELS" --data-dir "$data" --listen 127.0.0.1:0 \
+    --port-file "$results/port" $SERVER_ARGS >/dev/null 2>>"$WORK/server.log" &
+  server_pid=$!
+  local t0=$SECONDS
+  until [ -s "$results/port" ] && cli collections list >/dev/null 2>&1; do
+    kill -0 "$server_pid" 2>/dev/null || { echo "search_overhead: the server died; see $WORK/server.log" >&2; exit 1; }
+    sleep 1
+  done
+  echo "server ready in $((SECONDS - t0)) s" >&2
+}
+
+if [ ! -f "$data/bench-queries.f32" ]; then
+  rm -rf "$data"
+  start_server
+  cli collections create bench --shards "$SHARDS" --index "$INDEX" --image-index Flat >/dev/null
+  stop_server
+  echo "filling $data ($ITEMS x $DIM, $INDEX); this takes a while" >&2
+  "$bench" fill --data-dir "$data" --collection bench --items "$ITEMS"
+fi
+start_server
+
+inproc() {  # inproc C OUT
+  "$bench" search --data-dir "$data" --collection bench --dim "$DIM" --shards "$SHARDS" \
+    --index "$INDEX" --concurrency "$1" --duration "$SECONDS_PER_ROUND" --warmup "$WARMUP" \
+    2>/dev/null >"$2"
+}
+served() {  # served C OUT
+  cli --json bench --collection bench --concurrency "$1" --duration "$SECONDS_PER_ROUND" \
+    --warmup "$WARMUP" --mix search-embedding=1 >"$2"
+}
+echo "round  C  side            QPS     p50_ms  calls"
+for round in $(seq 1 "$ROUNDS"); do
+  for c in $CONCURRENCY; do
+    inproc "$c" "$results/inproc.$c.$round.json"
+    served "$c" "$results/server.$c.$round.json"
+    /usr/bin/python3 - "$results" "$c" "$round" <<'EOF'
+import json, sys
+d, c, r = sys.argv[1:]
+i = json.load(open(f"{d}/inproc.{c}.{r}.json"))
+s = json.load(open(f"{d}/server.{c}.{r}.json"))["total"]
+print(f"{r:>5} {c:>2}  in-process {i['qps']:10.2f} {i['p50_ms']:10.2f} {i['calls']:6}")
+print(f"{r:>5} {c:>2}  server     {s['qps']:10.2f} {s['latency_ms']['p50']:10.2f} {s['calls']:6}"
+      f"  errors {s['errors']}")
+EOF
+  done
+done
+/usr/bin/python3 - "$results" "$ROUNDS" "$CONCURRENCY" "$ITEMS" "$DIM" "$INDEX" <<'EOF'
+import json, statistics, sys
+d, rounds, cs, items, dim, index = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), *sys.argv[4:]
+print(f"\n{items} x {dim}, {index}: medians over {rounds} rounds; ratio = server / in-process")
+print("| C | in-process QPS | server QPS | QPS ratio (>= 0.8) | in-process p50 ms | server p50 ms | p50 ratio (<= 1.2) |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+for c in cs:
+    iq, sq, ip, sp = [], [], [], []
+    for r in range(1, rounds + 1):
+        i = json.load(open(f"{d}/inproc.{c}.{r}.json"))
+        s = json.load(open(f"{d}/server.{c}.{r}.json"))["total"]
+        iq.append(i["qps"]); ip.append(i["p50_ms"])
+        sq.append(s["qps"]); sp.append(s["latency_ms"]["p50"])
+    m = statistics.median
+    print(f"| {c} | {m(iq):.2f} | {m(sq):.2f} | {m(sq) / m(iq):.2f} | {m(ip):.2f} | {m(sp):.2f} | "
+          f"{m(sp) / m(ip):.2f} |")
+EOF
