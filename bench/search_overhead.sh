@@ -77,12 +77,12 @@ if [ ! -f "$data/bench-queries.f32" ]; then
   cli collections create bench --shards "$SHARDS" --index "$INDEX" --image-index Flat >/dev/null
   stop_server
   echo "filling $data ($ITEMS x $DIM, $INDEX); this takes a while" >&2
-  "$bench" fill --data-dir "$data" --collection bench --items "$ITEMS"
+  "$bench" fill --data_dir "$data" --collection bench --items "$ITEMS" | tee "$data.fill.log"
 fi
 start_server
 
 inproc() {  # inproc C OUT
-  "$bench" search --data-dir "$data" --collection bench --dim "$DIM" --shards "$SHARDS" \
+  "$bench" search --data_dir "$data" --collection bench --dim "$DIM" --shards "$SHARDS" \
     --index "$INDEX" --concurrency "$1" --duration "$SECONDS_PER_ROUND" --warmup "$WARMUP" \
     2>/dev/null >"$2"
 }
@@ -90,7 +90,7 @@ served() {  # served C OUT
   cli --json bench --collection bench --concurrency "$1" --duration "$SECONDS_PER_ROUND" \
     --warmup "$WARMUP" --mix search-embedding=1 >"$2"
 }
-echo "round  C  side            QPS     p50_ms  calls"
+echo "round  C  side            QPS    mean_ms     p50_ms     p99_ms  calls"
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CONCURRENCY; do
     inproc "$c" "$results/inproc.$c.$round.json"
@@ -100,9 +100,11 @@ import json, sys
 d, c, r = sys.argv[1:]
 i = json.load(open(f"{d}/inproc.{c}.{r}.json"))
 s = json.load(open(f"{d}/server.{c}.{r}.json"))["total"]
-print(f"{r:>5} {c:>2}  in-process {i['qps']:10.2f} {i['p50_ms']:10.2f} {i['calls']:6}")
-print(f"{r:>5} {c:>2}  server     {s['qps']:10.2f} {s['latency_ms']['p50']:10.2f} {s['calls']:6}"
-      f"  errors {s['errors']}")
+print(f"{r:>5} {c:>2}  in-process {i['qps']:10.2f} {i['mean_ms']:10.2f} {i['p50_ms']:10.2f}"
+      f" {i['p99_ms']:10.2f} {i['calls']:6}")
+l = s['latency_ms']
+print(f"{r:>5} {c:>2}  server     {s['qps']:10.2f} {l['mean']:10.2f} {l['p50']:10.2f}"
+      f" {l['p99']:10.2f} {s['calls']:6}  errors {s['errors']}")
 EOF
   done
 done
@@ -110,16 +112,17 @@ done
 import json, statistics, sys
 d, rounds, cs, items, dim, index = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), *sys.argv[4:]
 print(f"\n{items} x {dim}, {index}: medians over {rounds} rounds; ratio = server / in-process")
-print("| C | in-process QPS | server QPS | QPS ratio (>= 0.8) | in-process p50 ms | server p50 ms | p50 ratio (<= 1.2) |")
-print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("| C | in-process QPS | server QPS | QPS ratio (>= 0.8) | in-process p50 ms | server p50 ms "
+      "| p50 ratio (<= 1.2) | mean ratio |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for c in cs:
-    iq, sq, ip, sp = [], [], [], []
+    iq, sq, ip, sp, im, sm = [], [], [], [], [], []
     for r in range(1, rounds + 1):
         i = json.load(open(f"{d}/inproc.{c}.{r}.json"))
         s = json.load(open(f"{d}/server.{c}.{r}.json"))["total"]
-        iq.append(i["qps"]); ip.append(i["p50_ms"])
-        sq.append(s["qps"]); sp.append(s["latency_ms"]["p50"])
+        iq.append(i["qps"]); ip.append(i["p50_ms"]); im.append(i["mean_ms"])
+        sq.append(s["qps"]); sp.append(s["latency_ms"]["p50"]); sm.append(s["latency_ms"]["mean"])
     m = statistics.median
     print(f"| {c} | {m(iq):.2f} | {m(sq):.2f} | {m(sq) / m(iq):.2f} | {m(ip):.2f} | {m(sp):.2f} | "
-          f"{m(sp) / m(ip):.2f} |")
+          f"{m(sp) / m(ip):.2f} | {m(sm) / m(im):.2f} |")
 EOF

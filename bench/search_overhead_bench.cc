@@ -2,8 +2,8 @@
 // search by embedding costs when FAISS is called directly, to set beside the same searches made
 // through retrace-server. A benchmark, not a test.
 //
-//   search_overhead_bench fill --data-dir D --collection bench --items 1000000
-//   search_overhead_bench search --data-dir D --collection bench --dim 1024 --index Flat
+//   search_overhead_bench fill --data_dir D --collection bench --items 1000000
+//   search_overhead_bench search --data_dir D --collection bench --dim 1024 --index Flat
 //       --concurrency 8 --duration 20 --warmup 3
 //
 // fill: the collection must exist in D's store already, created by the server (so its model
@@ -17,7 +17,7 @@
 // path; it reads no store, so the server may hold D's lock meanwhile) and searches it in a
 // closed loop from --concurrency threads, counting as `retrace bench` does (calls started in
 // the --duration after --warmup; p50 by nearest rank). Prints one JSON object.
-// Each search thread gets --omp-threads OpenMP threads, as the server's workers get
+// Each search thread gets --omp_threads OpenMP threads, as the server's workers get
 // threads.faiss_omp (default 1).
 #include <omp.h>
 
@@ -221,10 +221,14 @@ int Search(const std::string& data_dir, const std::string& name) {
     return all[std::max<size_t>(rank, 1) - 1];
   };
   const double seconds = absl::GetFlag(FLAGS_duration);
+  double sum = 0;
+  for (double ms : all) sum += ms;
   std::printf("{\"concurrency\": %d, \"calls\": %zu, \"errors\": %d, \"qps\": %.3f, "
-              "\"p50_ms\": %.3f, \"p99_ms\": %.3f, \"index\": \"%s\", \"vectors\": %zu}\n",
-              concurrency, all.size(), errors.load(), all.size() / seconds, percentile(50),
-              percentile(99), record.caption_index.c_str(), index.size());
+              "\"mean_ms\": %.3f, \"p50_ms\": %.3f, \"p99_ms\": %.3f, \"index\": \"%s\", "
+              "\"vectors\": %zu}\n",
+              concurrency, all.size(), errors.load(), all.size() / seconds,
+              all.empty() ? 0.0 : sum / all.size(), percentile(50), percentile(99),
+              record.caption_index.c_str(), index.size());
   return errors.load() == 0 ? 0 : 1;
 }
 
@@ -236,7 +240,7 @@ int main(int argc, char** argv) {
   const std::string data_dir = absl::GetFlag(FLAGS_data_dir);
   const std::string command = args.size() == 2 ? args[1] : "";
   if (data_dir.empty() || (command != "fill" && command != "search")) {
-    std::fprintf(stderr, "usage: search_overhead_bench fill|search --data-dir DIR [flags]; "
+    std::fprintf(stderr, "usage: search_overhead_bench fill|search --data_dir DIR [flags]; "
                          "--helpfull lists them\n");
     return 2;
   }
