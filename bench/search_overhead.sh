@@ -86,11 +86,15 @@ inproc() {  # inproc C OUT
     --index "$INDEX" --concurrency "$1" --duration "$SECONDS_PER_ROUND" --warmup "$WARMUP" \
     2>/dev/null >"$2"
 }
-served() {  # served C OUT
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$server_pid/stat"; }  # utime + stime
+served() {  # served C OUT; the server's CPU time over the run goes to OUT.cpu (ticks, hz)
+  local before
+  before=$(cpu_ticks)
   cli --json bench --collection bench --concurrency "$1" --duration "$SECONDS_PER_ROUND" \
     --warmup "$WARMUP" --mix search-embedding=1 >"$2"
+  echo $(( $(cpu_ticks) - before )) "$(getconf CLK_TCK)" >"$2.cpu"
 }
-echo "round  C  side            QPS    mean_ms     p50_ms     p99_ms  calls"
+echo "round  C  side            QPS    mean_ms     p50_ms     p99_ms  cpu_ms/call  calls"
 for round in $(seq 1 "$ROUNDS"); do
   for c in $CONCURRENCY; do
     inproc "$c" "$results/inproc.$c.$round.json"
@@ -101,10 +105,18 @@ d, c, r = sys.argv[1:]
 i = json.load(open(f"{d}/inproc.{c}.{r}.json"))
 s = json.load(open(f"{d}/server.{c}.{r}.json"))["total"]
 print(f"{r:>5} {c:>2}  in-process {i['qps']:10.2f} {i['mean_ms']:10.2f} {i['p50_ms']:10.2f}"
-      f" {i['p99_ms']:10.2f} {i['calls']:6}")
+      f" {i['p99_ms']:10.2f} {i['cpu_ms_per_call']:12.2f} {i['calls']:6}")
+# The server's CPU per call: its CPU time over the run / (calls + warm-up calls + 1), the 1
+# being the text search retrace bench makes first, to find stored embeddings to query with.
+def server_cpu_ms(path):
+    r = json.load(open(path))
+    ticks, hz = map(int, open(path + ".cpu").read().split())
+    return ticks * 1000.0 / hz / (r["total"]["calls"] + r["warmup_calls"] + 1)
+cpu = server_cpu_ms(f"{d}/server.{c}.{r}.json")
+open(f"{d}/server.{c}.{r}.cpu_ms", "w").write(str(cpu))
 l = s['latency_ms']
 print(f"{r:>5} {c:>2}  server     {s['qps']:10.2f} {l['mean']:10.2f} {l['p50']:10.2f}"
-      f" {l['p99']:10.2f} {s['calls']:6}  errors {s['errors']}")
+      f" {l['p99']:10.2f} {cpu:12.2f} {s['calls']:6}  errors {s['errors']}")
 EOF
   done
 done
@@ -113,16 +125,18 @@ import json, statistics, sys
 d, rounds, cs, items, dim, index = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), *sys.argv[4:]
 print(f"\n{items} x {dim}, {index}: medians over {rounds} rounds; ratio = server / in-process")
 print("| C | in-process QPS | server QPS | QPS ratio (>= 0.8) | in-process p50 ms | server p50 ms "
-      "| p50 ratio (<= 1.2) | mean ratio |")
-print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+      "| p50 ratio (<= 1.2) | mean ratio | CPU/call ratio |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 for c in cs:
-    iq, sq, ip, sp, im, sm = [], [], [], [], [], []
+    iq, sq, ip, sp, im, sm, ic, sc = [], [], [], [], [], [], [], []
     for r in range(1, rounds + 1):
         i = json.load(open(f"{d}/inproc.{c}.{r}.json"))
         s = json.load(open(f"{d}/server.{c}.{r}.json"))["total"]
         iq.append(i["qps"]); ip.append(i["p50_ms"]); im.append(i["mean_ms"])
         sq.append(s["qps"]); sp.append(s["latency_ms"]["p50"]); sm.append(s["latency_ms"]["mean"])
+        ic.append(i["cpu_ms_per_call"])
+        sc.append(float(open(f"{d}/server.{c}.{r}.cpu_ms").read()))
     m = statistics.median
     print(f"| {c} | {m(iq):.2f} | {m(sq):.2f} | {m(sq) / m(iq):.2f} | {m(ip):.2f} | {m(sp):.2f} | "
-          f"{m(sp) / m(ip):.2f} | {m(sm) / m(im):.2f} |")
+          f"{m(sp) / m(ip):.2f} | {m(sm) / m(im):.2f} | {m(sc) / m(ic):.2f} |")
 EOF
