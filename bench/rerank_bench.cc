@@ -4,7 +4,7 @@
 //   make_models.py --kind demo --clip-dim 512 --out build/bench-models-512
 //   taskset -c 0 build/bench/rerank_bench --models build/bench-models-512
 //
-// Two figures per N, side by side:
+// Three benchmarks per N, run side by side:
 //   BM_RerankStage   the engine's whole `rerank` stage (stage_observer.h), timed by the engine
 //                    itself inside a real PROVENANCE Search by embedding: reading the N candidates
 //                    from the SQLite store, building their image-space vectors, the three inner
@@ -17,15 +17,16 @@
 // BM_RerankStage's time is the stage's wall time as the engine measures it; its counters give
 // the stage's CPU time on the thread (robust to neighbours on the core) and how much of it is
 // the store read (a timing decorator over the store) and the rest, so they say where it goes.
-// The collection (--items random unit vectors, CLIP --clip-dim from the models, the demo image
-// encoder's 48) is written to a temporary store once per run; the models only embed Q_t.
+// The collection (--items random unit vectors: CLIP's size from the models, 512 with the
+// command above, and the demo image encoder's 48) is written to a temporary store once per run
+// (or kept in --dir); the models only embed Q_t.
 // Single-threaded: FAISS's OpenMP and LibTorch get one thread, shards are 1, so pinning with
 // taskset -c 0 measures one core.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 #include <time.h>
 
-
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>

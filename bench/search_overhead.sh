@@ -4,9 +4,16 @@
 # the same searches made in-process on the same index by bench/search_overhead_bench, at the
 # same concurrency, in alternating rounds. Targets: server p50 <= 1.2x, QPS >= 0.8x in-process.
 #
-#   nice bench/search_overhead.sh                                   # 1M x 1024, Flat
-#   ITEMS=100000 INDEX=HNSW32 nice bench/search_overhead.sh
-#   ITEMS=20000 CONCURRENCY="1 8" ROUNDS=3 SECONDS_PER_ROUND=10 nice bench/search_overhead.sh
+#   ROUNDS=2 SECONDS_PER_ROUND=30 nice bench/search_overhead.sh     # 1M x 1024, Flat
+#   ITEMS=1000000 INDEX=HNSW32 nice bench/search_overhead.sh         # hours to build on 2 cores
+#   ITEMS=20000 INDEX=HNSW32 ROUNDS=3 SECONDS_PER_ROUND=10 nice bench/search_overhead.sh
+#
+# Prints each round's QPS, mean/p50/p99 latency and CPU time per call of both sides, then a
+# markdown table of medians and server / in-process ratios. CPU per call (the process's CPU
+# time over its calls; for the server, from /proc over the run) is the figure that neighbours
+# on a shared machine stretch least. Above the core count, p50 compares unlike things: FIFO
+# queueing in the server's worker pool against the OS time-slicing C in-process threads (which
+# leaves most calls fast and a few very slow); compare the mean latency (C / QPS) there.
 #
 # The first run for a shape (ITEMS, DIM, INDEX, SHARDS) builds its data dir under WORK and keeps
 # it (about 2 x ITEMS x DIM x 4 bytes in the store and as much again in snapshots): demo models
