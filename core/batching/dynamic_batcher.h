@@ -1,7 +1,7 @@
 // dynamic_batcher.h — groups concurrent requests to one model (or one index) into batches.
 //
-// Callers on many threads submit inputs; one batcher thread takes them off two queues and runs
-// them through a batch function, max_batch_size at a time. It starts a batch as soon as
+// Callers on many threads submit inputs; the batcher's thread (or threads) takes them off two
+// queues and runs them through a batch function, max_batch_size at a time. It starts a batch as soon as
 // max_batch_size inputs wait, or when the oldest waiting input has waited max_queue_delay, so a
 // lone request pays at most that delay and a busy server fills its batches (Triton's dynamic
 // batcher, in one class). Around that:
@@ -18,8 +18,10 @@
 // batches; the caller gets every result at once.
 //
 // Thread-safety: Submit and Run are safe from any thread. The batch function runs on the
-// batcher's own thread only, one batch at a time, so it may keep per-thread settings (LibTorch
-// intra-op threads, OpenMP). The destructor runs every input already queued, then joins.
+// batcher's own threads only — one batch at a time per thread, `threads` batches at most at
+// once — so it may keep per-thread settings (LibTorch intra-op threads, OpenMP); with more than
+// one thread it must be safe to call concurrently. The destructor runs every input already
+// queued, then joins.
 //
 //   DynamicBatcher<std::string, int> lengths({.name = "length"}, [](const std::vector<std::string>& in) {
 //     std::vector<int> out; for (auto& s : in) out.push_back(s.size()); return out; });
@@ -58,7 +60,11 @@ struct BatcherOptions {
   // whatever waits when the batcher thread is free (batches still form under load).
   absl::Duration max_queue_delay = absl::Milliseconds(2);
   int max_queue_size = 4096;        // inputs waiting per lane; >= max_batch_size
-  // Run first on the batcher's thread (per-thread settings such as LibTorch's or OpenMP's
+  // Batches that may run at once, each on its own thread. One suits a model that uses every
+  // core for one batch; more suit work that is cheap per input and runs on one core each (an
+  // HNSW search), where a batch of one must not wait behind another.
+  int threads = 1;
+  // Run first on each of the batcher's threads (per-thread settings such as LibTorch's or OpenMP's
   // thread counts); may be null.
   std::function<void()> on_start;
 };
@@ -85,17 +91,19 @@ class DynamicBatcher {
       : options_(std::move(options)), run_(std::move(run)) {
     options_.max_batch_size = std::max(1, options_.max_batch_size);
     options_.max_queue_size = std::max(options_.max_batch_size, options_.max_queue_size);
-    thread_ = std::thread([this] {
-      if (options_.on_start) options_.on_start();
-      Loop();
-    });
+    for (int i = 0; i < std::max(1, options_.threads); ++i) {
+      threads_.emplace_back([this] {
+        if (options_.on_start) options_.on_start();
+        Loop();
+      });
+    }
   }
   ~DynamicBatcher() {
     {
       absl::MutexLock lock(&mu_);
       stopping_ = true;
     }
-    thread_.join();
+    for (std::thread& t : threads_) t.join();
   }
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
@@ -162,6 +170,7 @@ class DynamicBatcher {
   const BatcherOptions& options() const { return options_; }
 
  private:
+  // Group: one Submit's inputs. Its fields change under mu_ until its last input is recorded.
   struct Group {
     std::vector<Out> outputs;
     size_t remaining = 0;
@@ -235,15 +244,21 @@ class DynamicBatcher {
     }
   }
 
-  // Finish records an input's output or error, and completes its group when it was the last.
-  static void Finish(Entry& entry, absl::StatusOr<Out> result) {
+  // Record stores an input's output or error in its group and returns the group when that was
+  // its last input (the caller then calls Complete, outside the lock). Under mu_ because a group
+  // split over batches that run at once is finished from several threads.
+  std::shared_ptr<Group> Record(Entry& entry, absl::StatusOr<Out> result)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     Group& group = *entry.group;
     if (result.ok()) {
       group.outputs[entry.index] = std::move(*result);
     } else if (group.error.ok()) {
       group.error = result.status();
     }
-    if (--group.remaining > 0) return;
+    return --group.remaining == 0 ? entry.group : nullptr;
+  }
+
+  static void Complete(Group& group) {
     if (group.error.ok()) {
       group.done(std::move(group.outputs));
     } else {
@@ -283,11 +298,17 @@ class DynamicBatcher {
           stats_.max_batch_seen = std::max(stats_.max_batch_seen, static_cast<int>(batch.size()));
         }
       }
-      for (Entry& entry : expired) {
-        Finish(entry, absl::DeadlineExceededError(absl::StrCat(
-                          "the deadline passed while waiting for the ", options_.name,
-                          " batcher; the work was not run")));
+      std::vector<std::shared_ptr<Group>> completed;
+      if (!expired.empty()) {
+        const absl::Status late = absl::DeadlineExceededError(
+            absl::StrCat("the deadline passed while waiting for the ", options_.name,
+                         " batcher; the work was not run"));
+        absl::MutexLock lock(&mu_);
+        for (Entry& entry : expired) {
+          if (auto group = Record(entry, late)) completed.push_back(std::move(group));
+        }
       }
+      for (auto& group : completed) Complete(*group);
       if (batch.empty()) continue;
       std::vector<In> inputs;
       inputs.reserve(batch.size());
@@ -298,13 +319,16 @@ class DynamicBatcher {
                                                    outputs->size(), " outputs for ", batch.size(),
                                                    " inputs"));
       }
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (outputs.ok()) {
-          Finish(batch[i], std::move((*outputs)[i]));
-        } else {
-          Finish(batch[i], outputs.status());
+      completed.clear();
+      {
+        absl::MutexLock lock(&mu_);
+        for (size_t i = 0; i < batch.size(); ++i) {
+          auto group = outputs.ok() ? Record(batch[i], std::move((*outputs)[i]))
+                                    : Record(batch[i], outputs.status());
+          if (group) completed.push_back(std::move(group));
         }
       }
+      for (auto& group : completed) Complete(*group);
     }
   }
 
@@ -314,7 +338,7 @@ class DynamicBatcher {
   std::deque<Entry> queues_[2] ABSL_GUARDED_BY(mu_);  // by Lane
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   BatcherStats stats_ ABSL_GUARDED_BY(mu_);
-  std::thread thread_;
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace retrace::batching

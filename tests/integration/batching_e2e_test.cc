@@ -41,7 +41,7 @@ std::string WriteBatchingConfig(const std::string& dir) {
                       << "  clip_text { max_batch_size: " << kQueries
                       << " max_queue_delay_us: 1000000 }\n"
                       << "  search { max_batch_size: " << kQueries
-                      << " max_queue_delay_us: 1000000 }\n"
+                      << " max_queue_delay_us: 1000000 threads: 1 }\n"
                       << "  clip_image { max_batch_size: 64 max_queue_delay_us: 1000000 }\n"
                       << "}\n";
   return path;

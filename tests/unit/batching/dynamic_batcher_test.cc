@@ -282,6 +282,68 @@ TEST(DynamicBatcherTest, TheDestructorRunsEverythingQueued) {
   for (auto& [tag, r] : done) EXPECT_TRUE(r.ok());
 }
 
+TEST(DynamicBatcherTest, WithTwoThreadsABatchDoesNotWaitBehindARunningOne) {
+  absl::Mutex mu;
+  bool open = false;
+  BatcherOptions options = Options(1);
+  options.threads = 2;
+  Results results;
+  {
+    DynamicBatcher<int, int> b(options, [&](const std::vector<int>& in)
+                                            -> absl::StatusOr<std::vector<int>> {
+      if (in[0] == 0) {  // input 0 holds its thread until the test opens the gate
+        absl::MutexLock lock(&mu);
+        mu.Await(absl::Condition(&open));
+      }
+      return std::vector<int>{in[0] + 100};
+    });
+    SubmitOk(b, {0}, Lane::kInteractive, results, 0);
+    // Runs on the second thread while the first is held; a group split over both threads.
+    absl::StatusOr<std::vector<int>> r = b.Run({1, 2, 3}, Lane::kBulk, kNoDeadline);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_THAT(*r, ElementsAre(101, 102, 103));
+    EXPECT_TRUE(results.Get().empty());  // input 0 still runs
+    {
+      absl::MutexLock lock(&mu);
+      open = true;
+    }
+    results.WaitFor(1);
+  }
+  ASSERT_EQ(results.Get().size(), 1u);
+  EXPECT_THAT(*results.Get()[0].second, ElementsAre(100));
+}
+
+TEST(DynamicBatcherTest, GroupsSplitOverConcurrentBatchesKeepTheirOrder) {
+  BatcherOptions options = Options(3);
+  options.threads = 3;
+  DynamicBatcher<int, int> b(options, [](const std::vector<int>& in)
+                                          -> absl::StatusOr<std::vector<int>> {
+    std::vector<int> out;
+    for (int x : in) out.push_back(-x);
+    return out;
+  });
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 6; ++t) {
+    threads.emplace_back([&, t] {
+      for (int c = 0; c < 100; ++c) {
+        std::vector<int> in;
+        for (int i = 0; i < 1 + (t + c) % 7; ++i) in.push_back(t * 100000 + c * 10 + i);
+        auto r = b.Run(in, t % 2 ? Lane::kBulk : Lane::kInteractive, kNoDeadline);
+        if (!r.ok() || r->size() != in.size()) {
+          ++wrong;
+          continue;
+        }
+        for (size_t i = 0; i < in.size(); ++i) {
+          if ((*r)[i] != -in[i]) ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+}
+
 TEST(DynamicBatcherTest, AnEmptyGroupIsDoneAtOnce) {
   Recorder recorder;
   DynamicBatcher<int, int> b(Options(4), std::ref(recorder));

@@ -29,7 +29,9 @@ TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
   EXPECT_FALSE(c.batching().disabled());
   EXPECT_EQ(c.threads().workers(), std::max(32, 4 * kCores));
   EXPECT_EQ(c.threads().torch_intra_op(), kCores);
-  EXPECT_EQ(c.threads().faiss_omp(), kCores);
+  EXPECT_EQ(c.threads().faiss_omp(), 1);
+  EXPECT_EQ(c.batching().search().threads(), kCores);
+  EXPECT_EQ(c.batching().clip_image().threads(), 1);
   EXPECT_EQ(c.batching().clip_image().max_batch_size(), 32);
   EXPECT_EQ(c.batching().clip_image().max_queue_delay_us(), 2000);
   EXPECT_EQ(c.batching().captioner().max_batch_size(), 16);
@@ -42,6 +44,7 @@ TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
   EXPECT_EQ(o.batching.clip_text.max_batch_size, 64);
   EXPECT_EQ(o.batching.clip_text.max_queue_delay, absl::Milliseconds(1));
   EXPECT_EQ(o.batching.captioner.max_queue_size, 4096);
+  EXPECT_EQ(o.batching.search.threads, kCores);
 }
 
 TEST(ServerConfigTest, OmpNumThreadsIsTheDefaultOfTheIntraOpThreads) {
@@ -88,6 +91,8 @@ TEST(ServerConfigTest, BadBatcherSettingsAreRefusedNamingTheField) {
                 "batching.image_encoder.max_queue_size = 10 is not in 64"},
            Case{"batching { clip_image { max_batch_size: 128 max_queue_size: 100 } }",
                 "batching.clip_image.max_queue_size = 100 is not in 128"},
+           Case{"batching { search { threads: 1000 } }",
+                "batching.search.threads = 1000 is not in 1..256"},
        }) {
     const absl::Status s = ValidateServerConfig(Parse(c.text));
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.text;
