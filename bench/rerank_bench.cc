@@ -112,6 +112,10 @@ class GetItemsTimer : public store::ItemStore {
     last_cpu_seconds_ = ThreadCpuSeconds() - start;
     return items;
   }
+  absl::StatusOr<std::vector<std::optional<store::StoredItem>>> GetItemsWithoutEmbeddings(
+      const std::string& collection, const std::vector<std::string>& ids) const override {
+    return store_->GetItemsWithoutEmbeddings(collection, ids);
+  }
   absl::StatusOr<int64_t> CreateCollection(const store::CollectionRecord& record) override {
     return store_->CreateCollection(record);
   }

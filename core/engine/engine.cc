@@ -525,7 +525,7 @@ absl::StatusOr<std::vector<size_t>> Engine::FindUnchanged(const std::string& col
   if (unchanged.empty()) return unchanged;
   // Their stored captions go back in the results, as for a fresh write.
   RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
-                           store_->GetItems(collection, same_ids));
+                           store_->GetItemsWithoutEmbeddings(collection, same_ids));
   for (size_t k = 0; k < unchanged.size(); ++k) {
     results[unchanged[k]].unchanged = true;
     if (records[k].has_value()) results[unchanged[k]].caption = records[k]->caption;

@@ -219,7 +219,7 @@ absl::StatusOr<std::vector<SearchHit>> Engine::Hydrate(const std::string& collec
     owners.push_back(i);
   }
   RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
-                           store_->GetItems(collection, ids));
+                           store_->GetItemsWithoutEmbeddings(collection, ids));
   std::vector<bool> deleted(hits.size(), false);
   for (size_t k = 0; k < owners.size(); ++k) {
     SearchHit& hit = hits[owners[k]];

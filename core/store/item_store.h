@@ -90,6 +90,12 @@ class ItemStore {
   virtual absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItems(
       const std::string& collection, const std::vector<std::string>& ids) const = 0;
 
+  // GetItemsWithoutEmbeddings is GetItems with every embedding left empty: ids, hashes,
+  // captions and attributes only, for callers that show items (search hits) rather than score
+  // them. It reads far less: the embeddings are most of a stored row.
+  virtual absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItemsWithoutEmbeddings(
+      const std::string& collection, const std::vector<std::string>& ids) const = 0;
+
   // GetContentHashes returns, per id in order, the stored item's content_hash; nullopt for an
   // id that is not stored. Reads no embeddings. NOT_FOUND if the collection is absent.
   virtual absl::StatusOr<std::vector<std::optional<uint64_t>>> GetContentHashes(

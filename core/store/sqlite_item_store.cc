@@ -416,14 +416,27 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
 
 absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::GetItems(
     const std::string& collection, const std::vector<std::string>& ids) const {
+  return ReadItems(collection, ids, /*embeddings=*/true);
+}
+
+absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::GetItemsWithoutEmbeddings(
+    const std::string& collection, const std::vector<std::string>& ids) const {
+  return ReadItems(collection, ids, /*embeddings=*/false);
+}
+
+absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::ReadItems(
+    const std::string& collection, const std::vector<std::string>& ids, bool embeddings) const {
   absl::MutexLock lock(&read_mu_);
   Connection& conn = *reader_;
   Transaction txn(&conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
+  // The embeddings are the row's last columns, so leaving them out leaves their pages unread.
   RETRACE_ASSIGN_OR_RETURN(
-      Statement stmt, conn.Prepare(absl::StrCat("SELECT ", internal::kItemColumns,
-                                                " FROM items WHERE collection = ?1 AND id = ?2")));
+      Statement stmt,
+      conn.Prepare(absl::StrCat("SELECT ",
+                                embeddings ? internal::kItemColumns : internal::kItemTextColumns,
+                                " FROM items WHERE collection = ?1 AND id = ?2")));
   std::vector<std::optional<StoredItem>> found;
   found.reserve(ids.size());
   for (const std::string& id : ids) {
@@ -431,7 +444,9 @@ absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::GetItems
     stmt.BindBytes(2, id);
     int rc = stmt.Step();
     if (rc == SQLITE_ROW) {
-      RETRACE_ASSIGN_OR_RETURN(StoredItem item, internal::ReadItem(stmt, 0, collection));
+      RETRACE_ASSIGN_OR_RETURN(StoredItem item,
+                               embeddings ? internal::ReadItem(stmt, 0, collection)
+                                          : internal::ReadItemText(stmt, 0, collection));
       found.emplace_back(std::move(item));
     } else if (rc == SQLITE_DONE) {
       found.emplace_back(std::nullopt);

@@ -89,6 +89,8 @@ class SqliteItemStore final : public ItemStore {
   // GetItems: see ItemStore. All ids are read from one snapshot.
   absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItems(
       const std::string& collection, const std::vector<std::string>& ids) const override;
+  absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItemsWithoutEmbeddings(
+      const std::string& collection, const std::vector<std::string>& ids) const override;
   // GetContentHashes: see ItemStore. All ids are read from one snapshot; one index lookup and
   // the row's first page each, never the embeddings' overflow pages.
   absl::StatusOr<std::vector<std::optional<uint64_t>>> GetContentHashes(
@@ -124,6 +126,8 @@ class SqliteItemStore final : public ItemStore {
   absl::Status CompactDeletions(const std::string& collection, int64_t up_to_seq) override;
 
  private:
+  absl::StatusOr<std::vector<std::optional<StoredItem>>> ReadItems(
+      const std::string& collection, const std::vector<std::string>& ids, bool embeddings) const;
   SqliteItemStore(int lock_fd, std::unique_ptr<internal::Connection> writer,
                   std::unique_ptr<internal::Connection> reader, int64_t last_seq);
 

@@ -29,6 +29,19 @@ absl::StatusOr<StoredItem> ReadItem(Statement& stmt, int col, const std::string&
   return item;
 }
 
+absl::StatusOr<StoredItem> ReadItemText(Statement& stmt, int col, const std::string& collection) {
+  StoredItem item;
+  item.id = std::string(stmt.ColumnBytes(col));
+  item.content_hash = LoadedHash(stmt.ColumnInt64(col + 1));
+  item.caption = std::string(stmt.ColumnBytes(col + 2));
+  if (absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 3), &item.attributes);
+      !status.ok()) {
+    return absl::DataLossError(
+        absl::StrCat("item ", Quote(item.id), " of ", Quote(collection), ": ", status.message()));
+  }
+  return item;
+}
+
 absl::Status CheckCollection(Connection& conn, const std::string& name) {
   RETRACE_ASSIGN_OR_RETURN(Statement stmt,
                            conn.Prepare("SELECT 1 FROM collections WHERE name = ?1"));

@@ -26,12 +26,17 @@ namespace retrace::store::internal {
 inline constexpr char kItemColumns[] =
     "id, content_hash, caption, attributes, clip_image, caption_text, image_features";
 
+// kItemTextColumns: kItemColumns without the embeddings, in ReadItemText's order.
+inline constexpr char kItemTextColumns[] = "id, content_hash, caption, attributes";
+
 // Quote renders caller bytes for a message: C-escaped, in single quotes.
 std::string Quote(absl::string_view bytes);
 
 // ReadItem decodes the current row of `stmt`, whose columns from `col` on are kItemColumns.
 // DATA_LOSS naming the item and `collection` if a stored BLOB is malformed.
 absl::StatusOr<StoredItem> ReadItem(Statement& stmt, int col, const std::string& collection);
+// ReadItemText decodes a row whose columns from `col` on are kItemTextColumns.
+absl::StatusOr<StoredItem> ReadItemText(Statement& stmt, int col, const std::string& collection);
 
 // CheckCollection returns OK if `name` is a collection, else NOT_FOUND.
 absl::Status CheckCollection(Connection& conn, const std::string& name);

@@ -125,6 +125,23 @@ TEST(SqliteItemStoreTest, RoundTripsItemsByteExact) {
     const StoredItem& want = i == 1 ? expected[4] : expected[i - 2];
     EXPECT_TRUE(SameItem(want, *(*got)[i]));
   }
+
+  // Without embeddings: the same items and order, every embedding empty.
+  auto texts = store->GetItemsWithoutEmbeddings(collection, ids);
+  ASSERT_TRUE(texts.ok()) << texts.status();
+  ASSERT_EQ(texts->size(), ids.size());
+  EXPECT_FALSE((*texts)[0].has_value());
+  EXPECT_FALSE((*texts)[6].has_value());
+  for (int i : {1, 2, 3, 4, 5}) {
+    ASSERT_TRUE((*texts)[i].has_value()) << i;
+    StoredItem want = i == 1 ? expected[4] : expected[i - 2];
+    want.clip_image.clear();
+    want.caption_text.clear();
+    want.image_features.clear();
+    EXPECT_TRUE(SameItem(want, *(*texts)[i])) << i;
+  }
+  EXPECT_EQ(store->GetItemsWithoutEmbeddings("nope", ids).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST(SqliteItemStoreTest, UpsertReplacesKeepsCountAndCreatedAt) {
