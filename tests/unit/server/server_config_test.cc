@@ -28,7 +28,7 @@ TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
   ASSERT_TRUE(ValidateServerConfig(c).ok());
   EXPECT_FALSE(c.batching().disabled());
   EXPECT_EQ(c.threads().workers(), std::max(32, 4 * kCores));
-  EXPECT_EQ(c.threads().torch_intra_op(), kCores);
+  EXPECT_EQ(c.threads().torch_intra_op(), std::max(1, kCores / 2));
   EXPECT_EQ(c.threads().faiss_omp(), 1);
   EXPECT_EQ(c.batching().search().threads(), kCores);
   EXPECT_EQ(c.batching().clip_image().threads(), 1);
