@@ -39,6 +39,7 @@
 #include "core/engine/engine.h"
 #include "core/models/torch/torchscript_module.h"
 #include "core/search/rerank.h"
+#include "bench/random_items.h"
 #include "core/store/sqlite_item_store.h"
 #include "server/model_folder.h"
 #include "spdlog/sinks/null_sink.h"
@@ -50,18 +51,6 @@ ABSL_FLAG(std::string, dir, "", "store directory (default: a new temporary one, 
 
 namespace retrace {
 namespace {
-
-std::vector<float> RandomUnit(std::mt19937& rng, size_t dim) {
-  std::normal_distribution<float> normal;
-  std::vector<float> v(dim);
-  double norm = 0;
-  for (float& x : v) {
-    x = normal(rng);
-    norm += double{x} * x;
-  }
-  for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
-  return v;
-}
 
 void Check(const absl::Status& s, const char* what) {
   if (s.ok()) return;
@@ -188,12 +177,8 @@ void FillStore(const std::string& dir, const store::CollectionRecord& record, in
   for (int64_t begin = 0; begin < items; begin += 1000) {
     std::vector<store::StoredItem> batch;
     for (int64_t i = begin; i < std::min(items, begin + 1000); ++i) {
-      store::StoredItem item;
-      item.id = absl::StrCat("item-", i);
+      store::StoredItem item = bench::RandomItem(rng, i, record.caption_dim, encoder_dim);
       item.caption = absl::StrCat("a caption of item ", i);  // read back into every hit
-      item.caption_text = RandomUnit(rng, record.caption_dim);
-      item.clip_image = RandomUnit(rng, record.caption_dim);
-      if (encoder_dim > 0) item.image_features = RandomUnit(rng, encoder_dim);
       batch.push_back(std::move(item));
     }
     Check((*store)->PutItems(record.name, std::move(batch)).status(), "filling the store");
@@ -243,7 +228,7 @@ engine::SearchQuery ProvenanceQuery(int candidates, int image_dim) {
   std::mt19937 rng(11);
   engine::SearchQuery query;
   query.kind = engine::SearchQuery::Kind::kEmbedding;
-  query.embedding = RandomUnit(rng, image_dim);
+  query.embedding = bench::RandomUnit(rng, image_dim);
   query.mode = engine::SearchMode::kProvenance;
   query.query_caption = "a photo of a dog on a beach";  // Q_t: w2 > 0 needs one
   query.provenance.candidates = candidates;

@@ -38,6 +38,7 @@
 #include "core/engine/collection_index.h"
 #include "core/engine/image_space.h"
 #include "core/index/sharded_index.h"
+#include "bench/random_items.h"
 #include "core/store/sqlite_item_store.h"
 
 ABSL_FLAG(std::string, data_dir, "", "the server's data folder");
@@ -70,18 +71,6 @@ double ProcessCpuSeconds() {
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
-}
-
-std::vector<float> RandomUnit(std::mt19937& rng, size_t dim) {
-  std::normal_distribution<float> normal;
-  std::vector<float> v(dim);
-  double norm = 0;
-  for (float& x : v) {
-    x = normal(rng);
-    norm += double{x} * x;
-  }
-  for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
-  return v;
 }
 
 void Check(const absl::Status& s, const std::string& what) {
@@ -120,13 +109,7 @@ int Fill(const std::string& data_dir, const std::string& name) {
   for (int64_t begin = 0; begin < items; begin += 1024) {
     std::vector<store::StoredItem> batch;
     for (int64_t i = begin; i < std::min(items, begin + 1024); ++i) {
-      store::StoredItem item;
-      item.id = absl::StrCat("item-", i);
-      item.caption = absl::StrCat("caption ", i);
-      item.caption_text = RandomUnit(rng, clip_dim);
-      item.clip_image = RandomUnit(rng, clip_dim);
-      if (encoder_dim > 0) item.image_features = RandomUnit(rng, encoder_dim);
-      batch.push_back(std::move(item));
+      batch.push_back(bench::RandomItem(rng, i, clip_dim, encoder_dim));
     }
     Check(store.PutItems(name, std::move(batch)).status(), "writing items");
     if ((begin / 1024) % 50 == 0) {

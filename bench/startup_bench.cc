@@ -16,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "bench/random_items.h"
 #include "core/engine/collection_index.h"
 #include "core/store/sqlite_item_store.h"
 
@@ -31,15 +32,6 @@ namespace {
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
-}
-
-std::vector<float> RandomUnit(std::mt19937& rng, int dim) {
-  std::normal_distribution<float> normal;
-  std::vector<float> v(dim);
-  double norm = 0;
-  for (float& x : v) norm += (x = normal(rng)) * x;
-  for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
-  return v;
 }
 
 int Check(const absl::Status& s, const char* what) {
@@ -84,12 +76,7 @@ int Run() {
     for (int64_t begin = 0; begin < items; begin += 1024) {
       std::vector<store::StoredItem> batch;
       for (int64_t i = begin; i < std::min(items, begin + 1024); ++i) {
-        store::StoredItem item;
-        item.id = absl::StrCat("item-", i);
-        item.caption = absl::StrCat("caption ", i);
-        item.caption_text = RandomUnit(rng, dim);
-        item.clip_image = RandomUnit(rng, dim);
-        batch.push_back(std::move(item));
+        batch.push_back(bench::RandomItem(rng, i, dim, 0));
       }
       Check(store.PutItems(name, std::move(batch)).status(), "put");
       if ((begin / 1024) % 100 == 0) {
@@ -113,8 +100,8 @@ int Run() {
     for (int i = 0; i < changes; ++i) {
       store::StoredItem item;
       item.id = absl::StrCat("item-", (i * 7919) % items);
-      item.caption_text = RandomUnit(rng, dim);
-      item.clip_image = RandomUnit(rng, dim);
+      item.caption_text = bench::RandomUnit(rng, dim);
+      item.clip_image = bench::RandomUnit(rng, dim);
       upserts.push_back(std::move(item));
       deletions.push_back(absl::StrCat("item-", (i * 104729 + 1) % items));
     }

@@ -81,17 +81,19 @@ void ApplyDefaults(v1::ServerConfig& c) {
   // A model batch gets half the cores: the other half decodes images, serves gRPC and runs the
   // other lane's model (measured on 2 cores, a 2-thread batch lost to a 1-thread one: the idle
   // OpenMP and OpenBLAS threads spin). OMP_NUM_THREADS, when set, is the operator's word.
-  int omp = batching ? std::max(1, cores / 2) : 1;
+  int omp_env = 0;
   if (const char* env = std::getenv("OMP_NUM_THREADS"); env != nullptr) {
-    if (int n = 0; absl::SimpleAtoi(env, &n) && n > 0) omp = n;
+    if (!absl::SimpleAtoi(env, &omp_env) || omp_env < 0) omp_env = 0;
   }
   v1::Threads& t = *c.mutable_threads();
   if (t.workers() == 0) t.set_workers(batching ? std::max(32, 4 * cores) : cores);
-  if (t.torch_intra_op() == 0) t.set_torch_intra_op(omp);
+  if (t.torch_intra_op() == 0) {
+    t.set_torch_intra_op(omp_env > 0 ? omp_env : batching ? std::max(1, cores / 2) : 1);
+  }
   // One OpenMP thread per FAISS call: the search batcher runs one batch per core instead, and
   // FAISS's large batches go to BLAS, whose pool has the intra-op size. (An OpenMP team's idle
   // threads spin after each search; measured, that halved HNSW search throughput.)
-  if (t.faiss_omp() == 0) t.set_faiss_omp(std::getenv("OMP_NUM_THREADS") ? omp : 1);
+  if (t.faiss_omp() == 0) t.set_faiss_omp(omp_env > 0 ? omp_env : 1);
   v1::Batching& b = *c.mutable_batching();
   auto batcher = [](v1::Batcher* o, int max_batch, int delay_us, int threads) {
     if (o->max_batch_size() == 0) o->set_max_batch_size(max_batch);
