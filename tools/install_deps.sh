@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages retrace builds and runs with, when any is missing.
+# Installs the Debian 12 packages retrace builds, serves and tests with, when any is missing.
 # Needs root (or passwordless sudo) only when something must be installed.
+#
+#   tools/install_deps.sh          install what is missing
+#   tools/install_deps.sh --list   print the package list, one per line (for the dependency check
+#                                  tools/check_install_deps.py and the container build)
+#
+# This list is the one place packages are named: `make`, CI's fresh root (tools/fresh_root.sh)
+# and the container image all install through this script. `make test` runs
+# tools/check_install_deps.py, which fails when a Python module or a command the project uses
+# comes from a package that is not here (directly or as a dependency).
 set -euo pipefail
 
 packages=(
+  # the build
   cmake ninja-build g++ make pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libtorch-dev python3-torch python3-numpy libfaiss-dev libopenblas-dev libopencv-dev
+  libtorch-dev libfaiss-dev libopenblas-dev libopencv-dev
   libspdlog-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
-  libsqlite3-dev nlohmann-json3-dev libicu-dev zlib1g-dev libssl-dev openssl
+  libsqlite3-dev nlohmann-json3-dev libicu-dev zlib1g-dev libssl-dev
   libcpp-httplib-dev  # the Prometheus /metrics endpoint
+  # the model and image fixtures (tools/fixtures), made by `make models` and the tests
+  python3 python3-torch python3-numpy python3-pil
+  python3-torchvision  # the open_clip exporter's preprocessing, and the image-encoder baselines
+  # the tests: TLS certificates, the evaluation report rendered headless
+  openssl chromium
   clang llvm  # libFuzzer targets and the sanitizer builds
-  chromium  # headless, for the test that renders the evaluation report
+  git  # the fresh-root CI copies the checkout's files (tools/fresh_root.sh)
 )
+
+if [ "${1:-}" = "--list" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -31,6 +51,16 @@ else
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
-"${run[@]}" apt-get update -q >/dev/null
-"${run[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
-echo "retrace: packages installed" >&2
+# A mirror's hiccup should not fail a build: apt retries each download, and the whole step is
+# tried three times.
+apt_get=("${run[@]}" apt-get -q -o Acquire::Retries=3)
+for attempt in 1 2 3; do
+  if "${apt_get[@]}" update >/dev/null &&
+     "${apt_get[@]}" install -y --no-install-recommends "${missing[@]}" >/dev/null; then
+    echo "retrace: packages installed" >&2
+    exit 0
+  fi
+  echo "retrace: apt-get failed (attempt $attempt of 3)" >&2
+  sleep $((attempt * 10))
+done
+exit 1
