@@ -15,7 +15,8 @@ ASAN_BUILD   ?= build-asan
 TSAN_BUILD   ?= build-tsan
 SANITIZERS   := $(abspath tools/sanitizers)
 
-.PHONY: all deps configure build models serve test soak clean fuzz fuzz-smoke test-asan test-tsan
+.PHONY: all deps configure build models serve test test-fresh soak clean fuzz fuzz-smoke test-asan \
+	test-tsan
 
 all: build
 
@@ -40,6 +41,12 @@ serve: build models
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# `make test` as a new user on a fresh machine runs it: in a new Debian 12 root with nothing but
+# the checkout (tools/fresh_root.sh; needs root, about 25 minutes on 2 cores). CI runs the same.
+# Run it after changing what the project installs or runs.
+test-fresh:
+	@tools/fresh_root.sh test
 
 # The bounded load test of issue 6 (minutes, loopback; not part of `make test`): the maximum QPS
 # of a mixed load, then 80% of it for SOAK_MINUTES (default 3) with the server's RSS watched.
