@@ -28,6 +28,7 @@
 #include "core/common/thread_pool.h"
 #include "core/engine/engine.h"
 #include "core/models/torch/torchscript_module.h"
+#include "core/store/postgres_item_store.h"
 #include "core/store/sqlite_item_store.h"
 #include "server/logging.h"
 #include "server/metrics/metrics_http_server.h"
@@ -43,6 +44,13 @@ ABSL_FLAG(std::string, config, "", "server config file (retrace.v1.ServerConfig,
 ABSL_FLAG(std::string, listen, "", "host:port to listen on (default 127.0.0.1:50051; port 0 picks one)");
 ABSL_FLAG(std::string, models, "", "folder with clip/ and captioner/ model folders (default build/models)");
 ABSL_FLAG(std::string, data_dir, "", "the server's data folder (default retrace-data)");
+ABSL_FLAG(std::string, store, "",
+          "where items live: empty for the embedded SQLite store in --data-dir (one process), or "
+          "a PostgreSQL URI that several servers share, e.g. postgresql://retrace@db:5432/retrace "
+          "(the password from PGPASSWORD or ~/.pgpass)");
+ABSL_FLAG(std::string, replica_id, "",
+          "this server's id in the store's replica records, stable across restarts "
+          "(default hostname:port)");
 ABSL_FLAG(int, workers, 0,
           "threads running calls (default: max(32, 4 x cores) with batching, cores without)");
 ABSL_FLAG(bool, no_batching, false,
@@ -131,6 +139,25 @@ bool IsLoopback(const std::string& listen) {
          host.rfind("unix:", 0) == 0 || listen.rfind("unix:", 0) == 0;
 }
 
+// OpenStore opens the configured store: PostgreSQL for a URI, else SQLite in the data folder.
+absl::StatusOr<std::unique_ptr<store::ItemStore>> OpenStore(const v1::ServerConfig& config) {
+  if (config.store().empty()) {
+    auto sqlite = store::SqliteItemStore::Open(config.data_dir());
+    if (!sqlite.ok()) {
+      return absl::Status(sqlite.status().code(),
+                          absl::StrCat("opening ", config.data_dir(), ": ",
+                                       sqlite.status().message()));
+    }
+    return std::unique_ptr<store::ItemStore>(std::move(*sqlite));
+  }
+  store::PostgresItemStore::Options options;
+  options.conninfo = config.store();
+  options.pool_size = config.replication().postgres_pool_size();
+  options.poll_interval = absl::Milliseconds(config.replication().poll_interval_ms());
+  RETRACE_ASSIGN_OR_RETURN(auto postgres, store::PostgresItemStore::Open(options));
+  return std::unique_ptr<store::ItemStore>(std::move(postgres));
+}
+
 int Run(ServerLoggers& logs) {
   spdlog::logger* log = logs.events.get();
   v1::ServerConfig config;
@@ -142,6 +169,10 @@ int Run(ServerLoggers& logs) {
   if (auto v = absl::GetFlag(FLAGS_listen); !v.empty()) config.set_listen(v);
   if (auto v = absl::GetFlag(FLAGS_models); !v.empty()) config.set_models_dir(v);
   if (auto v = absl::GetFlag(FLAGS_data_dir); !v.empty()) config.set_data_dir(v);
+  if (auto v = absl::GetFlag(FLAGS_store); !v.empty()) config.set_store(v);
+  if (auto v = absl::GetFlag(FLAGS_replica_id); !v.empty()) {
+    config.mutable_replication()->set_replica_id(v);
+  }
   if (auto v = absl::GetFlag(FLAGS_workers); v != 0) config.mutable_threads()->set_workers(v);
   if (absl::GetFlag(FLAGS_no_batching)) config.mutable_batching()->set_disabled(true);
   v1::Security& security = *config.mutable_security();
@@ -271,8 +302,17 @@ int Run(ServerLoggers& logs) {
                          models->image_encoder->dim(), ")")
           : std::string("no image encoder (new collections' image space is CLIP's alone)"));
 
-  auto store = store::SqliteItemStore::Open(config.data_dir());
-  if (!store.ok()) return fail_started(store.status(), absl::StrCat("opening ", config.data_dir()));
+  auto store = OpenStore(config);
+  if (!store.ok()) return fail_started(store.status(), "--store");
+  const std::string store_name = (*store)->Describe();
+  log->info("store: {}", store_name);
+  if (engine_options.replication.replica_id.empty()) {
+    char host[256] = {};
+    gethostname(host, sizeof host - 1);
+    engine_options.replication.replica_id = absl::StrCat(host, ":", port);
+  }
+  engine_options.replication.address =
+      absl::StrCat(config.listen().substr(0, config.listen().rfind(':')), ":", port);
   engine_options.stage_observer = &metrics;
   // Each batcher thread runs one model (or the search) with the configured intra-op threads.
   for (batching::BatcherOptions* o :
@@ -287,11 +327,18 @@ int Run(ServerLoggers& logs) {
 
   service.SetEngine(engine->get());
   ready_engine = engine->get();
+  // SERVING once every collection has caught up with the store (within
+  // replication.ready_max_lag): a replica that starts behind others does not take traffic it
+  // would answer from stale indexes.
+  const auto caught_up_deadline = std::chrono::steady_clock::now() + std::chrono::hours(24);
+  while (!stopping && !(*engine)->Ready() && std::chrono::steady_clock::now() < caught_up_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   if (!stopping) server->GetHealthCheckService()->SetServingStatus(true);
-  log->info("ready: serving on {} with data in {}; {} workers, {} intra-op threads, {} OpenMP "
-            "threads; {}",
-            config.listen(), config.data_dir(), config.threads().workers(), torch_threads,
-            omp_threads,
+  log->info("ready: serving on {} as replica '{}' of {}; {} workers, {} intra-op threads, {} "
+            "OpenMP threads; {}",
+            config.listen(), engine_options.replication.replica_id, store_name,
+            config.threads().workers(), torch_threads, omp_threads,
             config.batching().disabled() ? "batching off"
                                          : "dynamic batching (Search before Index)");
 

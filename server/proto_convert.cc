@@ -30,7 +30,7 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
     case v1::HYBRID: query.mode = engine::SearchMode::kHybrid; break;
     default: return absl::InvalidArgumentError("mode: unknown search mode");
   }
-  query.top_k = request.top_k() == 0 ? kDefaultTopK : request.top_k();
+  query.top_k = request.top_k() == 0 ? engine::defaults::kTopK : request.top_k();
   query.query_caption = request.query_caption();
   const v1::ProvenanceOptions& p = request.provenance();
   engine::ProvenanceOptions& options = query.provenance;
@@ -61,9 +61,9 @@ std::vector<engine::IndexItem> FromProto(v1::wire::IndexRequestWire& request) {
 engine::CollectionSpec FromProto(const v1::Collection& collection) {
   engine::CollectionSpec spec;
   spec.name = collection.name();
-  spec.shards = collection.shards() == 0 ? 1 : collection.shards();
-  spec.caption_index = collection.caption_index().empty() ? "Flat" : collection.caption_index();
-  spec.image_index = collection.image_index().empty() ? "Flat" : collection.image_index();
+  if (collection.shards() != 0) spec.shards = collection.shards();
+  if (!collection.caption_index().empty()) spec.caption_index = collection.caption_index();
+  if (!collection.image_index().empty()) spec.image_index = collection.image_index();
   return spec;
 }
 
@@ -78,6 +78,10 @@ void ToProto(const engine::CollectionInfo& info, v1::Collection* out) {
   out->set_image_index(info.spec.image_index);
   out->set_image_dim(info.image_dim);
   out->set_image_encoder_model(info.image_encoder_model);
+  out->set_created_position(info.created_position);
+  out->set_applied_position(info.applied_position);
+  out->set_lag(info.lag);
+  if (!info.degraded.ok()) out->set_degraded(std::string(info.degraded.message()));
 }
 
 void ToProto(const engine::SearchResult& result, v1::SearchResponse* out) {
@@ -102,10 +106,13 @@ void ToProto(const engine::SearchResult& result, v1::SearchResponse* out) {
     }
   }
   out->set_query_caption(result.query_caption);
+  out->set_applied_position(result.applied_position);
+  out->set_stale(result.stale);
 }
 
-void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* out) {
-  for (const engine::ItemResult& r : results) {
+void ToProto(const engine::WriteResult& written, v1::IndexResponse* out) {
+  out->set_position(written.position);
+  for (const engine::ItemResult& r : written.items) {
     v1::IndexResult* result = out->add_results();
     result->set_id(r.id);
     ToItemStatus(r.status, result->mutable_status());
@@ -114,8 +121,9 @@ void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* 
   }
 }
 
-void ToProto(const std::vector<engine::ItemResult>& results, v1::DeleteResponse* out) {
-  for (const engine::ItemResult& r : results) {
+void ToProto(const engine::WriteResult& written, v1::DeleteResponse* out) {
+  out->set_position(written.position);
+  for (const engine::ItemResult& r : written.items) {
     v1::IndexResult* result = out->add_results();
     result->set_id(r.id);
     ToItemStatus(r.status, result->mutable_status());
@@ -148,6 +156,26 @@ void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out
     if (!r.item.image_features.empty()) {
       item->mutable_image_features()->mutable_values()->Add(r.item.image_features.begin(),
                                                              r.item.image_features.end());
+    }
+  }
+}
+
+void ToProto(const engine::ClusterStatus& status, v1::ClusterStatus* out) {
+  out->set_store(status.store);
+  out->set_last_position(status.last_position);
+  for (const engine::ReplicaStatus& r : status.replicas) {
+    v1::ReplicaStatus* replica = out->add_replicas();
+    replica->set_replica(r.replica);
+    replica->set_address(r.address);
+    replica->set_started_unix_ms(absl::ToUnixMillis(r.started));
+    replica->set_heartbeat_unix_ms(absl::ToUnixMillis(r.heartbeat));
+    replica->set_live(r.live);
+    for (const engine::ReplicaStatus::Collection& c : r.collections) {
+      v1::ReplicaCollectionStatus* collection = replica->add_collections();
+      collection->set_collection(c.name);
+      collection->set_applied_position(c.applied);
+      collection->set_lag(c.lag);
+      collection->set_resume_position(c.resume);
     }
   }
 }

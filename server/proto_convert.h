@@ -1,8 +1,9 @@
 // proto_convert.h — the public API's messages ⇄ core's plain types, in one place.
 //
-// Request conversion applies the proto's documented defaults (top_k 0 → 10, mode unspecified →
-// CAPTION_MATCH, candidates 0 → 100, unset beta/w1/w2 → core's defaults, rrf_k 0 → 60) and rejects what core cannot express (no query set) with INVALID_ARGUMENT
-// naming the field. Bounds are core's job (engine/validation.h).
+// Request conversion applies the proto's documented defaults (core/engine/defaults.h: top_k 0,
+// mode unspecified, candidates 0, unset beta/w1/w2, rrf_k 0, an empty index factory) and
+// rejects what core cannot express (no query set) with INVALID_ARGUMENT naming the field.
+// Bounds are core's job (engine/validation.h).
 //
 // Thread-safety: pure functions.
 //
@@ -21,8 +22,6 @@
 
 namespace retrace::server {
 
-inline constexpr int kDefaultTopK = 10;
-
 absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request);
 // FromProto(IndexRequestWire) moves the image bytes out of `request`.
 std::vector<engine::IndexItem> FromProto(v1::wire::IndexRequestWire& request);
@@ -30,8 +29,9 @@ engine::CollectionSpec FromProto(const v1::Collection& collection);
 
 void ToProto(const engine::CollectionInfo& info, v1::Collection* out);
 void ToProto(const engine::SearchResult& result, v1::SearchResponse* out);
-void ToProto(const std::vector<engine::ItemResult>& results, v1::IndexResponse* out);
-void ToProto(const std::vector<engine::ItemResult>& results, v1::DeleteResponse* out);
+void ToProto(const engine::WriteResult& written, v1::IndexResponse* out);
+void ToProto(const engine::WriteResult& written, v1::DeleteResponse* out);
+void ToProto(const engine::ClusterStatus& status, v1::ClusterStatus* out);
 void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionResponse* out);
 void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out);
 

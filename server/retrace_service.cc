@@ -53,6 +53,7 @@ constexpr RpcSpec kCreateCollection{"CreateCollection", Scope::kAdmin};
 constexpr RpcSpec kListCollections{"ListCollections", Scope::kSearch};
 constexpr RpcSpec kDescribeCollection{"DescribeCollection", Scope::kSearch};
 constexpr RpcSpec kDropCollection{"DropCollection", Scope::kAdmin};
+constexpr RpcSpec kGetClusterStatus{"GetClusterStatus", Scope::kSearch};
 
 }  // namespace
 
@@ -153,8 +154,10 @@ grpc::ServerUnaryReactor* RetraceService::Search(grpc::CallbackServerContext* co
                                                  const v1::SearchRequest* request,
                                                  v1::SearchResponse* response) {
   return Offload(context, kSearch, request->collection(),
-                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions& call) {
+                 [request, response](engine::Engine& engine, const Principal&,
+                                     engine::CallOptions call) {
                    RETRACE_ASSIGN_OR_RETURN(engine::SearchQuery query, FromProto(*request));
+                   call.min_position = request->min_position();
                    RETRACE_ASSIGN_OR_RETURN(engine::SearchResult result,
                                             engine.Search(request->collection(), query, call));
                    ToProto(result, response);
@@ -166,10 +169,11 @@ grpc::ServerUnaryReactor* RetraceService::Delete(grpc::CallbackServerContext* co
                                                  const v1::DeleteRequest* request,
                                                  v1::DeleteResponse* response) {
   return Offload(context, kDelete, request->collection(),
-                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
+                 [request, response](engine::Engine& engine, const Principal&,
+                                     engine::CallOptions call) {
                    std::vector<std::string> ids(request->ids().begin(), request->ids().end());
-                   RETRACE_ASSIGN_OR_RETURN(std::vector<engine::ItemResult> results,
-                                            engine.Delete(request->collection(), ids));
+                   RETRACE_ASSIGN_OR_RETURN(engine::WriteResult results,
+                                            engine.Delete(request->collection(), ids, call));
                    ToProto(results, response);
                    return absl::OkStatus();
                  });
@@ -179,11 +183,13 @@ grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* conte
                                               const v1::GetRequest* request,
                                               v1::GetResponse* response) {
   return Offload(context, kGet, request->collection(),
-                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
+                 [request, response](engine::Engine& engine, const Principal&,
+                                     engine::CallOptions call) {
                    std::vector<std::string> ids(request->ids().begin(), request->ids().end());
+                   call.min_position = request->min_position();
                    RETRACE_ASSIGN_OR_RETURN(
                        std::vector<engine::GetResult> results,
-                       engine.Get(request->collection(), ids, request->include_embeddings()));
+                       engine.Get(request->collection(), ids, request->include_embeddings(), call));
                    ToProto(results, response);
                    return absl::OkStatus();
                  });
@@ -206,9 +212,11 @@ grpc::ServerUnaryReactor* RetraceService::ListCollections(
     grpc::CallbackServerContext* context, const v1::ListCollectionsRequest* request,
     v1::ListCollectionsResponse* response) {
   return Offload(context, kListCollections, "",
-                 [response](engine::Engine& engine, const Principal& who, const engine::CallOptions&) {
+                 [request, response](engine::Engine& engine, const Principal& who,
+                                     engine::CallOptions call) {
+                   call.min_position = request->min_position();
                    RETRACE_ASSIGN_OR_RETURN(std::vector<engine::CollectionInfo> infos,
-                                            engine.ListCollections());
+                                            engine.ListCollections(call));
                    for (const engine::CollectionInfo& info : infos) {
                      if (TokenAuthorizer::MayUse(who, info.spec.name))
                        ToProto(info, response->add_collections());
@@ -221,9 +229,11 @@ grpc::ServerUnaryReactor* RetraceService::DescribeCollection(
     grpc::CallbackServerContext* context, const v1::DescribeCollectionRequest* request,
     v1::Collection* response) {
   return Offload(context, kDescribeCollection, request->name(),
-                 [request, response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
+                 [request, response](engine::Engine& engine, const Principal&,
+                                     engine::CallOptions call) {
+                   call.min_position = request->min_position();
                    RETRACE_ASSIGN_OR_RETURN(engine::CollectionInfo info,
-                                            engine.DescribeCollection(request->name()));
+                                            engine.DescribeCollection(request->name(), call));
                    ToProto(info, response);
                    return absl::OkStatus();
                  });
@@ -233,8 +243,23 @@ grpc::ServerUnaryReactor* RetraceService::DropCollection(
     grpc::CallbackServerContext* context, const v1::DropCollectionRequest* request,
     v1::DropCollectionResponse* response) {
   return Offload(context, kDropCollection, request->name(),
-                 [request](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
-                   return engine.DropCollection(request->name());
+                 [request, response](engine::Engine& engine, const Principal&,
+                                     const engine::CallOptions&) {
+                   RETRACE_ASSIGN_OR_RETURN(int64_t position,
+                                            engine.DropCollection(request->name()));
+                   response->set_position(position);
+                   return absl::OkStatus();
+                 });
+}
+
+grpc::ServerUnaryReactor* RetraceService::GetClusterStatus(
+    grpc::CallbackServerContext* context, const v1::GetClusterStatusRequest* request,
+    v1::ClusterStatus* response) {
+  return Offload(context, kGetClusterStatus, "",
+                 [response](engine::Engine& engine, const Principal&, const engine::CallOptions&) {
+                   RETRACE_ASSIGN_OR_RETURN(engine::ClusterStatus status, engine.Cluster());
+                   ToProto(status, response);
+                   return absl::OkStatus();
                  });
 }
 
@@ -326,8 +351,9 @@ class RetraceService::IndexReactor final
                        " items (limits.max_items_per_stream); this request was not stored, the "
                        "earlier ones were; open a new stream to go on"));
     }
-    auto results = service_->engine_.load(std::memory_order_acquire)
-                       ->Index(request.collection(), FromProto(request), call_);
+    absl::StatusOr<engine::WriteResult> results =
+        service_->engine_.load(std::memory_order_acquire)
+            ->Index(request.collection(), FromProto(request), call_);
     if (!results.ok()) return ToGrpcStatus(results.status());
     v1::IndexResponse response;
     ToProto(*results, &response);

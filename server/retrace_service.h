@@ -42,7 +42,9 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
             v1::Retrace::WithCallbackMethod_ListCollections<
                 v1::Retrace::WithCallbackMethod_DescribeCollection<
                     v1::Retrace::WithCallbackMethod_DropCollection<
-                        v1::Retrace::WithCallbackMethod_Get<v1::Retrace::Service>>>>>>>>>;
+                        v1::Retrace::WithCallbackMethod_Get<
+                            v1::Retrace::WithCallbackMethod_GetClusterStatus<
+                                v1::Retrace::Service>>>>>>>>>>;
 
 // ServiceOptions: the front end's own bounds (ServerConfig.limits) and logging.
 struct ServiceOptions {
@@ -98,6 +100,9 @@ class RetraceService final : public RetraceCallbackBase {
   grpc::ServerUnaryReactor* DropCollection(grpc::CallbackServerContext* context,
                                            const v1::DropCollectionRequest* request,
                                            v1::DropCollectionResponse* response) override;
+  grpc::ServerUnaryReactor* GetClusterStatus(grpc::CallbackServerContext* context,
+                                             const v1::GetClusterStatusRequest* request,
+                                             v1::ClusterStatus* response) override;
 
  private:
   class IndexReactor;

@@ -11,6 +11,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "core/engine/defaults.h"
 
 namespace retrace::server {
 namespace {
@@ -26,11 +27,6 @@ class ErrorCollector final : public google::protobuf::io::ErrorCollector {
  private:
   std::string first_;
 };
-
-template <typename T>
-void Default(T& field, T value) {
-  if (field == T{}) field = value;
-}
 
 }  // namespace
 
@@ -50,31 +46,47 @@ absl::StatusOr<v1::ServerConfig> LoadServerConfig(const std::string& path) {
 }
 
 void ApplyDefaults(v1::ServerConfig& c) {
-  if (c.listen().empty()) c.set_listen("127.0.0.1:50051");
-  if (c.models_dir().empty()) c.set_models_dir("build/models");
-  if (c.data_dir().empty()) c.set_data_dir("retrace-data");
-  if (c.shutdown_grace_seconds() == 0) c.set_shutdown_grace_seconds(30);
-  if (c.snapshot_interval_seconds() == 0) c.set_snapshot_interval_seconds(300);
+  namespace d = engine::defaults;
+  if (c.listen().empty()) c.set_listen(d::kListen);
+  if (c.models_dir().empty()) c.set_models_dir(d::kModelsDir);
+  if (c.data_dir().empty()) c.set_data_dir(d::kDataDir);
+  if (c.shutdown_grace_seconds() == 0) c.set_shutdown_grace_seconds(d::kShutdownGraceSeconds);
+  if (c.snapshot_interval_seconds() == 0) {
+    c.set_snapshot_interval_seconds(d::kSnapshotIntervalSeconds);
+  }
   v1::Limits& l = *c.mutable_limits();
-  if (l.max_message_bytes() == 0) l.set_max_message_bytes(64 << 20);
-  if (l.max_image_bytes() == 0) l.set_max_image_bytes(32 << 20);
-  if (l.max_image_pixels() == 0) l.set_max_image_pixels(50'000'000);
-  if (l.max_image_side() == 0) l.set_max_image_side(16384);
-  if (l.max_items_per_call() == 0) l.set_max_items_per_call(64);
-  if (l.max_top_k() == 0) l.set_max_top_k(1000);
-  if (l.max_id_bytes() == 0) l.set_max_id_bytes(512);
-  if (l.max_caption_bytes() == 0) l.set_max_caption_bytes(2048);
-  if (l.max_text_bytes() == 0) l.set_max_text_bytes(2048);
-  if (l.max_attributes() == 0) l.set_max_attributes(32);
-  if (l.max_attribute_key_bytes() == 0) l.set_max_attribute_key_bytes(128);
-  if (l.max_attribute_value_bytes() == 0) l.set_max_attribute_value_bytes(1024);
-  if (l.max_collections() == 0) l.set_max_collections(1000);
-  if (l.max_shards() == 0) l.set_max_shards(256);
-  if (l.max_candidates() == 0) l.set_max_candidates(1000);
-  if (l.max_items_per_stream() == 0) l.set_max_items_per_stream(10'000'000);
-  if (l.max_index_streams() == 0) l.set_max_index_streams(64);
-  if (l.max_pending_calls() == 0) l.set_max_pending_calls(1024);
-  if (l.default_deadline_ms() == 0) l.set_default_deadline_ms(60'000);
+  if (l.max_message_bytes() == 0) l.set_max_message_bytes(d::kMaxMessageBytes);
+  if (l.max_image_bytes() == 0) l.set_max_image_bytes(d::kMaxImageBytes);
+  if (l.max_image_pixels() == 0) l.set_max_image_pixels(d::kMaxImagePixels);
+  if (l.max_image_side() == 0) l.set_max_image_side(d::kMaxImageSide);
+  if (l.max_items_per_call() == 0) l.set_max_items_per_call(d::kMaxItemsPerCall);
+  if (l.max_top_k() == 0) l.set_max_top_k(d::kMaxTopK);
+  if (l.max_id_bytes() == 0) l.set_max_id_bytes(d::kMaxIdBytes);
+  if (l.max_caption_bytes() == 0) l.set_max_caption_bytes(d::kMaxCaptionBytes);
+  if (l.max_text_bytes() == 0) l.set_max_text_bytes(d::kMaxTextBytes);
+  if (l.max_attributes() == 0) l.set_max_attributes(d::kMaxAttributes);
+  if (l.max_attribute_key_bytes() == 0) l.set_max_attribute_key_bytes(d::kMaxAttributeKeyBytes);
+  if (l.max_attribute_value_bytes() == 0) {
+    l.set_max_attribute_value_bytes(d::kMaxAttributeValueBytes);
+  }
+  if (l.max_collections() == 0) l.set_max_collections(d::kMaxCollections);
+  if (l.max_shards() == 0) l.set_max_shards(d::kMaxShards);
+  if (l.max_candidates() == 0) l.set_max_candidates(d::kMaxCandidates);
+  if (l.max_items_per_stream() == 0) l.set_max_items_per_stream(d::kMaxItemsPerStream);
+  if (l.max_index_streams() == 0) l.set_max_index_streams(d::kMaxIndexStreams);
+  if (l.max_pending_calls() == 0) l.set_max_pending_calls(d::kMaxPendingCalls);
+  if (l.default_deadline_ms() == 0) l.set_default_deadline_ms(d::kDefaultDeadlineMs);
+  v1::Replication& r = *c.mutable_replication();
+  if (r.ack_timeout_ms() == 0) r.set_ack_timeout_ms(absl::ToInt64Milliseconds(d::kAckTimeout));
+  if (r.ready_max_lag() == 0) r.set_ready_max_lag(d::kReadyMaxLag);
+  if (r.heartbeat_interval_ms() == 0) {
+    r.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(d::kHeartbeatInterval));
+  }
+  if (r.replica_expiry_seconds() == 0) {
+    r.set_replica_expiry_seconds(absl::ToInt64Seconds(d::kReplicaExpiry));
+  }
+  if (r.poll_interval_ms() == 0) r.set_poll_interval_ms(absl::ToInt64Milliseconds(d::kPollInterval));
+  if (r.postgres_pool_size() == 0) r.set_postgres_pool_size(d::kPostgresPoolSize);
   if (c.observability().log_format().empty()) c.mutable_observability()->set_log_format("text");
   const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const bool batching = !c.batching().disabled();
@@ -95,17 +107,19 @@ void ApplyDefaults(v1::ServerConfig& c) {
   // threads spin after each search; measured, that halved HNSW search throughput.)
   if (t.faiss_omp() == 0) t.set_faiss_omp(omp_env > 0 ? omp_env : 1);
   v1::Batching& b = *c.mutable_batching();
-  auto batcher = [](v1::Batcher* o, int max_batch, int delay_us, int threads) {
-    if (o->max_batch_size() == 0) o->set_max_batch_size(max_batch);
-    if (!o->has_max_queue_delay_us()) o->set_max_queue_delay_us(delay_us);
-    if (o->max_queue_size() == 0) o->set_max_queue_size(std::max(4096, o->max_batch_size()));
+  auto batcher = [](v1::Batcher* o, d::BatcherDefaults defaults, int threads) {
+    if (o->max_batch_size() == 0) o->set_max_batch_size(defaults.max_batch_size);
+    if (!o->has_max_queue_delay_us()) o->set_max_queue_delay_us(defaults.max_queue_delay_us);
+    if (o->max_queue_size() == 0) {
+      o->set_max_queue_size(std::max(d::kBatcherQueueSize, o->max_batch_size()));
+    }
     if (o->threads() == 0) o->set_threads(threads);
   };
-  batcher(b.mutable_clip_image(), 32, 2000, 1);
-  batcher(b.mutable_clip_text(), 64, 1000, 1);
-  batcher(b.mutable_image_encoder(), 32, 2000, 1);
-  batcher(b.mutable_captioner(), 16, 2000, 1);
-  batcher(b.mutable_search(), 64, 0, cores);
+  batcher(b.mutable_clip_image(), d::kClipImageBatcher, 1);
+  batcher(b.mutable_clip_text(), d::kClipTextBatcher, 1);
+  batcher(b.mutable_image_encoder(), d::kImageEncoderBatcher, 1);
+  batcher(b.mutable_captioner(), d::kCaptionerBatcher, 1);
+  batcher(b.mutable_search(), d::kSearchBatcher, cores);
   v1::Captioning& cap = *c.mutable_captioning();
   if (cap.num_beams() == 0) cap.set_num_beams(1);
   if (!cap.has_length_penalty()) cap.set_length_penalty(1.0f);
@@ -185,6 +199,15 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
         range("captioning.no_repeat_ngram_size", c.captioning().no_repeat_ngram_size(), 0, 16),
         range("captioning.prompt bytes", c.captioning().prompt().size(), 0, 512),
         range("shutdown_grace_seconds", c.shutdown_grace_seconds(), 0, 3600),
+        range("replication.ack_timeout_ms", c.replication().ack_timeout_ms(), 1, 3600 * 1000),
+        range("replication.ready_max_lag", c.replication().ready_max_lag(), 0, 1LL << 40),
+        range("replication.heartbeat_interval_ms", c.replication().heartbeat_interval_ms(), 100,
+              3600 * 1000),
+        range("replication.replica_expiry_seconds", c.replication().replica_expiry_seconds(), 1,
+              30 * 86400),
+        range("replication.poll_interval_ms", c.replication().poll_interval_ms(), 10, 600000),
+        range("replication.postgres_pool_size", c.replication().postgres_pool_size(), 1, 256),
+        range("replication.replica_id bytes", c.replication().replica_id().size(), 0, 256),
         range("snapshot_interval_seconds", c.snapshot_interval_seconds(), -1, 86400)}) {
     if (!s.ok()) return s;
   }
@@ -244,6 +267,13 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
   o.caption.prompt = cap.prompt();
   o.snapshot_dir = (std::filesystem::path(c.data_dir()) / "snapshots").string();
   o.snapshot_interval_seconds = c.snapshot_interval_seconds();
+  const v1::Replication& r = c.replication();
+  o.replication.replica_id = r.replica_id();
+  o.replication.ack_timeout = absl::Milliseconds(r.ack_timeout_ms());
+  o.replication.ready_max_lag = r.ready_max_lag();
+  o.replication.heartbeat_interval = absl::Milliseconds(r.heartbeat_interval_ms());
+  o.replication.replica_expiry = absl::Seconds(r.replica_expiry_seconds());
+  o.replication.poll_interval = absl::Milliseconds(r.poll_interval_ms());
   const v1::Batching& b = c.batching();
   o.batching.enabled = !b.disabled();
   auto batcher = [](const v1::Batcher& from, batching::BatcherOptions& to) {

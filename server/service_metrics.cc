@@ -73,8 +73,56 @@ void ServiceMetrics::WatchServer(const ThreadPool* pool, const RetraceService* s
   Check(registry_->AddCallbackGauge("retrace_index_streams_open", "Index streams now open.",
                                     [service] { return double{1} * service->IndexStreamsOpen(); }));
   Check(registry_->AddCallbackGauge(
-      "retrace_ready", "1 once the models are warm and the collections open (health SERVING).",
-      [engine] { return engine->load() != nullptr ? 1.0 : 0.0; }));
+      "retrace_ready",
+      "1 once the models are warm, the collections open and caught up with the store (health "
+      "SERVING).",
+      [engine] {
+        engine::Engine* e = engine->load();
+        return e != nullptr && e->Ready() ? 1.0 : 0.0;
+      }));
+  Check(registry_->AddCallbackGauge(
+      "retrace_store_reachable",
+      "1 while the last read of the store succeeded; 0: searches serve from memory and say they "
+      "may be stale, writes answer UNAVAILABLE.",
+      [engine] {
+        engine::Engine* e = engine->load();
+        return e != nullptr && e->StoreReachable() ? 1.0 : 0.0;
+      }));
+  // How each collection follows the store here (core/engine/follower.h).
+  auto replication = [engine](double (*value)(const engine::CollectionReplication&)) {
+    return [engine, value] {
+      std::vector<metrics::GaugeSample> samples;
+      engine::Engine* e = engine->load();
+      if (e == nullptr) return samples;
+      for (const engine::CollectionReplication& r : e->Replication()) {
+        samples.push_back({{r.collection}, value(r)});
+      }
+      return samples;
+    };
+  };
+  Check(registry_->AddCallbackGauge(
+      "retrace_collection_applied_position",
+      "The store position up to which this replica's indexes hold every change.", {"collection"},
+      replication([](const engine::CollectionReplication& r) {
+        return static_cast<double>(r.applied_position);
+      })));
+  Check(registry_->AddCallbackGauge(
+      "retrace_collection_lag_positions",
+      "The store's latest position minus the collection's applied position here.", {"collection"},
+      replication([](const engine::CollectionReplication& r) {
+        return static_cast<double>(r.lag);
+      })));
+  Check(registry_->AddCallbackGauge(
+      "retrace_collection_changes_applied",
+      "Changes (puts and deletions) this replica has applied since it started; its rate is the "
+      "apply rate.",
+      {"collection"}, replication([](const engine::CollectionReplication& r) {
+        return static_cast<double>(r.changes_applied);
+      })));
+  Check(registry_->AddCallbackGauge(
+      "retrace_collection_degraded",
+      "1 while a change cannot be applied (it stays pending and is retried).", {"collection"},
+      replication([](const engine::CollectionReplication& r) { return r.degraded ? 1.0 : 0.0; })));
   Check(registry_->AddCallbackGauge(
       "retrace_collection_items", "Items stored per collection.", {"collection"}, [engine] {
         std::vector<metrics::GaugeSample> samples;

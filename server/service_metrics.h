@@ -39,15 +39,11 @@ namespace retrace::server {
 class RetraceService;
 
 // kRpcNames: the RPCs of retrace.v1.Retrace, as RecordCall receives them.
-inline constexpr std::array<std::string_view, 9> kRpcNames = {"Caption",
-                                                              "Index",
-                                                              "Search",
-                                                              "Delete",
-                                                              "Get",
-                                                              "CreateCollection",
-                                                              "ListCollections",
-                                                              "DescribeCollection",
-                                                              "DropCollection"};
+inline constexpr std::array<std::string_view, 10> kRpcNames = {
+    "Caption",          "Index",           "Search",
+    "Delete",           "Get",             "CreateCollection",
+    "ListCollections",  "DescribeCollection", "DropCollection",
+    "GetClusterStatus"};
 
 class ServiceMetrics final : public engine::StageObserver {
  public:

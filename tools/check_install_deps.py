@@ -70,6 +70,8 @@ SHELL_WORDS = {"then", "do", "else", "elif", "fi", "done", "esac", "in", "if", "
 # Commands that run the next word as a command (after their own options).
 WRAPPERS = {"exec", "command", "nice", "env", "nohup", "sudo", "timeout", "xargs", "taskset",
             "runuser", "time", "stdbuf", "setsid", "ionice", "retry"}
+# A wrapper's options that take a value (the value is not the command).
+WRAPPER_VALUE_OPTIONS = {"-u", "-g", "-c", "-s", "-k", "-n", "--user", "--group"}
 
 
 class Finding:
@@ -283,6 +285,7 @@ def _line_commands(line, state):
     words = []
     at_command = True   # the next word is a command
     wrapped = False     # ... after a wrapper such as nice, whose options come first
+    skip_value = False  # ... and the next word is the value of the wrapper's option
     for i, tok in enumerate(tokens):
         skip = state["skip_until"]
         if skip == ")" and state["in_case"] and tok == "esac":
@@ -317,9 +320,14 @@ def _line_commands(line, state):
             continue
         if tok in SHELL_WORDS or re.match(r"^[A-Za-z_][A-Za-z0-9_]*\+?=", tok):
             continue
+        if wrapped and skip_value:
+            skip_value = False  # the value of the wrapper's option (nice -n 10, runuser -u x)
+            continue
         if wrapped and (tok.startswith("-") or re.match(r"^[0-9.]+[smhd]?$", tok)):
             if tok == "-v" and tokens[i - 1] == "command":
                 at_command = False  # `command -v X` asks whether X exists
+            if tok in WRAPPER_VALUE_OPTIONS:
+                skip_value = True
             continue
         words.append(tok)
         wrapped = tok in WRAPPERS
@@ -335,16 +343,24 @@ def make_variables(text):
 
 
 def makefile_commands(text):
+    """(command, line) in the recipes: logical lines (backslash-continued) that start with a tab."""
     variables = make_variables(text)
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.startswith("\t"):
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        first, logical = i + 1, lines[i]
+        while logical.endswith("\\") and i + 1 < len(lines):
+            i += 1
+            logical = logical[:-1] + " " + lines[i].strip()
+        i += 1
+        if not logical.startswith("\t"):
             continue
-        line = line.strip().lstrip("@-")
+        line = logical.strip().lstrip("@-")
         for _ in range(5):  # variables defined by variables
             line = re.sub(r"\$\(([A-Z_]+)\)",
                           lambda m: variables.get(m.group(1), "$" + m.group(1)), line)
         for word, _ in shell_commands(line):
-            yield word, lineno
+            yield word, first
 
 
 def cmake_commands(text):
@@ -360,8 +376,13 @@ def cxx_commands(text):
     """Commands in the C++ strings a test runs: the literals of std::system's argument, or of the
     statements that build the variable it is given (`command = absl::StrCat(...)`)."""
     names = set(re.findall(r"(?:std::system|popen|RunShell)\(\s*(\w+)", text))
-    spans = [(m.start(), m.end()) for m in
-             re.finditer(r"(?:std::system|popen|RunShell)\([^;]*;", text)]
+    spans = []
+    for m in re.finditer(r"(?:std::system|popen|RunShell)\(", text):
+        depth, end = 1, m.end()  # the call's argument list, parentheses balanced
+        while end < len(text) and depth > 0:
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            end += 1
+        spans.append((m.start(), end))
     for name in names:
         for m in re.finditer(r"\b%s\s*=[^=]" % re.escape(name), text):
             depth, end = 0, m.end()
@@ -379,7 +400,7 @@ def cxx_commands(text):
             previous_end = literal
             if not literal.strip() or literal.lstrip().startswith("-"):
                 continue
-            if before not in ("(", "=", ";", "{") and not after_separator:
+            if before not in ("(", "=", ";", "{", "?", ":") and not after_separator:
                 # It continues an expression (StrCat(dir, "/x.log")): its start is an argument.
                 literal = "_ " + literal
             for word, _ in shell_commands(literal.replace("\\n", "\n")):

@@ -20,6 +20,7 @@ packages=(
   libspdlog-dev libabsl-dev libgtest-dev libgmock-dev libbenchmark-dev
   libsqlite3-dev nlohmann-json3-dev libicu-dev zlib1g-dev libssl-dev
   libcpp-httplib-dev  # the Prometheus /metrics endpoint
+  libpq-dev postgresql  # the PostgreSQL store; the tests start servers of their own
   # the model and image fixtures (tools/fixtures), made by `make models` and the tests
   python3 python3-torch python3-numpy python3-pil
   python3-torchvision  # the open_clip exporter's preprocessing, and the image-encoder baselines
@@ -51,6 +52,13 @@ else
   exit 1
 fi
 export DEBIAN_FRONTEND=noninteractive
+# Debian's postgresql package would create and start a system cluster; retrace needs only the
+# programs (its tests start servers of their own, on loopback), so ask it not to.
+if [[ " ${missing[*]} " == *" postgresql "* ]] && [ ! -d /etc/postgresql ]; then
+  "${run[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+  echo "create_main_cluster = false  # retrace: no system cluster" |
+    "${run[@]}" tee /etc/postgresql-common/createcluster.d/50-retrace.conf >/dev/null
+fi
 # A mirror's hiccup should not fail a build: apt retries each download, and the whole step is
 # tried three times.
 apt_get=("${run[@]}" apt-get -q -o Acquire::Retries=3)

@@ -8,19 +8,22 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "core/common/files.h"
 #include "core/common/status_macros.h"
 #include "core/engine/image_space.h"
 
 namespace retrace::engine {
 namespace {
 
-// Batch collects upserts and removals and applies them to both indexes in chunks.
+// Batch collects upserts and removals and applies them to the indexes in chunks, in order: a
+// run of puts is flushed before a removal that follows it, and the other way round.
 class Batch {
  public:
   Batch(CollectionIndexes& indexes, const store::CollectionRecord& record)
       : indexes_(indexes), record_(record) {}
 
   absl::Status Put(const store::StoredItem& item) {
+    RETRACE_RETURN_IF_ERROR(FlushRemovals());
     if (item.caption_text.size() != static_cast<size_t>(record_.caption_dim)) {
       return absl::DataLossError(absl::StrCat("item '", item.id, "' of collection '",
                                               record_.name, "': caption embedding has ",
@@ -32,6 +35,7 @@ class Batch {
       return absl::DataLossError(absl::StrCat("item '", item.id, "': ", image.status().message()));
     }
     ids_.push_back(item.id);
+    entries_.push_back({item.caption, item.attributes});
     caption_vectors_.insert(caption_vectors_.end(), item.caption_text.begin(),
                             item.caption_text.end());
     image_vectors_.insert(image_vectors_.end(), image->begin(), image->end());
@@ -39,6 +43,7 @@ class Batch {
     return ids_.size() >= kChunk ? FlushPuts() : absl::OkStatus();
   }
   absl::Status Delete(const std::string& id) {
+    RETRACE_RETURN_IF_ERROR(FlushPuts());
     removals_.push_back(id);
     ++deletes_;
     return removals_.size() >= kChunk ? FlushRemovals() : absl::OkStatus();
@@ -56,14 +61,20 @@ class Batch {
     if (ids_.empty()) return absl::OkStatus();
     RETRACE_RETURN_IF_ERROR(indexes_.captions->Add(ids_, caption_vectors_.data(), ids_.size()));
     RETRACE_RETURN_IF_ERROR(indexes_.images->Add(ids_, image_vectors_.data(), ids_.size()));
+    // The table last: a hit found in an index but not (yet) in the table is left out of the
+    // answer, never shown without its caption.
+    for (size_t i = 0; i < ids_.size(); ++i) indexes_.items->Put(ids_[i], std::move(entries_[i]));
     ids_.clear();
+    entries_.clear();
     caption_vectors_.clear();
     image_vectors_.clear();
     return absl::OkStatus();
   }
   absl::Status FlushRemovals() {
     if (removals_.empty()) return absl::OkStatus();
-    RETRACE_RETURN_IF_ERROR(RemoveItems(indexes_, removals_));
+    for (const std::string& id : removals_) indexes_.items->Remove(id);
+    RETRACE_RETURN_IF_ERROR(indexes_.captions->Remove(removals_).status());
+    RETRACE_RETURN_IF_ERROR(indexes_.images->Remove(removals_).status());
     removals_.clear();
     return absl::OkStatus();
   }
@@ -71,25 +82,18 @@ class Batch {
   CollectionIndexes& indexes_;
   const store::CollectionRecord& record_;
   std::vector<std::string> ids_;
+  std::vector<ItemTable::Entry> entries_;
   std::vector<float> caption_vectors_;
   std::vector<float> image_vectors_;
   std::vector<std::string> removals_;
   int64_t puts_ = 0, deletes_ = 0;
 };
 
-absl::StatusOr<RecoveredIndexes> Rebuild(const store::ItemStore& store,
-                                         const store::CollectionRecord& record, std::string why) {
-  RecoveredIndexes recovered;
-  RETRACE_ASSIGN_OR_RETURN(recovered.indexes, CreateIndexes(record));
-  Batch batch(recovered.indexes, record);
-  RETRACE_RETURN_IF_ERROR(store.ForEachItem(
-      record.name, [&](const store::StoredItem& item) { return batch.Put(item); }));
-  RETRACE_RETURN_IF_ERROR(batch.Flush());
-  recovered.how = absl::StrCat("rebuilt from the store (", why, "): ", batch.puts(), " items");
-  return recovered;
-}
-
 const char* SpaceName(Space space) { return space == Space::kCaption ? "caption" : "image"; }
+
+std::string ItemsDir(const std::string& snapshot_root, const std::string& collection) {
+  return (std::filesystem::path(snapshot_root) / collection / "items").string();
+}
 
 }  // namespace
 
@@ -116,6 +120,7 @@ absl::StatusOr<CollectionIndexes> CreateIndexes(const store::CollectionRecord& r
     }
     (space == Space::kCaption ? indexes.captions : indexes.images) = std::move(*created);
   }
+  indexes.items = std::make_unique<ItemTable>();
   return indexes;
 }
 
@@ -125,79 +130,95 @@ std::string SnapshotDir(const std::string& snapshot_root, const std::string& col
   return (std::filesystem::path(snapshot_root) / collection / SpaceName(space)).string();
 }
 
-absl::Status AddItems(CollectionIndexes& indexes, const store::CollectionRecord& record,
-                      const std::vector<const store::StoredItem*>& items) {
+absl::Status ApplyChanges(CollectionIndexes& indexes, const store::CollectionRecord& record,
+                          const std::vector<store::Change>& changes) {
   Batch batch(indexes, record);
-  for (const store::StoredItem* item : items) RETRACE_RETURN_IF_ERROR(batch.Put(*item));
+  for (const store::Change& change : changes) {
+    RETRACE_RETURN_IF_ERROR(change.kind == store::Change::Kind::kPut ? batch.Put(change.item)
+                                                                     : batch.Delete(change.id));
+  }
   return batch.Flush();
 }
 
-absl::Status RemoveItems(CollectionIndexes& indexes, const std::vector<std::string>& ids) {
-  RETRACE_RETURN_IF_ERROR(indexes.captions->Remove(ids).status());
-  return indexes.images->Remove(ids).status();
+absl::StatusOr<RecoveredIndexes> BuildFromItems(const store::ItemStore& store,
+                                                const store::CollectionRecord& record,
+                                                const std::string& why) {
+  const absl::Time start = absl::Now();
+  RecoveredIndexes recovered;
+  // The position first: whatever the scan misses (a change during it) is after it in the feed.
+  RETRACE_ASSIGN_OR_RETURN(recovered.applied, store.LastPosition());
+  RETRACE_ASSIGN_OR_RETURN(recovered.indexes, CreateIndexes(record));
+  Batch batch(recovered.indexes, record);
+  RETRACE_RETURN_IF_ERROR(store.ForEachItem(
+      record.name, [&](const store::StoredItem& item) { return batch.Put(item); }));
+  RETRACE_RETURN_IF_ERROR(batch.Flush());
+  recovered.how = absl::StrFormat("built from the store's items (%s): %d items in %.2f s", why,
+                                  batch.puts(), absl::ToDoubleSeconds(absl::Now() - start));
+  return recovered;
 }
 
 absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
                                                 const std::string& snapshot_root) {
-  if (snapshot_root.empty()) return Rebuild(store, record, "snapshots are off");
+  if (snapshot_root.empty()) return BuildFromItems(store, record, "snapshots are off");
   const absl::Time start = absl::Now();
+  const std::string tag = absl::StrCat(record.created_position);
   std::vector<index::LoadedIndex> loaded;
   for (Space space : {Space::kCaption, Space::kImage}) {
     auto snapshot = index::ShardedIndex::LoadSnapshot(
         SnapshotDir(snapshot_root, record.name, space), IndexOptionsFor(record, space));
     if (!snapshot.ok()) {
-      return Rebuild(store, record,
-                     snapshot.status().code() == absl::StatusCode::kNotFound
-                         ? absl::StrCat("no ", SpaceName(space), " snapshot")
-                         : absl::StrCat(SpaceName(space),
-                                        " snapshot unusable: ", snapshot.status().ToString()));
+      return BuildFromItems(store, record,
+                            snapshot.status().code() == absl::StatusCode::kNotFound
+                                ? absl::StrCat("no ", SpaceName(space), " snapshot")
+                                : absl::StrCat(SpaceName(space), " snapshot unusable: ",
+                                               snapshot.status().ToString()));
     }
-    int64_t tag = -1;
-    if (!absl::SimpleAtoi(snapshot->tag, &tag) || tag != record.created_seq) {
-      return Rebuild(store, record, "the snapshot is of an earlier collection of the same name");
+    if (snapshot->tag != tag) {
+      return BuildFromItems(store, record,
+                            "the snapshot is of an earlier collection of the same name");
     }
     loaded.push_back(std::move(*snapshot));
   }
-  const int64_t sequence = loaded[0].sequence;
-  if (loaded[1].sequence != sequence) {
-    return Rebuild(store, record,
-                   absl::StrCat("the caption and image snapshots are of sequences ", sequence,
-                                " and ", loaded[1].sequence));
+  auto items = ItemTable::Load(ItemsDir(snapshot_root, record.name));
+  if (!items.ok()) {
+    return BuildFromItems(store, record,
+                          absl::StrCat("item table unusable: ", items.status().ToString()));
   }
-  if (sequence > store.LastSequence()) {
-    return Rebuild(store, record, absl::StrCat("the snapshot (sequence ", sequence,
-                                               ") is newer than the store (",
-                                               store.LastSequence(), ")"));
+  const int64_t position = loaded[0].sequence;
+  if (loaded[1].sequence != position || items->position != position || items->tag != tag) {
+    return BuildFromItems(store, record,
+                          absl::StrCat("the caption, image and item snapshots are of positions ",
+                                       position, ", ", loaded[1].sequence, " and ",
+                                       items->position));
   }
-  const absl::Time loaded_at = absl::Now();
+  RETRACE_ASSIGN_OR_RETURN(int64_t last, store.LastPosition());
+  if (position > last) {
+    return BuildFromItems(store, record, absl::StrCat("the snapshot (position ", position,
+                                                      ") is newer than the store (", last, ")"));
+  }
   RecoveredIndexes recovered;
   recovered.indexes.captions = std::move(loaded[0].index);
   recovered.indexes.images = std::move(loaded[1].index);
-  recovered.snapshot_sequence = sequence;
-  Batch batch(recovered.indexes, record);
-  absl::Status replayed = store.ForEachChangeSince(
-      record.name, sequence, [&](const store::StoredItem& item) { return batch.Put(item); },
-      [&](const std::string& id) { return batch.Delete(id); });
-  if (replayed.ok()) replayed = batch.Flush();
-  if (replayed.code() == absl::StatusCode::kOutOfRange) {
-    return Rebuild(store, record, "the store no longer holds the deletions since the snapshot");
-  }
-  RETRACE_RETURN_IF_ERROR(replayed);
-  recovered.how = absl::StrFormat(
-      "snapshots at sequence %d loaded in %.2f s, + %d puts and %d deletions replayed in %.2f s",
-      sequence, absl::ToDoubleSeconds(loaded_at - start), batch.puts(), batch.deletes(),
-      absl::ToDoubleSeconds(absl::Now() - loaded_at));
+  recovered.indexes.items = std::move(items->table);
+  recovered.applied = position;
+  recovered.snapshot_position = position;
+  recovered.how = absl::StrFormat("snapshot at position %d (%d items) loaded in %.2f s", position,
+                                  recovered.indexes.items->size(),
+                                  absl::ToDoubleSeconds(absl::Now() - start));
   return recovered;
 }
 
 absl::Status SaveSnapshots(const CollectionIndexes& indexes, const store::CollectionRecord& record,
-                           int64_t sequence, const std::string& snapshot_root) {
-  const std::string tag = absl::StrCat(record.created_seq);
+                           int64_t position, const std::string& snapshot_root) {
+  const std::string tag = absl::StrCat(record.created_position);
   RETRACE_RETURN_IF_ERROR(indexes.captions->SaveSnapshot(
-      SnapshotDir(snapshot_root, record.name, Space::kCaption), sequence, tag));
-  return indexes.images->SaveSnapshot(SnapshotDir(snapshot_root, record.name, Space::kImage),
-                                      sequence, tag);
+      SnapshotDir(snapshot_root, record.name, Space::kCaption), position, tag));
+  RETRACE_RETURN_IF_ERROR(indexes.images->SaveSnapshot(
+      SnapshotDir(snapshot_root, record.name, Space::kImage), position, tag));
+  const std::string items_dir = ItemsDir(snapshot_root, record.name);
+  RETRACE_RETURN_IF_ERROR(files::CreateDirectory(items_dir));
+  return indexes.items->Save(items_dir, position, tag);
 }
 
 }  // namespace retrace::engine

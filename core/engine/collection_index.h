@@ -1,14 +1,15 @@
-// collection_index.h — a collection's two indexes (caption space, image space) at start-up and
-// in snapshots.
+// collection_index.h — what a replica derives from the store for one collection: its two vector
+// indexes (caption space, image space) and its item table (what hits show), built from the
+// store, updated from its change feed (follower.h), and saved together in snapshots.
 //
-// The store is the source of truth; indexes are derived. At start-up RecoverIndexes loads the
-// collection's last snapshot of both spaces and replays the store's changes after the
-// snapshot's sequence; without a usable pair (none, corrupt, another index spec, taken at
-// different sequences, or from an earlier collection of the same name) it rebuilds both in one
-// pass over the stored items — slower, never wrong. SaveSnapshots writes both atomically per
-// space, tagged with the store sequence they include.
+// The store is the source of truth; these are derived. RecoverIndexes loads the collection's
+// last snapshot (both spaces and the item table, taken at one position) or, without a usable
+// one (none, corrupt, another index spec, taken at different positions, or of an earlier
+// collection of the same name), builds them in one pass over the stored items — slower, never
+// wrong. Either way it returns the position the follower resumes from. SaveSnapshots writes all
+// three, each atomically, tagged with the position they include.
 //
-// Thread-safety: functions; the indexes and store they are given are thread-safe.
+// Thread-safety: functions; the indexes, table and store they are given are thread-safe.
 //
 //   RETRACE_ASSIGN_OR_RETURN(RecoveredIndexes r, RecoverIndexes(store, record, dir));
 //   log->info("'{}': {}", record.name, r.how);
@@ -19,6 +20,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "core/engine/item_table.h"
 #include "core/index/sharded_index.h"
 #include "core/store/item_store.h"
 
@@ -29,12 +31,15 @@ enum class Space { kCaption, kImage };
 struct CollectionIndexes {
   std::unique_ptr<index::ShardedIndex> captions;  // CLIP text embeddings of the captions
   std::unique_ptr<index::ShardedIndex> images;    // image-space vectors (image_space.h)
+  std::unique_ptr<ItemTable> items;               // captions and attributes, for hits
 };
 
 struct RecoveredIndexes {
   CollectionIndexes indexes;
-  int64_t snapshot_sequence = -1;  // the snapshots used, or -1 when rebuilt from the store
-  std::string how;                 // for the log: "snapshot at sequence 812 + 14 changes", ...
+  // Every change up to `applied` is in them: follow the feed from there.
+  int64_t applied = 0;
+  int64_t snapshot_position = -1;  // of the snapshot loaded, or -1 when built from the items
+  std::string how;                 // for the log: "snapshot at position 812 loaded in ...", ...
 };
 
 // IndexOptionsFor: a space's index options for a collection.
@@ -48,26 +53,31 @@ absl::StatusOr<CollectionIndexes> CreateIndexes(const store::CollectionRecord& r
 std::string SnapshotDir(const std::string& snapshot_root, const std::string& collection,
                         Space space);
 
-// AddItems adds stored items to both indexes (an id already present is replaced). DATA_LOSS if
-// an item's embeddings do not fit the collection's dimensions; nothing is added then.
-absl::Status AddItems(CollectionIndexes& indexes, const store::CollectionRecord& record,
-                      const std::vector<const store::StoredItem*>& items);
+// ApplyChanges applies a page of the change feed, in order, to the indexes and the item table:
+// a put upserts the item, a deletion removes it (absent ids are ignored). Idempotent: applying a
+// page again leaves the same state, so a failed apply is retried from the same page. DATA_LOSS
+// if an item's embeddings do not fit the collection's dimensions; the index's error otherwise.
+absl::Status ApplyChanges(CollectionIndexes& indexes, const store::CollectionRecord& record,
+                          const std::vector<store::Change>& changes);
 
-// RemoveItems removes ids from both indexes; absent ids are ignored.
-absl::Status RemoveItems(CollectionIndexes& indexes, const std::vector<std::string>& ids);
-
-// RecoverIndexes builds the indexes of `record` from its snapshots under `snapshot_root`
-// (empty: none) and the store. Errors: the store's, DATA_LOSS for a stored item that does not
-// fit, or INVALID_ARGUMENT when an index spec cannot be built.
+// RecoverIndexes builds the indexes and item table of `record` from its snapshot under
+// `snapshot_root` (empty: none) or from the store's items. Errors: the store's, DATA_LOSS for a
+// stored item that does not fit, or INVALID_ARGUMENT when an index spec cannot be built.
 absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
                                                 const std::string& snapshot_root);
 
-// SaveSnapshots writes both indexes as the collection's snapshots including store sequence
-// `sequence`. REQUIRES: every change of the collection up to `sequence` is in both indexes
-// (read the sequence while no write to the collection is between store and indexes).
+// BuildFromItems builds them from the store's items alone (reading the last position first, so
+// the feed from RecoveredIndexes.applied holds whatever the scan missed). `why` goes to `how`.
+absl::StatusOr<RecoveredIndexes> BuildFromItems(const store::ItemStore& store,
+                                                const store::CollectionRecord& record,
+                                                const std::string& why);
+
+// SaveSnapshots writes the indexes and the item table as the collection's snapshot of store
+// position `position`. REQUIRES: every change up to `position` is in them (changes after it
+// may be too: the follower applies them again after a restart, and applying is idempotent).
 absl::Status SaveSnapshots(const CollectionIndexes& indexes, const store::CollectionRecord& record,
-                           int64_t sequence, const std::string& snapshot_root);
+                           int64_t position, const std::string& snapshot_root);
 
 }  // namespace retrace::engine
 

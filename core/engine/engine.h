@@ -1,40 +1,34 @@
 // engine.h — retrace's core API: captioning, collections, indexing and search, with no transport.
 //
-// The Engine owns the models, the item store and every collection's vector indexes. The store is
-// the source of truth; at Open the indexes are rebuilt from it. server/ maps the gRPC API onto
-// these methods one to one.
+// The Engine owns the models, the item store and this replica's view of it. The store is the
+// one log of changes (ARCHITECTURE.md, "The store is the log"): a write — Index, Delete, a
+// collection's creation or drop — commits to the store and nothing else, and every index is a
+// follower of the store's change feed (follower.h). A write is acknowledged once it is committed
+// and this replica's follower has applied it (read your writes here); its answer carries the
+// commit's store position, which a read on any replica may ask for (CallOptions.min_position).
+// Several processes may share one store (PostgreSQL): each is a replica that serves every RPC.
 //
-// Index pipeline per batch: validate each item → decode → caption the items without one →
-// CLIP image embeddings → CLIP text embeddings of the captions → image-encoder (CS-SLIP)
-// embeddings when the collection has one → one durable store write → add to the caption and
-// image indexes. A bad item fails alone; the rest of the batch is stored.
-// Search: CAPTION_MATCH (the Caption-Matching paper) scores the query's CLIP embedding (image
-// tower for an image, text tower for a text, or a raw vector) against the captions' CLIP text
-// embeddings. PROVENANCE (the CS-SLIP paper) takes N candidates from the image space and
-// re-ranks them cross-modally (core/search/rerank.h); HYBRID fuses the two rankings
-// (core/search/rank_fusion.h). See engine_search.cc.
+// The parts, each in its own file with its own contract: the collection registry
+// (collection_registry.h), the ingest path (ingest.h), the search path (search.h), the follower
+// (follower.h) and the replication loop with snapshot scheduling (replication.h). server/ maps
+// the gRPC API onto the methods here one to one.
 //
-// Thread-safety: every method is safe to call concurrently. Writes to one collection are
-// serialised so its store and index agree; searches run in parallel with them.
+// Thread-safety: every method is safe to call concurrently. No engine-wide lock is held across
+// a store write or a model call.
 //
 //   RETRACE_ASSIGN_OR_RETURN(auto engine, Engine::Open(options, std::move(models), std::move(store), log));
-//   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> hits, engine->Search("art", query));
+//   RETRACE_ASSIGN_OR_RETURN(SearchResult result, engine->Search("art", query));
 #ifndef RETRACE_CORE_ENGINE_ENGINE_H_
 #define RETRACE_CORE_ENGINE_ENGINE_H_
 
-#include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "core/engine/engine_types.h"
-#include "core/engine/internal/batchers.h"
+#include "core/engine/follower.h"
 #include "core/engine/stage_observer.h"
-#include "core/index/sharded_index.h"
 #include "core/models/captioner.h"
 #include "core/models/clip_model.h"
 #include "core/models/image_encoder.h"
@@ -42,6 +36,13 @@
 #include "spdlog/logger.h"
 
 namespace retrace::engine {
+
+class Batchers;
+class CollectionRegistry;
+class Ingest;
+class LiveCollection;
+class Replicator;
+class Searcher;
 
 // ModelSet: the models an Engine runs. CLIP and the captioner are required; without an image
 // encoder, new collections' image space is CLIP's image embedding alone.
@@ -56,22 +57,36 @@ struct EngineOptions {
   // Decoding for Index-time captions. Caption() takes its own options (the server fills a
   // request's unset fields from these); their max_new_tokens = 0 falls back to this one's.
   models::CaptionOptions caption;
-  int inference_batch_size = 16;   // images or texts per model call; 1..1024
-  // Index snapshots: written under snapshot_dir (empty: none; every start rebuilds from the
-  // store) every snapshot_interval_seconds when a collection changed (<= 0: only on request).
+  int inference_batch_size = defaults::kInferenceBatchSize;  // per model call; 1..1024
+  // Index snapshots: written under snapshot_dir (empty: none; every start builds the indexes
+  // from the store's items) every snapshot_interval_seconds when a collection changed (<= 0:
+  // only on request).
   std::string snapshot_dir;
-  int snapshot_interval_seconds = 300;
+  int snapshot_interval_seconds = defaults::kSnapshotIntervalSeconds;
+  ReplicationOptions replication;
   // Told each stage's duration (stage_observer.h); not owned, may be null, must outlive the
   // engine.
   StageObserver* stage_observer = nullptr;
   BatchingOptions batching;
+  // Tests only: called before the follower applies each page of changes (follower.h).
+  ApplyFaultHook apply_fault_hook;
+};
+
+// ReplicationMetrics: how one collection follows the store here (for /metrics).
+struct CollectionReplication {
+  std::string collection;
+  int64_t applied_position = 0;
+  int64_t lag = 0;
+  int64_t changes_applied = 0;  // since start
+  bool degraded = false;
 };
 
 class Engine {
  public:
-  // Open loads every collection from `store` and rebuilds its index. A collection whose models
-  // differ from the server's is kept but refused (FAILED_PRECONDITION on use), never mixed.
-  // INVALID_ARGUMENT for missing models or bad options; the store's error if it cannot be read.
+  // Open loads every collection from `store` (snapshot + feed, or the items) and starts
+  // following it. A collection whose models differ from the server's is kept but refused
+  // (FAILED_PRECONDITION on use), never mixed. INVALID_ARGUMENT for missing models or bad
+  // options; the store's error if it cannot be read.
   static absl::StatusOr<std::unique_ptr<Engine>> Open(EngineOptions options, ModelSet models,
                                                       std::unique_ptr<store::ItemStore> store,
                                                       std::shared_ptr<spdlog::logger> log);
@@ -86,110 +101,86 @@ class Engine {
                                                      const CallOptions& call = {});
 
   // CreateCollection: INVALID_ARGUMENT for a bad name, shard count or index spec;
-  // ALREADY_EXISTS; RESOURCE_EXHAUSTED over max_collections.
+  // ALREADY_EXISTS; RESOURCE_EXHAUSTED over max_collections; the store's error (UNAVAILABLE when
+  // unreachable). On return the collection is served here (and soon on every replica).
   absl::StatusOr<CollectionInfo> CreateCollection(const CollectionSpec& spec);
-  absl::StatusOr<CollectionInfo> DescribeCollection(const std::string& name);
-  absl::StatusOr<std::vector<CollectionInfo>> ListCollections();
-  absl::Status DropCollection(const std::string& name);
+  absl::StatusOr<CollectionInfo> DescribeCollection(const std::string& name,
+                                                    const CallOptions& call = {});
+  absl::StatusOr<std::vector<CollectionInfo>> ListCollections(const CallOptions& call = {});
+  // DropCollection: NOT_FOUND; the store's error. Returns the drop's position.
+  absl::StatusOr<int64_t> DropCollection(const std::string& name);
 
   // Index stores items, one result per item in order. An item whose id is stored with the same
   // content (image bytes, given caption, attributes) is acknowledged without any work; one with
-  // other content replaces the stored item. The call fails as a whole only with
-  // NOT_FOUND (collection), FAILED_PRECONDITION (collection built with other models) or
-  // INVALID_ARGUMENT (item count).
+  // other content replaces the stored item. An item is OK once committed and applied here; when
+  // this replica cannot apply it within ReplicationOptions.ack_timeout it is UNAVAILABLE (it is
+  // stored and stays pending; a retry answers once it is applied). The call fails as a whole
+  // only with NOT_FOUND (collection), FAILED_PRECONDITION (collection built with other models),
+  // INVALID_ARGUMENT (item count) or UNAVAILABLE (the store cannot be reached; nothing written).
   // Index work is bulk: it queues behind Search's interactive work for the models.
-  absl::StatusOr<std::vector<ItemResult>> Index(const std::string& collection,
-                                                std::vector<IndexItem> items,
-                                                const CallOptions& call = {});
+  absl::StatusOr<WriteResult> Index(const std::string& collection, std::vector<IndexItem> items,
+                                    const CallOptions& call = {});
+
+  // Delete removes items; per id OK (deleted and applied here), NOT_FOUND or UNAVAILABLE (as
+  // Index).
+  absl::StatusOr<WriteResult> Delete(const std::string& collection,
+                                     const std::vector<std::string>& ids,
+                                     const CallOptions& call = {});
 
   // Search returns up to top_k hits, best first, and the Q_t re-ranking used.
   // INVALID_ARGUMENT naming the field for a bad query; NOT_FOUND; FAILED_PRECONDITION for a
-  // collection built with other models.
+  // collection built with other models; DEADLINE_EXCEEDED when min_position is not applied here
+  // by the deadline. Served from this replica's memory: it goes on when the store is down
+  // (SearchResult.stale says so).
   absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query,
                                       const CallOptions& call = {});
 
   // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings only when
-  // asked. The call fails as a whole for NOT_FOUND (collection) or INVALID_ARGUMENT (id count).
+  // asked. Reads the store. The call fails as a whole for NOT_FOUND (collection),
+  // INVALID_ARGUMENT (id count) or the store's error.
   absl::StatusOr<std::vector<GetResult>> Get(const std::string& collection,
                                              const std::vector<std::string>& ids,
-                                             bool include_embeddings);
+                                             bool include_embeddings, const CallOptions& call = {});
 
-  // Delete removes items; per id OK or NOT_FOUND.
-  absl::StatusOr<std::vector<ItemResult>> Delete(const std::string& collection,
-                                                 const std::vector<std::string>& ids);
-
-  // SnapshotAll writes a snapshot of every collection that changed since its last one, then lets
-  // the store forget the deletions the snapshot includes. Returns the first error (the other
-  // collections are still snapshotted). A no-op without snapshot_dir. The server calls it at a
-  // clean shutdown; a timer calls it every snapshot_interval_seconds.
+  // SnapshotAll writes a snapshot of every collection that changed since its last one, then
+  // compacts the deletions no live replica needs. Returns the first error (the others are still
+  // snapshotted). A no-op without snapshot_dir. The server calls it at a clean shutdown; a timer
+  // calls it every snapshot_interval_seconds.
   absl::Status SnapshotAll();
 
-  const EngineOptions& options() const { return options_; }
+  // Ready: every collection is loaded and within ReplicationOptions.ready_max_lag of the store
+  // (the server reports NOT_SERVING until then).
+  bool Ready() const;
+  // StoreReachable: the last read of the store succeeded.
+  bool StoreReachable() const;
+  // Cluster: the replicas that follow this store, as they last reported. The store's error.
+  absl::StatusOr<ClusterStatus> Cluster() const;
+  // Replication: how each collection follows the store here.
+  std::vector<CollectionReplication> Replication() const;
 
-  // BatcherDepths: how many inputs wait in each batcher's lanes now (for metrics); empty when
-  // batching is disabled.
-  std::vector<internal::Batchers::Depth> BatcherDepths() const { return batchers_->Depths(); }
+  const EngineOptions& options() const { return options_; }
+  // BatcherDepths: how many inputs wait in each batcher's lanes now; empty when batching is off.
+  std::vector<BatcherDepth> BatcherDepths() const;
 
  private:
-  struct Collection;
   Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::ItemStore> store,
          std::shared_ptr<spdlog::logger> log);
-  absl::Status LoadCollections();
-  absl::StatusOr<std::shared_ptr<Collection>> Find(const std::string& name);
-  absl::StatusOr<std::unique_ptr<Collection>> MakeCollection(store::CollectionRecord record);
-  CollectionInfo Describe(const Collection& collection);
-  // FindUnchanged returns, sorted, the candidates whose stored content hash equals theirs, and
-  // puts each one's stored caption in its result.
-  absl::StatusOr<std::vector<size_t>> FindUnchanged(const std::string& collection,
-                                                    const std::vector<IndexItem>& items,
-                                                    const std::vector<uint64_t>& hashes,
-                                                    const std::vector<size_t>& candidates,
-                                                    std::vector<ItemResult>& results);
-  // engine_search.cc
-  struct ProvenanceQuery;
-  absl::StatusOr<std::vector<float>> CaptionMatchQuery(const Collection& collection,
-                                                       const SearchQuery& query,
-                                                       const internal::Call& call);
-  absl::StatusOr<ProvenanceQuery> MakeProvenanceQuery(const Collection& collection,
-                                                      const SearchQuery& query,
-                                                      const internal::Call& call);
-  absl::StatusOr<std::vector<index::IndexHit>> CaptionMatchRanking(const Collection& collection,
-                                                                  const std::vector<float>& q,
-                                                                  int depth,
-                                                                  const internal::Call& call);
-  absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const Collection& collection,
-                                                           const SearchQuery& query,
-                                                           const ProvenanceQuery& pq,
-                                                           const internal::Call& call);
-  // Hydrate fills hits' captions and attributes from the store, except where hydrated[i];
-  // drops hits deleted since the index was searched.
-  absl::StatusOr<std::vector<SearchHit>> Hydrate(const std::string& collection,
-                                                 std::vector<SearchHit> hits,
-                                                 const std::vector<bool>& hydrated);
-
-  // Timed runs `work`, reporting its duration as `stage` with `batch_size` items.
-  template <typename Work>
-  auto Timed(Stage stage, size_t batch_size, Work&& work) {
-    ScopedStage timer(options_.stage_observer, stage, static_cast<int>(batch_size));
-    return work();
-  }
+  CollectionInfo Describe(const LiveCollection& collection) const;
+  // Find waits for the registry to reach call.min_position (so a collection created through
+  // another replica is found), then finds the collection and, for reads, waits for its indexes.
+  absl::StatusOr<std::shared_ptr<LiveCollection>> Find(const std::string& name,
+                                                       const CallOptions& call) const;
 
   const EngineOptions options_;
   const ModelSet models_;
   const std::unique_ptr<store::ItemStore> store_;
   const std::shared_ptr<spdlog::logger> log_;
-  // The models' and indexes' batchers; after models_, so they stop first.
-  const std::unique_ptr<internal::Batchers> batchers_;
-
-  absl::Status Snapshot(Collection& collection);
-  void RunSnapshotTimer();
-
-  absl::Mutex mu_;
-  std::map<std::string, std::shared_ptr<Collection>> collections_ ABSL_GUARDED_BY(mu_);
-
-  absl::Mutex timer_mu_;
-  bool stopping_ ABSL_GUARDED_BY(timer_mu_) = false;
-  std::thread snapshot_timer_;  // runs RunSnapshotTimer when snapshots are periodic
+  // Declared in the order they are built; destroyed in reverse (the replicator stops first).
+  std::unique_ptr<Batchers> batchers_;
+  std::unique_ptr<CollectionRegistry> registry_;
+  std::unique_ptr<Ingest> ingest_;
+  std::unique_ptr<Searcher> searcher_;
+  std::unique_ptr<Replicator> replicator_;
 };
 
 }  // namespace retrace::engine

@@ -1,7 +1,8 @@
 // engine_types.h — the plain request and result types of the Engine (core's API).
 //
 // These mirror the public API (proto/retrace/v1/retrace.proto) without protobuf: server/
-// converts between them in one place. Bounds are in EngineLimits; defaults equal the proto's.
+// converts between them in one place. Bounds are in EngineLimits; every default comes from
+// defaults.h.
 //
 // Thread-safety: plain values.
 #ifndef RETRACE_CORE_ENGINE_ENGINE_TYPES_H_
@@ -16,6 +17,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "core/batching/dynamic_batcher.h"
+#include "core/engine/defaults.h"
 #include "core/image/decode.h"
 
 namespace retrace::engine {
@@ -23,17 +25,33 @@ namespace retrace::engine {
 // EngineLimits: the bound of every input (ServerConfig.limits; defaults documented there).
 struct EngineLimits {
   image::DecodeLimits decode;            // bytes, pixels and side of one image
-  int max_items_per_call = 64;           // images per Caption, items per Index, ids per Delete
-  int max_top_k = 1000;
-  size_t max_id_bytes = 512;
-  size_t max_caption_bytes = 2048;
-  size_t max_text_bytes = 2048;
-  int max_attributes = 32;
-  size_t max_attribute_key_bytes = 128;
-  size_t max_attribute_value_bytes = 1024;
-  int max_collections = 1000;
-  int max_shards = 256;
-  int max_candidates = 1000;             // ProvenanceOptions.candidates
+  int max_items_per_call = defaults::kMaxItemsPerCall;  // per Caption, Index, Delete or Get
+  int max_top_k = defaults::kMaxTopK;
+  size_t max_id_bytes = defaults::kMaxIdBytes;
+  size_t max_caption_bytes = defaults::kMaxCaptionBytes;
+  size_t max_text_bytes = defaults::kMaxTextBytes;
+  int max_attributes = defaults::kMaxAttributes;
+  size_t max_attribute_key_bytes = defaults::kMaxAttributeKeyBytes;
+  size_t max_attribute_value_bytes = defaults::kMaxAttributeValueBytes;
+  int max_collections = defaults::kMaxCollections;
+  int max_shards = defaults::kMaxShards;
+  int max_candidates = defaults::kMaxCandidates;  // ProvenanceOptions.candidates
+};
+
+// ReplicationOptions: how this process's indexes follow the store and report to it
+// (ServerConfig.replication; defaults.h documents each).
+struct ReplicationOptions {
+  // This replica's id in the store's replica records, and where it serves (for operators).
+  std::string replica_id;
+  std::string address;
+  absl::Duration ack_timeout = defaults::kAckTimeout;
+  int64_t ready_max_lag = defaults::kReadyMaxLag;
+  absl::Duration heartbeat_interval = defaults::kHeartbeatInterval;
+  absl::Duration replica_expiry = defaults::kReplicaExpiry;
+  absl::Duration poll_interval = defaults::kPollInterval;
+  absl::Duration retry_min = defaults::kRetryMin;
+  absl::Duration retry_max = defaults::kRetryMax;
+  int change_page = defaults::kChangePage;
 };
 
 // BatchingOptions: dynamic batching of the model calls and index searches of concurrent engine
@@ -49,6 +67,10 @@ struct CallOptions {
   // Work still queued for a model or the index at the deadline is dropped, and the call (or, in
   // Index, each item not yet embedded) fails with DEADLINE_EXCEEDED.
   absl::Time deadline = absl::InfiniteFuture();
+  // Reads (Search, Get, DescribeCollection): answer only once this replica has applied every
+  // change up to this store position (read your writes on any replica); DEADLINE_EXCEEDED if it
+  // has not by the deadline. 0: no wait.
+  int64_t min_position = 0;
 };
 
 struct CaptionResult {
@@ -65,9 +87,17 @@ struct IndexItem {
 
 struct ItemResult {
   std::string id;
-  absl::Status status;  // OK: stored and searchable
+  absl::Status status;  // OK: stored (or deleted) and applied to this replica's index
   std::string caption;  // the caption stored
   bool unchanged = false;  // already stored with the same content; nothing was written
+};
+
+// WriteResult: the per-item results of an Index or Delete call, and the store position a read
+// must ask for (CallOptions.min_position) to see every OK item of it on any replica: the
+// write's commit, or the latest of the unchanged items' stored versions.
+struct WriteResult {
+  std::vector<ItemResult> items;
+  int64_t position = 0;
 };
 
 enum class SearchMode { kCaptionMatch, kProvenance, kHybrid };
@@ -75,15 +105,14 @@ enum class SearchMode { kCaptionMatch, kProvenance, kHybrid };
 // ProvenanceOptions: the candidate depth and re-ranking of PROVENANCE (and HYBRID); the
 // formula is in core/search/rerank.h. Defaults equal the proto's.
 struct ProvenanceOptions {
-  int candidates = 100;  // N; 1..max_candidates
-  float beta = 1.0f;     // finite, 0..kMaxRerankParam
-  float w1 = 0.1f;       // finite, 0..kMaxRerankParam
-  float w2 = 0.1f;       // finite, 0..kMaxRerankParam
-  bool rerank = true;    // false: base-similarity order
+  int candidates = defaults::kCandidates;  // N; 1..max_candidates
+  float beta = defaults::kBeta;            // finite, 0..kMaxRerankParam
+  float w1 = defaults::kW1;                // finite, 0..kMaxRerankParam
+  float w2 = defaults::kW2;                // finite, 0..kMaxRerankParam
+  bool rerank = true;                      // false: base-similarity order
 };
 
 inline constexpr float kMaxRerankParam = 100.0f;
-inline constexpr int kDefaultRrfK = 60;
 inline constexpr int kMaxRrfK = 10000;
 
 struct SearchQuery {
@@ -94,11 +123,11 @@ struct SearchQuery {
   // kEmbedding: of the collection's caption_dim (CAPTION_MATCH) or image_dim (the others).
   std::vector<float> embedding;
   SearchMode mode = SearchMode::kCaptionMatch;
-  int top_k = 10;                  // 1..max_top_k
+  int top_k = defaults::kTopK;     // 1..max_top_k
   // PROVENANCE and HYBRID: Q_t (empty: the text query, or a caption of the image query).
   std::string query_caption;
   ProvenanceOptions provenance;
-  int rrf_k = kDefaultRrfK;        // HYBRID; 1..kMaxRrfK
+  int rrf_k = defaults::kRrfK;     // HYBRID; 1..kMaxRrfK
 };
 
 // ProvenanceParts: a hit's S, P, P' and S' (ranks -1 when not scored).
@@ -128,6 +157,11 @@ struct SearchHit {
 struct SearchResult {
   std::vector<SearchHit> hits;  // best first
   std::string query_caption;    // the Q_t re-ranking used; empty when none
+  // The store position this replica's index of the collection had applied when searched.
+  int64_t applied_position = 0;
+  // True when this replica cannot reach the store now: the answer comes from its indexes as
+  // of applied_position and may miss later writes.
+  bool stale = false;
 };
 
 // ItemRecord: a stored item as Get returns it.
@@ -147,9 +181,9 @@ struct GetResult {
 
 struct CollectionSpec {
   std::string name;
-  int shards = 1;
-  std::string caption_index = "Flat";
-  std::string image_index = "Flat";
+  int shards = defaults::kShards;
+  std::string caption_index = defaults::kIndexFactory;
+  std::string image_index = defaults::kIndexFactory;
 };
 
 struct CollectionInfo {
@@ -160,6 +194,42 @@ struct CollectionInfo {
   std::string captioner_model;
   int image_dim = 0;
   std::string image_encoder_model;  // empty: the image space is CLIP's alone
+  int64_t created_position = 0;
+  // How far this replica's indexes have followed the store: every change up to
+  // applied_position is applied; lag is the store's last position known here minus it.
+  int64_t applied_position = 0;
+  int64_t lag = 0;
+  // Not OK while a change cannot be applied (it stays pending and is retried): the reason.
+  absl::Status degraded;
+};
+
+// ReplicaStatus: one replica as the store records it (Engine::ClusterStatus).
+struct ReplicaStatus {
+  std::string replica;
+  std::string address;
+  absl::Time started;
+  absl::Time heartbeat;  // the store's clock
+  bool live = false;     // heartbeat within ReplicationOptions.replica_expiry
+  struct Collection {
+    std::string name;
+    int64_t applied = 0;
+    int64_t lag = 0;      // the store's last position minus applied
+    int64_t resume = -1;  // the snapshot it would restart from; -1: none
+  };
+  std::vector<Collection> collections;
+};
+
+struct ClusterStatus {
+  std::string store;            // the store's description (never a password)
+  int64_t last_position = 0;    // the store's
+  std::vector<ReplicaStatus> replicas;
+};
+
+// BatcherDepth: how many inputs wait in one batcher's lane (for metrics).
+struct BatcherDepth {
+  std::string batcher;
+  batching::Lane lane;
+  size_t depth;
 };
 
 }  // namespace retrace::engine

@@ -27,7 +27,7 @@
 #include "core/common/status_macros.h"
 #include "core/index/internal/byte_codec.h"
 #include "core/index/internal/faiss_index.h"
-#include "core/index/internal/files.h"
+#include "core/common/files.h"
 #include "core/index/internal/shard.h"
 #include "core/index/sharded_index.h"
 
@@ -88,7 +88,7 @@ uint64_t GenerationOf(std::string_view name) {
 // IsSnapshotFile reports whether SaveSnapshot may have written `name` (so may delete it).
 bool IsSnapshotFile(std::string_view name) {
   return name.substr(0, kFilePrefix.size()) == kFilePrefix ||
-         name == std::string(kManifestName) + std::string(internal::kTempSuffix);
+         name == std::string(kManifestName) + std::string(files::kTempSuffix);
 }
 
 std::string EncodeManifest(const Manifest& manifest) {
@@ -106,7 +106,7 @@ std::string EncodeManifest(const Manifest& manifest) {
     out.U64(file.size);
     out.U32(file.crc);
   }
-  out.U32(internal::Crc32(out.view()));
+  out.U32(files::Crc32(out.view()));
   return out.Release();
 }
 
@@ -120,7 +120,7 @@ absl::StatusOr<Manifest> DecodeManifest(std::string_view bytes) {
   const std::string_view body = bytes.substr(0, bytes.size() - 4);
   uint32_t stored_crc = 0;
   ByteReader(bytes.substr(body.size())).U32(&stored_crc);
-  if (internal::Crc32(body) != stored_crc) {
+  if (files::Crc32(body) != stored_crc) {
     return absl::DataLossError("checksum mismatch (truncated or corrupted)");
   }
   ByteReader in(body.substr(kManifestMagic.size()));
@@ -151,7 +151,7 @@ absl::StatusOr<Manifest> DecodeManifest(std::string_view bytes) {
 absl::StatusOr<std::vector<uint8_t>> ReadListedFile(const std::string& dir,
                                                     const FileEntry& entry) {
   const std::string path = Join(dir, entry.name);
-  absl::StatusOr<std::vector<uint8_t>> bytes = internal::ReadWholeFile(path);
+  absl::StatusOr<std::vector<uint8_t>> bytes = files::ReadWholeFile(path);
   if (absl::IsNotFound(bytes.status())) {
     return absl::DataLossError(absl::StrCat(path, ": missing, but the manifest names it"));
   }
@@ -161,7 +161,7 @@ absl::StatusOr<std::vector<uint8_t>> ReadListedFile(const std::string& dir,
                                             " bytes but the manifest says ", entry.size,
                                             " (truncated or overwritten)"));
   }
-  const uint32_t crc = internal::Crc32(
+  const uint32_t crc = files::Crc32(
       std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()));
   if (crc != entry.crc) {
     return absl::DataLossError(absl::StrCat(path, ": checksum mismatch (CRC-32 ", absl::Hex(crc),
@@ -199,8 +199,8 @@ absl::Status ShardedIndex::SaveSnapshot(const std::string& dir, int64_t sequence
     }
   }
 
-  RETRACE_RETURN_IF_ERROR(internal::CreateDirectory(dir));
-  RETRACE_ASSIGN_OR_RETURN(const std::vector<std::string> existing, internal::ListDirectory(dir));
+  RETRACE_RETURN_IF_ERROR(files::CreateDirectory(dir));
+  RETRACE_ASSIGN_OR_RETURN(const std::vector<std::string> existing, files::ListDirectory(dir));
   Manifest manifest;
   for (const std::string& name : existing) {
     manifest.generation = std::max(manifest.generation, GenerationOf(name));
@@ -212,8 +212,8 @@ absl::Status ShardedIndex::SaveSnapshot(const std::string& dir, int64_t sequence
   manifest.shards = static_cast<uint32_t>(options_.shards);
   manifest.factory = options_.factory;
   auto write = [&](std::string name, std::string_view bytes) -> absl::Status {
-    RETRACE_RETURN_IF_ERROR(internal::WriteFileDurably(dir, name, bytes));
-    manifest.files.push_back(FileEntry{std::move(name), bytes.size(), internal::Crc32(bytes)});
+    RETRACE_RETURN_IF_ERROR(files::WriteFileDurably(dir, name, bytes));
+    manifest.files.push_back(FileEntry{std::move(name), bytes.size(), files::Crc32(bytes)});
     return absl::OkStatus();
   };
   for (size_t s = 0; s < images.size(); ++s) {
@@ -225,27 +225,27 @@ absl::Status ShardedIndex::SaveSnapshot(const std::string& dir, int64_t sequence
   if (!prototype.empty()) {
     RETRACE_RETURN_IF_ERROR(write(PrototypeFileName(manifest.generation), AsChars(prototype)));
   }
-  RETRACE_RETURN_IF_ERROR(internal::SyncDirectory(dir));
+  RETRACE_RETURN_IF_ERROR(files::SyncDirectory(dir));
   // The commit point: before this rename the old manifest (and its files) stand, after it the new.
-  RETRACE_RETURN_IF_ERROR(internal::WriteFileDurably(dir, kManifestName, EncodeManifest(manifest)));
-  RETRACE_RETURN_IF_ERROR(internal::SyncDirectory(dir));
+  RETRACE_RETURN_IF_ERROR(files::WriteFileDurably(dir, kManifestName, EncodeManifest(manifest)));
+  RETRACE_RETURN_IF_ERROR(files::SyncDirectory(dir));
 
   // Best effort: leftovers only cost disk, and the next save retries.
   absl::flat_hash_set<std::string> keep;
   for (const FileEntry& file : manifest.files) keep.insert(file.name);
   for (const std::string& name : existing) {
     if (IsSnapshotFile(name) && !keep.contains(name)) {
-      internal::RemoveFile(Join(dir, name)).IgnoreError();
+      files::RemoveFile(Join(dir, name)).IgnoreError();
     }
   }
-  internal::SyncDirectory(dir).IgnoreError();
+  files::SyncDirectory(dir).IgnoreError();
   return absl::OkStatus();
 }
 
 absl::StatusOr<LoadedIndex> ShardedIndex::LoadSnapshot(const std::string& dir,
                                                        const IndexOptions& expected) {
   const std::string manifest_path = Join(dir, kManifestName);
-  absl::StatusOr<std::vector<uint8_t>> manifest_bytes = internal::ReadWholeFile(manifest_path);
+  absl::StatusOr<std::vector<uint8_t>> manifest_bytes = files::ReadWholeFile(manifest_path);
   if (absl::IsNotFound(manifest_bytes.status())) {
     return absl::NotFoundError(
         absl::StrCat("no index snapshot in ", dir, " (", manifest_bytes.status().message(), ")"));

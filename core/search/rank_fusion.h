@@ -16,8 +16,6 @@
 
 namespace retrace::search {
 
-inline constexpr int kDefaultRrfK = 60;
-
 struct FusedHit {
   std::string id;
   float score = 0;

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <string_view>
 #include <system_error>
 #include <utility>
 
@@ -30,7 +31,8 @@ using internal::Statement;
 using internal::StoredHash;
 using internal::Transaction;
 
-// Schema version 2. Caller strings (names, ids, captions, model identities) are BLOBs: stored
+// Schema versions 3 and 4 (a new database is made at version 3 and migrated, so every
+// database takes the same path to the current version). Caller strings (names, ids, captions, model identities) are BLOBs: stored
 // byte-exact and compared with memcmp, so any bytes are safe (see sqlite_connection.h). Times
 // are Unix milliseconds. Deleting a collection that still has items or deletions violates a
 // foreign key, a guard against a DropCollection that forgot them.
@@ -51,11 +53,12 @@ using internal::Transaction;
 // its start and stops at the last one a query needs, so GetContentHashes reads only the row's
 // first page, never the overflow pages that hold the embeddings.
 //
-// `deletions` records, per collection, each id DeleteItems removed and that call's sequence,
-// for ForEachChangeSince; PutItems removes the row of an id it puts back, so an id is in
-// `items` or in `deletions`, never both. The table grows with every deleted id until
-// CompactDeletions removes the rows at or below the oldest snapshot's sequence; the highest
-// such sequence is kept as collections.compacted_seq, below which the feed is refused.
+// Positions (item_store.h) are called `seq` in the tables. `deletions` records, per
+// collection, each id DeleteItems removed and that call's position, for the change feed;
+// PutItems removes the row of an id it puts back, so an id is in `items` or in `deletions`,
+// never both. The table grows with every deleted id until CompactDeletions removes the rows at
+// or below a position; the highest such position is kept as collections.compacted_seq, below
+// which the feed is refused.
 constexpr char kSchemaV3[] = R"sql(
 CREATE TABLE collections (
   name            BLOB PRIMARY KEY NOT NULL,
@@ -99,6 +102,34 @@ CREATE TABLE meta (
 );
 INSERT INTO meta(key, value) VALUES ('last_seq', 0);
 PRAGMA user_version = 3;
+)sql";
+
+// kMigrateV3ToV4 makes the store the log that several indexes follow: the change feed reads
+// items in (seq, id) order (items_by_seq_id replaces items_by_seq), each collection knows its
+// latest change's position (so a follower skips the collections that did not change), and the
+// replicas that follow the store record their positions (replicas, replica_positions).
+constexpr char kMigrateV3ToV4[] = R"sql(
+DROP INDEX items_by_seq;
+CREATE INDEX items_by_seq_id ON items(collection, seq, id);
+ALTER TABLE collections ADD COLUMN last_seq INTEGER NOT NULL DEFAULT 0;
+UPDATE collections SET last_seq = max(created_seq,
+  coalesce((SELECT max(seq) FROM items WHERE items.collection = collections.name), 0),
+  coalesce((SELECT max(seq) FROM deletions WHERE deletions.collection = collections.name), 0));
+CREATE TABLE replicas (
+  replica      BLOB PRIMARY KEY NOT NULL,
+  address      BLOB NOT NULL,
+  started_at   INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
+);
+CREATE TABLE replica_positions (
+  replica     BLOB NOT NULL REFERENCES replicas(replica) ON DELETE CASCADE,
+  collection  BLOB NOT NULL,
+  created_seq INTEGER NOT NULL,
+  applied     INTEGER NOT NULL,
+  resume      INTEGER NOT NULL,  -- -1: the replica would rebuild from the items
+  PRIMARY KEY (replica, collection)
+) WITHOUT ROWID;
+PRAGMA user_version = 4;
 )sql";
 
 // kMigrateV2ToV3 adds the image space. A version-2 collection had none: its image space is
@@ -154,10 +185,6 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
                      SqliteItemStore::kSchemaVersion));
   }
   if (version == SqliteItemStore::kSchemaVersion) return absl::OkStatus();
-  if (version == 2) {
-    RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV2ToV3, "migrate schema 2 to 3"));
-    return txn.Commit();
-  }
   if (version == 1) {
     return absl::FailedPreconditionError(
         absl::StrCat(path,
@@ -166,16 +193,42 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
                      SqliteItemStore::kSchemaVersion,
                      " only: move the data directory aside and index the items again"));
   }
-  // Version 0: a new, empty database, unless some other program made it.
-  RETRACE_ASSIGN_OR_RETURN(int64_t tables,
-                           conn.QueryInt64("SELECT count(*) FROM sqlite_schema", "read schema"));
-  if (tables != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(path, " is an SQLite database but not a retrace store (user_version 0 and ",
-                     tables, " schema objects)"));
+  if (version == 0) {
+    // A new, empty database, unless some other program made it.
+    RETRACE_ASSIGN_OR_RETURN(int64_t tables,
+                             conn.QueryInt64("SELECT count(*) FROM sqlite_schema", "read schema"));
+    if (tables != 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(path, " is an SQLite database but not a retrace store (user_version 0 and ",
+                       tables, " schema objects)"));
+    }
+    RETRACE_RETURN_IF_ERROR(conn.Exec(kSchemaV3, "create schema"));
+    version = 3;
   }
-  RETRACE_RETURN_IF_ERROR(conn.Exec(kSchemaV3, "create schema"));
+  if (version == 2) {
+    RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV2ToV3, "migrate schema 2 to 3"));
+    version = 3;
+  }
+  if (version == 3) RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV3ToV4, "migrate schema 3 to 4"));
   return txn.Commit();
+}
+
+// Bump takes the next position for the change being written in the caller's transaction, and
+// records it as the store's and `collection`'s (when given) latest.
+absl::StatusOr<int64_t> Bump(Connection& conn, int64_t last, const std::string* collection) {
+  const int64_t position = last + 1;
+  RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, position));
+  if (collection != nullptr) {
+    RETRACE_ASSIGN_OR_RETURN(Statement stmt,
+                             conn.Prepare("UPDATE collections SET last_seq = ?2 WHERE name = ?1"));
+    stmt.BindBytes(1, *collection);
+    stmt.BindInt64(2, position);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) {
+      return conn.Error(rc, absl::StrCat("record the latest change of ", Quote(*collection)));
+    }
+  }
+  return position;
 }
 
 }  // namespace
@@ -217,8 +270,8 @@ absl::StatusOr<std::unique_ptr<SqliteItemStore>> SqliteItemStore::Open(
     }
     RETRACE_RETURN_IF_ERROR(InitializeSchema(*writer, db_path));
     RETRACE_ASSIGN_OR_RETURN(
-        int64_t last_seq,
-        writer->QueryInt64("SELECT value FROM meta WHERE key = 'last_seq'", "read sequence"));
+        int64_t last_position,
+        writer->QueryInt64("SELECT value FROM meta WHERE key = 'last_seq'", "read position"));
 
     // The database file is new the first time: make its directory entry durable too (SQLite
     // syncs the directory for the WAL file it creates, not for the main file).
@@ -232,19 +285,21 @@ absl::StatusOr<std::unique_ptr<SqliteItemStore>> SqliteItemStore::Open(
                              Connection::Open(db_path, /*create=*/false));
     RETRACE_RETURN_IF_ERROR(ConfigureConnection(*reader));
     RETRACE_RETURN_IF_ERROR(reader->Exec("PRAGMA query_only = ON", "configure reader"));
-    return std::unique_ptr<SqliteItemStore>(
-        new SqliteItemStore(lock_fd, std::move(writer), std::move(reader), last_seq));
+    return std::unique_ptr<SqliteItemStore>(new SqliteItemStore(
+        db_path, lock_fd, std::move(writer), std::move(reader), last_position));
   };
   absl::StatusOr<std::unique_ptr<SqliteItemStore>> store = open_locked();
   if (!store.ok()) ::close(lock_fd);
   return store;
 }
 
-SqliteItemStore::SqliteItemStore(int lock_fd, std::unique_ptr<Connection> writer,
-                                 std::unique_ptr<Connection> reader, int64_t last_seq)
-    : lock_fd_(lock_fd),
+SqliteItemStore::SqliteItemStore(std::string db_path, int lock_fd,
+                                 std::unique_ptr<Connection> writer,
+                                 std::unique_ptr<Connection> reader, int64_t last_position)
+    : db_path_(std::move(db_path)),
+      lock_fd_(lock_fd),
       writer_(std::move(writer)),
-      last_seq_(last_seq),
+      last_position_(last_position),
       reader_(std::move(reader)) {}
 
 SqliteItemStore::~SqliteItemStore() {
@@ -255,17 +310,20 @@ SqliteItemStore::~SqliteItemStore() {
   ::close(lock_fd_);
 }
 
+std::string SqliteItemStore::Describe() const { return absl::StrCat("sqlite ", db_path_); }
+
 absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord& record) {
   absl::MutexLock lock(&write_mu_);
   Connection& conn = *writer_;
   Transaction txn(&conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
+  const int64_t position = last_position_ + 1;
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("INSERT INTO collections(name, shards, caption_index, caption_dim, clip_model, "
                    "captioner_model, created_at, created_seq, compacted_seq, image_index, "
-                   "image_dim, image_encoder_model) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11)"));
+                   "image_dim, image_encoder_model, last_seq) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?8)"));
   stmt.BindBytes(1, record.name);
   stmt.BindInt64(2, record.shards);
   stmt.BindBytes(3, record.caption_index);
@@ -273,7 +331,7 @@ absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord
   stmt.BindBytes(5, record.clip_model);
   stmt.BindBytes(6, record.captioner_model);
   stmt.BindInt64(7, NowMillis());
-  stmt.BindInt64(8, last_seq_ + 1);
+  stmt.BindInt64(8, position);
   stmt.BindBytes(9, record.image_index);
   stmt.BindInt64(10, record.image_dim);
   stmt.BindBytes(11, record.image_encoder_model);
@@ -285,64 +343,68 @@ absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord
   if (rc != SQLITE_DONE) {
     return conn.Error(rc, absl::StrCat("create collection ", Quote(record.name)));
   }
-  RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, last_seq_ + 1));
+  RETRACE_RETURN_IF_ERROR(Bump(conn, last_position_, nullptr).status());
   RETRACE_RETURN_IF_ERROR(txn.Commit());
-  return ++last_seq_;
+  last_position_ = position;
+  return position;
 }
 
-absl::Status SqliteItemStore::DropCollection(const std::string& name) {
+absl::StatusOr<int64_t> SqliteItemStore::DropCollection(const std::string& name) {
   absl::MutexLock lock(&write_mu_);
   Connection& conn = *writer_;
   Transaction txn(&conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, name));
-  for (const char* table : {"items", "deletions"}) {
-    RETRACE_ASSIGN_OR_RETURN(Statement stmt, conn.Prepare(absl::StrCat("DELETE FROM ", table,
-                                                                       " WHERE collection = ?1")));
+  for (const char* table : {"items", "deletions", "replica_positions", "collections"}) {
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE ",
+                                  std::string_view(table) == "collections" ? "name" : "collection",
+                                  " = ?1")));
     stmt.BindBytes(1, name);
     int rc = stmt.Step();
     if (rc != SQLITE_DONE) {
       return conn.Error(rc, absl::StrCat("delete ", table, " of ", Quote(name)));
     }
   }
-  {
-    RETRACE_ASSIGN_OR_RETURN(Statement stmt,
-                             conn.Prepare("DELETE FROM collections WHERE name = ?1"));
-    stmt.BindBytes(1, name);
-    int rc = stmt.Step();
-    if (rc != SQLITE_DONE) return conn.Error(rc, absl::StrCat("drop collection ", Quote(name)));
-  }
-  RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, last_seq_ + 1));
+  RETRACE_ASSIGN_OR_RETURN(int64_t position, Bump(conn, last_position_, nullptr));
   RETRACE_RETURN_IF_ERROR(txn.Commit());
-  ++last_seq_;
-  return absl::OkStatus();
+  last_position_ = position;
+  return position;
 }
 
-absl::StatusOr<std::vector<CollectionRecord>> SqliteItemStore::ListCollections() const {
+absl::StatusOr<StoreState> SqliteItemStore::ReadState() const {
   absl::MutexLock lock(&read_mu_);
   Connection& conn = *reader_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
+  StoreState state;
+  RETRACE_ASSIGN_OR_RETURN(
+      state.last_position,
+      conn.QueryInt64("SELECT value FROM meta WHERE key = 'last_seq'", "read position"));
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("SELECT name, shards, caption_index, caption_dim, clip_model, captioner_model, "
-                   "created_seq, image_index, image_dim, image_encoder_model "
+                   "created_seq, image_index, image_dim, image_encoder_model, last_seq "
                    "FROM collections ORDER BY name"));
-  std::vector<CollectionRecord> records;
   int rc;
   while ((rc = stmt.Step()) == SQLITE_ROW) {
-    CollectionRecord& record = records.emplace_back();
+    CollectionRecord& record = state.collections.emplace_back();
     record.name = std::string(stmt.ColumnBytes(0));
     record.shards = static_cast<int>(stmt.ColumnInt64(1));
     record.caption_index = std::string(stmt.ColumnBytes(2));
     record.caption_dim = static_cast<int>(stmt.ColumnInt64(3));
     record.clip_model = std::string(stmt.ColumnBytes(4));
     record.captioner_model = std::string(stmt.ColumnBytes(5));
-    record.created_seq = stmt.ColumnInt64(6);
+    record.created_position = stmt.ColumnInt64(6);
     record.image_index = std::string(stmt.ColumnBytes(7));
     record.image_dim = static_cast<int>(stmt.ColumnInt64(8));
     record.image_encoder_model = std::string(stmt.ColumnBytes(9));
+    record.last_change_position = stmt.ColumnInt64(10);
   }
   if (rc != SQLITE_DONE) return conn.Error(rc, "list collections");
-  return records;
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return state;
 }
 
 absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
@@ -362,9 +424,9 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
   Transaction txn(&conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
-  if (items.empty()) return last_seq_;
+  if (items.empty()) return last_position_;
 
-  const int64_t seq = last_seq_ + 1;
+  const int64_t position = last_position_ + 1;
   const int64_t now = NowMillis();
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
@@ -381,16 +443,14 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
   std::string attributes;
   for (const StoredItem& item : items) {
     attributes = internal::EncodeAttributes(item.attributes);
-    absl::string_view clip_image = internal::FloatBytes(item.clip_image);
-    absl::string_view caption_text = internal::FloatBytes(item.caption_text);
     stmt.BindBytes(1, collection);
     stmt.BindBytes(2, item.id);
     stmt.BindBytes(3, item.caption);
     stmt.BindBytes(4, attributes);
-    stmt.BindBytes(5, clip_image);
-    stmt.BindBytes(6, caption_text);
+    stmt.BindBytes(5, internal::FloatBytes(item.clip_image));
+    stmt.BindBytes(6, internal::FloatBytes(item.caption_text));
     stmt.BindInt64(7, StoredHash(item.content_hash));
-    stmt.BindInt64(8, seq);
+    stmt.BindInt64(8, position);
     stmt.BindInt64(9, now);
     stmt.BindBytes(10, internal::FloatBytes(item.image_features));
     int rc = stmt.Step();
@@ -408,10 +468,10 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
     }
     undelete.Reset();
   }
-  RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, seq));
+  RETRACE_RETURN_IF_ERROR(Bump(conn, last_position_, &collection).status());
   RETRACE_RETURN_IF_ERROR(txn.Commit());
-  last_seq_ = seq;
-  return seq;
+  last_position_ = position;
+  return position;
 }
 
 absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::GetItems(
@@ -459,8 +519,8 @@ absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::ReadItem
   return found;
 }
 
-absl::StatusOr<std::vector<bool>> SqliteItemStore::DeleteItems(
-    const std::string& collection, const std::vector<std::string>& ids) {
+absl::StatusOr<DeleteResult> SqliteItemStore::DeleteItems(const std::string& collection,
+                                                          const std::vector<std::string>& ids) {
   absl::MutexLock lock(&write_mu_);
   Connection& conn = *writer_;
   Transaction txn(&conn);
@@ -472,10 +532,10 @@ absl::StatusOr<std::vector<bool>> SqliteItemStore::DeleteItems(
       Statement record,
       conn.Prepare("INSERT INTO deletions(collection, id, seq) VALUES (?1, ?2, ?3) "
                    "ON CONFLICT(collection, id) DO UPDATE SET seq = excluded.seq"));
-  // The number this call takes if it removes anything, which its removed ids are recorded with.
-  const int64_t seq = last_seq_ + 1;
-  std::vector<bool> present;
-  present.reserve(ids.size());
+  // The position this call takes if it removes anything, which its removed ids are recorded with.
+  const int64_t position = last_position_ + 1;
+  DeleteResult result;
+  result.present.reserve(ids.size());
   bool any = false;
   for (const std::string& id : ids) {
     stmt.BindBytes(1, collection);
@@ -484,13 +544,13 @@ absl::StatusOr<std::vector<bool>> SqliteItemStore::DeleteItems(
     if (rc != SQLITE_DONE) {
       return conn.Error(rc, absl::StrCat("delete item ", Quote(id), " of ", Quote(collection)));
     }
-    present.push_back(conn.Changes() > 0);
+    result.present.push_back(conn.Changes() > 0);
     stmt.Reset();
-    if (!present.back()) continue;
+    if (!result.present.back()) continue;
     any = true;
     record.BindBytes(1, collection);
     record.BindBytes(2, id);
-    record.BindInt64(3, seq);
+    record.BindInt64(3, position);
     rc = record.Step();
     if (rc != SQLITE_DONE) {
       return conn.Error(rc,
@@ -498,10 +558,11 @@ absl::StatusOr<std::vector<bool>> SqliteItemStore::DeleteItems(
     }
     record.Reset();
   }
-  if (any) RETRACE_RETURN_IF_ERROR(SetLastSequence(conn, seq));
+  if (any) RETRACE_RETURN_IF_ERROR(Bump(conn, last_position_, &collection).status());
   RETRACE_RETURN_IF_ERROR(txn.Commit());
-  if (any) last_seq_ = seq;
-  return present;
+  if (any) last_position_ = position;
+  result.position = last_position_;
+  return result;
 }
 
 absl::StatusOr<int64_t> SqliteItemStore::CountItems(const std::string& collection) const {
@@ -520,9 +581,121 @@ absl::StatusOr<int64_t> SqliteItemStore::CountItems(const std::string& collectio
   return count;
 }
 
-int64_t SqliteItemStore::LastSequence() const {
+absl::StatusOr<int64_t> SqliteItemStore::LastPosition() const {
   absl::MutexLock lock(&write_mu_);
-  return last_seq_;
+  return last_position_;
+}
+
+absl::StatusOr<int64_t> SqliteItemStore::WaitForChange(int64_t after,
+                                                       absl::Duration timeout) const {
+  absl::MutexLock lock(&write_mu_);
+  auto changed = [this, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    return last_position_ > after;
+  };
+  write_mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  return last_position_;
+}
+
+absl::Status SqliteItemStore::ReportReplica(const ReplicaRecord& replica) {
+  absl::MutexLock lock(&write_mu_);
+  Connection& conn = *writer_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
+  {
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn.Prepare("INSERT INTO replicas(replica, address, started_at, heartbeat_at) "
+                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(replica) DO UPDATE SET "
+                     "address = excluded.address, started_at = excluded.started_at, "
+                     "heartbeat_at = excluded.heartbeat_at"));
+    stmt.BindBytes(1, replica.replica);
+    stmt.BindBytes(2, replica.address);
+    stmt.BindInt64(3, absl::ToUnixMillis(replica.started));
+    stmt.BindInt64(4, NowMillis());
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, absl::StrCat("report replica ", Quote(replica.replica)));
+  }
+  {
+    RETRACE_ASSIGN_OR_RETURN(Statement stmt,
+                             conn.Prepare("DELETE FROM replica_positions WHERE replica = ?1"));
+    stmt.BindBytes(1, replica.replica);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, "clear replica positions");
+  }
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare("INSERT INTO replica_positions(replica, collection, created_seq, applied, "
+                   "resume) VALUES (?1, ?2, ?3, ?4, ?5)"));
+  for (const ReplicaCollectionPosition& p : replica.positions) {
+    stmt.BindBytes(1, replica.replica);
+    stmt.BindBytes(2, p.collection);
+    stmt.BindInt64(3, p.created_position);
+    stmt.BindInt64(4, p.applied);
+    stmt.BindInt64(5, p.resume);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, "record replica position");
+    stmt.Reset();
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<ReplicaRecord>> SqliteItemStore::ListReplicas() const {
+  absl::MutexLock lock(&read_mu_);
+  Connection& conn = *reader_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
+  std::vector<ReplicaRecord> replicas;
+  {
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement stmt, conn.Prepare("SELECT replica, address, started_at, heartbeat_at "
+                                     "FROM replicas ORDER BY replica"));
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      ReplicaRecord& r = replicas.emplace_back();
+      r.replica = std::string(stmt.ColumnBytes(0));
+      r.address = std::string(stmt.ColumnBytes(1));
+      r.started = absl::FromUnixMillis(stmt.ColumnInt64(2));
+      r.heartbeat = absl::FromUnixMillis(stmt.ColumnInt64(3));
+    }
+    if (rc != SQLITE_DONE) return conn.Error(rc, "list replicas");
+  }
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare("SELECT collection, created_seq, applied, resume FROM replica_positions "
+                   "WHERE replica = ?1 ORDER BY collection"));
+  for (ReplicaRecord& r : replicas) {
+    stmt.BindBytes(1, r.replica);
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      ReplicaCollectionPosition& p = r.positions.emplace_back();
+      p.collection = std::string(stmt.ColumnBytes(0));
+      p.created_position = stmt.ColumnInt64(1);
+      p.applied = stmt.ColumnInt64(2);
+      p.resume = stmt.ColumnInt64(3);
+    }
+    if (rc != SQLITE_DONE) return conn.Error(rc, "list replica positions");
+    stmt.Reset();
+  }
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return replicas;
+}
+
+absl::Status SqliteItemStore::ForgetReplica(const std::string& replica) {
+  absl::MutexLock lock(&write_mu_);
+  Connection& conn = *writer_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
+  for (const char* table : {"replica_positions", "replicas"}) {
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement stmt, conn.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE replica = ?1")));
+    stmt.BindBytes(1, replica);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, absl::StrCat("forget replica ", Quote(replica)));
+    if (std::string_view(table) == "replicas" && conn.Changes() == 0) {
+      return absl::NotFoundError(absl::StrCat("replica ", Quote(replica), " not found"));
+    }
+  }
+  return txn.Commit();
 }
 
 }  // namespace retrace::store

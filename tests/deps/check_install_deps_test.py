@@ -72,6 +72,15 @@ class ShellCommandsTest(unittest.TestCase):
         self.assertEqual(found, ["/usr/bin/chromium", "openssl"])
 
 
+class MakefileCommandsTest(unittest.TestCase):
+    def test_recipes_count_and_continued_prerequisite_lines_do_not(self):
+        text = ("X ?= /usr/bin/tool\n"
+                ".PHONY: a b \\\n\tc d\n"
+                "a:\n\t@$(X) run \\\n\t  --flag\n\tother\n")
+        self.assertEqual([w for w, _ in check.makefile_commands(text)],
+                         ["/usr/bin/tool", "other"])
+
+
 class CheckTest(unittest.TestCase):
     def test_the_project_passes(self):
         r = run_check()

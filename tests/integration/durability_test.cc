@@ -361,11 +361,13 @@ TEST_F(DurabilityTest, RecoveryReplaysChangesAfterTheSnapshotAndSurvivesACorrupt
   ASSERT_EQ(expected.size(), 14u);
   server->Kill();
 
-  // The kill left a snapshot of the first 10 items: the start replays the 5 puts and 1 delete.
+  // The kill left a snapshot of the first 10 items: the start follows the store's feed from it,
+  // applying the 5 puts and 1 delete.
   server = StartServer();
   stub = server->NewStub();
   EXPECT_EQ(AllIds(*stub), expected);
-  EXPECT_NE(server->LogTail().find("replayed"), std::string::npos) << server->LogTail();
+  EXPECT_NE(server->LogTail().find("snapshot at position"), std::string::npos) << server->LogTail();
+  EXPECT_NE(server->LogTail().find("6 changes applied"), std::string::npos) << server->LogTail();
   EXPECT_EQ(server->Stop(), 0);
 
   // A corrupt snapshot is logged and rebuilt from the store, with the same answers.
@@ -379,7 +381,7 @@ TEST_F(DurabilityTest, RecoveryReplaysChangesAfterTheSnapshotAndSurvivesACorrupt
   server = StartServer();
   stub = server->NewStub();
   EXPECT_EQ(AllIds(*stub), expected);
-  EXPECT_NE(server->LogTail().find("rebuilt from the store"), std::string::npos)
+  EXPECT_NE(server->LogTail().find("built from the store's items"), std::string::npos)
       << server->LogTail();
 }
 

@@ -17,11 +17,12 @@ absl::StatusOr<StoredItem> ReadItem(Statement& stmt, int col, const std::string&
   StoredItem item;
   item.id = std::string(stmt.ColumnBytes(col));
   item.content_hash = LoadedHash(stmt.ColumnInt64(col + 1));
-  item.caption = std::string(stmt.ColumnBytes(col + 2));
-  absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 3), &item.attributes);
-  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 4), &item.clip_image);
-  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 5), &item.caption_text);
-  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 6), &item.image_features);
+  item.position = stmt.ColumnInt64(col + 2);
+  item.caption = std::string(stmt.ColumnBytes(col + 3));
+  absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 4), &item.attributes);
+  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 5), &item.clip_image);
+  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 6), &item.caption_text);
+  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 7), &item.image_features);
   if (!status.ok()) {
     return absl::DataLossError(
         absl::StrCat("item ", Quote(item.id), " of ", Quote(collection), ": ", status.message()));
@@ -33,8 +34,9 @@ absl::StatusOr<StoredItem> ReadItemText(Statement& stmt, int col, const std::str
   StoredItem item;
   item.id = std::string(stmt.ColumnBytes(col));
   item.content_hash = LoadedHash(stmt.ColumnInt64(col + 1));
-  item.caption = std::string(stmt.ColumnBytes(col + 2));
-  if (absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 3), &item.attributes);
+  item.position = stmt.ColumnInt64(col + 2);
+  item.caption = std::string(stmt.ColumnBytes(col + 3));
+  if (absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 4), &item.attributes);
       !status.ok()) {
     return absl::DataLossError(
         absl::StrCat("item ", Quote(item.id), " of ", Quote(collection), ": ", status.message()));

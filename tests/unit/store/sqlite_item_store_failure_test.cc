@@ -85,15 +85,23 @@ TEST(SqliteItemStoreFailureTest, SchemaVersionTwoIsMigratedKeepingEveryItem) {
   {
     auto store = SqliteItemStore::Open(dir.path());
     ASSERT_TRUE(store.ok()) << store.status();
-    auto list = (*store)->ListCollections();
-    ASSERT_TRUE(list.ok()) << list.status();
+    auto state = (*store)->ReadState();
+    ASSERT_TRUE(state.ok()) << state.status();
+    const std::vector<CollectionRecord>* list = &state->collections;
     ASSERT_EQ(list->size(), 1u);
     // A version-2 collection's image space is CLIP's image embedding alone.
     EXPECT_EQ((*list)[0].image_dim, 2);
     EXPECT_EQ((*list)[0].image_index, "Flat");
     EXPECT_EQ((*list)[0].image_encoder_model, "");
-    EXPECT_EQ((*list)[0].created_seq, 1);
-    EXPECT_EQ((*store)->LastSequence(), 2);
+    EXPECT_EQ((*list)[0].created_position, 1);
+    EXPECT_EQ((*list)[0].last_change_position, 2);  // version 4 computed it from the items
+    EXPECT_EQ(*(*store)->LastPosition(), 2);
+    // The migrated store's feed reads the old items.
+    auto page = (*store)->ReadChanges("art", 1, {1, std::nullopt}, 10);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ASSERT_EQ(page->changes.size(), 1u);
+    EXPECT_EQ(page->changes[0].id, "a");
+    EXPECT_EQ(page->changes[0].position, 2);
     auto items = (*store)->GetItems("art", {"a"});
     ASSERT_TRUE(items.ok()) << items.status();
     ASSERT_TRUE((*items)[0].has_value());
@@ -217,12 +225,12 @@ TEST(SqliteItemStoreFailureTest, AFullDiskIsResourceExhaustedAndStoresNothing) {
   std::unique_ptr<SqliteItemStore> store = std::move(opened).value();
   ASSERT_TRUE(store->CreateCollection(TestCollection("art")).ok());
   ASSERT_TRUE(store->PutItems("art", {MakeItem("before")}).ok());
-  const int64_t seq = store->LastSequence();
+  const int64_t seq = *store->LastPosition();
   std::vector<StoredItem> batch;
   for (int i = 0; i < 64; ++i) batch.push_back(MakeItem(absl::StrCat("new-", i), 512, i));
 
   absl::StatusOr<int64_t> put;
-  absl::StatusOr<std::vector<bool>> deleted;
+  absl::StatusOr<DeleteResult> deleted;
   {
     DiskFull full;
     put = store->PutItems("art", batch);
@@ -232,7 +240,7 @@ TEST(SqliteItemStoreFailureTest, AFullDiskIsResourceExhaustedAndStoresNothing) {
   EXPECT_THAT(std::string(put.status().message()), HasSubstr("sqlite: "));
   EXPECT_THAT(std::string(put.status().message()), HasSubstr("database or disk is full"));
   EXPECT_EQ(deleted.status().code(), absl::StatusCode::kResourceExhausted) << deleted.status();
-  EXPECT_EQ(store->LastSequence(), seq);
+  EXPECT_EQ(*store->LastPosition(), seq);
   EXPECT_EQ(*store->CountItems("art"), 1);
   auto got = store->GetItems("art", {"before", "new-0"});
   ASSERT_TRUE(got.ok()) << got.status();

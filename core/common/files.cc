@@ -1,4 +1,4 @@
-#include "core/index/internal/files.h"
+#include "core/common/files.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 
-namespace retrace::index::internal {
+namespace retrace::files {
 namespace {
 
 absl::Status ErrnoStatus(int error, const char* what, const std::string& path) {
@@ -170,4 +170,4 @@ uint32_t Crc32(std::string_view bytes) {
   return static_cast<uint32_t>(crc);
 }
 
-}  // namespace retrace::index::internal
+}  // namespace retrace::files

@@ -15,8 +15,8 @@
 //
 //   Batchers batchers(models, options.batching, options.stage_observer);
 //   RETRACE_ASSIGN_OR_RETURN(EmbeddingMatrix m, batchers.EncodeImages({&image}, call));
-#ifndef RETRACE_CORE_ENGINE_INTERNAL_BATCHERS_H_
-#define RETRACE_CORE_ENGINE_INTERNAL_BATCHERS_H_
+#ifndef RETRACE_CORE_ENGINE_BATCHERS_H_
+#define RETRACE_CORE_ENGINE_BATCHERS_H_
 
 #include <memory>
 #include <string>
@@ -34,10 +34,10 @@
 #include "core/models/embeddings.h"
 #include "core/models/image_encoder.h"
 
-namespace retrace::engine::internal {
+namespace retrace::engine {
 
-// Call: how one engine call's work is queued.
-struct Call {
+// ModelCall: how one engine call's work is queued.
+struct ModelCall {
   batching::Lane lane = batching::Lane::kInteractive;
   absl::Time deadline = absl::InfiniteFuture();
 };
@@ -56,27 +56,22 @@ class Batchers {
   // DEADLINE_EXCEEDED when the call's deadline passed before its inputs ran, RESOURCE_EXHAUSTED
   // when the model's queue for the call's lane is full. REQUIRES: images decoded; not empty.
   absl::StatusOr<models::EmbeddingMatrix> EncodeImages(
-      const std::vector<const image::Image*>& images, const Call& call);
+      const std::vector<const image::Image*>& images, const ModelCall& call);
   absl::StatusOr<models::EmbeddingMatrix> EncodeTexts(const std::vector<std::string>& texts,
-                                                      const Call& call);
+                                                      const ModelCall& call);
   absl::StatusOr<models::EmbeddingMatrix> EncodeImageFeatures(
-      const std::vector<const image::Image*>& images, const Call& call);
+      const std::vector<const image::Image*>& images, const ModelCall& call);
   absl::StatusOr<std::vector<std::string>> Caption(const std::vector<const image::Image*>& images,
                                                    const models::CaptionOptions& options,
-                                                   const Call& call);
+                                                   const ModelCall& call);
 
   // Search returns the top k of one query in `index` (ShardedIndex::Search's contract). Queries
   // to the same index are batched; each gets its own k.
   absl::StatusOr<std::vector<index::IndexHit>> Search(const index::ShardedIndex& index,
-                                                      const float* query, int k, const Call& call);
+                                                      const float* query, int k, const ModelCall& call);
 
   // Depths: each batcher's queue depth per lane, for metrics.
-  struct Depth {
-    std::string batcher;
-    batching::Lane lane;
-    size_t depth;
-  };
-  std::vector<Depth> Depths() const;
+  std::vector<BatcherDepth> Depths() const;
 
  private:
   struct ImageInput {
@@ -93,7 +88,7 @@ class Batchers {
 
   absl::StatusOr<models::EmbeddingMatrix> RunImages(ImageBatcher* batcher,
                                                     const std::vector<const image::Image*>& images,
-                                                    const Call& call, Stage stage,
+                                                    const ModelCall& call, Stage stage,
                                                     const models::ImageEncoder* encoder);
 
   const models::ClipModel* const clip_;
@@ -108,6 +103,6 @@ class Batchers {
   std::unique_ptr<batching::DynamicBatcher<SearchInput, std::vector<index::IndexHit>>> search_;
 };
 
-}  // namespace retrace::engine::internal
+}  // namespace retrace::engine
 
-#endif  // RETRACE_CORE_ENGINE_INTERNAL_BATCHERS_H_
+#endif  // RETRACE_CORE_ENGINE_BATCHERS_H_

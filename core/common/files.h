@@ -1,5 +1,6 @@
-// files.h — the POSIX file operations a crash-safe snapshot needs: write-then-rename with fsync,
-// directory fsync, whole-file reads, listing, removal, and zlib's CRC-32.
+// files.h — the POSIX file operations crash-safe snapshots (index shards, item tables) need:
+// write-then-rename with fsync, directory fsync, whole-file reads, listing, removal, and zlib's
+// CRC-32.
 //
 // Errors name the path and the OS's reason; errno maps to NOT_FOUND (ENOENT), PERMISSION_DENIED
 // (EACCES, EPERM), RESOURCE_EXHAUSTED (ENOSPC, EDQUOT) and INTERNAL (the rest).
@@ -7,8 +8,8 @@
 //
 //   RETRACE_RETURN_IF_ERROR(WriteFileDurably(dir, "MANIFEST", bytes));
 //   RETRACE_RETURN_IF_ERROR(SyncDirectory(dir));
-#ifndef RETRACE_CORE_INDEX_INTERNAL_FILES_H_
-#define RETRACE_CORE_INDEX_INTERNAL_FILES_H_
+#ifndef RETRACE_CORE_COMMON_FILES_H_
+#define RETRACE_CORE_COMMON_FILES_H_
 
 #include <cstdint>
 #include <string>
@@ -18,7 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace retrace::index::internal {
+namespace retrace::files {
 
 // kTempSuffix marks a file being written; a crash can leave one behind.
 constexpr std::string_view kTempSuffix = ".tmp";
@@ -48,6 +49,6 @@ absl::Status RemoveFile(const std::string& path);
 // Crc32 is zlib's CRC-32 of `bytes` (any size).
 uint32_t Crc32(std::string_view bytes);
 
-}  // namespace retrace::index::internal
+}  // namespace retrace::files
 
-#endif  // RETRACE_CORE_INDEX_INTERNAL_FILES_H_
+#endif  // RETRACE_CORE_COMMON_FILES_H_

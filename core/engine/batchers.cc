@@ -1,4 +1,4 @@
-#include "core/engine/internal/batchers.h"
+#include "core/engine/batchers.h"
 
 #include <algorithm>
 #include <cmath>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 
-namespace retrace::engine::internal {
+namespace retrace::engine {
 namespace {
 
 using batching::BatcherOptions;
@@ -112,7 +112,7 @@ Batchers::Batchers(const models::ClipModel* clip, const models::Captioner* capti
 Batchers::~Batchers() = default;
 
 absl::StatusOr<models::EmbeddingMatrix> Batchers::RunImages(
-    ImageBatcher* batcher, const std::vector<const image::Image*>& images, const Call& call,
+    ImageBatcher* batcher, const std::vector<const image::Image*>& images, const ModelCall& call,
     Stage stage, const models::ImageEncoder* encoder) {
   const int dim = encoder ? encoder->dim() : clip_->dim();
   if (batcher == nullptr) {
@@ -126,12 +126,12 @@ absl::StatusOr<models::EmbeddingMatrix> Batchers::RunImages(
 }
 
 absl::StatusOr<models::EmbeddingMatrix> Batchers::EncodeImages(
-    const std::vector<const image::Image*>& images, const Call& call) {
+    const std::vector<const image::Image*>& images, const ModelCall& call) {
   return RunImages(clip_image_.get(), images, call, Stage::kEmbedImage, nullptr);
 }
 
 absl::StatusOr<models::EmbeddingMatrix> Batchers::EncodeImageFeatures(
-    const std::vector<const image::Image*>& images, const Call& call) {
+    const std::vector<const image::Image*>& images, const ModelCall& call) {
   if (image_encoder_ == nullptr) {
     return absl::FailedPreconditionError("this server has no image encoder");
   }
@@ -140,7 +140,7 @@ absl::StatusOr<models::EmbeddingMatrix> Batchers::EncodeImageFeatures(
 }
 
 absl::StatusOr<models::EmbeddingMatrix> Batchers::EncodeTexts(const std::vector<std::string>& texts,
-                                                              const Call& call) {
+                                                              const ModelCall& call) {
   if (clip_text_ == nullptr) {
     ScopedStage timer(observer_, Stage::kEmbedText, static_cast<int>(texts.size()));
     return clip_->EncodeTexts(texts);
@@ -150,7 +150,7 @@ absl::StatusOr<models::EmbeddingMatrix> Batchers::EncodeTexts(const std::vector<
 
 absl::StatusOr<std::vector<std::string>> Batchers::Caption(
     const std::vector<const image::Image*>& images, const models::CaptionOptions& options,
-    const Call& call) {
+    const ModelCall& call) {
   if (captioner_batcher_ == nullptr) {
     ScopedStage timer(observer_, Stage::kCaption, static_cast<int>(images.size()));
     return captioner_->Caption(images, options);
@@ -163,7 +163,7 @@ absl::StatusOr<std::vector<std::string>> Batchers::Caption(
 
 absl::StatusOr<std::vector<index::IndexHit>> Batchers::Search(const index::ShardedIndex& index,
                                                               const float* query, int k,
-                                                              const Call& call) {
+                                                              const ModelCall& call) {
   // A query that is not finite would fail the whole batch in FAISS; it fails alone here.
   for (int i = 0; i < index.options().dim; ++i) {
     if (!std::isfinite(query[i])) {
@@ -183,8 +183,8 @@ absl::StatusOr<std::vector<index::IndexHit>> Batchers::Search(const index::Shard
   return std::move(found[0]);
 }
 
-std::vector<Batchers::Depth> Batchers::Depths() const {
-  std::vector<Depth> depths;
+std::vector<BatcherDepth> Batchers::Depths() const {
+  std::vector<BatcherDepth> depths;
   auto add = [&depths](const auto& batcher) {
     if (batcher == nullptr) return;
     for (Lane lane : {Lane::kInteractive, Lane::kBulk}) {
@@ -199,4 +199,4 @@ std::vector<Batchers::Depth> Batchers::Depths() const {
   return depths;
 }
 
-}  // namespace retrace::engine::internal
+}  // namespace retrace::engine

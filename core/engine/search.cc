@@ -1,4 +1,4 @@
-// engine_search.cc — Engine::Search: CAPTION_MATCH, PROVENANCE and HYBRID.
+// search.cc — Searcher: CAPTION_MATCH, PROVENANCE and HYBRID, and Get.
 //
 // PROVENANCE, step by step (CS-SLIP paper, section III):
 //   1. The query becomes an image-space vector (image_space.h): an image through the image
@@ -17,9 +17,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
-#include "core/engine/engine.h"
+#include "core/engine/search.h"
+
+#include "absl/strings/escaping.h"
+#include "core/common/utf8.h"
 #include "core/engine/image_space.h"
-#include "core/engine/internal/collection_state.h"
+#include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/image/decode.h"
 #include "core/search/rank_fusion.h"
@@ -30,7 +33,7 @@ namespace retrace::engine {
 using internal::AllFinite;
 using internal::Prefixed;
 
-struct Engine::ProvenanceQuery {
+struct Searcher::ProvenanceQuery {
   std::vector<float> image_space;     // searched in the image index
   // The query's CLIP embedding: vs the candidates' captions (P) and, in HYBRID, the caption
   // space. Empty for an embedding query whose CLIP part is zero.
@@ -68,13 +71,18 @@ absl::StatusOr<std::vector<float>> CheckedEmbedding(const std::vector<float>& va
 
 }  // namespace
 
-absl::StatusOr<std::vector<float>> Engine::CaptionMatchQuery(const Collection& collection,
-                                                             const SearchQuery& query,
-                                                             const internal::Call& call) {
+Searcher::Searcher(Options options, Batchers* batchers, const store::ItemStore* store)
+    : options_(std::move(options)), batchers_(batchers), store_(store) {}
+
+absl::StatusOr<std::vector<float>> Searcher::CaptionMatchQuery(
+    const store::CollectionRecord& record, const SearchQuery& query, const ModelCall& call) {
   switch (query.kind) {
     case SearchQuery::Kind::kImage: {
-      auto image = Timed(Stage::kDecode, 1,
-                         [&] { return image::DecodeImage(query.image, options_.limits.decode); });
+      absl::StatusOr<image::Image> image;
+      {
+        ScopedStage timer(options_.stage_observer, Stage::kDecode, 1);
+        image = image::DecodeImage(query.image, options_.limits.decode);
+      }
       if (!image.ok()) return Prefixed(image.status(), "image");
       RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix m, batchers_->EncodeImages({&*image}, call));
       return m.RowVector(0);
@@ -85,16 +93,13 @@ absl::StatusOr<std::vector<float>> Engine::CaptionMatchQuery(const Collection& c
       return m.RowVector(0);
     }
     case SearchQuery::Kind::kEmbedding:
-      return CheckedEmbedding(query.embedding, collection.record.caption_dim,
-                              collection.record.name, "caption_dim");
+      return CheckedEmbedding(query.embedding, record.caption_dim, record.name, "caption_dim");
   }
   return absl::InvalidArgumentError("query: one of image, text or embedding is required");
 }
 
-absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collection& collection,
-                                                                    const SearchQuery& query,
-                                                                    const internal::Call& call) {
-  const store::CollectionRecord& record = collection.record;
+absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
+    const store::CollectionRecord& record, const SearchQuery& query, const ModelCall& call) {
   const ProvenanceOptions& options = query.provenance;
   const bool encoder = HasImageEncoder(record);
   const size_t clip_dim = static_cast<size_t>(record.caption_dim);
@@ -102,8 +107,11 @@ absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collec
   pq.query_caption = query.query_caption;
   switch (query.kind) {
     case SearchQuery::Kind::kImage: {
-      auto image = Timed(Stage::kDecode, 1,
-                         [&] { return image::DecodeImage(query.image, options_.limits.decode); });
+      absl::StatusOr<image::Image> image;
+      {
+        ScopedStage timer(options_.stage_observer, Stage::kDecode, 1);
+        image = image::DecodeImage(query.image, options_.limits.decode);
+      }
       if (!image.ok()) return Prefixed(image.status(), "image");
       RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix clip,
                                batchers_->EncodeImages({&*image}, call));
@@ -156,19 +164,12 @@ absl::StatusOr<Engine::ProvenanceQuery> Engine::MakeProvenanceQuery(const Collec
   return pq;
 }
 
-absl::StatusOr<std::vector<index::IndexHit>> Engine::CaptionMatchRanking(
-    const Collection& collection, const std::vector<float>& q, int depth,
-    const internal::Call& call) {
-  return batchers_->Search(*collection.indexes.captions, q.data(), depth, call);
-}
-
-absl::StatusOr<std::vector<SearchHit>> Engine::ProvenanceRanking(const Collection& collection,
-                                                                 const SearchQuery& query,
-                                                                 const ProvenanceQuery& pq,
-                                                                 const internal::Call& call) {
-  const store::CollectionRecord& record = collection.record;
+absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
+    const LiveCollection& collection, const CollectionIndexes& indexes, const SearchQuery& query,
+    const ProvenanceQuery& pq, const ModelCall& call) {
+  const store::CollectionRecord& record = collection.record();
   RETRACE_ASSIGN_OR_RETURN(std::vector<index::IndexHit> found,
-                           batchers_->Search(*collection.indexes.images, pq.image_space.data(),
+                           batchers_->Search(*indexes.images, pq.image_space.data(),
                                              query.provenance.candidates, call));
   ScopedStage rerank_timer(options_.stage_observer, Stage::kRerank,
                            static_cast<int>(found.size()));
@@ -208,27 +209,25 @@ absl::StatusOr<std::vector<SearchHit>> Engine::ProvenanceRanking(const Collectio
   return hits;
 }
 
-absl::StatusOr<std::vector<SearchHit>> Engine::Hydrate(const std::string& collection,
-                                                       std::vector<SearchHit> hits,
-                                                       const std::vector<bool>& hydrated) {
+std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<SearchHit> hits,
+                                      const std::vector<bool>& shown) {
   std::vector<std::string> ids;
   std::vector<size_t> owners;
   for (size_t i = 0; i < hits.size(); ++i) {
-    if (i < hydrated.size() && hydrated[i]) continue;
+    if (i < shown.size() && shown[i]) continue;
     ids.push_back(hits[i].id);
     owners.push_back(i);
   }
-  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
-                           store_->GetItemsWithoutEmbeddings(collection, ids));
+  std::vector<std::optional<ItemTable::Entry>> entries = table.Get(ids);
   std::vector<bool> deleted(hits.size(), false);
   for (size_t k = 0; k < owners.size(); ++k) {
     SearchHit& hit = hits[owners[k]];
-    if (!records[k].has_value()) {
+    if (!entries[k].has_value()) {
       deleted[owners[k]] = true;  // deleted since the index was searched
       continue;
     }
-    hit.caption = std::move(records[k]->caption);
-    hit.attributes = std::move(records[k]->attributes);
+    hit.caption = std::move(entries[k]->caption);
+    hit.attributes = std::move(entries[k]->attributes);
   }
   std::vector<SearchHit> kept;
   kept.reserve(hits.size());
@@ -238,31 +237,34 @@ absl::StatusOr<std::vector<SearchHit>> Engine::Hydrate(const std::string& collec
   return kept;
 }
 
-absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
-                                            const SearchQuery& query, const CallOptions& options) {
-  const internal::Call call{batching::Lane::kInteractive, options.deadline};
-  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<Collection> collection, Find(collection_name));
-  RETRACE_RETURN_IF_ERROR(collection->refused);
+absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
+                                              const SearchQuery& query,
+                                              const CallOptions& options) {
+  const ModelCall call{batching::Lane::kInteractive, options.deadline};
   RETRACE_RETURN_IF_ERROR(ValidateSearchQuery(query, options_.limits));
+  const store::CollectionRecord& record = collection.record();
   SearchResult result;
+  // The position first: the indexes hold at least every change up to it.
+  result.applied_position = collection.applied();
+  const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
 
   if (query.mode == SearchMode::kCaptionMatch) {
-    RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, CaptionMatchQuery(*collection, query, call));
+    RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, CaptionMatchQuery(record, query, call));
     RETRACE_ASSIGN_OR_RETURN(std::vector<index::IndexHit> found,
-                             CaptionMatchRanking(*collection, q, query.top_k, call));
+                             batchers_->Search(*indexes->captions, q.data(), query.top_k, call));
     std::vector<SearchHit> hits(found.size());
     for (size_t i = 0; i < found.size(); ++i) {
       hits[i].id = std::move(found[i].id);
       hits[i].score = found[i].score;
     }
-    RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits), {}));
+    result.hits = Show(*indexes->items, std::move(hits), {});
     return result;
   }
 
-  RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq, MakeProvenanceQuery(*collection, query, call));
+  RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq, MakeProvenanceQuery(record, query, call));
   result.query_caption = pq.query_caption;
   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> provenance,
-                           ProvenanceRanking(*collection, query, pq, call));
+                           ProvenanceRanking(collection, *indexes, query, pq, call));
   if (query.mode == SearchMode::kProvenance) {
     if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
     result.hits = std::move(provenance);
@@ -275,7 +277,8 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
   const int depth = std::max(query.top_k, query.provenance.candidates);
   std::vector<index::IndexHit> caption_match;
   if (!clip_query.empty()) {
-    RETRACE_ASSIGN_OR_RETURN(caption_match, CaptionMatchRanking(*collection, clip_query, depth, call));
+    RETRACE_ASSIGN_OR_RETURN(caption_match,
+                             batchers_->Search(*indexes->captions, clip_query.data(), depth, call));
   }
   std::vector<std::vector<std::string>> rankings(2);
   for (const index::IndexHit& hit : caption_match) rankings[0].push_back(hit.id);
@@ -298,8 +301,47 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
     hits.push_back(std::move(hit));
     hydrated.push_back(f.ranks[1] >= 0);
   }
-  RETRACE_ASSIGN_OR_RETURN(result.hits, Hydrate(collection_name, std::move(hits), hydrated));
+  result.hits = Show(*indexes->items, std::move(hits), hydrated);
   return result;
+}
+
+absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& collection,
+                                                     const std::vector<std::string>& ids,
+                                                     bool include_embeddings) {
+  RETRACE_RETURN_IF_ERROR(ValidateItemCount(ids.size(), "ids", options_.limits));
+  std::vector<GetResult> results(ids.size());
+  std::vector<std::string> valid;
+  std::vector<size_t> valid_owner;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    results[i].item.id = IsValidUtf8(ids[i]) ? ids[i] : absl::CHexEscape(ids[i]);
+    absl::Status s = ValidateId(ids[i], options_.limits);
+    if (!s.ok()) {
+      results[i].status = Prefixed(s, absl::StrCat("ids[", i, "]"));
+      continue;
+    }
+    valid.push_back(ids[i]);
+    valid_owner.push_back(i);
+  }
+  if (valid.empty()) return results;
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                           store_->GetItems(collection.name(), valid));
+  for (size_t v = 0; v < valid.size(); ++v) {
+    GetResult& result = results[valid_owner[v]];
+    if (!stored[v].has_value()) {
+      result.status = absl::NotFoundError(absl::StrCat("ids[", valid_owner[v], "] '", valid[v],
+                                                       "': not in collection '",
+                                                       collection.name(), "'"));
+      continue;
+    }
+    result.item.caption = std::move(stored[v]->caption);
+    result.item.attributes = std::move(stored[v]->attributes);
+    if (include_embeddings) {
+      result.item.clip_image = std::move(stored[v]->clip_image);
+      result.item.caption_text = std::move(stored[v]->caption_text);
+      result.item.image_features = std::move(stored[v]->image_features);
+    }
+  }
+  return results;
 }
 
 }  // namespace retrace::engine

@@ -1,0 +1,98 @@
+// defaults.h — every default of the engine and the server, in one place. The engine's option
+// structs (engine_types.h) start from these, the server's config (server/server_config.cc,
+// ApplyDefaults) fills unset fields from these, and request conversion (server/proto_convert.cc)
+// fills unset request fields from these; config.proto and retrace.proto document the same
+// values for users.
+//
+// Thread-safety: constants.
+//
+//   spec.caption_index = request.empty() ? std::string(defaults::kIndexFactory) : request;
+#ifndef RETRACE_CORE_ENGINE_DEFAULTS_H_
+#define RETRACE_CORE_ENGINE_DEFAULTS_H_
+
+#include <cstdint>
+
+#include "absl/time/time.h"
+
+namespace retrace::engine::defaults {
+
+// Collections.
+inline constexpr char kIndexFactory[] = "Flat";  // exact inner product, both spaces
+inline constexpr int kShards = 1;
+
+// Search.
+inline constexpr int kTopK = 10;
+inline constexpr int kCandidates = 100;  // provenance N
+// Re-ranking: the paper gives no values; these keep each term at most 0.1 (README, "Search").
+inline constexpr float kBeta = 1.0f;
+inline constexpr float kW1 = 0.1f;
+inline constexpr float kW2 = 0.1f;
+inline constexpr int kRrfK = 60;  // Cormack et al. 2009
+
+// Limits (ServerConfig.limits).
+inline constexpr int64_t kMaxMessageBytes = 64 << 20;
+inline constexpr int64_t kMaxImageBytes = 32 << 20;
+inline constexpr int64_t kMaxImagePixels = 50'000'000;
+inline constexpr int kMaxImageSide = 16384;
+inline constexpr int kMaxItemsPerCall = 64;
+inline constexpr int kMaxTopK = 1000;
+inline constexpr int kMaxIdBytes = 512;
+inline constexpr int kMaxCaptionBytes = 2048;
+inline constexpr int kMaxTextBytes = 2048;
+inline constexpr int kMaxAttributes = 32;
+inline constexpr int kMaxAttributeKeyBytes = 128;
+inline constexpr int kMaxAttributeValueBytes = 1024;
+inline constexpr int kMaxCollections = 1000;
+inline constexpr int kMaxShards = 256;
+inline constexpr int kMaxCandidates = 1000;
+inline constexpr int64_t kMaxItemsPerStream = 10'000'000;
+inline constexpr int kMaxIndexStreams = 64;
+inline constexpr int kMaxPendingCalls = 1024;
+inline constexpr int kDefaultDeadlineMs = 60'000;
+
+// The server.
+inline constexpr char kListen[] = "127.0.0.1:50051";
+inline constexpr char kModelsDir[] = "build/models";
+inline constexpr char kDataDir[] = "retrace-data";
+inline constexpr int kShutdownGraceSeconds = 30;
+inline constexpr int kSnapshotIntervalSeconds = 300;
+inline constexpr int kInferenceBatchSize = 16;  // images or texts per model call of one request
+
+// Batching (ServerConfig.batching): per batcher, the largest batch and the longest wait.
+struct BatcherDefaults {
+  int max_batch_size;
+  int max_queue_delay_us;
+};
+inline constexpr BatcherDefaults kClipImageBatcher{32, 2000};
+inline constexpr BatcherDefaults kClipTextBatcher{64, 1000};
+inline constexpr BatcherDefaults kImageEncoderBatcher{32, 2000};
+// An Index call's chunk of kInferenceBatchSize items is one captioner batch.
+inline constexpr BatcherDefaults kCaptionerBatcher{16, 2000};
+// Search batches run at once on a free thread (one per core).
+inline constexpr BatcherDefaults kSearchBatcher{64, 0};
+inline constexpr int kBatcherQueueSize = 4096;
+
+// Replication (ServerConfig.replication): how indexes follow the store.
+// How long an Index or Delete call waits for this replica's index to apply its write before it
+// answers UNAVAILABLE (the write is stored and will be applied; a retry answers once it is).
+inline constexpr absl::Duration kAckTimeout = absl::Seconds(10);
+// The replica reports SERVING once every collection is within this many positions of the store.
+inline constexpr int64_t kReadyMaxLag = 100;
+// How often a replica reports its positions and heartbeat to the store.
+inline constexpr absl::Duration kHeartbeatInterval = absl::Seconds(5);
+// A replica whose heartbeat is older no longer holds back the compaction of deletions (if it
+// comes back, it rebuilds what it cannot catch up).
+inline constexpr absl::Duration kReplicaExpiry = absl::Hours(1);
+// The longest a follower waits for a notification before it asks the store anyway.
+inline constexpr absl::Duration kPollInterval = absl::Seconds(1);
+// A follower whose apply failed retries after this, doubling up to kRetryMax.
+inline constexpr absl::Duration kRetryMin = absl::Milliseconds(100);
+inline constexpr absl::Duration kRetryMax = absl::Seconds(10);
+// Changes read from the store per page.
+inline constexpr int kChangePage = 512;
+// PostgreSQL connections for calls, per server process.
+inline constexpr int kPostgresPoolSize = 8;
+
+}  // namespace retrace::engine::defaults
+
+#endif  // RETRACE_CORE_ENGINE_DEFAULTS_H_

@@ -1,0 +1,302 @@
+#include "core/engine/ingest.h"
+
+#include <algorithm>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "core/common/status_macros.h"
+#include "core/common/utf8.h"
+#include "core/engine/image_space.h"
+#include "core/engine/internal/content_hash.h"
+#include "core/engine/internal/prefixed.h"
+#include "core/engine/validation.h"
+#include "core/image/decode.h"
+
+namespace retrace::engine {
+namespace {
+
+using internal::AllFinite;
+using internal::Prefixed;
+
+// ItemLabel names item i for messages: items[3] 'sketch/horse/1.png'.
+std::string ItemLabel(absl::string_view field, size_t i, absl::string_view id, bool id_ok) {
+  std::string label = absl::StrCat(field, "[", i, "]");
+  if (id_ok) absl::StrAppend(&label, " '", id, "'");
+  return label;
+}
+
+// Echo: an id as results echo it; one that is not valid UTF-8 is escaped (it must serialise).
+std::string Echo(const std::string& id) { return IsValidUtf8(id) ? id : absl::CHexEscape(id); }
+
+}  // namespace
+
+Ingest::Ingest(Options options, Batchers* batchers, store::ItemStore* store)
+    : options_(std::move(options)), batchers_(batchers), store_(store) {}
+
+absl::Status Ingest::AwaitApplied(LiveCollection& collection, int64_t position,
+                                  absl::Time deadline) {
+  absl::Status last;
+  while (collection.applied() < position) {
+    last = CatchUp(collection, *store_, options_.follow);
+    if (collection.applied() >= position) break;
+    if (absl::Now() >= deadline) {
+      return absl::UnavailableError(absl::StrCat(
+          "stored at position ", position, " but this replica's index of '", collection.name(),
+          "' has not applied it yet (it has applied up to ", collection.applied(), ")",
+          last.ok() ? std::string() : absl::StrCat(": ", last.message()),
+          "; it stays pending and is retried, and a retry of this item answers once it is "
+          "applied"));
+    }
+    if (!last.ok()) {
+      collection.WaitForProgress(collection.applied(),
+                                 std::min(deadline, absl::Now() + options_.retry_min));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<size_t>> Ingest::FindUnchanged(const std::string& collection,
+                                                          const std::vector<IndexItem>& items,
+                                                          const std::vector<uint64_t>& hashes,
+                                                          const std::vector<size_t>& candidates,
+                                                          std::vector<ItemResult>& results,
+                                                          int64_t* position) {
+  std::vector<size_t> unchanged;
+  if (candidates.empty()) return unchanged;
+  std::vector<std::string> ids;
+  for (size_t i : candidates) ids.push_back(items[i].id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::ItemVersion>> stored,
+                           store_->GetItemVersions(collection, ids));
+  std::vector<std::string> same_ids;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    if (stored[k].has_value() && stored[k]->content_hash == hashes[candidates[k]]) {
+      unchanged.push_back(candidates[k]);
+      same_ids.push_back(ids[k]);
+      *position = std::max(*position, stored[k]->position);
+    }
+  }
+  if (unchanged.empty()) return unchanged;
+  // Their stored captions go back in the results, as for a fresh write.
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
+                           store_->GetItemsWithoutEmbeddings(collection, same_ids));
+  for (size_t k = 0; k < unchanged.size(); ++k) {
+    results[unchanged[k]].unchanged = true;
+    if (records[k].has_value()) results[unchanged[k]].caption = records[k]->caption;
+  }
+  return unchanged;
+}
+
+absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
+                                          std::vector<IndexItem> items, const CallOptions& call) {
+  const ModelCall model_call{batching::Lane::kBulk, call.deadline};
+  const store::CollectionRecord& record = collection.record();
+  const EngineLimits& limits = options_.limits;
+  RETRACE_RETURN_IF_ERROR(ValidateItemCount(items.size(), "items", limits));
+  const absl::Time ack_deadline = std::min(call.deadline, absl::Now() + options_.ack_timeout);
+
+  WriteResult written;
+  std::vector<ItemResult>& results = written.items;
+  results.resize(items.size());
+  std::vector<image::Image> decoded(items.size());
+  std::vector<uint64_t> hashes(items.size());
+  std::vector<size_t> valid;  // items that passed validation, in order
+  std::vector<size_t> good;   // ... and are new or changed, and decoded
+  std::unordered_map<std::string_view, size_t> first_seen;
+  for (size_t i = 0; i < items.size(); ++i) {
+    IndexItem& item = items[i];
+    absl::Status id_status = ValidateId(item.id, limits);
+    results[i].id = Echo(item.id);
+    const std::string label = ItemLabel("items", i, item.id, id_status.ok());
+    absl::Status status = id_status;
+    if (status.ok()) {
+      auto [it, inserted] = first_seen.emplace(item.id, i);
+      if (!inserted) {
+        status = absl::InvalidArgumentError(
+            absl::StrCat("id: duplicate of items[", it->second, "] in the same request"));
+      }
+    }
+    if (status.ok()) status = ValidateCaption(item.caption, limits);
+    if (status.ok()) status = ValidateAttributes(item.attributes, limits);
+    if (status.ok() && item.image.empty()) status = absl::InvalidArgumentError("image: missing");
+    if (!status.ok()) {
+      results[i].status = Prefixed(status, label);
+      continue;
+    }
+    hashes[i] = internal::ContentHash(item.image, item.caption, item.attributes);
+    valid.push_back(i);
+  }
+
+  // Unchanged re-sends are acknowledged with what is stored, before any decoding or inference.
+  RETRACE_ASSIGN_OR_RETURN(std::vector<size_t> unchanged,
+                           FindUnchanged(record.name, items, hashes, valid, results,
+                                         &written.position));
+  for (size_t i : valid) {
+    if (std::binary_search(unchanged.begin(), unchanged.end(), i)) continue;
+    ScopedStage timer(options_.stage_observer, Stage::kDecode, 1);
+    auto image = image::DecodeImage(items[i].image, limits.decode);
+    if (!image.ok()) {
+      results[i].status = Prefixed(Prefixed(image.status(), "image"),
+                                   ItemLabel("items", i, items[i].id, true));
+      continue;
+    }
+    decoded[i] = std::move(*image);
+    std::string().swap(items[i].image);  // the encoded bytes are no longer needed
+    good.push_back(i);
+  }
+
+  // Model work, in chunks; a chunk that fails fails its own items.
+  const size_t chunk = options_.inference_batch_size;
+  std::vector<store::StoredItem> stored(items.size());
+  auto fail = [&](size_t i, const absl::Status& s) {
+    if (results[i].status.ok()) {
+      results[i].status = Prefixed(s, ItemLabel("items", i, items[i].id, true));
+    }
+  };
+  for (size_t begin = 0; begin < good.size(); begin += chunk) {
+    const size_t end = std::min(good.size(), begin + chunk);
+    std::vector<const image::Image*> to_caption;
+    std::vector<size_t> caption_owner;
+    std::vector<const image::Image*> batch;
+    for (size_t k = begin; k < end; ++k) {
+      const size_t i = good[k];
+      batch.push_back(&decoded[i]);
+      if (items[i].caption.empty()) {
+        to_caption.push_back(&decoded[i]);
+        caption_owner.push_back(i);
+      } else {
+        stored[i].caption = items[i].caption;
+      }
+    }
+    if (!to_caption.empty()) {
+      auto captions = batchers_->Caption(to_caption, options_.caption, model_call);
+      for (size_t c = 0; c < caption_owner.size(); ++c) {
+        if (captions.ok()) {
+          stored[caption_owner[c]].caption = std::move((*captions)[c]);
+        } else {
+          fail(caption_owner[c], Prefixed(captions.status(), "caption"));
+        }
+      }
+    }
+    auto image_embeddings = batchers_->EncodeImages(batch, model_call);
+    std::vector<std::string> texts;
+    for (size_t k = begin; k < end; ++k) texts.push_back(stored[good[k]].caption);
+    auto text_embeddings = batchers_->EncodeTexts(texts, model_call);
+    // The collection, not the server, decides: its image space was fixed at creation.
+    absl::StatusOr<models::EmbeddingMatrix> features = models::EmbeddingMatrix();
+    if (HasImageEncoder(record)) features = batchers_->EncodeImageFeatures(batch, model_call);
+    for (size_t k = begin; k < end; ++k) {
+      const size_t i = good[k];
+      if (!image_embeddings.ok()) {
+        fail(i, Prefixed(image_embeddings.status(), "image embedding"));
+      } else if (!text_embeddings.ok()) {
+        fail(i, Prefixed(text_embeddings.status(), "caption embedding"));
+      } else if (!features.ok()) {
+        fail(i, Prefixed(features.status(), "image-encoder embedding"));
+      } else {
+        stored[i].clip_image = image_embeddings->RowVector(k - begin);
+        stored[i].caption_text = text_embeddings->RowVector(k - begin);
+        if (features->rows > 0) stored[i].image_features = features->RowVector(k - begin);
+        if (!AllFinite(stored[i].clip_image.data(), stored[i].clip_image.size()) ||
+            !AllFinite(stored[i].caption_text.data(), stored[i].caption_text.size()) ||
+            !AllFinite(stored[i].image_features.data(), stored[i].image_features.size())) {
+          fail(i, absl::InternalError("the model returned a non-finite embedding"));
+        }
+      }
+    }
+  }
+
+  std::vector<store::StoredItem> batch;
+  std::vector<size_t> batch_owner;
+  for (size_t i : good) {
+    if (!results[i].status.ok()) continue;
+    stored[i].id = items[i].id;
+    stored[i].content_hash = hashes[i];
+    stored[i].attributes = std::move(items[i].attributes);
+    results[i].caption = stored[i].caption;
+    batch_owner.push_back(i);
+    batch.push_back(std::move(stored[i]));
+  }
+  if (!batch.empty()) {
+    ScopedStage timer(options_.stage_observer, Stage::kStore, static_cast<int>(batch.size()));
+    absl::StatusOr<int64_t> position = store_->PutItems(record.name, std::move(batch));
+    if (!position.ok()) {
+      // Nothing of the batch is stored (one transaction): each item says why.
+      for (size_t i : batch_owner) {
+        results[i].status = Prefixed(position.status(), ItemLabel("items", i, items[i].id, true));
+        results[i].caption.clear();
+      }
+      batch_owner.clear();
+    } else {
+      written.position = std::max(written.position, *position);
+    }
+  }
+  // Acknowledge once this replica has applied the commit (and the unchanged items' versions).
+  std::vector<size_t> acknowledged = batch_owner;
+  acknowledged.insert(acknowledged.end(), unchanged.begin(), unchanged.end());
+  if (!acknowledged.empty()) {
+    absl::Status applied = AwaitApplied(collection, written.position, ack_deadline);
+    if (!applied.ok()) {
+      for (size_t i : acknowledged) {
+        results[i].status = Prefixed(applied, ItemLabel("items", i, items[i].id, true));
+      }
+    }
+  }
+  return written;
+}
+
+absl::StatusOr<WriteResult> Ingest::Delete(LiveCollection& collection,
+                                           const std::vector<std::string>& ids,
+                                           const CallOptions& call) {
+  RETRACE_RETURN_IF_ERROR(ValidateItemCount(ids.size(), "ids", options_.limits));
+  const absl::Time ack_deadline = std::min(call.deadline, absl::Now() + options_.ack_timeout);
+  WriteResult written;
+  written.items.resize(ids.size());
+  std::vector<std::string> valid;
+  std::vector<size_t> owner;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    written.items[i].id = Echo(ids[i]);
+    absl::Status s = ValidateId(ids[i], options_.limits);
+    if (!s.ok()) {
+      written.items[i].status = Prefixed(s, absl::StrCat("ids[", i, "]"));
+    } else {
+      valid.push_back(ids[i]);
+      owner.push_back(i);
+    }
+  }
+  if (valid.empty()) return written;
+  absl::StatusOr<store::DeleteResult> deleted;
+  {
+    ScopedStage timer(options_.stage_observer, Stage::kStore, static_cast<int>(valid.size()));
+    deleted = store_->DeleteItems(collection.name(), valid);
+  }
+  RETRACE_RETURN_IF_ERROR(deleted.status());
+  written.position = deleted->position;
+  std::vector<size_t> removed;
+  for (size_t v = 0; v < valid.size(); ++v) {
+    const size_t i = owner[v];
+    if (deleted->present[v]) {
+      removed.push_back(i);
+    } else {
+      written.items[i].status = absl::NotFoundError(absl::StrCat(
+          "ids[", i, "] '", ids[i], "': not in collection '", collection.name(), "'"));
+    }
+  }
+  if (!removed.empty()) {
+    absl::Status applied = AwaitApplied(collection, written.position, ack_deadline);
+    if (!applied.ok()) {
+      for (size_t i : removed) {
+        written.items[i].status = Prefixed(
+            absl::UnavailableError(absl::StrCat(
+                "deleted from the store, but it may still be found in searches here until this "
+                "replica applies the deletion: ",
+                applied.message())),
+            absl::StrCat("ids[", i, "] '", ids[i], "'"));
+      }
+    }
+  }
+  return written;
+}
+
+}  // namespace retrace::engine

@@ -1,0 +1,76 @@
+// ingest.h — the write path: Index and Delete.
+//
+// Index, per call: validate each item (a bad item fails alone) → skip the items stored with the
+// same content (their stored versions' positions still count) → decode → caption the items
+// without one → CLIP image embeddings → CLIP text embeddings of the captions → image-encoder
+// (CS-SLIP) embeddings when the collection has one → ONE store transaction (PutItems). The
+// commit is the point of no return. Nothing here touches an index: the follower applies the
+// commit (follower.h), and the call waits until this replica has applied it — read your own
+// writes — before it acknowledges, up to ReplicationOptions.ack_timeout (or the call's deadline).
+// An item stored but not applied in that time is answered UNAVAILABLE, naming the position and
+// the reason; it stays pending, the follower retries, and a retry of the same item answers
+// `unchanged` only once it is applied. So no item is ever "stored but never searchable".
+// Delete has the same shape: one store transaction, then wait for the follower.
+//
+// Thread-safety: safe for concurrent use; calls on one collection run concurrently too (the
+// store orders their commits, the follower applies them in that order).
+//
+//   RETRACE_ASSIGN_OR_RETURN(WriteResult written, ingest.Index(*collection, std::move(items), call));
+#ifndef RETRACE_CORE_ENGINE_INGEST_H_
+#define RETRACE_CORE_ENGINE_INGEST_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/engine/batchers.h"
+#include "core/engine/engine_types.h"
+#include "core/engine/follower.h"
+#include "core/engine/live_collection.h"
+#include "core/engine/stage_observer.h"
+#include "core/store/item_store.h"
+
+namespace retrace::engine {
+
+class Ingest {
+ public:
+  struct Options {
+    EngineLimits limits;
+    models::CaptionOptions caption;  // Index-time captions
+    int inference_batch_size = defaults::kInferenceBatchSize;
+    absl::Duration ack_timeout = defaults::kAckTimeout;
+    absl::Duration retry_min = defaults::kRetryMin;
+    FollowOptions follow;
+    StageObserver* stage_observer = nullptr;
+  };
+  // Not owned; must outlive this object.
+  Ingest(Options options, Batchers* batchers, store::ItemStore* store);
+
+  // Index and Delete: see Engine::Index and Engine::Delete. REQUIRES: not refused.
+  absl::StatusOr<WriteResult> Index(LiveCollection& collection, std::vector<IndexItem> items,
+                                    const CallOptions& call);
+  absl::StatusOr<WriteResult> Delete(LiveCollection& collection,
+                                     const std::vector<std::string>& ids, const CallOptions& call);
+
+ private:
+  // AwaitApplied catches the collection up (in this thread, or waiting for the thread that is)
+  // until `position` is applied: OK, or UNAVAILABLE naming the reason at the ack deadline.
+  absl::Status AwaitApplied(LiveCollection& collection, int64_t position, absl::Time deadline);
+  // FindUnchanged returns, sorted, the candidates whose stored content hash equals theirs, puts
+  // each one's stored caption in its result, and raises *position to their stored versions'.
+  absl::StatusOr<std::vector<size_t>> FindUnchanged(const std::string& collection,
+                                                    const std::vector<IndexItem>& items,
+                                                    const std::vector<uint64_t>& hashes,
+                                                    const std::vector<size_t>& candidates,
+                                                    std::vector<ItemResult>& results,
+                                                    int64_t* position);
+
+  const Options options_;
+  Batchers* const batchers_;
+  store::ItemStore* const store_;
+};
+
+}  // namespace retrace::engine
+
+#endif  // RETRACE_CORE_ENGINE_INGEST_H_
