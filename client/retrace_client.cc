@@ -1,11 +1,18 @@
 #include "client/retrace_client.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <deque>
 #include <thread>
 #include <utility>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "core/common/utf8.h"
 
@@ -63,6 +70,50 @@ struct IndexStream {
   }
 };
 
+// BalancedTarget: for "A,B,C", one gRPC target that lists every replica's address (names
+// resolved here: gRPC's ipv4:/ipv6: schemes take addresses only), for round_robin. A single
+// server is returned as given. A name that does not resolve is left out; if none resolves the
+// target is the list as given, which fails on the first call with UNAVAILABLE.
+std::string BalancedTarget(const std::string& servers, std::string* first_host) {
+  std::vector<std::string> parts = absl::StrSplit(servers, ',', absl::SkipWhitespace());
+  if (parts.size() <= 1) return servers;
+  std::vector<std::string> v4, v6;
+  for (std::string part : parts) {
+    part = std::string(absl::StripAsciiWhitespace(part));
+    const size_t colon = part.rfind(':');
+    if (colon == std::string::npos) continue;
+    std::string host = part.substr(0, colon);
+    const std::string port = part.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    }
+    if (first_host->empty()) *first_host = host;
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* found = nullptr;
+    if (getaddrinfo(host.c_str(), port.c_str(), &hints, &found) != 0) continue;
+    for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
+      char text[INET6_ADDRSTRLEN] = {};
+      if (a->ai_family == AF_INET) {
+        inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, text,
+                  sizeof text);
+        v4.push_back(absl::StrCat(text, ":", port));
+        break;
+      }
+      if (a->ai_family == AF_INET6) {
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, text,
+                  sizeof text);
+        v6.push_back(absl::StrCat("[", text, "]:", port));
+        break;
+      }
+    }
+    freeaddrinfo(found);
+  }
+  if (!v4.empty()) return absl::StrCat("ipv4:", absl::StrJoin(v4, ","));
+  if (!v6.empty()) return absl::StrCat("ipv6:", absl::StrJoin(v6, ","));
+  return servers;
+}
+
 }  // namespace
 
 std::unique_ptr<RetraceClient> RetraceClient::Connect(const ClientOptions& options) {
@@ -70,6 +121,9 @@ std::unique_ptr<RetraceClient> RetraceClient::Connect(const ClientOptions& optio
   const int max_bytes = static_cast<int>(std::min<int64_t>(options.max_message_bytes, INT32_MAX));
   args.SetMaxReceiveMessageSize(max_bytes);
   args.SetMaxSendMessageSize(max_bytes);
+  std::string first_host;
+  const std::string target = BalancedTarget(options.server, &first_host);
+  if (target != options.server) args.SetLoadBalancingPolicyName("round_robin");
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (options.tls) {
     grpc::SslCredentialsOptions ssl;
@@ -79,9 +133,12 @@ std::unique_ptr<RetraceClient> RetraceClient::Connect(const ClientOptions& optio
     credentials = grpc::SslCredentials(ssl);
     if (!options.tls_server_name.empty()) {
       args.SetSslTargetNameOverride(options.tls_server_name);
+    } else if (target != options.server) {
+      // Addresses replace the names: check the certificate against the first server's name.
+      args.SetSslTargetNameOverride(first_host);
     }
   }
-  auto channel = grpc::CreateCustomChannel(options.server, credentials, args);
+  auto channel = grpc::CreateCustomChannel(target, credentials, args);
   return std::unique_ptr<RetraceClient>(new RetraceClient(options, std::move(channel)));
 }
 
@@ -132,18 +189,25 @@ grpc::Status RetraceClient::DropCollection(const v1::DropCollectionRequest& requ
   return Unary(&v1::Retrace::Stub::DropCollection, request, response);
 }
 
+grpc::Status RetraceClient::GetClusterStatus(const v1::GetClusterStatusRequest& request,
+                                             v1::ClusterStatus* response) {
+  return Unary(&v1::Retrace::Stub::GetClusterStatus, request, response);
+}
+
 grpc::Status RetraceClient::IndexItems(const std::string& collection, std::vector<v1::Item> items,
-                                       int batch_size, const IndexResultCallback& on_result) {
+                                       int batch_size, const IndexResultCallback& on_result,
+                                       int64_t* position) {
   size_t next = 0;
   ItemSource source = [&]() -> std::optional<v1::Item> {
     if (next == items.size()) return std::nullopt;
     return std::move(items[next++]);
   };
-  return IndexItems(collection, source, batch_size, on_result);
+  return IndexItems(collection, source, batch_size, on_result, position);
 }
 
 grpc::Status RetraceClient::IndexItems(const std::string& collection, const ItemSource& next_item,
-                                       int batch_size, const IndexResultCallback& on_result) {
+                                       int batch_size, const IndexResultCallback& on_result,
+                                       int64_t* position) {
   // The first item is pulled here so that an empty source makes no call at all.
   std::optional<v1::Item> first = next_item();
   if (!first) return grpc::Status::OK;
@@ -214,6 +278,7 @@ grpc::Status RetraceClient::IndexItems(const std::string& collection, const Item
     }
     state.pending.pop_front();
     --state.requests_in_flight;
+    if (position != nullptr) *position = std::max(*position, response.position());
     for (const v1::IndexResult& result : response.results()) on_result(result);
     state.DeliverLocalResults(on_result);
   }

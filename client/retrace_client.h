@@ -32,7 +32,10 @@ namespace v1 = ::retrace::v1;
 
 // ClientOptions: how to reach the server. Every field has a usable default.
 struct ClientOptions {
-  // server: the target, "HOST:PORT" or any gRPC target URI. Default "127.0.0.1:50051".
+  // server: the target, "HOST:PORT" or any gRPC target URI; or several HOST:PORTs separated by
+  // commas (replicas of one cluster), over which calls are spread by gRPC's round_robin policy
+  // (names are resolved once, at Connect; a replica that is down is skipped). Default
+  // "127.0.0.1:50051".
   std::string server = "127.0.0.1:50051";
   // timeout: the deadline of each unary call, counted from its start; zero or negative means
   // none. Default 60 s. The Index stream is not bound by it (see index_timeout).
@@ -75,8 +78,8 @@ using IndexResultCallback = std::function<void(const v1::IndexResult&)>;
 class RetraceClient {
  public:
   // Connect: a client for `options.server`, over TLS when options.tls. The channel connects
-  // lazily, so this never fails; an unreachable server (or a failed TLS handshake) shows up as
-  // UNAVAILABLE on the first call.
+  // lazily, so this never fails; an unreachable server (or a failed TLS handshake, or a name in
+  // a server list that does not resolve) shows up as UNAVAILABLE on the first call.
   static std::unique_ptr<RetraceClient> Connect(const ClientOptions& options);
 
   RetraceClient(const RetraceClient&) = delete;
@@ -97,6 +100,8 @@ class RetraceClient {
                                   v1::Collection* response);
   grpc::Status DropCollection(const v1::DropCollectionRequest& request,
                               v1::DropCollectionResponse* response);
+  grpc::Status GetClusterStatus(const v1::GetClusterStatusRequest& request,
+                                v1::ClusterStatus* response);
 
   // IndexItems: streams `items` to `collection` over one Index stream, in requests of at most
   // `batch_size` items (fewer where a request would pass options.max_message_bytes), keeping up
@@ -106,9 +111,11 @@ class RetraceClient {
   // INVALID_ARGUMENT result. Returns the stream's final status: OK when every request was
   // answered (items may still have failed: see their results), else the stream's error, e.g.
   // NOT_FOUND (collection) or UNAVAILABLE; results already delivered stand. No items: OK, no
-  // call. REQUIRES: batch_size >= 1.
+  // call. REQUIRES: batch_size >= 1. When `position` is given, it is raised to the highest
+  // IndexResponse.position received: a read with that min_position sees every item indexed.
   grpc::Status IndexItems(const std::string& collection, std::vector<v1::Item> items,
-                          int batch_size, const IndexResultCallback& on_result);
+                          int batch_size, const IndexResultCallback& on_result,
+                          int64_t* position = nullptr);
 
   // IndexItems: as above, with items pulled from `next_item` as the stream has room for them,
   // so a caller never holds more than a few batches in memory. `next_item` runs on a writer
@@ -116,7 +123,8 @@ class RetraceClient {
   // after the stream fails. `on_result` is called serially (never concurrently), from this
   // thread or the writer thread; every call to either callback has returned when this returns.
   grpc::Status IndexItems(const std::string& collection, const ItemSource& next_item,
-                          int batch_size, const IndexResultCallback& on_result);
+                          int batch_size, const IndexResultCallback& on_result,
+                          int64_t* position = nullptr);
 
   // stub: the underlying stub, for calls this class does not wrap. Owned by this client; valid
   // for its lifetime. Calls made through it get no deadline unless the caller sets one.

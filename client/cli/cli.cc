@@ -27,9 +27,11 @@ Commands:
   eval provenance --data DIR --refs DIR ...    the CS-SLIP provenance evaluation protocol
   eval build-similar --refs DIR --out DIR      build an evaluation query set (no server)
   bench --collection NAME ...                  load-test a collection (QPS, latency, errors)
+  cluster status                               the replicas sharing the server's store
 
 Global options (before the command):
-  --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051)
+  --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051); several,
+                       comma-separated (replicas), spread calls over them (round robin)
   --json               print responses in protobuf's JSON mapping, proto field names
   --timeout SECONDS    deadline of each call (default 60); the index stream has none
   --token TOKEN        bearer token for a server that requires one (default: $RETRACE_TOKEN;
@@ -56,6 +58,7 @@ constexpr Command kCommands[] = {
     {"index", RunIndexCommand},     {"search", RunSearchCommand},
     {"get", RunGetCommand},         {"delete", RunDeleteCommand},
     {"eval", RunEvalCommand},       {"bench", RunBenchCommand},
+    {"cluster", RunClusterCommand},
 };
 
 }  // namespace

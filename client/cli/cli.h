@@ -91,6 +91,8 @@ int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
 // RunBenchCommand: `retrace bench`, the load generator (client/bench/).
 int RunBenchCommand(CliContext& context, const std::vector<std::string>& args);
+// RunClusterCommand: `retrace cluster status`, the replicas sharing the server's store.
+int RunClusterCommand(CliContext& context, const std::vector<std::string>& args);
 // RunEvalCommand: `retrace eval SUBCOMMAND`: build-similar runs locally; cm and provenance
 // run the papers' protocols against the server.
 int RunEvalCommand(CliContext& context, const std::vector<std::string>& args);

@@ -36,7 +36,11 @@ std::string DescribeTable(const v1::Collection& c) {
                 {"image_index", c.image_index()},
                 {"image_dim", absl::StrCat(c.image_dim())},
                 {"image_encoder_model",
-                 c.image_encoder_model().empty() ? "(none: CLIP alone)" : c.image_encoder_model()}};
+                 c.image_encoder_model().empty() ? "(none: CLIP alone)" : c.image_encoder_model()},
+                {"created_position", absl::StrCat(c.created_position())},
+                {"applied_position", absl::StrCat(c.applied_position())},
+                {"lag", absl::StrCat(c.lag())},
+                {"degraded", c.degraded().empty() ? "no" : c.degraded()}};
   return RenderTable(table);
 }
 

@@ -57,6 +57,7 @@ int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args) 
     context.out() << ToJson(all, /*multiline=*/true) << "\n";
   } else {
     context.out() << RenderTable(table);
+    if (all.position() > 0) context.out() << "position " << all.position() << "\n";
   }
   return failed > 0 ? kExitFailed : kExitOk;
 }

@@ -14,18 +14,22 @@ namespace {
 constexpr char kCommand[] = "get";
 
 constexpr char kGetUsage[] =
-    R"(usage: retrace get --collection NAME [--embeddings] ID...
+    R"(usage: retrace get --collection NAME [--embeddings] [--after POSITION] ID...
 
 Shows stored items, 64 ids per request: "id  caption" with attributes as k=v, or the
 error for an id that is not stored. With --json, prints one GetResponse (with
 --embeddings, each item's clip_image and caption_text vectors too). Exit status 1 if
-any id was not found.
+any id was not found. --after POSITION: as in search, answer once the server has
+applied the store's changes up to POSITION.
 )";
 
 }  // namespace
 
 int RunGetCommand(CliContext& context, const std::vector<std::string>& args) {
-  auto parsed = ParseArgs(args, {{"collection", true}, {"embeddings", false}, {"help", false}});
+  auto parsed = ParseArgs(args, {{"collection", true},
+                                 {"embeddings", false},
+                                 {"after", true},
+                                 {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kGetUsage);
   if (parsed->Has("help")) {
     context.out() << kGetUsage;
@@ -40,6 +44,11 @@ int RunGetCommand(CliContext& context, const std::vector<std::string>& args) {
   v1::GetRequest base;
   base.set_collection(parsed->Value("collection"));
   base.set_include_embeddings(parsed->Has("embeddings"));
+  if (parsed->Has("after")) {
+    auto after = ParseInt("after", parsed->Value("after"), 0, INT64_MAX);
+    if (!after.ok()) return context.UsageError(kCommand, after.status().message(), kGetUsage);
+    base.set_min_position(*after);
+  }
   v1::GetResponse all;
   grpc::Status status =
       CallInIdBatches(context.client(), &client::RetraceClient::Get, base, ids, &all);

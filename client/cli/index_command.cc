@@ -72,7 +72,8 @@ class IndexProgress {
 
   // PrintSummary: clears the progress line and, unless in JSON mode, prints the summary and
   // the failures. Returns whether every item succeeded. Call after the run.
-  bool PrintSummary(absl::string_view collection, int64_t skipped) ABSL_LOCKS_EXCLUDED(mu_) {
+  bool PrintSummary(absl::string_view collection, int64_t skipped, int64_t position)
+      ABSL_LOCKS_EXCLUDED(mu_) {
     absl::MutexLock lock(&mu_);
     if (draw_) context_.err() << "\r\x1b[K" << std::flush;
     const int64_t failed = static_cast<int64_t>(failures_.size());
@@ -89,6 +90,10 @@ class IndexProgress {
       out << "\n";
       if (unchanged_ > 0) {
         out << unchanged_ << " of them were already stored with the same content (unchanged)\n";
+      }
+      if (position > 0) {
+        out << "stored at position " << position << " (search --after " << position
+            << " sees them on any replica)\n";
       }
       if (skipped == 1) out << "skipped 1 entry that is not an image file\n";
       if (skipped > 1) out << "skipped " << skipped << " entries that are not image files\n";
@@ -180,10 +185,11 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
     }
     return std::nullopt;
   };
-  const grpc::Status status =
-      context.client().IndexItems(collection, next_item, static_cast<int>(batch),
-                                  [&](const v1::IndexResult& result) { progress.Record(result); });
-  const bool all_indexed = progress.PrintSummary(collection, list.skipped);
+  int64_t position = 0;
+  const grpc::Status status = context.client().IndexItems(
+      collection, next_item, static_cast<int>(batch),
+      [&](const v1::IndexResult& result) { progress.Record(result); }, &position);
+  const bool all_indexed = progress.PrintSummary(collection, list.skipped, position);
   if (!status.ok()) return context.RpcError(kCommand, status);
   return all_indexed ? kExitOk : kExitFailed;
 }

@@ -21,7 +21,7 @@ constexpr char kSearchUsage[] =
     R"(usage: retrace search --collection NAME (--image FILE | --text TEXT | --embedding V1,V2,...)
                       [--top-k K] [--mode caption|provenance|hybrid]
                       [--caption TEXT] [--candidates N] [--beta B] [--w1 W] [--w2 W]
-                      [--no-rerank] [--rrf-k K]
+                      [--no-rerank] [--rrf-k K] [--after POSITION]
 
 --mode caption (default): Caption-Matching, the query's CLIP embedding against the
   items' captions.
@@ -36,6 +36,9 @@ constexpr char kSearchUsage[] =
 An --embedding is of the collection's caption_dim (caption) or image_dim (the others).
 --top-k: default 10. An item's attributes follow its caption as k=v. With --json,
 prints the SearchResponse.
+--after POSITION: answer only once the server has applied the store's changes up to
+  POSITION (what `index` and `delete` print), so a search on any replica sees those
+  writes; DEADLINE_EXCEEDED if it has not within --timeout.
 )";
 
 // ParseFloat: one finite float for option `name`.
@@ -76,6 +79,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"w2", true},
                                  {"no-rerank", false},
                                  {"rrf-k", true},
+                                 {"after", true},
                                  {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kSearchUsage);
   if (parsed->Has("help")) {
@@ -123,6 +127,11 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     return context.UsageError(kCommand, "--rrf-k goes with --mode hybrid", kSearchUsage);
   }
   if (parsed->Has("caption")) request.set_query_caption(parsed->Value("caption"));
+  if (parsed->Has("after")) {
+    auto after = ParseInt("after", parsed->Value("after"), 0, INT64_MAX);
+    if (!after.ok()) return context.UsageError(kCommand, after.status().message(), kSearchUsage);
+    request.set_min_position(*after);
+  }
   v1::ProvenanceOptions* provenance = request.mutable_provenance();
   if (parsed->Has("candidates")) {
     auto n = ParseInt("candidates", parsed->Value("candidates"), 1, INT32_MAX);
@@ -171,6 +180,11 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   }
   if (!response.query_caption().empty()) {
     context.out() << "query caption: " << response.query_caption() << "\n";
+  }
+  if (response.stale()) {
+    context.err() << "retrace: search: the server cannot reach its store now: these hits are as "
+                     "of position "
+                  << response.applied_position() << " and may miss later writes\n";
   }
   Table table;
   if (request.mode() == v1::PROVENANCE) {
