@@ -8,7 +8,9 @@
 #ifndef RETRACE_CLIENT_CLI_ID_BATCHES_H_
 #define RETRACE_CLIENT_CLI_ID_BATCHES_H_
 
+#include <algorithm>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -39,6 +41,9 @@ grpc::Status CallInIdBatches(client::RetraceClient& client,
                                        " results for ", end - begin, " ids"));
     }
     for (auto& result : *response.mutable_results()) *all->add_results() = std::move(result);
+    if constexpr (std::is_same_v<Response, v1::DeleteResponse>) {
+      all->set_position(std::max(all->position(), response.position()));
+    }
   }
   return grpc::Status::OK;
 }

@@ -118,7 +118,12 @@ absl::Duration Replicator::FollowOnce() {
     if (state->last_position - c->applied() > r.ready_max_lag) caught_up = false;
   }
   caught_up_.store(caught_up, std::memory_order_relaxed);
-  if (now >= next_report_) {
+  // Report at each heartbeat, and at once when the set of collections changed (so `cluster
+  // status` and the compaction bound know a new collection's position from the start).
+  std::set<std::pair<std::string, int64_t>> collections;
+  for (const auto& [key, position] : last_change) collections.insert(key);
+  if (now >= next_report_ || collections != reported_collections_) {
+    reported_collections_ = std::move(collections);
     next_report_ = now + r.heartbeat_interval;
     if (absl::Status s = ReportNow(); !s.ok()) {
       log_->warn("cannot record this replica's positions in the store: {}", s.ToString());

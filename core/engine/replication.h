@@ -107,6 +107,7 @@ class Replicator {
   std::map<std::pair<std::string, int64_t>, Retry> retries_;  // FollowLoop's thread only
   absl::Time next_report_ = absl::InfinitePast();              // FollowLoop's thread only
   std::set<std::pair<std::string, int64_t>> announced_;        // FollowLoop's thread only
+  std::set<std::pair<std::string, int64_t>> reported_collections_;  // FollowLoop's only
 
   absl::Mutex snapshot_mu_;  // SnapshotAll calls take turns
   std::thread follow_thread_;

@@ -36,11 +36,11 @@ class CliE2eTest : public ::testing::Test {
     scratch_ = testing::NewTempDir("cli-out");
   }
 
-  CliResult Run(const std::string& args) {
+  CliResult Run(const std::string& args) { return RunOn(server_->address(), args); }
+  CliResult RunOn(const std::string& servers, const std::string& args) {
     const std::string out = scratch_ + "/out", err = scratch_ + "/err";
-    const std::string command = absl::StrCat(testing::CliBinary(), " --server ",
-                                             server_->address(), " ", args, " >", out, " 2>", err,
-                                             " </dev/null");
+    const std::string command = absl::StrCat(testing::CliBinary(), " --server ", servers, " ",
+                                             args, " >", out, " 2>", err, " </dev/null");
     const int status = std::system(command.c_str());
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, testing::ReadFileBytes(out),
             testing::ReadFileBytes(err)};
@@ -99,6 +99,48 @@ TEST_F(CliE2eTest, TourOfTheReadme) {
 
   r = Run("search --collection shapes");
   EXPECT_EQ(r.exit_code, 2) << "missing query is a usage error: " << r.err;
+}
+
+// Positions: index and delete print where they wrote; search --after waits for it (and gives up
+// at --timeout); --server spreads calls over a list (one of them down); cluster status.
+TEST_F(CliE2eTest, PositionsReplicaListsAndClusterStatus) {
+  ASSERT_EQ(Run("collections create shapes").exit_code, 0);
+  CliResult r = Run("index --collection shapes " + FixtureDir() + "/images/photo/cat");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  const size_t at = r.out.find("stored at position ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  const int64_t position = std::stoll(r.out.substr(at + 19));
+  ASSERT_GT(position, 0);
+  EXPECT_TRUE(absl::StrContains(r.out, absl::StrCat("search --after ", position))) << r.out;
+
+  r = Run(absl::StrCat("search --collection shapes --text cat --after ", position));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "a picture of a cat")) << r.out;
+  r = Run(absl::StrCat("--timeout 1 search --collection shapes --text cat --after ",
+                       position + 1000));
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "DEADLINE_EXCEEDED")) << r.err;
+  EXPECT_EQ(Run("search --collection shapes --text cat --after -3").exit_code, 2);
+
+  r = Run("delete --collection shapes photo_cat_0.png cat_0.png");
+  EXPECT_TRUE(absl::StrContains(r.out, "position ")) << r.out;
+
+  // Two addresses, the first with nothing listening: calls go to the one that answers.
+  const std::string dead = absl::StrCat("127.0.0.1:", testing::FreePort());
+  for (int i = 0; i < 3; ++i) {
+    r = RunOn(absl::StrCat(dead, ",", server_->address()), "collections list");
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_TRUE(absl::StrContains(r.out, "shapes")) << r.out;
+  }
+
+  r = Run("cluster status");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "store sqlite ")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "shapes")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "yes")) << r.out;  // live
+  r = Run("--json cluster status");
+  EXPECT_TRUE(absl::StrContains(r.out, "\"replicas\"")) << r.out;
+  EXPECT_EQ(Run("cluster").exit_code, 2);
 }
 
 TEST_F(CliE2eTest, ProvenanceAndHybridSearchShowTheirParts) {
