@@ -105,25 +105,24 @@ class GetItemsTimer : public store::ItemStore {
       const std::string& collection, const std::vector<std::string>& ids) const override {
     return store_->GetItemsWithoutEmbeddings(collection, ids);
   }
+  std::string Describe() const override { return store_->Describe(); }
   absl::StatusOr<int64_t> CreateCollection(const store::CollectionRecord& record) override {
     return store_->CreateCollection(record);
   }
-  absl::Status DropCollection(const std::string& name) override {
+  absl::StatusOr<int64_t> DropCollection(const std::string& name) override {
     return store_->DropCollection(name);
   }
-  absl::StatusOr<std::vector<store::CollectionRecord>> ListCollections() const override {
-    return store_->ListCollections();
-  }
+  absl::StatusOr<store::StoreState> ReadState() const override { return store_->ReadState(); }
   absl::StatusOr<int64_t> PutItems(const std::string& collection,
                                    std::vector<store::StoredItem> items) override {
     return store_->PutItems(collection, std::move(items));
   }
-  absl::StatusOr<std::vector<std::optional<uint64_t>>> GetContentHashes(
+  absl::StatusOr<std::vector<std::optional<store::ItemVersion>>> GetItemVersions(
       const std::string& collection, const std::vector<std::string>& ids) const override {
-    return store_->GetContentHashes(collection, ids);
+    return store_->GetItemVersions(collection, ids);
   }
-  absl::StatusOr<std::vector<bool>> DeleteItems(const std::string& collection,
-                                                const std::vector<std::string>& ids) override {
+  absl::StatusOr<store::DeleteResult> DeleteItems(const std::string& collection,
+                                                  const std::vector<std::string>& ids) override {
     return store_->DeleteItems(collection, ids);
   }
   absl::StatusOr<int64_t> CountItems(const std::string& collection) const override {
@@ -134,15 +133,27 @@ class GetItemsTimer : public store::ItemStore {
       const std::function<absl::Status(const store::StoredItem&)>& visit) const override {
     return store_->ForEachItem(collection, visit);
   }
-  int64_t LastSequence() const override { return store_->LastSequence(); }
-  absl::Status ForEachChangeSince(
-      const std::string& collection, int64_t after_seq,
-      const std::function<absl::Status(const store::StoredItem&)>& on_put,
-      const std::function<absl::Status(const std::string& id)>& on_delete) const override {
-    return store_->ForEachChangeSince(collection, after_seq, on_put, on_delete);
+  absl::StatusOr<int64_t> LastPosition() const override { return store_->LastPosition(); }
+  absl::StatusOr<store::ChangePage> ReadChanges(const std::string& collection,
+                                                int64_t created_position,
+                                                const store::ChangeCursor& cursor,
+                                                int limit) const override {
+    return store_->ReadChanges(collection, created_position, cursor, limit);
   }
-  absl::Status CompactDeletions(const std::string& collection, int64_t up_to_seq) override {
-    return store_->CompactDeletions(collection, up_to_seq);
+  absl::StatusOr<int64_t> WaitForChange(int64_t after, absl::Duration timeout) const override {
+    return store_->WaitForChange(after, timeout);
+  }
+  absl::Status CompactDeletions(const std::string& collection, int64_t up_to) override {
+    return store_->CompactDeletions(collection, up_to);
+  }
+  absl::Status ReportReplica(const store::ReplicaRecord& replica) override {
+    return store_->ReportReplica(replica);
+  }
+  absl::StatusOr<std::vector<store::ReplicaRecord>> ListReplicas() const override {
+    return store_->ListReplicas();
+  }
+  absl::Status ForgetReplica(const std::string& replica) override {
+    return store_->ForgetReplica(replica);
   }
 
  private:
@@ -170,7 +181,7 @@ void FillStore(const std::string& dir, const store::CollectionRecord& record, in
   Check(store.status(), "opening the store");
   auto existing = (*store)->CountItems(record.name);
   if (existing.ok() && *existing >= items) return;  // --dir of an earlier run
-  if (existing.ok()) Check((*store)->DropCollection(record.name), "dropping");
+  if (existing.ok()) Check((*store)->DropCollection(record.name).status(), "dropping");
   Check((*store)->CreateCollection(record).status(), "creating the collection");
   std::mt19937 rng(7);
   const size_t encoder_dim = record.image_dim - record.caption_dim;
@@ -212,6 +223,7 @@ void SetUp(Fixture& f) {
   Check(store.status(), "reopening the store");
   engine::EngineOptions options;
   options.stage_observer = &f.timer;
+  options.replication.replica_id = "rerank_bench";
   auto log = std::make_shared<spdlog::logger>("bench",
                                               std::make_shared<spdlog::sinks::null_sink_mt>());
   auto timed_store = std::make_unique<GetItemsTimer>(std::move(*store));

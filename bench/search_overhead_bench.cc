@@ -83,10 +83,10 @@ int Fill(const std::string& data_dir, const std::string& name) {
   auto opened = store::SqliteItemStore::Open(data_dir);
   Check(opened.status(), "opening the store (is a server running on it?)");
   store::ItemStore& store = **opened;
-  auto all = store.ListCollections();
+  auto all = store.ReadState();
   Check(all.status(), "listing collections");
   std::optional<store::CollectionRecord> record;
-  for (auto& r : *all) {
+  for (auto& r : all->collections) {
     if (r.name == name) record = r;
   }
   if (!record.has_value()) {
@@ -99,7 +99,7 @@ int Fill(const std::string& data_dir, const std::string& name) {
   Check(count.status(), "counting");
   if (*count != 0) {
     // Start again from an empty collection with the same record: a half-filled one is of no use.
-    Check(store.DropCollection(name), "dropping the old items");
+    Check(store.DropCollection(name).status(), "dropping the old items");
     Check(store.CreateCollection(*record).status(), "re-creating");
   }
   const size_t clip_dim = record->caption_dim;
@@ -120,8 +120,8 @@ int Fill(const std::string& data_dir, const std::string& name) {
   std::fprintf(stderr, "\rfilled the store with %lld items in %.1f s\n",
                static_cast<long long>(items), Seconds(fill_start));
 
-  all = store.ListCollections();  // created_seq of the re-created collection
-  for (auto& r : *all) {
+  all = store.ReadState();  // created_position of the re-created collection
+  for (auto& r : all->collections) {
     if (r.name == name) record = r;
   }
   const auto build_start = Clock::now();
@@ -133,7 +133,7 @@ int Fill(const std::string& data_dir, const std::string& name) {
               record->caption_index.c_str(), record->image_index.c_str(),
               static_cast<long long>(items), build_seconds, items / build_seconds);
   const auto save_start = Clock::now();
-  Check(engine::SaveSnapshots(built->indexes, *record, store.LastSequence(),
+  Check(engine::SaveSnapshots(built->indexes, *record, built->applied,
                               data_dir + "/snapshots"),
         "saving snapshots");
   std::printf("snapshots saved in %.1f s\n", Seconds(save_start));

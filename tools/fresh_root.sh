@@ -70,6 +70,8 @@ fi
 
 mkdir -p "${FRESH_DIR:-/var/tmp}"
 root=$(mktemp -d "${FRESH_DIR:-/var/tmp}/retrace-fresh.XXXXXX")
+# mktemp makes it 0700; the root's / must be 0755 or no user but root (postgres, for one) can reach any file.
+chmod 755 "$root"
 mounts=()
 
 # Processes still running in the root (a test's server, PostgreSQL) would keep it busy.
