@@ -335,9 +335,20 @@ def make_variables(text):
 
 
 def makefile_commands(text):
+    """Commands of the recipe lines (those starting with a tab). A line ending in "\\" goes on
+    in the next one: a rule's (e.g. a long .PHONY list) is no recipe, a recipe's is the same
+    command."""
     variables = make_variables(text)
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.startswith("\t"):
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        lineno, line = i + 1, lines[i]
+        recipe = line.startswith("\t")
+        while line.rstrip().endswith("\\") and i + 1 < len(lines):
+            i += 1
+            line = line.rstrip()[:-1] + " " + lines[i].lstrip("\t")
+        i += 1
+        if not recipe:
             continue
         line = line.strip().lstrip("@-")
         for _ in range(5):  # variables defined by variables
