@@ -119,7 +119,9 @@ class SlipImageEncoder(nn.Module):
 
 
 def load_checkpoint(path):
-    """(state dict without 'module.' prefixes, SLIP model name or None) from a checkpoint file."""
+    """(state dict without 'module.' prefixes, SLIP model name or None, heads or None) from a
+    checkpoint file. `args.heads` is not in SLIP's checkpoints; tools/train writes it, since
+    its small ViTs have sizes no model name tells."""
     ec.require_file(path, "checkpoint")
     try:
         # SLIP checkpoints pickle an argparse.Namespace ('args'): weights_only loading rejects it.
@@ -137,7 +139,8 @@ def load_checkpoint(path):
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
     args = ckpt.get("args")
     model_name = getattr(args, "model", None) if args is not None else None
-    return state, model_name
+    heads = getattr(args, "heads", None) if args is not None else None
+    return state, model_name, heads
 
 
 def infer_heads(model_name, width, heads_flag):
@@ -220,8 +223,8 @@ def timm_reference(state, info):
 def export(checkpoint, out, name=None, version=None, heads=None, atol=1e-4, rtol=1e-4, seed=0,
            log=print):
     """Writes the model folder; returns (folder, info). Raises ExportError."""
-    state, model_name = load_checkpoint(checkpoint)
-    encoder, info = build_encoder(state, model_name, heads)
+    state, model_name, checkpoint_heads = load_checkpoint(checkpoint)
+    encoder, info = build_encoder(state, model_name, heads or checkpoint_heads)
     ec.prepare_folder(out)
     size = info["image_size"]
     g = torch.Generator().manual_seed(seed)
@@ -259,7 +262,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="SLIP / CS-SLIP checkpoint (.pt)")
     p.add_argument("--heads", type=int, default=None,
-                   help="attention heads (default: from the checkpoint's args.model or width)")
+                   help="attention heads (default: the checkpoint's args.heads, else from its "
+                        "args.model or width)")
     ec.add_common_flags(p)
     a = p.parse_args(argv)
     ec.check_torch_version(a.allow_newer_torch)
