@@ -5,9 +5,9 @@
 //   "a dog" e0 · "a dog and a cat" (e0+e1)/√2 = 0.707107, · "a dog, a cat and a horse" 0.577350;
 //   "a dog and a cat" · "a dog, a cat and a horse" = 2/√6 = 0.816497; "a bird" is orthogonal to
 //   every other caption (all tie at 0: the smallest id wins).
-// Also: the ids from a file, stdin or an image folder; the embeddings file equals Get's
-// embeddings; --resume after an interruption anywhere writes the uninterrupted run's bytes;
-// bad input fails with a message naming the option or file.
+// The collection is indexed with `retrace index --captions`. Also: the ids from a file, stdin or
+// an image folder; the embeddings file equals Get's embeddings; --resume after an interruption
+// anywhere writes the uninterrupted run's bytes; bad input fails naming the option or file.
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -39,13 +39,13 @@ struct CliResult {
 
 // The hand-built collection: id -> caption.
 const std::map<std::string, std::string> kCaptions = {
-    {"item-a", "a dog"},
-    {"item-b", "a dog and a cat"},
-    {"item-c", "a dog, a cat and a horse"},
-    {"item-d", "a house"},
-    {"item-e", "a house and a guitar"},
-    {"item-f", "a dog"},  // the same caption as item-a
-    {"item-g", "a bird"},
+    {"item-a.png", "a dog"},
+    {"item-b.png", "a dog and a cat"},
+    {"item-c.png", "a dog, a cat and a horse"},
+    {"item-d.png", "a house"},
+    {"item-e.png", "a house and a guitar"},
+    {"item-f.png", "a dog"},  // the same caption as item-a
+    {"item-g.png", "a bird"},
 };
 
 struct Expected {
@@ -78,25 +78,24 @@ class MinePairsE2eTest : public ::testing::Test {
             testing::ReadFileBytes(err)};
   }
 
-  // IndexCaptioned makes collection `name` holding kCaptions' items, each with a fixture image
-  // (any image: the captions are given, so the image does not decide the caption embedding).
+  // IndexCaptioned makes collection `name` holding kCaptions' items with `retrace index
+  // --captions`: a folder of copies of one fixture image, named by id (the captions are given,
+  // so the image does not decide the caption embedding).
   void IndexCaptioned(const std::string& name) {
     ASSERT_EQ(Run("collections create " + name + " --shards 2").exit_code, 0);
-    const std::string image = testing::ReadFileBytes(FixtureDir() + "/images/photo/dog/dog_0.png");
-    ASSERT_FALSE(image.empty());
-    std::vector<v1::Item> items;
+    const std::string folder = scratch_ + "/captioned";
+    fs::create_directories(folder);
+    std::ofstream captions(scratch_ + "/captions.jsonl");
     for (const auto& [id, caption] : kCaptions) {
-      v1::Item& item = items.emplace_back();
-      item.set_id(id);
-      item.set_image(image);
-      item.set_caption(caption);
+      fs::copy_file(FixtureDir() + "/images/photo/dog/dog_0.png", folder + "/" + id,
+                    fs::copy_options::overwrite_existing);
+      captions << json{{"id", id}, {"caption", caption}}.dump() << "\n";
     }
-    int ok = 0;
-    grpc::Status status =
-        client_->IndexItems(name, std::move(items), 16,
-                            [&](const v1::IndexResult& r) { ok += r.status().code() == 0; });
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    ASSERT_EQ(ok, static_cast<int>(kCaptions.size()));
+    captions.close();
+    CliResult r =
+        Run("index --collection " + name + " --captions " + scratch_ + "/captions.jsonl " + folder);
+    ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+    ASSERT_TRUE(absl::StrContains(r.out, "indexed 7 of 7")) << r.out;
   }
 
   std::string WriteIds(const std::string& name, const std::vector<std::string>& ids) {
@@ -141,10 +140,10 @@ class MinePairsE2eTest : public ::testing::Test {
 };
 
 const std::map<std::string, Expected> kNearest = {
-    {"item-a", {"item-f", 1.0}},      {"item-b", {"item-c", 0.816497}},
-    {"item-c", {"item-b", 0.816497}}, {"item-d", {"item-e", 0.707107}},
-    {"item-e", {"item-d", 0.707107}}, {"item-f", {"item-a", 1.0}},
-    {"item-g", {"item-a", 0.0}},  // orthogonal to all: a tie, the smallest id
+    {"item-a.png", {"item-f.png", 1.0}},      {"item-b.png", {"item-c.png", 0.816497}},
+    {"item-c.png", {"item-b.png", 0.816497}}, {"item-d.png", {"item-e.png", 0.707107}},
+    {"item-e.png", {"item-d.png", 0.707107}}, {"item-f.png", {"item-a.png", 1.0}},
+    {"item-g.png", {"item-a.png", 0.0}},  // orthogonal to all: a tie, the smallest id
 };
 
 TEST_F(MinePairsE2eTest, NearestCaptionsOfAHandBuiltCollection) {
@@ -163,8 +162,8 @@ TEST_F(MinePairsE2eTest, NearestCaptionsOfAHandBuiltCollection) {
 
   // Identical captions left out: "a dog" (both) now pairs with "a dog and a cat".
   std::map<std::string, Expected> distinct = kNearest;
-  distinct["item-a"] = {"item-b", 0.707107};
-  distinct["item-f"] = {"item-b", 0.707107};
+  distinct["item-a.png"] = {"item-b.png", 0.707107};
+  distinct["item-f.png"] = {"item-b.png", 0.707107};
   r = Run("mine-pairs --collection captions --ids - --exclude-identical-captions --top-k 2 --out " +
               scratch_ + "/distinct.jsonl",
           id_file);  // ids from stdin
@@ -174,7 +173,7 @@ TEST_F(MinePairsE2eTest, NearestCaptionsOfAHandBuiltCollection) {
 
 TEST_F(MinePairsE2eTest, EmbeddingsFileHoldsEachItemsStoredCaptionEmbedding) {
   IndexCaptioned("captions");
-  const std::vector<std::string> ids = {"item-c", "missing-one", "item-a"};
+  const std::vector<std::string> ids = {"item-c.png", "missing-one", "item-a.png"};
   CliResult r = Run("--json mine-pairs --collection captions --ids " + WriteIds("ids.txt", ids) +
                     " --out " + scratch_ + "/p.jsonl --embeddings-out " + scratch_ + "/e.bin");
   EXPECT_EQ(r.exit_code, 1) << "an id that is not stored fails the run: " << r.out << r.err;
@@ -190,8 +189,8 @@ TEST_F(MinePairsE2eTest, EmbeddingsFileHoldsEachItemsStoredCaptionEmbedding) {
   v1::GetRequest get;
   get.set_collection("captions");
   get.set_include_embeddings(true);
-  get.add_ids("item-c");
-  get.add_ids("item-a");
+  get.add_ids("item-c.png");
+  get.add_ids("item-a.png");
   v1::GetResponse stored;
   ASSERT_TRUE(client_->Get(get, &stored).ok());
 
@@ -232,7 +231,7 @@ TEST_F(MinePairsE2eTest, ResumeWritesWhatAnUninterruptedRunWrites) {
   const std::string full_emb = testing::ReadFileBytes(scratch_ + "/full.bin");
   const std::vector<std::string> lines = absl::StrSplit(full, '\n', absl::SkipEmpty());
   ASSERT_EQ(lines.size(), 7u);
-  const size_t record = 4 + 6 + 16 * 4;  // every id here is 6 bytes
+  const size_t record = 4 + 10 + 16 * 4;  // every id here is 10 bytes
 
   struct Cut {
     size_t lines;          // complete lines kept
@@ -259,12 +258,12 @@ TEST_F(MinePairsE2eTest, ResumeWritesWhatAnUninterruptedRunWrites) {
   }
 
   // Resuming with other ids is refused, naming the line and the id.
-  const std::string other = WriteIds("other.txt", {"item-a", "item-c"});
+  const std::string other = WriteIds("other.txt", {"item-a.png", "item-c.png"});
   CliResult r = Run("mine-pairs --collection captions --resume --ids " + other + " --out " +
                     scratch_ + "/full.jsonl");
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_TRUE(absl::StrContains(
-      r.err, "full.jsonl:2 is for 'item-b', but id 2 of " + other + " is 'item-c'"))
+      r.err, "full.jsonl:2 is for 'item-b.png', but id 2 of " + other + " is 'item-c.png'"))
       << r.err;
 }
 
@@ -323,6 +322,23 @@ TEST_F(MinePairsE2eTest, BadInputFailsWithAClearMessage) {
           "/o.jsonl");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_TRUE(absl::StrContains(r.err, "--embeddings-out must differ from --out")) << r.err;
+
+  // index --captions: an id no file has, or a line that is not {"id", "caption"}, stops it.
+  std::ofstream(scratch_ + "/bad.jsonl") << R"({"id": "item-z.png", "caption": "a cat"})"
+                                         << "\n";
+  r = Run("index --collection captions --captions " + scratch_ + "/bad.jsonl " + scratch_ +
+          "/captioned");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(
+      r.err, "'item-z.png' in " + scratch_ + "/bad.jsonl is the id of no image file given"))
+      << r.err;
+  std::ofstream(scratch_ + "/bad.jsonl") << R"({"id": "item-a.png"})"
+                                         << "\n";
+  r = Run("index --collection captions --captions " + scratch_ + "/bad.jsonl " + scratch_ +
+          "/captioned");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "bad.jsonl:1: expected {\"id\": ..., \"caption\": ...}"))
+      << r.err;
 
   r = Run("mine-pairs --help");
   EXPECT_EQ(r.exit_code, 0);
