@@ -34,7 +34,8 @@ not following symlinks to folders. An item's id is its path relative to the fold
 given, or its file name for a file given. Files are read as they are sent, N per
 request (default 32, at most 1024). The server captions each image, unless --captions
 FILE gives its caption: JSON Lines with "id" and "caption" (other fields are ignored,
-so mine-pairs' output works); an id there that no file has is an error. Prints a
+and so are lines with an "error" only, so mine-pairs' output works); an id there that
+no file has is an error. Prints a
 summary and the failed items; with --json, prints instead one IndexResult per line
 (JSON Lines) as results arrive. Exit status 1 if any item failed.
 )";
@@ -146,6 +147,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadCaptions(const std::strin
     if (absl::StripAsciiWhitespace(line).empty()) continue;
     try {
       const nlohmann::json j = nlohmann::json::parse(line);
+      if (j.contains("error") && !j.contains("caption")) continue;  // mine-pairs' error line
       const std::string id = j.at("id").get<std::string>();
       if (!captions.emplace(id, j.at("caption").get<std::string>()).second) {
         return absl::InvalidArgumentError(

@@ -332,6 +332,16 @@ TEST_F(MinePairsE2eTest, BadInputFailsWithAClearMessage) {
   EXPECT_TRUE(absl::StrContains(
       r.err, "'item-z.png' in " + scratch_ + "/bad.jsonl is the id of no image file given"))
       << r.err;
+  // mine-pairs' output is a captions file: its error lines are skipped.
+  r = Run("mine-pairs --collection captions --ids " +
+          WriteIds("some.txt", {"item-a.png", "x.png"}) + " --out " + scratch_ + "/some.jsonl");
+  ASSERT_EQ(r.exit_code, 1) << "x.png is not stored: " << r.out << r.err;
+  r = Run("index --collection captions --captions " + scratch_ + "/some.jsonl " + scratch_ +
+          "/captioned");
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  // item-a's caption is the one stored: unchanged. The others get the server's captions now.
+  EXPECT_TRUE(absl::StrContains(r.out, "indexed 7 of 7")) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.out, "1 of them were already stored")) << r.out;
   std::ofstream(scratch_ + "/bad.jsonl") << R"({"id": "item-a.png"})"
                                          << "\n";
   r = Run("index --collection captions --captions " + scratch_ + "/bad.jsonl " + scratch_ +
