@@ -46,7 +46,7 @@ import train_cs_slip  # noqa: E402
 
 EMBED = 16
 # Tiny, fast settings: the tiny ViT (32 px, width 48, 2 blocks) and a small SimCLR head. One
-# thread: on a shared 2-core machine, idle OpenMP threads spinning made steps 20x slower.
+# thread: on a shared 2-core machine, idle OpenMP threads spinning made steps ~30x slower.
 TINY = ["--model", "tiny", "--ssl-mlp-dim", "64", "--ssl-emb-dim", "32", "--log-every", "0",
         "--threads", "1"]
 
@@ -226,6 +226,8 @@ class TrainTest(unittest.TestCase):
         self.assertIn("--embed-dim 8 differs", fails(self.data, "--embed-dim", "8"))
         self.assertIn("not divisible by 5 heads", fails(self.data, "--heads", "5"))
         self.assertIn("nothing to resume", fails(self.data, "--resume"))
+        self.assertIn("all 0", fails(self.data, "--clip-weight", "0", "--ssl-weight", "0",
+                                     "--cs-weight", "0"))
         partial = os.path.join(self.dir, "partial.jsonl")
         with open(pairs) as f, open(partial, "w") as g:
             g.write(f.read()[:-3])

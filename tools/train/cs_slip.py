@@ -36,7 +36,7 @@ import export_slip  # noqa: E402  (the ViT whose key names export_slip.py reads)
 # ones are for tests and CPU runs. `model` is what export_slip.py reads to tell the heads.
 MODEL_SIZES = {
     "tiny": dict(image_size=32, patch=8, width=48, depth=2, heads=4, mlp_ratio=4.0),
-    "small": dict(image_size=64, patch=8, width=192, depth=6, heads=3, mlp_ratio=4.0),
+    "small": dict(image_size=64, patch=8, width=128, depth=4, heads=4, mlp_ratio=4.0),
     "vits16": dict(image_size=224, patch=16, width=384, depth=12, heads=12, mlp_ratio=4.0),
     "vitb16": dict(image_size=224, patch=16, width=768, depth=12, heads=12, mlp_ratio=4.0),
 }

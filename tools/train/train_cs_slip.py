@@ -242,8 +242,9 @@ def train_step(model, batch, cfg, device, autocast):
         partner = model.ssl_head(parts.pop(0))
         losses["cs"] = cs_slip.nt_xent(h1[has_partner.to(device)], partner)
         total = total + cfg["cs_weight"] * losses["cs"]
-    if not torch.is_tensor(total):
-        raise TrainError("every branch is off (all weights 0, or no partners for --cs-weight)")
+    if not torch.is_tensor(total):  # only the CS branch is on, and this batch has no pairs
+        raise TrainError("a batch without two partners, and every other branch is off: the CS "
+                         "branch alone needs items with partners (mine-pairs' 'nearest')")
     losses["loss"] = total
     return losses
 
@@ -299,6 +300,8 @@ def config_from_args(a, data):
     for name in ("clip_weight", "ssl_weight", "cs_weight"):
         if getattr(a, name) < 0:
             raise TrainError("--%s must be >= 0" % name.replace("_", "-"))
+    if a.clip_weight == a.ssl_weight == a.cs_weight == 0:
+        raise TrainError("--clip-weight, --ssl-weight and --cs-weight are all 0: nothing to train")
     cfg = dict(model=a.model, embed_dim=embed_dim, ssl_mlp_dim=a.ssl_mlp_dim,
                ssl_emb_dim=a.ssl_emb_dim, steps=a.steps, batch_size=a.batch_size, lr=a.lr,
                min_lr=a.min_lr, warmup_steps=warmup, weight_decay=a.weight_decay,
