@@ -23,6 +23,8 @@ Commands:
   search --collection NAME QUERY               search a collection
   get --collection NAME ID...                  show stored items
   delete --collection NAME ID...               delete items
+  mine-pairs --collection NAME --ids FILE --out FILE
+                                               nearest-caption pairs for CS-SLIP training
   eval cm --data DIR ...                       the Caption-Matching evaluation protocol
   eval provenance --data DIR --refs DIR ...    the CS-SLIP provenance evaluation protocol
   eval build-similar --refs DIR --out DIR      build an evaluation query set (no server)
@@ -58,7 +60,7 @@ constexpr Command kCommands[] = {
     {"index", RunIndexCommand},     {"search", RunSearchCommand},
     {"get", RunGetCommand},         {"delete", RunDeleteCommand},
     {"eval", RunEvalCommand},       {"bench", RunBenchCommand},
-    {"cluster", RunClusterCommand},
+    {"cluster", RunClusterCommand}, {"mine-pairs", RunMinePairsCommand},
 };
 
 }  // namespace

@@ -89,6 +89,8 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args);
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args);
 int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
+// RunMinePairsCommand: `retrace mine-pairs`, CS-SLIP's conceptual-similar pairs (client/mining/).
+int RunMinePairsCommand(CliContext& context, const std::vector<std::string>& args);
 // RunBenchCommand: `retrace bench`, the load generator (client/bench/).
 int RunBenchCommand(CliContext& context, const std::vector<std::string>& args);
 // RunClusterCommand: `retrace cluster status`, the replicas sharing the server's store.

@@ -1,12 +1,16 @@
 // `retrace index`: indexes image files and folders into a collection over one Index stream.
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
@@ -14,6 +18,7 @@
 #include "client/cli/cli.h"
 #include "client/cli/image_files.h"
 #include "client/cli/output.h"
+#include "nlohmann/json.hpp"
 
 namespace retrace::cli {
 namespace {
@@ -22,14 +27,17 @@ constexpr char kCommand[] = "index";
 constexpr int kDefaultBatch = 32;
 
 constexpr char kIndexUsage[] =
-    R"(usage: retrace index --collection NAME [--batch N] PATH...
+    R"(usage: retrace index --collection NAME [--batch N] [--captions FILE] PATH...
 
 Indexes image files (.jpg .jpeg .png .webp .bmp, any case) and folders, recursively,
 not following symlinks to folders. An item's id is its path relative to the folder
 given, or its file name for a file given. Files are read as they are sent, N per
-request (default 32, at most 1024). Prints a summary and the failed items; with
---json, prints instead one IndexResult per line (JSON Lines) as results arrive.
-Exit status 1 if any item failed.
+request (default 32, at most 1024). The server captions each image, unless --captions
+FILE gives its caption: JSON Lines with "id" and "caption" (other fields are ignored,
+and so are lines with an "error" only, so mine-pairs' output works); an id there that
+no file has is an error. Prints a
+summary and the failed items; with --json, prints instead one IndexResult per line
+(JSON Lines) as results arrive. Exit status 1 if any item failed.
 )";
 
 // IndexProgress: counts results from both threads of an index run, draws the progress line,
@@ -134,10 +142,35 @@ std::string FindDuplicateId(const std::vector<ImageFile>& files) {
   return "";
 }
 
+// ReadCaptions: id -> caption from a JSON Lines file; errors name the file and line.
+absl::StatusOr<std::map<std::string, std::string>> ReadCaptions(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+  std::map<std::string, std::string> captions;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    try {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (j.contains("error") && !j.contains("caption")) continue;  // mine-pairs' error line
+      const std::string id = j.at("id").get<std::string>();
+      if (!captions.emplace(id, j.at("caption").get<std::string>()).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ":", number, ": a second caption for '", id, "'"));
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ":", number, ": expected {\"id\": ..., \"caption\": ...}: ", e.what()));
+    }
+  }
+  return captions;
+}
+
 }  // namespace
 
 int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
-  auto parsed = ParseArgs(args, {{"collection", true}, {"batch", true}, {"help", false}});
+  auto parsed =
+      ParseArgs(args, {{"collection", true}, {"batch", true}, {"captions", true}, {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kIndexUsage);
   if (parsed->Has("help")) {
     context.out() << kIndexUsage;
@@ -163,6 +196,22 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
   if (std::string duplicate = FindDuplicateId(list.files); !duplicate.empty()) {
     return context.Error(kCommand, absl::StrCat("two files would get the id ", duplicate));
   }
+  std::map<std::string, std::string> captions;
+  if (parsed->Has("captions")) {
+    auto read = ReadCaptions(parsed->Value("captions"));
+    if (!read.ok())
+      return context.Error(kCommand, absl::StrCat("--captions: ", read.status().message()));
+    captions = std::move(*read);
+    std::set<std::string> ids;
+    for (const ImageFile& file : list.files) ids.insert(file.id);
+    for (const auto& [id, caption] : captions) {
+      if (ids.count(id) == 0) {
+        return context.Error(kCommand,
+                             absl::StrCat("--captions: '", id, "' in ", parsed->Value("captions"),
+                                          " is the id of no image file given"));
+      }
+    }
+  }
 
   IndexProgress progress(context, static_cast<int64_t>(list.files.size()));
   size_t next = 0;
@@ -174,6 +223,7 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
         v1::Item item;
         item.set_id(file.id);
         item.set_image(std::move(*bytes));
+        if (auto it = captions.find(file.id); it != captions.end()) item.set_caption(it->second);
         ++next;
         return item;
       }

@@ -111,14 +111,16 @@ std::string CodeName(int code) {
   return absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
 }
 
-std::string FormatProgress(int64_t done, int64_t total, double items_per_second, int bar_width) {
+std::string FormatProgress(int64_t done, int64_t total, double items_per_second, int bar_width,
+                           absl::string_view verb) {
+  const std::string rate = items_per_second < 10 ? absl::StrFormat("%.1f", items_per_second)
+                                                 : absl::StrFormat("%.0f", items_per_second);
+  if (total < 0) return absl::StrFormat("%s %d  %s items/s", verb, done, rate);
   const double fraction = total > 0 ? std::clamp(static_cast<double>(done) / total, 0.0, 1.0) : 1;
   const int filled = static_cast<int>(fraction * bar_width);
   std::string bar;
   for (int i = 0; i < bar_width; ++i) bar += i < filled ? "█" : "░";
-  const std::string rate = items_per_second < 10 ? absl::StrFormat("%.1f", items_per_second)
-                                                 : absl::StrFormat("%.0f", items_per_second);
-  return absl::StrFormat("indexed %d/%d ▕%s▏ %d%%  %s items/s", done, total, bar,
+  return absl::StrFormat("%s %d/%d ▕%s▏ %d%%  %s items/s", verb, done, total, bar,
                          static_cast<int>(fraction * 100), rate);
 }
 

@@ -58,10 +58,11 @@ std::string ToJson(const google::protobuf::Message& message, bool multiline);
 // "CODE(42)" for a value outside the enum.
 std::string CodeName(int code);
 
-// FormatProgress: the index progress line, e.g. "indexed 120/224 ▕████░░░░▏ 53%  18 items/s":
-// a bar of `bar_width` cells; the rate with one decimal below 10 items/s.
+// FormatProgress: a progress line, e.g. "indexed 120/224 ▕████░░░░▏ 53%  18 items/s": `verb`,
+// a bar of `bar_width` cells; the rate with one decimal below 10 items/s. A negative `total`
+// (not known) gives no bar: "mined 120  18 items/s".
 std::string FormatProgress(int64_t done, int64_t total, double items_per_second,
-                           int bar_width = 20);
+                           int bar_width = 20, absl::string_view verb = "indexed");
 
 }  // namespace retrace::cli
 

@@ -60,6 +60,11 @@ class ShellCommandsTest(unittest.TestCase):
         self.assertEqual(self.words("if ! nice -n 1 prog \\\n  --flag; then\n  tail x\nfi"),
                          ["nice", "prog", "tail"])
 
+    def test_makefile_recipes_are_commands_and_continued_rule_lines_are_not(self):
+        text = ".PHONY: all test \\\n\ttest-tsan\nall:\n\t@cmake --build x \\\n\t  -j 2\n"
+        found = sorted({w for w, _ in check.makefile_commands(text)} - self.BUILTINS)
+        self.assertEqual(found, ["cmake"])
+
     def test_cxx_commands_come_from_what_std_system_runs(self):
         source = '\n'.join([
             'const std::string tool = "/usr/bin/chromium";',

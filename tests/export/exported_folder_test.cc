@@ -1,7 +1,9 @@
-// A folder written by tools/export/export_slip.py, loaded the way the server loads model folders:
-// server::ReadManifest for manifest.json and LoadTorchScriptModule (LibTorch 1.13) for model.pt.
-// The CTest step export_slip_test writes the folder and an input with its expected embedding,
-// computed in Python by an op-by-op ViT that does not share code with the exporter.
+// Folders written by tools/export's image-encoder exporters (export_slip.py, export_sscd.py,
+// export_dino.py), loaded the way the server loads model folders: server::ReadManifest for
+// manifest.json and LoadTorchScriptModule (LibTorch 1.13) for model.pt. The CTest steps
+// export_slip_test and export_baseline_test write the folders and, for each, an input with its
+// expected embedding, computed in Python by a reference that does not share code with the
+// exporter (an op-by-op ViT; the eager SSCD module).
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -9,8 +11,8 @@
 #include <set>
 #include <sstream>
 
-#include "core/models/torch/torchscript_module.h"
 #include "core/image/image.h"
+#include "core/models/torch/torchscript_module.h"
 #include "gtest/gtest.h"
 #include "server/model_folder.h"
 #include "tests/support/shared_data.h"
@@ -66,41 +68,53 @@ float MaxAbsDiff(const std::vector<float>& got, const std::vector<float>& want, 
   return worst;
 }
 
-class ExportedFolderTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!fs::exists(ExportDir() + "/slip/model.pt")) {
-      GTEST_SKIP() << "no exported folder in " << ExportDir()
-                   << " (the export_slip_test step writes it; it needs /usr/bin/python3 + torch)";
-    }
-  }
+// An image-encoder folder an exporter wrote, with what its manifest must say.
+struct EncoderFolder {
+  const char* name;  // <export_fixtures>/<name>/ and <name>_reference.txt
+  const char* writer;
+  image::ResizeMode resize_mode;
+  image::Interpolation interpolation;
 };
 
-TEST_F(ExportedFolderTest, SlipManifestReadsAsAnImageEncoder) {
-  auto manifest = server::ReadManifest(ExportDir() + "/slip", models::ModelKind::kImageEncoder);
+void PrintTo(const EncoderFolder& folder, std::ostream* os) { *os << folder.name; }
+
+class ExportedFolderTest : public ::testing::TestWithParam<EncoderFolder> {
+ protected:
+  void SetUp() override {
+    folder_ = ExportDir() + "/" + GetParam().name;
+    if (!fs::exists(folder_ + "/model.pt")) {
+      GTEST_SKIP() << "no exported folder in " << folder_ << " (the " << GetParam().writer
+                   << " step writes it; it needs /usr/bin/python3 + torch)";
+    }
+    ref_ = ReadTensors(ExportDir() + "/" + GetParam().name + "_reference.txt");
+  }
+  std::string folder_;
+  std::map<std::string, models::Tensor> ref_;
+};
+
+TEST_P(ExportedFolderTest, ManifestReadsAsAnImageEncoder) {
+  auto manifest = server::ReadManifest(folder_, models::ModelKind::kImageEncoder);
   ASSERT_TRUE(manifest.ok()) << manifest.status();
-  auto ref = ReadTensors(ExportDir() + "/slip_reference.txt");
-  const models::Tensor& input = ref["input"];
-  const models::Tensor& expected = ref["output"];
+  const models::Tensor& input = ref_["input"];
+  const models::Tensor& expected = ref_["output"];
   ASSERT_EQ(expected.shape.size(), 2u);
   EXPECT_EQ(manifest->embedding_dim, expected.shape[1]);
   EXPECT_EQ(manifest->image.size, input.shape[3]);
-  EXPECT_EQ(manifest->image.resize_mode, image::ResizeMode::kShortestSideCenterCrop);
-  EXPECT_EQ(manifest->image.interpolation, image::Interpolation::kBilinear);
-  EXPECT_FLOAT_EQ(manifest->image.mean[0], 0.485f);  // ImageNet statistics, as SLIP's eval
+  EXPECT_EQ(manifest->image.resize_mode, GetParam().resize_mode);
+  EXPECT_EQ(manifest->image.interpolation, GetParam().interpolation);
+  EXPECT_FLOAT_EQ(manifest->image.mean[0], 0.485f);  // ImageNet statistics, as all three
   EXPECT_FLOAT_EQ(manifest->image.std[2], 0.225f);
 
   // The kind is checked: the same folder is not a CLIP model.
-  EXPECT_EQ(server::ReadManifest(ExportDir() + "/slip", models::ModelKind::kClip).status().code(),
+  EXPECT_EQ(server::ReadManifest(folder_, models::ModelKind::kClip).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(ExportedFolderTest, SlipModelRunsInLibTorchAndMatchesPython) {
-  auto ref = ReadTensors(ExportDir() + "/slip_reference.txt");
-  const models::Tensor& input = ref["input"];
-  const models::Tensor& expected = ref["output"];
+TEST_P(ExportedFolderTest, ModelRunsInLibTorchAndMatchesPython) {
+  const models::Tensor& input = ref_["input"];
+  const models::Tensor& expected = ref_["output"];
   ASSERT_EQ(input.shape.size(), 4u);
-  auto module = models::LoadTorchScriptModule(ExportDir() + "/slip/model.pt");
+  auto module = models::LoadTorchScriptModule(folder_ + "/model.pt");
   ASSERT_TRUE(module.ok()) << module.status();
   EXPECT_TRUE((*module)->HasMethod("encode_image"));
   EXPECT_FALSE((*module)->HasMethod("encode_text"));
@@ -124,6 +138,19 @@ TEST_F(ExportedFolderTest, SlipModelRunsInLibTorchAndMatchesPython) {
     EXPECT_NEAR(one->f32[d], expected.f32[d], 1e-4f * std::max(1.f, scale)) << d;
   }
 }
+
+// SLIP / CS-SLIP (export_slip_test), and the paper's baselines SSCD and DINO
+// (export_baseline_test), each with its own preprocessing.
+INSTANTIATE_TEST_SUITE_P(
+    Encoders, ExportedFolderTest,
+    ::testing::Values(EncoderFolder{"slip", "export_slip_test",
+                                    image::ResizeMode::kShortestSideCenterCrop,
+                                    image::Interpolation::kBilinear},
+                      EncoderFolder{"sscd", "export_baseline_test", image::ResizeMode::kStretch,
+                                    image::Interpolation::kBilinear},
+                      EncoderFolder{"dino", "export_baseline_test", image::ResizeMode::kStretch,
+                                    image::Interpolation::kBicubic}),
+    [](const ::testing::TestParamInfo<EncoderFolder>& info) { return info.param.name; });
 
 // A whole model set as the exporters write it (tests/export/make_model_set.py): the server's
 // loader accepts it, the traced CLIP runs with the C++ tokenizer's rows, and the cached

@@ -65,9 +65,9 @@ def tiny_slip_state(seed, width=WIDTH, qkv_bias=True):
     return s
 
 
-def save_checkpoint(path, state, model="SLIP_TINY", ddp=True):
+def save_checkpoint(path, state, model="SLIP_TINY", ddp=True, **args):
     prefix = "module." if ddp else ""
-    torch.save({"epoch": 1, "args": argparse.Namespace(model=model, ssl_mlp_dim=32),
+    torch.save({"epoch": 1, "args": argparse.Namespace(model=model, ssl_mlp_dim=32, **args),
                 "state_dict": {prefix + k: v for k, v in state.items()}}, path)
 
 
@@ -155,6 +155,19 @@ class SlipExportTest(unittest.TestCase):
             self.assertLess((got - reference_vit(state, x, 16)).abs().max().item(), 1e-4)
             # The head split matters: the reference with another head count differs.
             self.assertGreater((got - reference_vit(state, x, 4)).abs().max().item(), 1e-3)
+
+    def test_heads_recorded_in_the_checkpoint_args_are_used(self):
+        # tools/train writes args.heads: its small ViTs have sizes no model name tells.
+        state = tiny_slip_state(seed=4)
+        ckpt = os.path.join(self.dir, "trained.pt")
+        save_checkpoint(ckpt, state, model="CSSLIP_TINY", ddp=False, heads=HEADS)
+        out, info = export_slip.export(ckpt, os.path.join(self.dir, "t"), log=lambda s: None)
+        self.assertEqual(info["heads"], HEADS)
+        model = torch.jit.load(os.path.join(out, "model.pt"))
+        x = torch.randn(2, 3, IMAGE, IMAGE, generator=torch.Generator().manual_seed(4))
+        with torch.no_grad():
+            self.assertLess((model.encode_image(x) - reference_vit(state, x, HEADS)).abs().max()
+                            .item(), 1e-4)
 
     def test_bad_inputs_fail_with_a_clear_message(self):
         r = run_cli("--checkpoint", os.path.join(self.dir, "nope.pt"), "--out", self.dir + "/o")

@@ -94,12 +94,16 @@ class VisionTransformer(nn.Module):
         self.blocks = nn.ModuleList([Block(width, heads, hidden, qkv_bias) for _ in range(depth)])
         self.norm = nn.LayerNorm(width, eps=LAYER_NORM_EPS)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor) -> torch.Tensor:
+        """Every token after the last block and `norm`: [B, 1 + patches, width]."""
         x = self.patch_embed(x)
         x = torch.cat([self.cls_token.expand(x.size(0), -1, -1), x], dim=1) + self.pos_embed
         for block in self.blocks:
             x = block(x)
-        return self.norm(x)[:, 0]
+        return self.norm(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.tokens(x)[:, 0]
 
 
 class SlipImageEncoder(nn.Module):
@@ -119,7 +123,9 @@ class SlipImageEncoder(nn.Module):
 
 
 def load_checkpoint(path):
-    """(state dict without 'module.' prefixes, SLIP model name or None) from a checkpoint file."""
+    """(state dict without 'module.' prefixes, SLIP model name or None, heads or None) from a
+    checkpoint file. `args.heads` is not in SLIP's checkpoints; tools/train writes it, since
+    its small ViTs have sizes no model name tells."""
     ec.require_file(path, "checkpoint")
     try:
         # SLIP checkpoints pickle an argparse.Namespace ('args'): weights_only loading rejects it.
@@ -137,7 +143,8 @@ def load_checkpoint(path):
     state = {(k[len("module."):] if k.startswith("module.") else k): v for k, v in state.items()}
     args = ckpt.get("args")
     model_name = getattr(args, "model", None) if args is not None else None
-    return state, model_name
+    heads = getattr(args, "heads", None) if args is not None else None
+    return state, model_name, heads
 
 
 def infer_heads(model_name, width, heads_flag):
@@ -153,6 +160,41 @@ def infer_heads(model_name, width, heads_flag):
                          "(checkpoint model %r); pass --heads" % (width, model_name))
 
 
+def build_vit(weights, heads_for_width, prefix="visual."):
+    """(VisionTransformer with `weights`, info) for a timm-layout ViT state dict without its
+    prefix; heads_for_width(width) tells the heads. ExportError naming any unexpected key."""
+    for key in ("patch_embed.proj.weight", "cls_token", "pos_embed", "norm.weight"):
+        if key not in weights:
+            raise ec.ExportError("%s%s missing: not a timm ViT state dict" % (prefix, key))
+    width, _, patch, patch_w = weights["patch_embed.proj.weight"].shape
+    if patch != patch_w:
+        raise ec.ExportError("non-square patches %dx%d are not supported" % (patch, patch_w))
+    depth = 1 + max(int(m.group(1)) for m in
+                    (re.match(r"blocks\.(\d+)\.", k) for k in weights) if m)
+    num_patches = weights["pos_embed"].shape[1] - 1
+    grid = int(math.isqrt(num_patches))
+    if grid * grid != num_patches:
+        raise ec.ExportError("pos_embed has %d patch positions, not a square grid" % num_patches)
+    hidden = weights["blocks.0.mlp.fc1.weight"].shape[0]
+    qkv_bias = "blocks.0.attn.qkv.bias" in weights
+    heads = heads_for_width(width)
+    if width % heads:
+        raise ec.ExportError("width %d is not divisible by %d heads" % (width, heads))
+    vit = VisionTransformer(patch, width, depth, heads, hidden, num_patches, qkv_bias)
+    # Heads (timm's head.*, pre_logits.*) are identities at num_classes=0; anything else unknown
+    # (fc_norm, layer scale, ...) means a ViT variant this code does not implement: refuse it.
+    missing, unexpected = vit.load_state_dict(weights, strict=False)
+    unexpected = [k for k in unexpected if not k.startswith(("head.", "pre_logits."))]
+    if missing or unexpected:
+        raise ec.ExportError("%sweights do not match a timm ViT (patch %d, width %d, depth "
+                             "%d): missing %s, unexpected %s"
+                             % (prefix.replace(".", " "), patch, width, depth, missing[:6],
+                                unexpected[:6]))
+    info = {"patch": patch, "width": width, "depth": depth, "heads": heads,
+            "image_size": grid * patch, "mlp_ratio": hidden / width, "qkv_bias": qkv_bias}
+    return vit.float(), info
+
+
 def build_encoder(state, model_name=None, heads=None):
     """SlipImageEncoder with the checkpoint's weights; ExportError naming any unexpected key."""
     visual = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
@@ -162,40 +204,13 @@ def build_encoder(state, model_name=None, heads=None):
     if "image_projection" not in state:
         raise ec.ExportError("the checkpoint has no 'image_projection' (a SIMCLR-only checkpoint "
                              "has no image-text embedding to export)")
-    for key in ("patch_embed.proj.weight", "cls_token", "pos_embed", "norm.weight"):
-        if key not in visual:
-            raise ec.ExportError("visual.%s missing: not a timm ViT state dict" % key)
-    width, _, patch, patch_w = visual["patch_embed.proj.weight"].shape
-    if patch != patch_w:
-        raise ec.ExportError("non-square patches %dx%d are not supported" % (patch, patch_w))
-    depth = 1 + max(int(m.group(1)) for m in
-                    (re.match(r"blocks\.(\d+)\.", k) for k in visual) if m)
-    num_patches = visual["pos_embed"].shape[1] - 1
-    grid = int(math.isqrt(num_patches))
-    if grid * grid != num_patches:
-        raise ec.ExportError("pos_embed has %d patch positions, not a square grid" % num_patches)
-    hidden = visual["blocks.0.mlp.fc1.weight"].shape[0]
-    qkv_bias = "blocks.0.attn.qkv.bias" in visual
-    heads = infer_heads(model_name, width, heads)
-    if width % heads:
-        raise ec.ExportError("width %d is not divisible by %d heads" % (width, heads))
-    vit = VisionTransformer(patch, width, depth, heads, hidden, num_patches, qkv_bias)
-    # Heads (timm's head.*, pre_logits.*) are identities at num_classes=0; anything else unknown
-    # (fc_norm, layer scale, ...) means a ViT variant this code does not implement: refuse it.
-    missing, unexpected = vit.load_state_dict(visual, strict=False)
-    unexpected = [k for k in unexpected if not k.startswith(("head.", "pre_logits."))]
-    if missing or unexpected:
-        raise ec.ExportError("visual weights do not match a timm ViT (patch %d, width %d, depth "
-                             "%d): missing %s, unexpected %s"
-                             % (patch, width, depth, missing[:6], unexpected[:6]))
+    vit, info = build_vit(visual, lambda width: infer_heads(model_name, width, heads))
     projection = state["image_projection"].float()
-    if projection.dim() != 2 or projection.shape[0] != width:
+    if projection.dim() != 2 or projection.shape[0] != info["width"]:
         raise ec.ExportError("image_projection has shape %s; expected [%d, D]"
-                             % (list(projection.shape), width))
-    encoder = SlipImageEncoder(vit.float(), projection.clone()).eval()
-    info = {"patch": patch, "width": width, "depth": depth, "heads": heads,
-            "image_size": grid * patch, "embedding_dim": projection.shape[1],
-            "mlp_ratio": hidden / width, "qkv_bias": qkv_bias}
+                             % (list(projection.shape), info["width"]))
+    encoder = SlipImageEncoder(vit, projection.clone()).eval()
+    info["embedding_dim"] = projection.shape[1]
     return encoder, info
 
 
@@ -220,8 +235,8 @@ def timm_reference(state, info):
 def export(checkpoint, out, name=None, version=None, heads=None, atol=1e-4, rtol=1e-4, seed=0,
            log=print):
     """Writes the model folder; returns (folder, info). Raises ExportError."""
-    state, model_name = load_checkpoint(checkpoint)
-    encoder, info = build_encoder(state, model_name, heads)
+    state, model_name, checkpoint_heads = load_checkpoint(checkpoint)
+    encoder, info = build_encoder(state, model_name, heads or checkpoint_heads)
     ec.prepare_folder(out)
     size = info["image_size"]
     g = torch.Generator().manual_seed(seed)
@@ -259,7 +274,8 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, help="SLIP / CS-SLIP checkpoint (.pt)")
     p.add_argument("--heads", type=int, default=None,
-                   help="attention heads (default: from the checkpoint's args.model or width)")
+                   help="attention heads (default: the checkpoint's args.heads, else from its "
+                        "args.model or width)")
     ec.add_common_flags(p)
     a = p.parse_args(argv)
     ec.check_torch_version(a.allow_newer_torch)

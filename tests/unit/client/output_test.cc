@@ -109,6 +109,8 @@ TEST(FormatProgressTest, BarPercentAndRate) {
   EXPECT_EQ(FormatProgress(120, 224, 18.2, 8), "indexed 120/224 ▕████░░░░▏ 53%  18 items/s");
   EXPECT_EQ(FormatProgress(0, 10, 0, 4), "indexed 0/10 ▕░░░░▏ 0%  0.0 items/s");
   EXPECT_EQ(FormatProgress(10, 10, 2.25, 4), "indexed 10/10 ▕████▏ 100%  2.2 items/s");
+  EXPECT_EQ(FormatProgress(3, 8, 12, 4, "mined"), "mined 3/8 ▕█░░░▏ 37%  12 items/s");
+  EXPECT_EQ(FormatProgress(120, -1, 18.2, 4, "mined"), "mined 120  18 items/s");  // total unknown
 }
 
 }  // namespace
