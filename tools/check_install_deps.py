@@ -336,8 +336,11 @@ def make_variables(text):
 
 def makefile_commands(text):
     variables = make_variables(text)
+    continued = False  # the line before was a rule or assignment that a backslash continues
     for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.startswith("\t"):
+        recipe = line.startswith("\t") and not continued
+        continued = not recipe and line.endswith("\\")
+        if not recipe:
             continue
         line = line.strip().lstrip("@-")
         for _ in range(5):  # variables defined by variables

@@ -60,6 +60,10 @@ class ShellCommandsTest(unittest.TestCase):
         self.assertEqual(self.words("if ! nice -n 1 prog \\\n  --flag; then\n  tail x\nfi"),
                          ["nice", "prog", "tail"])
 
+    def test_makefile_recipes_but_not_continued_rules(self):
+        text = ".PHONY: all \\\n\ttest-tsan\nall:\n\t@cc -o x $(FLAGS) x.c\n"
+        self.assertEqual([w for w, _ in check.makefile_commands(text)], ["cc"])
+
     def test_cxx_commands_come_from_what_std_system_runs(self):
         source = '\n'.join([
             'const std::string tool = "/usr/bin/chromium";',
