@@ -27,6 +27,7 @@ Commands:
   eval provenance --data DIR --refs DIR ...    the CS-SLIP provenance evaluation protocol
   eval build-similar --refs DIR --out DIR      build an evaluation query set (no server)
   bench --collection NAME ...                  load-test a collection (QPS, latency, errors)
+  health [--service NAME]                      the server's gRPC health (exit 0 when SERVING)
 
 Global options (before the command):
   --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051)
@@ -56,6 +57,7 @@ constexpr Command kCommands[] = {
     {"index", RunIndexCommand},     {"search", RunSearchCommand},
     {"get", RunGetCommand},         {"delete", RunDeleteCommand},
     {"eval", RunEvalCommand},       {"bench", RunBenchCommand},
+    {"health", RunHealthCommand},
 };
 
 }  // namespace

@@ -49,6 +49,8 @@ class CliContext {
 
   // client: the client for the --server given; connects (lazily) on the first call.
   client::RetraceClient& client();
+  // options: the global options (server, deadline, token, TLS).
+  const client::ClientOptions& options() const { return options_; }
   // json: whether --json was given.
   bool json() const { return json_; }
   // stderr_is_terminal: whether a progress line may be drawn on err().
@@ -89,6 +91,8 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args);
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args);
 int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
+// RunHealthCommand: `retrace health`, the grpc.health.v1 Check; exit 0 only when SERVING.
+int RunHealthCommand(CliContext& context, const std::vector<std::string>& args);
 // RunBenchCommand: `retrace bench`, the load generator (client/bench/).
 int RunBenchCommand(CliContext& context, const std::vector<std::string>& args);
 // RunEvalCommand: `retrace eval SUBCOMMAND`: build-similar runs locally; cm and provenance
