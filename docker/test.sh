@@ -5,7 +5,8 @@
 # image's HEALTHCHECK and `retrace health` through the published port say SERVING; a caption,
 # a collection, an index and a search through the published port with the host's CLI
 # ($BUILD/retrace); a clean stop (exit 0, a snapshot) and a restart on the same volume that
-# still has the collection. Prints the time of each phase and the image's size.
+# still has the collection; TLS in the server, probed by deploy/overlays/single-tls's command.
+# Prints the time of each phase and the image's size.
 #
 # Minutes, and it needs root: not part of `make test`. It installs its own host tools when they
 # are missing (podman, runc, the CNI plugins and iptables for the published port, debootstrap),
@@ -198,6 +199,36 @@ items=$(retrace --json collections describe docker-test |
   /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin).get("item_count", 0))')
 [ "$items" = "$count" ] || die "after a restart on the same volume: $items items, expected $count"
 say "clean stop (exit 0), restart on the volume: $items items still there"
+
+phase tls
+# TLS served by the server itself, probed as deploy/overlays/single-tls probes it: that overlay's
+# exec command, run in the container, says SERVING over TLS; a plaintext health call (what the
+# kubelet's gRPC probe makes) fails. The certificate is its own CA and names localhost.
+"${podman_[@]}" rm -f -t 30 "$name" >/dev/null
+tls=$work/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost \
+  -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$tls/tls.key" -out "$tls/tls.crt" \
+  2>/dev/null || die "openssl"
+cp "$tls/tls.crt" "$tls/ca.crt"
+chmod 0755 "$tls" && chmod 0644 "$tls"/*  # a throwaway key, readable by the container's user
+"${podman_[@]}" run -d --name "$name" "${limits[@]}" --health-interval=disable \
+  --read-only --tmpfs /tmp --cap-drop ALL --security-opt no-new-privileges \
+  -v "$volume:/var/lib/retrace" -v "$tls:/etc/retrace/tls:ro" -p "127.0.0.1:$grpc_port:50051" \
+  "$image" --tls-cert=/etc/retrace/tls/tls.crt --tls-key=/etc/retrace/tls/tls.key >/dev/null
+probe=$(grep -m 1 'command: \[retrace' "$repo/deploy/overlays/single-tls/tls.yaml" |
+        sed 's/.*command: \[//; s/\].*//; s/, / /g')
+for _ in $(seq 1 120); do
+  # shellcheck disable=SC2086
+  "${podman_[@]}" exec "$name" $probe >/dev/null 2>&1 && break
+  sleep 1
+done
+# shellcheck disable=SC2086
+"${podman_[@]}" exec "$name" $probe || die "the TLS probe of overlays/single-tls: $probe"
+if "$cli" --timeout 2 health --server "127.0.0.1:$grpc_port" >/dev/null 2>&1; then
+  die "a plaintext health call succeeded against the TLS server"
+fi
+say "TLS: the single-tls overlay's probe ($probe) says SERVING; plaintext is refused"
 
 phase ""
 say "phase times:"
