@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# docker/build.sh [BUILD-OPTION...] — builds the image of docker/Dockerfile from this checkout
-# with `docker build` (or `podman build` when there is no docker, or $ENGINE), passing the
-# options on, e.g.:
+# docker/build.sh [BUILD-OPTION...] — builds the image of docker/Dockerfile (or $DOCKERFILE)
+# from this checkout with `docker build` (or `podman build` when there is no docker, or $ENGINE),
+# passing the options on, e.g.:
 #   docker/build.sh -t retrace:0.1.0
+#   DOCKERFILE=docker/Dockerfile.cuda docker/build.sh -t retrace-cuda:0.1.0
 #
 # The demo models baked into the image need the CLIP and OPT tokenizer files, which live beside
 # the checkout in ../shared/data (or $RETRACE_SHARED_DATA), outside the build context: this copies
@@ -22,4 +23,4 @@ for f in "${files[@]}"; do
   cp "$shared/$f" "$repo/.docker-shared/$f"
 done
 cd "$repo"
-exec $engine build -f docker/Dockerfile "$@" .
+exec $engine build -f "${DOCKERFILE:-docker/Dockerfile}" "$@" .
