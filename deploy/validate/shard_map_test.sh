@@ -18,7 +18,8 @@ groups_of() {  # the map as one line per group: its pods' ordinals
 [ "$(groups_of 3 2 ns)" = "$(printf '0 3\n1 4\n2 5')" ] || fail "3 x 2: $(groups_of 3 2 ns)"
 # One more replica per group: every pod keeps its group; the new ones (6, 7, 8) are appended.
 [ "$(groups_of 3 3 ns)" = "$(printf '0 3 6\n1 4 7\n2 5 8')" ] || fail "3 x 3: $(groups_of 3 3 ns)"
-"$map" 1 1 prod | grep -qx '  replicas: "retrace-shard-0.retrace-shard.prod.svc:50051"' ||
+# Not grep -q: it exits at the first match, and under pipefail the writer's SIGPIPE fails the line.
+"$map" 1 1 prod | grep -x '  replicas: "retrace-shard-0.retrace-shard.prod.svc:50051"' >/dev/null ||
   fail "the address form"
 [ "$(env STATEFULSET=s SERVICE=h PORT=7 "$map" 1 1 n | grep "replicas:")" = '  replicas: "s-0.h.n.svc:7"' ] ||
   fail "STATEFULSET, SERVICE, PORT"
