@@ -197,10 +197,6 @@ function checkRender(objects, { name, defaults, demo }) {
       // The server: the image's ports and data folder, tokens required, the cluster flags' inputs.
       if (portOf(c, "grpc") !== defaults.grpcPort) fail(w, `${where}: port grpc must be ${defaults.grpcPort} (the image's)`);
       if (portOf(c, "metrics") !== defaults.metricsPort) fail(w, `${where}: port metrics must be ${defaults.metricsPort} (the image's)`);
-      const http = flag(args, "--http-listen");
-      if (http !== undefined && Number(http.split(":").pop()) !== portOf(c, "http")) {
-        fail(w, `${where}: --http-listen=${http} and port http ${portOf(c, "http")} differ`);
-      }
       for (const f of IMAGE_FLAGS) {
         if (flag(args, f) !== undefined) fail(w, `${where}: ${f} is the image's (docker/Dockerfile); do not set it here`);
       }
@@ -213,15 +209,23 @@ function checkRender(objects, { name, defaults, demo }) {
       const env = new Map((c.env || []).map((e) => [e.name, e]));
       const fromField = (n, path) => ((env.get(n) || {}).valueFrom || {}).fieldRef &&
                                      env.get(n).valueFrom.fieldRef.fieldPath === path;
+      // The PostgreSQL store (replicas, and the sharded preview's roles): its URI and password
+      // from the Secret, and for a replica (a store without a role) its name in the store.
       const role = flag(args, "--role");
-      if (role !== undefined) {
-        if (flag(args, "--store") !== "$(RETRACE_STORE)") fail(w, `${where}: --role ${role} needs --store=$(RETRACE_STORE)`);
+      const store = flag(args, "--store");
+      if (w.kind === "Deployment" && store === undefined) {
+        fail(w, `${where}: a Deployment's servers need --store: two servers never share a SQLite store`);
+      }
+      if (role !== undefined && store !== "$(RETRACE_STORE)") fail(w, `${where}: --role ${role} needs --store=$(RETRACE_STORE)`);
+      if (store !== undefined) {
+        if (store !== "$(RETRACE_STORE)") fail(w, `${where}: --store must be $(RETRACE_STORE) (from the Secret retrace-store)`);
         for (const n of ["RETRACE_STORE", "PGPASSWORD"]) {
           if (!env.has(n)) fail(w, `${where}: env ${n} missing (from the Secret retrace-store)`);
         }
       }
-      if (role === "all" && !(flag(args, "--replica-id") === "$(POD_NAME)" && fromField("POD_NAME", "metadata.name"))) {
-        fail(w, `${where}: --role all needs --replica-id=$(POD_NAME) with POD_NAME from metadata.name`);
+      if (store !== undefined && role === undefined &&
+          !(flag(args, "--replica-id") === "$(POD_NAME)" && fromField("POD_NAME", "metadata.name"))) {
+        fail(w, `${where}: a replica (--store) needs --replica-id=$(POD_NAME) with POD_NAME from metadata.name`);
       }
       if (role === "shard") {
         const want = `$(POD_NAME).${w.spec.serviceName}.$(NAMESPACE).svc:${defaults.grpcPort}`;

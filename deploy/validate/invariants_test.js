@@ -100,9 +100,12 @@ const MUTATIONS = [
   ["replicas", "the data folder", (o) => {
     server(o).volumeMounts = server(o).volumeMounts.filter((m) => m.name !== "data");
   }, "nothing mounted at the data folder"],
+  ["replicas", "the store", (o) => {
+    server(o).args = server(o).args.filter((a) => !a.startsWith("--store"));
+  }, "a Deployment's servers need --store"],
   ["replicas", "the replica id", (o) => {
     server(o).args = server(o).args.filter((a) => !a.startsWith("--replica-id"));
-  }, "--role all needs --replica-id"],
+  }, "a replica (--store) needs --replica-id"],
   ["replicas", "an unknown Secret", (o) => {
     server(o).env.find((x) => x.name === "PGPASSWORD").valueFrom.secretKeyRef.name = "retrace-db";
   }, "Secret retrace-db is neither in the render nor one the operator creates"],
