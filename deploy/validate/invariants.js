@@ -330,4 +330,4 @@ function checkRender(objects, { name, defaults, demo }) {
   return errors;
 }
 
-module.exports = { checkRender, readDockerDefaults, parseShardMap, OPERATOR_SECRETS };
+module.exports = { checkRender, readDockerDefaults, parseShardMap, isRetrace, OPERATOR_SECRETS };
