@@ -7,6 +7,7 @@ PYTHON      ?= /usr/bin/python3
 LISTEN      ?= 127.0.0.1:50051
 DATA_DIR    ?= retrace-data
 MODELS      ?= $(BUILD)/models
+CMAKE_FLAGS ?=
 export RETRACE_SHARED_DATA ?= $(abspath ../shared/data)
 # Hardening builds, each in its own folder (fuzz/README.md, README.md "Fuzzing and sanitizers").
 FUZZ_BUILD   ?= build-fuzz
@@ -16,7 +17,7 @@ TSAN_BUILD   ?= build-tsan
 SANITIZERS   := $(abspath tools/sanitizers)
 
 .PHONY: all deps configure build models serve test test-fresh soak clean fuzz fuzz-smoke test-asan \
-	test-tsan
+	test-tsan docker-test
 
 all: build
 
@@ -24,7 +25,7 @@ deps:
 	@tools/install_deps.sh
 
 configure: deps
-	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) >/dev/null
+	@cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_FLAGS) >/dev/null
 
 build: configure
 	@cmake --build $(BUILD) -j $(JOBS)
@@ -53,6 +54,12 @@ test-fresh:
 # Its parameters are environment variables, listed at the top of bench/soak.sh.
 soak: build models
 	@BUILD=$(BUILD) MODELS=$(MODELS) bench/soak.sh
+
+# The container image (docker/; minutes, needs root, so not part of `make test`): builds it from
+# docker/Dockerfile with podman, runs it as deploy/'s pods run, and checks health, a caption, an
+# index and a search through the published port with $(BUILD)/retrace (docker/README.md).
+docker-test: build
+	@BUILD=$(BUILD) docker/test.sh
 
 # libFuzzer targets, built with clang, ASan and UBSan (fuzz/README.md).
 fuzz: deps

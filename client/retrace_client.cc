@@ -152,6 +152,15 @@ void RetraceClient::PrepareContext(grpc::ClientContext* context,
   if (!options_.request_id.empty()) context->AddMetadata("x-request-id", options_.request_id);
 }
 
+grpc::Status RetraceClient::CheckHealth(const std::string& service,
+                                        grpc::health::v1::HealthCheckResponse* response) {
+  grpc::ClientContext context;
+  PrepareContext(&context, options_.timeout);
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  return grpc::health::v1::Health::NewStub(channel_)->Check(&context, request, response);
+}
+
 grpc::Status RetraceClient::Caption(const v1::CaptionRequest& request,
                                     v1::CaptionResponse* response) {
   return Unary(&v1::Retrace::Stub::Caption, request, response);

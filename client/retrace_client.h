@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "retrace/v1/retrace.grpc.pb.h"
 #include "retrace/v1/retrace.pb.h"
 
@@ -102,6 +103,13 @@ class RetraceClient {
                               v1::DropCollectionResponse* response);
   grpc::Status GetClusterStatus(const v1::GetClusterStatusRequest& request,
                                 v1::ClusterStatus* response);
+
+  // CheckHealth: the standard grpc.health.v1 Check of `service` ("" is the whole server), with
+  // the per-call deadline. OK with response->status() SERVING, NOT_SERVING (retrace-server while
+  // it loads its models, and while draining at shutdown) or UNKNOWN; NOT_FOUND for a service
+  // the server does not know; UNAVAILABLE when unreachable. REQUIRES: response != nullptr.
+  grpc::Status CheckHealth(const std::string& service,
+                           grpc::health::v1::HealthCheckResponse* response);
 
   // IndexItems: streams `items` to `collection` over one Index stream, in requests of at most
   // `batch_size` items (fewer where a request would pass options.max_message_bytes), keeping up

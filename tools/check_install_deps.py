@@ -45,6 +45,10 @@ EXEMPT_FILES = {
               "packages it needs (bench/python_baseline.sh, bench/model_path.sh)",
     "core/text/internal/gen_html_entities.py": "run by hand to regenerate html_entities.inc",
     "fuzz/make_seeds.py": "run by hand to regenerate the seed corpus (fuzz/README.md)",
+    "docker/": "the image's host scripts (make docker-test, docker/build.sh) run outside make "
+               "test, need root, and install their own host tools (podman, runc, debootstrap) "
+               "or use the user's container engine; inside the image, tools/install_deps.sh "
+               "installs the build's packages",
 }
 
 # Modules imported where they are optional, with the reason they are not installed here.

@@ -132,6 +132,13 @@ Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# A network that intercepts TLS has its own CA, which the host's Node.js trusts through
+# NODE_EXTRA_CA_CERTS: npm in the root (deploy/'s tests install their packages) needs it too.
+node_ca=()
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f "$NODE_EXTRA_CA_CERTS" ]; then
+  cp "$NODE_EXTRA_CA_CERTS" "$root/etc/host-extra-ca.crt"
+  node_ca=(NODE_EXTRA_CA_CERTS=/etc/host-extra-ca.crt)
+fi
 
 bind() {  # bind SOURCE TARGET [ro]
   mkdir -p "$2"
@@ -159,7 +166,7 @@ say "root $root: Debian $(cat "$root/etc/debian_version") minbase + make; checko
 in_root() {
   chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TERM=dumb \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin JOBS="${JOBS:-$(nproc)}" \
-    bash -c "cd /src/retrace && $*"
+    "${node_ca[@]}" bash -c "cd /src/retrace && $*"
 }
 
 phase packages

@@ -26,6 +26,9 @@ packages=(
   python3-torchvision  # the open_clip exporter's preprocessing, and the image-encoder baselines
   # the tests: TLS certificates, the evaluation report rendered headless
   openssl chromium
+  # deploy/'s checks: kustomize renders (kubectl 1.20) and the schema validator (Node.js 18 and
+  # npm, which install its pinned packages: deploy/validate/package-lock.json)
+  kubernetes-client nodejs npm
   clang llvm  # libFuzzer targets and the sanitizer builds
   git  # the fresh-root CI copies the checkout's files (tools/fresh_root.sh)
 )
@@ -35,9 +38,15 @@ if [ "${1:-}" = "--list" ]; then
   exit 0
 fi
 
+# A package is there when dpkg has it installed, or when an installed package provides it: a
+# machine whose Node.js comes from elsewhere (NodeSource's nodejs provides and conflicts with npm)
+# has what npm is listed for, and installing Debian's npm would fight it.
+provided=" $(dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null |
+  awk '/^ii/ {$1 = ""; print}' | tr ',' '\n' | sed 's/(.*)//; s/^ *//; s/ *$//' | tr '\n' ' ') "
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
+    [[ $provided == *" $p "* ]] || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -30,6 +30,7 @@ Commands:
   eval build-similar --refs DIR --out DIR      build an evaluation query set (no server)
   bench --collection NAME ...                  load-test a collection (QPS, latency, errors)
   cluster status                               the replicas sharing the server's store
+  health [--service NAME]                      the server's gRPC health (exit 0 when SERVING)
 
 Global options (before the command):
   --server HOST:PORT   the server (default: $RETRACE_SERVER, else 127.0.0.1:50051); several,
@@ -61,6 +62,7 @@ constexpr Command kCommands[] = {
     {"get", RunGetCommand},         {"delete", RunDeleteCommand},
     {"eval", RunEvalCommand},       {"bench", RunBenchCommand},
     {"cluster", RunClusterCommand}, {"mine-pairs", RunMinePairsCommand},
+    {"health", RunHealthCommand},
 };
 
 }  // namespace

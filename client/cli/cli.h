@@ -49,6 +49,8 @@ class CliContext {
 
   // client: the client for the --server given; connects (lazily) on the first call.
   client::RetraceClient& client();
+  // options: the global options (server, deadline, token, TLS).
+  const client::ClientOptions& options() const { return options_; }
   // json: whether --json was given.
   bool json() const { return json_; }
   // stderr_is_terminal: whether a progress line may be drawn on err().
@@ -91,6 +93,8 @@ int RunGetCommand(CliContext& context, const std::vector<std::string>& args);
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
 // RunMinePairsCommand: `retrace mine-pairs`, CS-SLIP's conceptual-similar pairs (client/mining/).
 int RunMinePairsCommand(CliContext& context, const std::vector<std::string>& args);
+// RunHealthCommand: `retrace health`, the grpc.health.v1 Check; exit 0 only when SERVING.
+int RunHealthCommand(CliContext& context, const std::vector<std::string>& args);
 // RunBenchCommand: `retrace bench`, the load generator (client/bench/).
 int RunBenchCommand(CliContext& context, const std::vector<std::string>& args);
 // RunClusterCommand: `retrace cluster status`, the replicas sharing the server's store.

@@ -64,6 +64,9 @@ class ShellCommandsTest(unittest.TestCase):
         text = ".PHONY: all test \\\n\ttest-tsan\nall:\n\t@cmake --build x \\\n\t  -j 2\n"
         found = sorted({w for w, _ in check.makefile_commands(text)} - self.BUILTINS)
         self.assertEqual(found, ["cmake"])
+    def test_makefile_recipes_but_not_continued_rules(self):
+        text = ".PHONY: all \\\n\ttest-tsan\nall:\n\t@cc -o x $(FLAGS) x.c\n"
+        self.assertEqual([w for w, _ in check.makefile_commands(text)], ["cc"])
 
     def test_cxx_commands_come_from_what_std_system_runs(self):
         source = '\n'.join([

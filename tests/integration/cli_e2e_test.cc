@@ -52,7 +52,11 @@ class CliE2eTest : public ::testing::Test {
 
 TEST_F(CliE2eTest, TourOfTheReadme) {
   const std::string images = FixtureDir() + "/images";
-  CliResult r = Run("collections create shapes --shards 2");
+  CliResult r = Run("health");
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(r.out, "SERVING\n");
+
+  r = Run("collections create shapes --shards 2");
   ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
 
   r = Run("index --collection shapes " + images);

@@ -511,6 +511,11 @@ TEST(ReadinessTest, NotServingUntilTheModelsAreLoaded) {
 
   // EXPECT, not ASSERT, until the FIFO is written: the server cannot stop while it blocks.
   EXPECT_EQ(server.HealthStatus(), "NOT_SERVING");
+  // `retrace health` (the container image's HEALTHCHECK) fails while the server loads.
+  const std::string health_command =
+      absl::StrCat(testing::CliBinary(), " health --server ", server.address(), " >/dev/null");
+  int health = std::system(health_command.c_str());
+  EXPECT_TRUE(WIFEXITED(health) && WEXITSTATUS(health) == 1) << health;
   grpc::Status starting = ListCollections(server.channel());
   EXPECT_EQ(starting.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_TRUE(absl::StrContains(starting.error_message(), "starting")) << starting.error_message();
@@ -524,6 +529,8 @@ TEST(ReadinessTest, NotServingUntilTheModelsAreLoaded) {
   }
   ASSERT_TRUE(server.WaitUntilServing().ok()) << server.LogTail();
   EXPECT_TRUE(ListCollections(server.channel()).ok());
+  health = std::system(health_command.c_str());
+  EXPECT_TRUE(WIFEXITED(health) && WEXITSTATUS(health) == 0) << health;
   readyz = http.Get("/readyz");
   ASSERT_TRUE(readyz);
   EXPECT_EQ(readyz->status, 200);

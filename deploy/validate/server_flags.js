@@ -1,0 +1,231 @@
+// server_flags.js RENDERED DEPLOY DOCKER SERVER — every flag the manifests and the image give
+// the server is one the server has: a pod given an unknown flag exits at start ("Unknown command
+// line flag"), which no schema or invariant would notice. The accepted flags come from the
+// built binary SERVER (`retrace-server --helpfull`); the checked arguments are those of every
+// retrace container in every render under RENDERED (render.sh; DEPLOY names the kustomizations)
+// that runs the image's entrypoint or retrace-server, and the ENTRYPOINT and CMD of the
+// Dockerfiles in DOCKER. Then mutations show the check reports what it should. A CTest case
+// (label deploy); NODE_PATH as for validate.js. Exit status 1 with every problem listed.
+"use strict";
+
+const fs = require("fs");
+const path = require("path");
+const { spawnSync } = require("child_process");
+const YAML = require("yaml");
+const { isRetrace } = require("./invariants");
+
+// Pending issue 15 (the sharded cluster): deploy/sharded/ is a preview written for flags the
+// server does not have yet. They are allowed only in deploy/sharded/ and overlays/sharded-*,
+// and the check fails once the server knows one of them: whoever implements issue 15 empties
+// this list (and then the sharded renders are checked like the others).
+const PENDING_ISSUE_15 = ["--role", "--shard-map", "--advertise"];
+const pendingAllowed = (name) => name === "sharded" || name.startsWith("sharded/") ||
+                                 name.startsWith("overlays/sharded-");
+
+// acceptedFlags: the server's flags, by absl name (underscores), with whether each is boolean
+// (absl also takes --noNAME for those).
+function acceptedFlags(server) {
+  const r = spawnSync(server, ["--helpfull"], { encoding: "utf8" });
+  if (r.error) throw new Error(`${server} --helpfull: ${r.error.message}`);
+  const text = r.stdout + r.stderr;  // absl prints usage and exits 1
+  const flags = new Map();
+  const entries = text.split(/\n(?=\s+--[A-Za-z0-9_]+ \()/);
+  for (const e of entries) {
+    const m = e.match(/^\s+--([A-Za-z0-9_]+) \(/);
+    if (m) flags.set(m[1], /default: (true|false);/.test(e));
+  }
+  if (!flags.has("listen") || !flags.has("config")) {
+    throw new Error(`${server} --helpfull: no --listen or --config among its flags:\n${text}`);
+  }
+  return flags;
+}
+
+const absl = (flag) => flag.replace(/^--?/, "").replace(/-/g, "_");
+
+// checkArgs: the problems of one argument list given to the server. `where` names it in the
+// reports; `name` (the render, relative to deploy/) decides where pending flags may be.
+function checkArgs(args, accepted, where, name) {
+  const errors = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (!a.startsWith("-")) {
+      errors.push(`${where}: '${a}' is not a flag (the server takes no positional arguments)`);
+      continue;
+    }
+    const eq = a.indexOf("=");
+    const shown = eq < 0 ? a : a.slice(0, eq);
+    let key = absl(shown);
+    let known = accepted.has(key);
+    if (!known && key.startsWith("no") && accepted.get(key.slice(2)) === true) {
+      key = key.slice(2);
+      known = true;
+    }
+    // --flag value: the next argument is the value unless the flag is boolean.
+    if (known && eq < 0 && accepted.get(key) !== true) i++;
+    if (known) continue;
+    if (PENDING_ISSUE_15.some((p) => absl(p) === key)) {
+      if (!pendingAllowed(name)) {
+        errors.push(`${where}: ${shown}: pending issue 15 (the sharded cluster), allowed only in ` +
+                    "deploy/sharded/ and overlays/sharded-*; the server does not have it");
+      }
+      if (eq < 0) i++;
+      continue;
+    }
+    errors.push(`${where}: ${shown}: not a flag of the server (retrace-server --helpfull); ` +
+                "a pod given it exits at start");
+  }
+  return errors;
+}
+
+// checkRender: the flags of every server container in one render.
+function checkRender(objects, accepted, name) {
+  const errors = [];
+  for (const o of objects) {
+    const spec = o.spec && o.spec.template && o.spec.template.spec;
+    if (!spec) continue;
+    for (const c of (spec.initContainers || []).concat(spec.containers || [])) {
+      if (!isRetrace(c)) continue;
+      const command = c.command || [];
+      // Another program of the image (the CLI, say) is not the server.
+      if (command.length && path.basename(command[0]) !== "retrace-server") continue;
+      const where = `deploy/${name}: ${o.kind}/${o.metadata.name}: container ${c.name}`;
+      errors.push(...checkArgs(command.slice(1).concat(c.args || []), accepted, where, name));
+    }
+  }
+  return errors;
+}
+
+// checkDockerfile: the flags the image's ENTRYPOINT (and CMD, its default arguments) give the
+// server. Both must be exec (JSON) form, which is what the check can read.
+function checkDockerfile(file, text, accepted) {
+  const errors = [];
+  const last = {};
+  for (const m of text.matchAll(/^(ENTRYPOINT|CMD)\s+(.*)$/gm)) last[m[1]] = m[2];
+  const parse = (kind) => {
+    if (last[kind] === undefined) return [];
+    try {
+      const v = JSON.parse(last[kind]);
+      if (Array.isArray(v)) return v;
+    } catch (e) { /* reported below */ }
+    errors.push(`${file}: ${kind} ${last[kind]}: not exec (JSON) form; write it as ["...", ...]`);
+    return [];
+  };
+  const entrypoint = parse("ENTRYPOINT");
+  const cmd = parse("CMD");
+  if (entrypoint.length && path.basename(entrypoint[0]) === "retrace-server") {
+    errors.push(...checkArgs(entrypoint.slice(1).concat(cmd), accepted, `${file}: ENTRYPOINT`, ""));
+  }
+  return errors;
+}
+
+// checkPending: the pending lists hold only flags the server does not have.
+function checkPending(accepted) {
+  const errors = [];
+  for (const f of PENDING_ISSUE_15) {
+    if (accepted.has(absl(f))) {
+      errors.push(`${f}: the server has it now; remove it from PENDING_ISSUE_15 ` +
+                  "(deploy/validate/server_flags.js), and check deploy/sharded/ against the flag as it is");
+    }
+  }
+  return errors;
+}
+
+function walk(dir, test, out = []) {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory() && e.name !== "node_modules") walk(p, test, out);
+    else if (test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+function main() {
+  const [rendered, deploy, docker, server] = process.argv.slice(2);
+  if (!server) {
+    console.error("usage: node server_flags.js RENDERED DEPLOY DOCKER SERVER");
+    return 2;
+  }
+  const accepted = acceptedFlags(server);
+  const errors = checkPending(accepted);
+
+  const renders = new Map();
+  for (const k of walk(deploy, (n) => n === "kustomization.yaml").sort()) {
+    const name = path.relative(deploy, path.dirname(k));
+    const file = path.join(rendered, name + ".yaml");
+    if (!fs.existsSync(file)) {
+      errors.push(`deploy/${name}: not rendered (${file} missing; run render.sh)`);
+      continue;
+    }
+    renders.set(name, YAML.parseAllDocuments(fs.readFileSync(file, "utf8"))
+      .map((d) => d.toJS()).filter((o) => o !== null));
+  }
+  let containers = 0;
+  for (const [name, objects] of renders) {
+    errors.push(...checkRender(objects, accepted, name));
+    for (const o of objects) {
+      containers += ((o.spec && o.spec.template && o.spec.template.spec.containers) || []).filter(isRetrace).length;
+    }
+  }
+  const dockerfiles = walk(docker, (n) => /^Dockerfile(\..*)?$/.test(n)).sort();
+  const dockerText = new Map(dockerfiles.map((f) => [f, fs.readFileSync(f, "utf8")]));
+  for (const [f, text] of dockerText) errors.push(...checkDockerfile(path.relative(path.dirname(docker), f), text, accepted));
+  for (const e of errors) console.error(e);
+
+  // Mutations: each must be reported, with the phrase given.
+  let failures = 0;
+  const expect = (what, errs, phrase) => {
+    if (!errs.some((e) => e.includes(phrase))) {
+      failures++;
+      console.error(`FAILED: ${what}: expected a report containing "${phrase}", got: ${JSON.stringify(errs)}`);
+    }
+  };
+  const serverOf = (objects, kind, n) => objects.find((o) => o.kind === kind && (!n || o.metadata.name === n))
+    .spec.template.spec.containers.find(isRetrace);
+  const mutate = (name, kind, edit, n) => {
+    const objects = structuredClone(renders.get(name));
+    edit(serverOf(objects, kind, n));
+    return checkRender(objects, accepted, name);
+  };
+  expect("replicas given --http-listen",
+         mutate("replicas", "Deployment", (c) => c.args.push("--http-listen=0.0.0.0:8080")),
+         "deploy/replicas: Deployment/retrace: container retrace: --http-listen: not a flag of the server");
+  expect("single given --http_listen 0.0.0.0:8080",
+         mutate("single", "StatefulSet", (c) => c.args.push("--http_listen", "0.0.0.0:8080")),
+         "container retrace: --http_listen: not a flag");
+  expect("replicas given --role=all (pending issue 15, outside deploy/sharded)",
+         mutate("replicas", "Deployment", (c) => c.args.push("--role=all")),
+         "--role: pending issue 15");
+  expect("overlays/sharded-demo given a misspelled pending flag",
+         mutate("overlays/sharded-demo", "StatefulSet", (c) => c.args.push("--shardmap=/x"), "retrace-shard"),
+         "--shardmap: not a flag");
+  expect("retrace-server as the command",
+         mutate("single", "StatefulSet", (c) => { c.command = ["retrace-server", "--bogus"]; }),
+         "--bogus: not a flag");
+  expect("a positional argument", mutate("single", "StatefulSet", (c) => c.args.push("serve")),
+         "'serve' is not a flag");
+  const dockerfile = dockerfiles.find((f) => path.basename(f) === "Dockerfile");
+  expect("an ENTRYPOINT given --http-listen",
+         checkDockerfile("docker/Dockerfile", dockerText.get(dockerfile).replace(
+           /^ENTRYPOINT \["retrace-server", /m, 'ENTRYPOINT ["retrace-server", "--http-listen=:8080", '), accepted),
+         "docker/Dockerfile: ENTRYPOINT: --http-listen: not a flag");
+  expect("a pending flag the server has",
+         checkPending(new Map([...accepted, ["shard_map", false]])), "--shard-map: the server has it now");
+  const mustPass = [
+    ["--noaccess_log (a boolean's negation)", ["--noaccess_log"]],
+    ["--log-format json (the value apart)", ["--log-format", "json"]],
+  ];
+  for (const [what, args] of mustPass) {
+    const errs = checkArgs(args, accepted, what, "single");
+    if (errs.length) {
+      failures++;
+      console.error(`FAILED: ${what}: expected no report, got: ${JSON.stringify(errs)}`);
+    }
+  }
+
+  console.log(`server_flags: ${accepted.size} flags of ${server}; ${renders.size} renders, ` +
+              `${containers} server containers, ${dockerfiles.length} Dockerfiles: ${errors.length} problem(s); ` +
+              `pending issue 15: ${PENDING_ISSUE_15.join(" ")} (deploy/sharded/, overlays/sharded-* only); mutations: ${failures} not reported`);
+  return errors.length || failures ? 1 : 0;
+}
+
+process.exitCode = main();
