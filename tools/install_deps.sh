@@ -24,6 +24,9 @@ packages=(
   # the model and image fixtures (tools/fixtures), made by `make models` and the tests
   python3 python3-torch python3-numpy python3-pil
   python3-torchvision  # the open_clip exporter's preprocessing, and the image-encoder baselines
+  # the Python client (client/python) and its pytest suite (tests/python); pip and setuptools
+  # install it offline (pip install --no-build-isolation --no-deps ./client/python)
+  python3-grpcio python3-protobuf python3-pytest python3-pip python3-setuptools
   # the tests: TLS certificates, the evaluation report rendered headless
   openssl chromium
   # deploy/'s checks: kustomize renders (kubectl 1.20) and the schema validator (Node.js 18 and

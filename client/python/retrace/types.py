@@ -1,0 +1,195 @@
+"""The client's result types: plain dataclasses made from the API's protobuf messages.
+
+Item codes are grpc.StatusCode values (OK for success); scores are floats, positions ints.
+"""
+
+import dataclasses
+import os
+from typing import Dict, List, Optional, Union
+
+import grpc
+
+_CODES = {c.value[0]: c for c in grpc.StatusCode}
+
+# What an image argument may be: a path to an encoded image file, or its bytes.
+ImageLike = Union[str, bytes, bytearray, memoryview, os.PathLike]
+
+
+def status_code(number):
+    """The grpc.StatusCode for a google.rpc.Code number (UNKNOWN for one gRPC does not name)."""
+    return _CODES.get(number, grpc.StatusCode.UNKNOWN)
+
+
+@dataclasses.dataclass
+class Item:
+    """One item to index. `image` is a path or the encoded bytes; an empty caption asks the
+    server to caption the image."""
+    id: str
+    image: ImageLike
+    caption: str = ""
+    attributes: Dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class CaptionResult:
+    code: grpc.StatusCode
+    message: str
+    caption: str
+
+    @property
+    def ok(self):
+        return self.code == grpc.StatusCode.OK
+
+
+@dataclasses.dataclass
+class IndexResult:
+    """One item's outcome in index() or delete(); `position` is its response's store position."""
+    id: str
+    code: grpc.StatusCode
+    message: str
+    caption: str = ""
+    unchanged: bool = False
+    position: int = 0
+
+    @property
+    def ok(self):
+        return self.code == grpc.StatusCode.OK
+
+
+@dataclasses.dataclass
+class ProvenanceParts:
+    """S, P, P' and S' of a PROVENANCE (or HYBRID) hit; ranks are -1 when not re-ranked."""
+    base_score: float    # S
+    caption_rank: int    # P
+    image_rank: int      # P'
+    score: float         # S'
+
+
+@dataclasses.dataclass
+class HybridParts:
+    caption_match_rank: int
+    caption_match_score: float
+    provenance_rank: int
+
+
+@dataclasses.dataclass
+class Hit:
+    id: str
+    score: float
+    caption: str
+    attributes: Dict[str, str]
+    provenance: Optional[ProvenanceParts] = None  # PROVENANCE and HYBRID, when a candidate
+    hybrid: Optional[HybridParts] = None          # HYBRID
+
+
+@dataclasses.dataclass
+class SearchResult:
+    hits: List[Hit]
+    query_caption: str      # the Q_t re-ranking used; empty when none was needed
+    applied_position: int   # the store position the searched index held
+    stale: bool             # the replica could not reach its store: hits may miss recent writes
+
+    def __iter__(self):
+        return iter(self.hits)
+
+    def __len__(self):
+        return len(self.hits)
+
+    def __getitem__(self, i):
+        return self.hits[i]
+
+
+@dataclasses.dataclass
+class StoredItem:
+    id: str
+    caption: str
+    attributes: Dict[str, str]
+    # L2-normalised embeddings, only when get(..., embeddings=True); image_features is empty
+    # when the collection has no image encoder.
+    clip_image: List[float] = dataclasses.field(default_factory=list)
+    caption_text: List[float] = dataclasses.field(default_factory=list)
+    image_features: List[float] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class GetResult:
+    id: str
+    code: grpc.StatusCode             # OK, or NOT_FOUND for an id that is not stored
+    message: str
+    item: Optional[StoredItem] = None  # set when OK
+
+    @property
+    def ok(self):
+        return self.code == grpc.StatusCode.OK
+
+
+@dataclasses.dataclass
+class DeleteResult:
+    position: int              # the deletion's store position: read with after=position
+    results: List[IndexResult]  # one per id, same order; NOT_FOUND for an absent id
+
+
+@dataclasses.dataclass
+class Collection:
+    name: str
+    shards: int
+    caption_index: str
+    image_index: str
+    item_count: int
+    caption_dim: int
+    image_dim: int
+    clip_model: str
+    captioner_model: str
+    image_encoder_model: str
+    created_position: int
+    applied_position: int
+    lag: int
+    degraded: str
+
+
+# --- from the protobuf messages ----------------------------------------------------------------
+
+def collection_from_proto(c):
+    return Collection(name=c.name, shards=c.shards, caption_index=c.caption_index,
+                      image_index=c.image_index, item_count=c.item_count,
+                      caption_dim=c.caption_dim, image_dim=c.image_dim, clip_model=c.clip_model,
+                      captioner_model=c.captioner_model,
+                      image_encoder_model=c.image_encoder_model,
+                      created_position=c.created_position, applied_position=c.applied_position,
+                      lag=c.lag, degraded=c.degraded)
+
+
+def index_result_from_proto(r, position):
+    return IndexResult(id=r.id, code=status_code(r.status.code), message=r.status.message,
+                       caption=r.caption, unchanged=r.unchanged, position=position)
+
+
+def search_result_from_proto(response):
+    hits = []
+    for h in response.hits:
+        provenance = hybrid = None
+        if h.HasField("provenance"):
+            p = h.provenance
+            provenance = ProvenanceParts(p.base_score, p.caption_rank, p.image_rank, p.score)
+        if h.HasField("hybrid"):
+            y = h.hybrid
+            hybrid = HybridParts(y.caption_match_rank, y.caption_match_score, y.provenance_rank)
+        hits.append(Hit(id=h.id, score=h.score, caption=h.caption,
+                        attributes=dict(h.attributes), provenance=provenance, hybrid=hybrid))
+    return SearchResult(hits=hits, query_caption=response.query_caption,
+                        applied_position=response.applied_position, stale=response.stale)
+
+
+def get_results_from_proto(ids, response):
+    results = []
+    for requested, r in zip(ids, response.results):
+        item = None
+        if r.status.code == 0 and r.HasField("item"):
+            s = r.item
+            item = StoredItem(id=s.id, caption=s.caption, attributes=dict(s.attributes),
+                              clip_image=list(s.clip_image.values),
+                              caption_text=list(s.caption_text.values),
+                              image_features=list(s.image_features.values))
+        results.append(GetResult(id=requested, code=status_code(r.status.code),
+                                 message=r.status.message, item=item))
+    return results
