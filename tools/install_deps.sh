@@ -32,7 +32,9 @@ packages=(
   # deploy/'s checks: kustomize renders (kubectl 1.20) and the schema validator (Node.js 18 and
   # npm, which install its pinned packages: deploy/validate/package-lock.json)
   kubernetes-client nodejs npm
-  clang llvm  # libFuzzer targets and the sanitizer builds
+  # libFuzzer targets and the sanitizer builds: clang, its runtimes (libFuzzer, ASan, UBSan, TSan:
+  # only recommended by clang, so not installed with it) and its OpenMP (the build links OpenMP)
+  clang llvm libclang-rt-dev libomp-dev
   git  # the fresh-root CI copies the checkout's files (tools/fresh_root.sh)
 )
 
