@@ -9,6 +9,8 @@ neither, even if this machine happens to have it (installed by hand, or by anoth
   EXEMPT_FILES / EXEMPT_MODULES, each with its reason): not the standard library and not the
   project's own, it must be installed, and the file it is loaded from must belong to a Debian
   package in the closure below;
+- every file that CMake finds in each of the Makefile's configure steps (libraries, headers,
+  package configs, compilers; CMakeCache.txt's paths, each step run in a temporary folder);
 - every external command that the Makefile, .ci/run, the shell scripts, the CMake test commands
   and the tests' sources (string literals of C++ tests, subprocess calls of Python) run: it must
   be installed and belong to such a package, or be a shell builtin.
@@ -32,6 +34,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -66,6 +69,12 @@ EXEMPT_COMMANDS = {
             "(`command -v sudo` guards it); a fresh root runs the script as root",
     "debootstrap": "tools/fresh_root.sh runs on the CI host, not in the fresh root, and installs "
                    "it there itself",
+}
+
+# CMake cache entries that record what CMake merely saw, with the reason.
+EXEMPT_CMAKE_ENTRIES = {
+    "RETRACE_CCACHE": "optional: the build launches the compiler through ccache only when found",
+    "CMAKE_LINKER": "recorded, not used: the compiler driver links with binutils' ld",
 }
 
 # Words at a command position in test sources and scripts that are not commands.
@@ -346,8 +355,9 @@ def make_variables(text):
     return values
 
 
-def makefile_commands(text):
-    """(command, line) in the recipes: logical lines (backslash-continued) that start with a tab."""
+def makefile_lines(text):
+    """(line, first line number) of the recipes: logical lines (backslash-continued) that start
+    with a tab, with the Makefile's simple variables substituted."""
     variables = make_variables(text)
     lines = text.splitlines()
     i = 0
@@ -363,8 +373,64 @@ def makefile_commands(text):
         for _ in range(5):  # variables defined by variables
             line = re.sub(r"\$\(([A-Z_]+)\)",
                           lambda m: variables.get(m.group(1), "$" + m.group(1)), line)
+        yield line, first
+
+
+def makefile_commands(text):
+    """(command, line) in the recipes."""
+    for line, first in makefile_lines(text):
         for word, _ in shell_commands(line):
             yield word, first
+
+
+def cmake_configurations(text):
+    """(cmake arguments, line) of each `cmake -S . -B DIR ...` configure step in the recipes,
+    without -B DIR (the caller picks the folder) and without redirections."""
+    for line, first in makefile_lines(text):
+        if not line.startswith("cmake -S "):
+            continue
+        words = [w for w in shlex.split(line.split(">")[0])[1:]]
+        args, skip = [], False
+        for w in words:
+            if skip:
+                skip = False
+            elif w == "-B":
+                skip = True
+            elif w.startswith("$"):  # a variable with no value in the Makefile (CMAKE_FLAGS)
+                continue
+            else:
+                args.append(w)
+        yield args, first
+
+
+def cmake_cache_paths(text):
+    """(entry, path) of the files and folders a configure step found: CMakeCache.txt's
+    FILEPATH and PATH entries that hold an absolute path (not the install prefixes)."""
+    for line in text.splitlines():
+        m = re.match(r"^([A-Za-z0-9_.+-]+):(FILEPATH|PATH)=(/.*)$", line)
+        if (m and not m.group(1).startswith("CMAKE_INSTALL") and m.group(1) not in EXEMPT_CMAKE_ENTRIES
+                and not m.group(3).endswith("-NOTFOUND")):
+            yield m.group(1), m.group(3)
+
+
+def cmake_found(makefile):
+    """{path: [(entry, "Makefile:N"), ...]} over every configure step of the Makefile, each run
+    in a temporary folder (seconds each), and the failures as Findings."""
+    found, findings = {}, []
+    with tempfile.TemporaryDirectory(prefix="check-install-deps-") as tmp:
+        for n, (args, line) in enumerate(cmake_configurations(read(makefile))):
+            where = "%s:%d" % (makefile, line)
+            build = os.path.join(tmp, str(n))
+            r = run(["cmake"] + args + ["-B", build], cwd=REPO)
+            if r.returncode != 0:
+                findings.append(Finding("CMake configure step", where,
+                                        "fails on this machine: " + (r.stderr or r.stdout)[-600:]))
+                continue
+            for entry, path in cmake_cache_paths(read(os.path.join(build, "CMakeCache.txt"))):
+                if path.startswith((tmp, REPO)) or not os.path.exists(path):
+                    continue
+                found.setdefault(path, []).append((entry, where))
+    return found, findings
 
 
 def cmake_commands(text):
@@ -476,6 +542,8 @@ def main():
     ap.add_argument("--drop", action="append", default=[],
                     help="check as if tools/install_deps.sh did not list this package")
     ap.add_argument("--verbose", action="store_true", help="print every module and command")
+    ap.add_argument("--no-cmake", action="store_true",
+                    help="skip the Makefile's CMake configure steps (seconds each)")
     a = ap.parse_args()
 
     packages = listed_packages(set(a.drop))
@@ -526,9 +594,21 @@ def main():
             continue
         command_paths[word] = path
 
-    owner = owners(list(module_paths.values()) + list(command_paths.values()))
+    # What CMake finds (libraries, headers, package configs, compilers) in each configure step
+    # of the Makefile: a library only clang's build needs is found by no other check.
+    cmake_paths, cmake_uses = {}, {}
+    if not a.no_cmake:
+        found, failed = cmake_found("Makefile")
+        findings += failed
+        for path, uses in found.items():
+            cmake_paths[path] = path
+            cmake_uses[path] = ["%s (%s)" % (where, entry) for entry, where in uses]
+
+    owner = owners(list(module_paths.values()) + list(command_paths.values()) +
+                   list(cmake_paths.values()))
     for kind, paths, uses in (("Python module", module_paths, module_uses),
-                              ("command", command_paths, command_uses)):
+                              ("command", command_paths, command_uses),
+                              ("file CMake found", cmake_paths, cmake_uses)):
         for name, path in sorted(paths.items()):
             pkgs = owner.get(path)
             where = ", ".join(uses[name][:3]) + (" and %d more" % (len(uses[name]) - 3)
@@ -547,9 +627,10 @@ def main():
                     "install (directly or as a dependency): add %s to its list"
                     % (path, " or ".join(pkgs), pkgs[0])))
 
-    print("check_install_deps: %d packages listed, %d in their closure; %d Python modules and %d "
-          "commands checked" % (len(packages), len(allowed), len(module_paths),
-                                len(command_paths)))
+    print("check_install_deps: %d packages listed, %d in their closure; %d Python modules, %d "
+          "commands and %d files CMake found checked" % (len(packages), len(allowed),
+                                                         len(module_paths), len(command_paths),
+                                                         len(cmake_paths)))
     if findings:
         print("check_install_deps: %d problem(s): a fresh Debian 12 machine would lack these:"
               % len(findings))

@@ -13,8 +13,8 @@ import check_install_deps as check  # noqa: E402
 SCRIPT = os.path.join(REPO, "tools", "check_install_deps.py")
 
 
-def run_check(*drop):
-    args = [sys.executable, SCRIPT]
+def run_check(*drop, cmake=False):
+    args = [sys.executable, SCRIPT] + ([] if cmake else ["--no-cmake"])
     for p in drop:
         args += ["--drop", p]
     return subprocess.run(args, capture_output=True, text=True)
@@ -89,9 +89,30 @@ class MakefileCommandsTest(unittest.TestCase):
                          ["/usr/bin/tool", "other"])
 
 
+class CMakeTest(unittest.TestCase):
+    def test_configure_steps_lose_their_folder_redirections_and_flag_variables(self):
+        text = ("B ?= build\nall:\n\t@cmake -S . -B $(B) -G Ninja $(CMAKE_FLAGS) >/dev/null\n"
+                "fuzz:\n\t@cmake -S . -B fz -DCMAKE_CXX_COMPILER=clang++ \\\n\t  -DX=ON\n"
+                "\t@cmake --build fz\n")
+        self.assertEqual(list(check.cmake_configurations(text)),
+                         [(["-S", ".", "-G", "Ninja"], 3),
+                          (["-S", ".", "-DCMAKE_CXX_COMPILER=clang++", "-DX=ON"], 5)])
+
+    def test_cache_paths_are_found_files_not_prefixes_misses_or_exemptions(self):
+        text = ("OpenMP_omp_LIBRARY:FILEPATH=/usr/lib/llvm-14/lib/libomp.so\n"
+                "absl_DIR:PATH=/usr/lib/x86_64-linux-gnu/cmake/absl\n"
+                "CMAKE_INSTALL_PREFIX:PATH=/usr/local\n"
+                "Foo_LIBRARY:FILEPATH=Foo_LIBRARY-NOTFOUND\n"
+                "RETRACE_CCACHE:FILEPATH=/usr/bin/ccache\n"
+                "CMAKE_BUILD_TYPE:STRING=/not/a/path/entry\n")
+        self.assertEqual(list(check.cmake_cache_paths(text)),
+                         [("OpenMP_omp_LIBRARY", "/usr/lib/llvm-14/lib/libomp.so"),
+                          ("absl_DIR", "/usr/lib/x86_64-linux-gnu/cmake/absl")])
+
+
 class CheckTest(unittest.TestCase):
     def test_the_project_passes(self):
-        r = run_check()
+        r = run_check(cmake=True)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
 
     def test_an_unlisted_python_package_is_named_with_its_user_and_the_fix(self):
@@ -106,6 +127,13 @@ class CheckTest(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertRegex(r.stdout, r"command '/usr/bin/chromium' \(tests/integration/"
                                    r"eval_cm_e2e_test\.cc:\d+\):.*add chromium to its list")
+
+    def test_a_library_only_the_clang_build_finds_is_named_with_its_step_and_the_fix(self):
+        # clang's OpenMP: the fuzz build's configure step needs it, no command or import does.
+        r = run_check("libomp-dev", cmake=True)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertRegex(r.stdout, r"file CMake found '/usr/lib/llvm-14/lib/libomp\.so' \(Makefile:"
+                                   r"\d+ \(OpenMP_omp_LIBRARY\)\):.*add libomp-14-dev to its list")
 
 
 if __name__ == "__main__":
