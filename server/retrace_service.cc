@@ -89,6 +89,13 @@ void RetraceService::Finished(const RpcSpec& rpc, const grpc::Status& status,
       options_.access_log);
 }
 
+absl::Status RetraceService::QueueFull() const {
+  if (pool_->Pending() < static_cast<size_t>(options_.max_pending_calls)) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the server is overloaded: ", options_.max_pending_calls,
+      " calls already wait for a worker (limits.max_pending_calls); retry with backoff"));
+}
+
 grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* context,
                                                   const RpcSpec& rpc, std::string_view collection,
                                                   Work work) {
@@ -106,11 +113,8 @@ grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* c
     finish(who.status(), request_id, "-");
     return reactor;
   }
-  if (pool_->Pending() >= static_cast<size_t>(options_.max_pending_calls)) {
-    finish(absl::ResourceExhaustedError(absl::StrCat(
-               "the server is overloaded: ", options_.max_pending_calls,
-               " calls already wait for a worker (limits.max_pending_calls); retry with backoff")),
-           request_id, who->name);
+  if (absl::Status full = QueueFull(); !full.ok()) {
+    finish(full, request_id, who->name);
     return reactor;
   }
   // The client's deadline, or the server's default when the client set none.
@@ -266,8 +270,8 @@ grpc::ServerUnaryReactor* RetraceService::GetClusterStatus(
 // IndexReactor: read a request, index it on the pool, write its results, read the next. The
 // stream ends OK when the client half-closes; a stream-level failure (not admitted, unknown
 // collection, a collection the token may not use, batch over the limit, the stream's item
-// bound, a request that is not an IndexRequest) ends it with that status. Items stored by
-// earlier requests stay stored.
+// bound, a full worker queue, a request that is not an IndexRequest) ends it with that status.
+// Items stored by earlier requests stay stored.
 class RetraceService::IndexReactor final
     : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
@@ -304,6 +308,19 @@ class RetraceService::IndexReactor final
       return;
     }
     const auto start = std::chrono::steady_clock::now();
+    // Each request, not each stream, takes its turn against max_pending_calls: the bound is on
+    // work queued for a worker, and a stream between requests queues none (max_index_streams
+    // bounds the streams). So a saturated server refuses the next request of any stream, as it
+    // refuses a unary call, and an idle open stream never holds a slot unary calls could use.
+    if (absl::Status full = service_->QueueFull(); !full.ok()) {
+      const grpc::Status status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("request ", requests_, ": ", full.message(),
+                       "; this request was not stored, the earlier ones were"));
+      service_->Finished(kIndex, status, start, request_id_, who_.name);
+      Finish(status);
+      return;
+    }
     service_->pool_->Submit([this, start] {
       grpc::Status status = IndexOne();
       service_->Finished(kIndex, status, start, request_id_, who_.name);

@@ -4,12 +4,14 @@
 // new one, echoed in the response's initial metadata), readiness, the bearer token and the
 // RPC's scope and collection (token_auth.h). Each handler then converts its request
 // (proto_convert.h), hands the work to the worker pool, and finishes the call from there, so
-// gRPC's threads never wait on decoding, inference or search. A full queue answers
-// RESOURCE_EXHAUSTED; work whose deadline (the client's, else ServiceOptions.default_deadline)
-// passed while it queued is dropped with DEADLINE_EXCEEDED.
+// gRPC's threads never wait on decoding, inference or search. A full queue
+// (limits.max_pending_calls) answers RESOURCE_EXHAUSTED; work whose deadline (the client's, else
+// ServiceOptions.default_deadline) passed while it queued is dropped with DEADLINE_EXCEEDED.
 // Index is a bidirectional stream: one request in flight per stream, each answered with its
-// per-item results once they are stored. Its requests are parsed as the wire-compatible
-// IndexRequestWire, so invalid UTF-8 in one item fails that item alone.
+// per-item results once they are stored. Each of its requests passes the same queue bound as a
+// unary call; over it the stream ends RESOURCE_EXHAUSTED (earlier requests stay stored). Its
+// requests are parsed as the wire-compatible IndexRequestWire, so invalid UTF-8 in one item fails
+// that item alone.
 //
 // Thread-safety: safe for concurrent calls; the engine and the pool are shared.
 //
@@ -26,6 +28,7 @@
 #include <string_view>
 
 #include "core/common/thread_pool.h"
+#include "core/engine/defaults.h"
 #include "core/engine/engine.h"
 #include "retrace/v1/retrace.grpc.pb.h"
 #include "server/logging.h"
@@ -48,7 +51,8 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
 
 // ServiceOptions: the front end's own bounds (ServerConfig.limits) and logging.
 struct ServiceOptions {
-  int max_pending_calls = 1024;  // calls waiting for a worker; over it RESOURCE_EXHAUSTED
+  // Unary calls and Index requests waiting for a worker; over it RESOURCE_EXHAUSTED.
+  int max_pending_calls = engine::defaults::kMaxPendingCalls;
   std::chrono::milliseconds default_deadline{60000};  // for unary calls whose client set none
   int max_index_streams = 64;                         // Index streams open at once
   int64_t max_items_per_stream = 10'000'000;
@@ -115,6 +119,9 @@ class RetraceService final : public RetraceCallbackBase {
   // RPC's scope and collection. On failure the status to finish the call with.
   absl::StatusOr<Principal> Admit(grpc::CallbackServerContext* context, const RpcSpec& rpc,
                                   std::string_view collection, std::string* request_id);
+  // QueueFull: RESOURCE_EXHAUSTED, naming limits.max_pending_calls, when that many tasks already
+  // wait for a worker; OK otherwise. Unary calls and Index requests pass it before queueing.
+  absl::Status QueueFull() const;
   // Offload admits the call, then runs `work` on the pool (unless the queue is full or the
   // deadline passed while it waited) and finishes the call with the status it returns.
   grpc::ServerUnaryReactor* Offload(grpc::CallbackServerContext* context, const RpcSpec& rpc,

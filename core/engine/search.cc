@@ -166,11 +166,11 @@ absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
 
 absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
     const LiveCollection& collection, const CollectionIndexes& indexes, const SearchQuery& query,
-    const ProvenanceQuery& pq, const ModelCall& call) {
+    const ProvenanceQuery& pq, int depth, const ModelCall& call) {
   const store::CollectionRecord& record = collection.record();
-  RETRACE_ASSIGN_OR_RETURN(std::vector<index::IndexHit> found,
-                           batchers_->Search(*indexes.images, pq.image_space.data(),
-                                             query.provenance.candidates, call));
+  RETRACE_ASSIGN_OR_RETURN(
+      std::vector<index::IndexHit> found,
+      batchers_->Search(*indexes.images, pq.image_space.data(), depth, call));
   ScopedStage rerank_timer(options_.stage_observer, Stage::kRerank,
                            static_cast<int>(found.size()));
   std::vector<std::string> ids;
@@ -263,8 +263,13 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
 
   RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq, MakeProvenanceQuery(record, query, call));
   result.query_caption = pq.query_caption;
+  // HYBRID takes both rankings to the same depth, so that with top_k > N every hit can have a
+  // provenance rank (retrace.proto's HYBRID); PROVENANCE re-ranks exactly N candidates.
+  const int depth = query.mode == SearchMode::kHybrid
+                        ? std::max(query.top_k, query.provenance.candidates)
+                        : query.provenance.candidates;
   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> provenance,
-                           ProvenanceRanking(collection, *indexes, query, pq, call));
+                           ProvenanceRanking(collection, *indexes, query, pq, depth, call));
   if (query.mode == SearchMode::kProvenance) {
     if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
     result.hits = std::move(provenance);
@@ -274,7 +279,6 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
   // HYBRID: the Caption-Matching ranking of the same query (its CLIP embedding against the
   // captions), fused by rank with the provenance ranking.
   const std::vector<float>& clip_query = pq.clip_probe;
-  const int depth = std::max(query.top_k, query.provenance.candidates);
   std::vector<index::IndexHit> caption_match;
   if (!clip_query.empty()) {
     RETRACE_ASSIGN_OR_RETURN(caption_match,

@@ -52,10 +52,12 @@ class Searcher {
   absl::StatusOr<ProvenanceQuery> MakeProvenanceQuery(const store::CollectionRecord& record,
                                                       const SearchQuery& query,
                                                       const ModelCall& call);
+  // ProvenanceRanking: the top `depth` items of the image space, re-ranked (PROVENANCE passes
+  // provenance.candidates; HYBRID max(top_k, candidates), the depth of both its rankings).
   absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const LiveCollection& collection,
                                                            const CollectionIndexes& indexes,
                                                            const SearchQuery& query,
-                                                           const ProvenanceQuery& pq,
+                                                           const ProvenanceQuery& pq, int depth,
                                                            const ModelCall& call);
   // Show fills hits' captions and attributes from the item table, except where shown[i]; drops
   // hits the table no longer holds (deleted since the index was searched).

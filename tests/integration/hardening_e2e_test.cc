@@ -483,6 +483,63 @@ TEST_F(LimitsTest, AFullQueueAnswersResourceExhausted) {
   EXPECT_TRUE(absl::StrContains(message, "limits.max_pending_calls")) << message;
 }
 
+TEST_F(LimitsTest, IndexRequestsPassTheSameQueueBoundAsUnaryCalls) {
+  SKIP_WITHOUT_MODELS();
+  const int metrics_port = FreePort();
+  StartServer("limits { max_pending_calls: 1 }",
+              {"--workers", "1", "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)});
+  // One worker and one queue slot: Index streams sent in a burst of searches find the queue
+  // full, and are refused as the searches are rather than queued. Bursts repeat until one is.
+  grpc::Status refused;
+  for (int attempt = 0; attempt < 20 && refused.ok(); ++attempt) {
+    std::vector<std::future<grpc::Status>> streams;
+    for (int i = 0; i < 8; ++i) {
+      streams.push_back(std::async(std::launch::async, [this, attempt, i] {
+        grpc::ClientContext context;
+        auto stream = stub_->Index(&context);
+        stream->Write(Request({absl::StrCat("burst-", attempt, "-", i)}));
+        stream->WritesDone();
+        v1::IndexResponse response;
+        while (stream->Read(&response)) {
+        }
+        return stream->Finish();
+      }));
+    }
+    std::string message;
+    SearchBurst(16, 60, &message);
+    for (auto& stream : streams) {
+      grpc::Status status = stream.get();
+      if (status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED) {
+        refused = status;
+      } else {
+        EXPECT_TRUE(status.ok()) << status.error_message();
+      }
+    }
+  }
+  ASSERT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(refused.error_message(), "limits.max_pending_calls"))
+      << refused.error_message();
+
+  // Every call of the bursts was answered, so nothing is queued: Index works again.
+  grpc::ClientContext context;
+  auto stream = stub_->Index(&context);
+  ASSERT_TRUE(stream->Write(Request({"after"})));
+  stream->WritesDone();
+  v1::IndexResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  ASSERT_EQ(response.results_size(), 1);
+  EXPECT_EQ(response.results(0).status().code(), 0) << response.results(0).status().message();
+  EXPECT_TRUE(stream->Finish().ok());
+
+  // The refusal counts where a unary call's does.
+  httplib::Client http("127.0.0.1", metrics_port);
+  auto scraped = http.Get("/metrics");
+  ASSERT_TRUE(scraped) << "no answer from the metrics endpoint";
+  EXPECT_TRUE(absl::StrContains(
+      scraped->body, "retrace_rpc_calls_total{rpc=\"Index\",code=\"RESOURCE_EXHAUSTED\"}"))
+      << scraped->body;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Readiness, logs, metrics
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "gtest/gtest.h"
 #include "tests/support/server_process.h"
@@ -276,6 +277,26 @@ TEST_F(ProvenanceE2eTest, HybridFusesBothRankingsByReciprocalRank) {
   v1::SearchRequest caption_match = request;
   caption_match.set_mode(v1::CAPTION_MATCH);
   EXPECT_EQ(SearchOk(caption_match).hits(0).id(), "painting-dog");
+}
+
+TEST_F(ProvenanceE2eTest, HybridTakesTheProvenanceRankingToDepthTopK) {
+  // top_k above N: both rankings go to depth max(top_k, N), so every one of the gallery's 9
+  // items is in the provenance ranking too, not only the N = 2 candidates.
+  v1::SearchRequest request = Provenance();
+  request.set_mode(v1::HYBRID);
+  request.set_top_k(9);
+  request.mutable_provenance()->set_candidates(2);
+  v1::SearchResponse response = SearchOk(request);
+  ASSERT_EQ(response.hits_size(), 9);
+  std::set<int> provenance_ranks;
+  for (const v1::SearchHit& hit : response.hits()) {
+    EXPECT_GE(hit.hybrid().provenance_rank(), 0) << hit.id();
+    EXPECT_GE(hit.hybrid().caption_match_rank(), 0) << hit.id();
+    EXPECT_TRUE(hit.has_provenance()) << hit.id();
+    provenance_ranks.insert(hit.hybrid().provenance_rank());
+  }
+  EXPECT_EQ(provenance_ranks.size(), 9u);
+  EXPECT_EQ(*provenance_ranks.rbegin(), 8);
 }
 
 TEST_F(ProvenanceE2eTest, TheImageSpaceSurvivesARestart) {
