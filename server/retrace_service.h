@@ -53,9 +53,10 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
 struct ServiceOptions {
   // Unary calls and Index requests waiting for a worker; over it RESOURCE_EXHAUSTED.
   int max_pending_calls = engine::defaults::kMaxPendingCalls;
-  std::chrono::milliseconds default_deadline{60000};  // for unary calls whose client set none
-  int max_index_streams = 64;                         // Index streams open at once
-  int64_t max_items_per_stream = 10'000'000;
+  // The deadline of unary calls whose client set none.
+  std::chrono::milliseconds default_deadline{engine::defaults::kDefaultDeadlineMs};
+  int max_index_streams = engine::defaults::kMaxIndexStreams;  // Index streams open at once
+  int64_t max_items_per_stream = engine::defaults::kMaxItemsPerStream;
   bool access_log = false;  // one info line per call (else debug)
 };
 
