@@ -28,6 +28,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/utf8.h"
+#include "core/engine/defaults.h"
 #include "core/engine/engine_types.h"
 #include "core/engine/validation.h"
 #include "fuzz/fuzz_support.h"
@@ -69,9 +70,9 @@ void FuzzSearch(const v1::SearchRequest& request, const EngineLimits& limits) {
     return;
   }
   RETRACE_FUZZ_CHECK(
-      query->top_k == (request.top_k() == 0 ? server::kDefaultTopK : request.top_k()),
+      query->top_k == (request.top_k() == 0 ? engine::defaults::kTopK : request.top_k()),
       "FromProto(SearchRequest): top_k");
-  RETRACE_FUZZ_CHECK(request.hybrid().rrf_k() != 0 || query->rrf_k == engine::kDefaultRrfK,
+  RETRACE_FUZZ_CHECK(request.hybrid().rrf_k() != 0 || query->rrf_k == engine::defaults::kRrfK,
                      "FromProto(SearchRequest): rrf_k 0 must become the default");
   const absl::Status status = engine::ValidateSearchQuery(*query, limits);
   if (!status.ok()) {
@@ -149,7 +150,7 @@ void FuzzIndex(v1::wire::IndexRequestWire& request, const EngineLimits& limits) 
     }
   }
   v1::IndexResponse response;
-  server::ToProto(results, &response);
+  server::ToProto(engine::WriteResult{std::move(results), 0}, &response);
   CheckClientCanParse(response);
 }
 
@@ -171,7 +172,7 @@ void FuzzDelete(const v1::DeleteRequest& request, const EngineLimits& limits) {
     }
   }
   v1::DeleteResponse response;
-  server::ToProto(results, &response);
+  server::ToProto(engine::WriteResult{std::move(results), 0}, &response);
   CheckClientCanParse(response);
 }
 
