@@ -22,6 +22,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tools/debian_sources.sh
+source "$repo/tools/debian_sources.sh"
 build=$(cd "$repo" && realpath -m "${BUILD:-build}")
 image=${IMAGE:-retrace:docker-test}
 mirror=${MIRROR:-http://deb.debian.org/debian}
@@ -86,20 +88,7 @@ if [ "${REBASE:-0}" = 1 ] || ! pm image exists debian:12-slim; then
   say "making debian:12-slim from debootstrap --variant=minbase bookworm"
   debootstrap --variant=minbase --cache-dir=/var/cache/apt/archives bookworm "$root" "$mirror" \
     >"$work/debootstrap.log" 2>&1 || { tail -n 20 "$work/debootstrap.log" >&2; die "debootstrap"; }
-  rm -f "$root/etc/apt/sources.list"
-  cat >"$root/etc/apt/sources.list.d/debian.sources" <<SOURCES
-Types: deb
-URIs: $mirror
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: ${mirror%/debian}/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
+  write_debian_sources "$root" "$mirror"
   # As the official slim image: no documentation, manual pages or translations from packages
   # installed later (copyright files stay).
   cat >"$root/etc/dpkg/dpkg.cfg.d/docker-slim" <<'SLIM'

@@ -495,6 +495,10 @@ def is_project_path(word):
             or word.startswith(("retrace", "%")))
 
 
+def shell_functions(text):
+    return set(re.findall(r"^\s*(?:function\s+)?([\w-]+)\s*\(\)", text, re.M))
+
+
 def collect(files):
     imports, commands = [], []
     for path in files:
@@ -508,7 +512,12 @@ def collect(files):
                 commands += [(c, "%s:%d" % (path, n)) for c, n in python_commands(path, text)]
             elif path.endswith(".sh") or path in (".ci/run",):
                 text = read(path)
-                functions = set(re.findall(r"^\s*(?:function\s+)?([\w-]+)\s*\(\)", text, re.M))
+                functions = shell_functions(text)
+                # and those of the project's scripts it sources (source "$repo/tools/x.sh")
+                for sourced in re.findall(r'^\s*(?:source|\.)\s+"?\$\{?\w+\}?/([\w/.-]+\.sh)"?',
+                                          text, re.M):
+                    if os.path.exists(os.path.join(REPO, sourced)):
+                        functions |= shell_functions(read(sourced))
                 commands += [(c, "%s:%d" % (path, n)) for c, n in shell_commands(text)
                              if c not in functions]
             elif base == "Makefile":

@@ -18,6 +18,8 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tools/debian_sources.sh
+source "$repo/tools/debian_sources.sh"
 shared_data=${RETRACE_SHARED_DATA:-$repo/../shared/data}
 shared=$(cd "$(dirname "$shared_data")" 2>/dev/null && pwd || true)  # ../shared
 mirror=${FRESH_MIRROR:-http://deb.debian.org/debian}
@@ -116,21 +118,7 @@ make_root() {
 }
 retry 3 make_root
 rm -f "$root.debootstrap.log"
-# A fresh install's sources: the release, its updates and security updates.
-rm -f "$root/etc/apt/sources.list"
-cat >"$root/etc/apt/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $mirror
-Suites: bookworm bookworm-updates
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: ${mirror%/debian}/debian-security
-Suites: bookworm-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-EOF
+write_debian_sources "$root" "$mirror"
 cp /etc/resolv.conf "$root/etc/resolv.conf"
 # A network that intercepts TLS has its own CA, which the host's Node.js trusts through
 # NODE_EXTRA_CA_CERTS: npm in the root (deploy/'s tests install their packages) needs it too.

@@ -80,6 +80,15 @@ class ShellCommandsTest(unittest.TestCase):
         self.assertEqual(found, ["/usr/bin/chromium", "openssl"])
 
 
+class CollectTest(unittest.TestCase):
+    def test_functions_of_a_sourced_project_script_are_not_commands(self):
+        # tools/fresh_root.sh sources tools/debian_sources.sh and calls its function.
+        _, commands = check.collect(["tools/fresh_root.sh"])
+        words = {w for w, _ in commands}
+        self.assertIn("debootstrap", words)
+        self.assertNotIn("write_debian_sources", words)
+
+
 class MakefileCommandsTest(unittest.TestCase):
     def test_recipes_count_and_continued_prerequisite_lines_do_not(self):
         text = ("X ?= /usr/bin/tool\n"
