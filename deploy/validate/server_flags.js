@@ -10,6 +10,7 @@
 
 const fs = require("fs");
 const path = require("path");
+const { walk } = require("./walk");
 const { spawnSync } = require("child_process");
 const YAML = require("yaml");
 const { isRetrace } = require("./invariants");
@@ -128,15 +129,6 @@ function checkPending(accepted) {
     }
   }
   return errors;
-}
-
-function walk(dir, test, out = []) {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory() && e.name !== "node_modules") walk(p, test, out);
-    else if (test(e.name)) out.push(p);
-  }
-  return out;
 }
 
 function main() {

@@ -10,6 +10,7 @@ const fs = require("fs");
 const path = require("path");
 const YAML = require("yaml");
 const { validateObject } = require("./schema");
+const { walk } = require("./walk");
 const { checkRender, readDockerDefaults } = require("./invariants");
 
 // Parts that are not deployed alone: the bases and the sharded topology's two halves.
@@ -24,15 +25,6 @@ function readRender(file) {
       return d.toJS();
     })
     .filter((o) => o !== null);
-}
-
-function walk(dir, test, out = []) {
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory() && e.name !== "node_modules") walk(p, test, out);
-    else if (test(e.name)) out.push(p);
-  }
-  return out;
 }
 
 function main() {

@@ -27,21 +27,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::FixtureDir;
 
-struct PoolImage {
-  std::string label;  // the oracle class, so the expected caption is known
-  std::string bytes;
-};
-
-std::vector<PoolImage> LoadPool() {
-  std::vector<PoolImage> pool;
-  for (const auto& entry : fs::recursive_directory_iterator(FixtureDir() + "/images")) {
-    if (!entry.is_regular_file()) continue;
-    std::vector<std::string> parts =
-        absl::StrSplit(fs::relative(entry.path(), FixtureDir() + "/images").string(), '/');
-    pool.push_back({parts[1], testing::ReadFileBytes(entry.path().string())});
-  }
-  return pool;
-}
+using PoolImage = testing::OracleImage;
 
 // Sent: what a client sent in one request and whether the server acknowledged it.
 struct Sent {
@@ -57,7 +43,7 @@ class DurabilityTest : public ::testing::Test {
       GTEST_SKIP() << "oracle models not found in " << FixtureDir();
     }
     data_dir_ = testing::NewTempDir("durable");
-    pool_ = LoadPool();
+    pool_ = testing::LoadOracleImages();
     ASSERT_FALSE(pool_.empty());
   }
 

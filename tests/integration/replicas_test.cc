@@ -32,21 +32,7 @@ namespace fs = std::filesystem;
 using testing::FixtureDir;
 using ::testing::HasSubstr;
 
-struct PoolImage {
-  std::string label;  // the oracle class: the caption is "a picture of a <label>"
-  std::string bytes;
-};
-
-std::vector<PoolImage> LoadPool() {
-  std::vector<PoolImage> pool;
-  for (const auto& entry : fs::recursive_directory_iterator(FixtureDir() + "/images")) {
-    if (!entry.is_regular_file()) continue;
-    std::vector<std::string> parts =
-        absl::StrSplit(fs::relative(entry.path(), FixtureDir() + "/images").string(), '/');
-    pool.push_back({parts[1], testing::ReadFileBytes(entry.path().string())});
-  }
-  return pool;
-}
+using PoolImage = testing::OracleImage;
 
 std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
   auto context = std::make_unique<grpc::ClientContext>();
@@ -71,7 +57,7 @@ class ReplicasTest : public ::testing::Test {
     }
     ASSERT_NE(postgres_, nullptr);
     uri_ = postgres_->NewDatabase("replicas");
-    pool_ = LoadPool();
+    pool_ = testing::LoadOracleImages();
     ASSERT_FALSE(pool_.empty());
   }
 

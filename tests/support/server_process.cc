@@ -44,6 +44,18 @@ std::string ReadFileBytes(const std::string& path) {
   return out.str();
 }
 
+std::vector<OracleImage> LoadOracleImages() {
+  const std::string root = FixtureDir() + "/images";
+  std::vector<OracleImage> images;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) {
+    if (!entry.is_regular_file()) continue;
+    std::vector<std::string> parts =
+        absl::StrSplit(fs::relative(entry.path(), root).string(), '/');
+    images.push_back({parts[1], ReadFileBytes(entry.path().string())});
+  }
+  return images;
+}
+
 ServerProcess::ServerProcess(ServerOptions options) : options_(std::move(options)) {}
 
 ServerProcess::~ServerProcess() { Stop(); }

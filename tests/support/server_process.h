@@ -90,6 +90,15 @@ int FreePort();
 // ReadFileBytes reads a whole file; empty when it cannot.
 std::string ReadFileBytes(const std::string& path);
 
+// OracleImage: one of the fixture's images (FixtureDir()/images/<domain>/<label>/...) whose
+// oracle class, and so its caption ("a picture of a <label>"), is known.
+struct OracleImage {
+  std::string label;
+  std::string bytes;
+};
+// LoadOracleImages: every fixture image, in directory order.
+std::vector<OracleImage> LoadOracleImages();
+
 }  // namespace retrace::testing
 
 #endif  // RETRACE_TESTS_SUPPORT_SERVER_PROCESS_H_
