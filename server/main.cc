@@ -31,6 +31,7 @@
 #include "core/store/postgres_item_store.h"
 #include "core/store/sqlite_item_store.h"
 #include "server/logging.h"
+#include "server/http/http_api.h"
 #include "server/metrics/metrics_http_server.h"
 #include "server/metrics/metrics_registry.h"
 #include "server/model_folder.h"
@@ -42,6 +43,9 @@
 
 ABSL_FLAG(std::string, config, "", "server config file (retrace.v1.ServerConfig, text format)");
 ABSL_FLAG(std::string, listen, "", "host:port to listen on (default 127.0.0.1:50051; port 0 picks one)");
+ABSL_FLAG(std::string, http_listen, "",
+          "host:port of the HTTP/JSON API and web page (default 127.0.0.1:8080; off: none)");
+ABSL_FLAG(std::string, http_port_file, "", "write the HTTP port actually listened on to this file");
 ABSL_FLAG(std::string, models, "", "folder with clip/ and captioner/ model folders (default build/models)");
 ABSL_FLAG(std::string, data_dir, "", "the server's data folder (default retrace-data)");
 ABSL_FLAG(std::string, store, "",
@@ -167,6 +171,7 @@ int Run(ServerLoggers& logs) {
     config = std::move(*loaded);
   }
   if (auto v = absl::GetFlag(FLAGS_listen); !v.empty()) config.set_listen(v);
+  if (auto v = absl::GetFlag(FLAGS_http_listen); !v.empty()) config.set_http_listen(v);
   if (auto v = absl::GetFlag(FLAGS_models); !v.empty()) config.set_models_dir(v);
   if (auto v = absl::GetFlag(FLAGS_data_dir); !v.empty()) config.set_data_dir(v);
   if (auto v = absl::GetFlag(FLAGS_store); !v.empty()) config.set_store(v);
@@ -223,9 +228,10 @@ int Run(ServerLoggers& logs) {
   service_options.max_index_streams = limits.max_index_streams();
   service_options.max_items_per_stream = limits.max_items_per_stream();
   service_options.access_log = observability.access_log();
-  RetraceService service(&pool, auth.get(), &metrics, logs, service_options);
+  CallGate gate(&pool, auth.get(), &metrics, logs, service_options);
+  RetraceService service(&gate);
   std::atomic<engine::Engine*> ready_engine{nullptr};
-  metrics.WatchServer(&pool, &service, &ready_engine);
+  metrics.WatchServer(&pool, &gate, &ready_engine);
 
   std::unique_ptr<metrics::MetricsHttpServer> metrics_http;
   if (!observability.metrics_listen().empty()) {
@@ -261,6 +267,35 @@ int Run(ServerLoggers& logs) {
             tls ? (security.tls_client_ca().empty() ? "TLS" : "TLS with client certificates")
                 : "plaintext",
             auth->enabled() ? absl::StrCat(", ", auth->size(), " bearer tokens") : "");
+  std::unique_ptr<http::HttpApi> http_api;
+  if (config.http_listen() != engine::defaults::kHttpOff) {
+    http::HttpListener::Options http_options;
+    http_options.what = "HTTP API";
+    // An HTTP thread waits while a worker runs its call: as many as the workers, plus two for
+    // the page's files, health probes and requests refused at the door.
+    http_options.threads = static_cast<size_t>(config.threads().workers()) + 2;
+    http_options.max_body_bytes = static_cast<size_t>(limits.max_message_bytes());
+    http_options.tls_cert = security.tls_cert();
+    http_options.tls_key = security.tls_key();
+    http_options.tls_client_ca = security.tls_client_ca();
+    auto started = http::HttpApi::Start(config.http_listen(), &gate, http_options);
+    if (started.ok()) {
+      http_api = std::move(*started);
+      const std::string host = config.http_listen().substr(0, config.http_listen().rfind(':'));
+      log->info("HTTP/JSON API and web page at {}://{}:{}/ (OpenAPI at /v1/openapi.json)",
+                tls ? "https" : "http", host, http_api->port());
+      if (const std::string path = absl::GetFlag(FLAGS_http_port_file); !path.empty()) {
+        std::ofstream(path) << http_api->port() << "\n";
+      }
+    } else if (config.http_listen() == engine::defaults::kHttpListen &&
+               started.status().code() == absl::StatusCode::kUnavailable) {
+      log->warn("no HTTP/JSON API: {} (give --http-listen HOST:PORT, or off)",
+                started.status().ToString());
+    } else {
+      server->Shutdown();
+      return Fail(*log, started.status(), "--http-listen");
+    }
+  }
 
   const int grace = config.shutdown_grace_seconds();
   std::atomic<bool> stopping{false};
@@ -325,7 +360,7 @@ int Run(ServerLoggers& logs) {
       engine::Engine::Open(engine_options, std::move(*models), std::move(*store), logs.events);
   if (!engine.ok()) return fail_started(engine.status(), "opening collections");
 
-  service.SetEngine(engine->get());
+  gate.SetEngine(engine->get());
   ready_engine = engine->get();
   // SERVING once every collection has caught up with the store (within
   // replication.ready_max_lag): a replica that starts behind others does not take traffic it
@@ -344,6 +379,7 @@ int Run(ServerLoggers& logs) {
 
   server->Wait();
   signal_waiter.join();
+  if (http_api) http_api->Stop();  // its calls use the engine
   if (metrics_http) metrics_http->Stop();  // its gauges read the engine
   ready_engine = nullptr;
   // Calls are drained: a last snapshot makes the next start fast.

@@ -1,39 +1,28 @@
 // retrace_service.h — the gRPC front end: retrace.v1.Retrace on the callback API.
 //
-// Every call passes one gate (Admit): a request id (the client's `x-request-id` metadata, or a
-// new one, echoed in the response's initial metadata), readiness, the bearer token and the
-// RPC's scope and collection (token_auth.h). Each handler then converts its request
-// (proto_convert.h), hands the work to the worker pool, and finishes the call from there, so
-// gRPC's threads never wait on decoding, inference or search. A full queue
-// (limits.max_pending_calls) answers RESOURCE_EXHAUSTED; work whose deadline (the client's, else
-// ServiceOptions.default_deadline) passed while it queued is dropped with DEADLINE_EXCEEDED.
-// Index is a bidirectional stream: one request in flight per stream, each answered with its
-// per-item results once they are stored. Each of its requests passes the same queue bound as a
-// unary call; over it the stream ends RESOURCE_EXHAUSTED (earlier requests stay stored). Its
+// Every call passes the transport-neutral gate (call_gate.h: request id — the client's
+// `x-request-id` metadata or a new one, echoed in the response's initial metadata — readiness,
+// bearer token, scope and collection, the queue bound, the deadline) and runs its RPC's handler
+// (rpc_handlers.h) on the worker pool, so gRPC's threads never wait on decoding, inference or
+// search. Index is a bidirectional stream: one request in flight per stream, each answered with
+// its per-item results once they are stored. Each of its requests passes the same queue bound as
+// a unary call; over it the stream ends RESOURCE_EXHAUSTED (earlier requests stay stored). Its
 // requests are parsed as the wire-compatible IndexRequestWire, so invalid UTF-8 in one item fails
 // that item alone.
 //
-// Thread-safety: safe for concurrent calls; the engine and the pool are shared.
+// Thread-safety: safe for concurrent calls; the gate, the engine and the pool are shared.
 //
-//   RetraceService service(&pool, auth.get(), &metrics, logs, options);
-//   builder.RegisterService(&service);  ...  service.SetEngine(engine.get());
+//   CallGate gate(&pool, auth.get(), &metrics, logs, options);
+//   RetraceService service(&gate);
+//   builder.RegisterService(&service);  ...  gate.SetEngine(engine.get());
 #ifndef RETRACE_SERVER_RETRACE_SERVICE_H_
 #define RETRACE_SERVER_RETRACE_SERVICE_H_
 
-#include <atomic>
-#include <chrono>
-#include <functional>
-#include <memory>
 #include <string>
 #include <string_view>
 
-#include "core/common/thread_pool.h"
-#include "core/engine/defaults.h"
-#include "core/engine/engine.h"
 #include "retrace/v1/retrace.grpc.pb.h"
-#include "server/logging.h"
-#include "server/service_metrics.h"
-#include "server/token_auth.h"
+#include "server/call_gate.h"
 
 namespace retrace::server {
 
@@ -49,36 +38,10 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
                             v1::Retrace::WithCallbackMethod_GetClusterStatus<
                                 v1::Retrace::Service>>>>>>>>>>;
 
-// ServiceOptions: the front end's own bounds (ServerConfig.limits) and logging.
-struct ServiceOptions {
-  // Unary calls and Index requests waiting for a worker; over it RESOURCE_EXHAUSTED.
-  int max_pending_calls = engine::defaults::kMaxPendingCalls;
-  // The deadline of unary calls whose client set none.
-  std::chrono::milliseconds default_deadline{engine::defaults::kDefaultDeadlineMs};
-  int max_index_streams = engine::defaults::kMaxIndexStreams;  // Index streams open at once
-  int64_t max_items_per_stream = engine::defaults::kMaxItemsPerStream;
-  bool access_log = false;  // one info line per call (else debug)
-};
-
-// RpcSpec: what the one admission path needs to know of an RPC.
-struct RpcSpec {
-  const char* name;
-  Scope scope;
-};
-
 class RetraceService final : public RetraceCallbackBase {
  public:
-  // RetraceService does not own `pool`, `auth` or `metrics` (may be null); all must outlive the
-  // gRPC server. Until SetEngine is called every call but health answers UNAVAILABLE, so the
-  // server can listen (and report NOT_SERVING) while the models load.
-  RetraceService(ThreadPool* pool, const TokenAuthorizer* auth, ServiceMetrics* metrics,
-                 ServerLoggers logs, ServiceOptions options);
-
-  // SetEngine makes the service ready. `engine` is not owned and must outlive the gRPC server.
-  void SetEngine(engine::Engine* engine) { engine_.store(engine, std::memory_order_release); }
-
-  // IndexStreamsOpen: Index streams now open (a gauge for metrics).
-  int IndexStreamsOpen() const { return index_streams_.load(std::memory_order_relaxed); }
+  // RetraceService does not own `gate`, which must outlive the gRPC server.
+  explicit RetraceService(CallGate* gate) : gate_(gate) {}
 
   grpc::ServerUnaryReactor* Caption(grpc::CallbackServerContext* context,
                                     const v1::CaptionRequest* request,
@@ -111,34 +74,13 @@ class RetraceService final : public RetraceCallbackBase {
 
  private:
   class IndexReactor;
-  // `call` carries the call's deadline to the engine, which drops work still queued for a
-  // model or an index when it passes.
-  using Work = std::function<absl::Status(engine::Engine& engine, const Principal& who,
-                                          const engine::CallOptions& call)>;
 
-  // Admit is the one gate every call passes: request id, readiness, authentication and the
-  // RPC's scope and collection. On failure the status to finish the call with.
-  absl::StatusOr<Principal> Admit(grpc::CallbackServerContext* context, const RpcSpec& rpc,
-                                  std::string_view collection, std::string* request_id);
-  // QueueFull: RESOURCE_EXHAUSTED, naming limits.max_pending_calls, when that many tasks already
-  // wait for a worker; OK otherwise. Unary calls and Index requests pass it before queueing.
-  absl::Status QueueFull() const;
-  // Offload admits the call, then runs `work` on the pool (unless the queue is full or the
-  // deadline passed while it waited) and finishes the call with the status it returns.
+  // Offload admits the call through the gate, runs `work` on the pool and finishes the call
+  // with the status it returns.
   grpc::ServerUnaryReactor* Offload(grpc::CallbackServerContext* context, const RpcSpec& rpc,
-                                    std::string_view collection, Work work);
-  // Finished records a finished call (or Index request) in the metrics and the call log.
-  void Finished(const RpcSpec& rpc, const grpc::Status& status,
-                std::chrono::steady_clock::time_point start, std::string_view request_id,
-                std::string_view principal);
+                                    std::string_view collection, CallGate::Work work);
 
-  std::atomic<engine::Engine*> engine_{nullptr};
-  ThreadPool* const pool_;
-  const TokenAuthorizer* const auth_;
-  ServiceMetrics* const metrics_;
-  const ServerLoggers logs_;
-  const ServiceOptions options_;
-  std::atomic<int> index_streams_{0};
+  CallGate* const gate_;
 };
 
 }  // namespace retrace::server

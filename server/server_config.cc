@@ -48,6 +48,7 @@ absl::StatusOr<v1::ServerConfig> LoadServerConfig(const std::string& path) {
 void ApplyDefaults(v1::ServerConfig& c) {
   namespace d = engine::defaults;
   if (c.listen().empty()) c.set_listen(d::kListen);
+  if (c.http_listen().empty()) c.set_http_listen(d::kHttpListen);
   if (c.models_dir().empty()) c.set_models_dir(d::kModelsDir);
   if (c.data_dir().empty()) c.set_data_dir(d::kDataDir);
   if (c.shutdown_grace_seconds() == 0) c.set_shutdown_grace_seconds(d::kShutdownGraceSeconds);

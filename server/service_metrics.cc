@@ -7,7 +7,7 @@
 
 #include "core/engine/engine.h"
 #include "server/logging.h"
-#include "server/retrace_service.h"
+#include "server/call_gate.h"
 
 namespace retrace::server {
 namespace {
@@ -65,13 +65,13 @@ ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry
   }
 }
 
-void ServiceMetrics::WatchServer(const ThreadPool* pool, const RetraceService* service,
+void ServiceMetrics::WatchServer(const ThreadPool* pool, const CallGate* gate,
                                  const std::atomic<engine::Engine*>* engine) {
   Check(registry_->AddCallbackGauge("retrace_worker_queue_depth",
                                     "Calls waiting for a worker thread.",
                                     [pool] { return static_cast<double>(pool->Pending()); }));
   Check(registry_->AddCallbackGauge("retrace_index_streams_open", "Index streams now open.",
-                                    [service] { return double{1} * service->IndexStreamsOpen(); }));
+                                    [gate] { return double{1} * gate->IndexStreamsOpen(); }));
   Check(registry_->AddCallbackGauge(
       "retrace_ready",
       "1 once the models are warm, the collections open and caught up with the store (health "

@@ -36,7 +36,7 @@ class Engine;
 
 namespace retrace::server {
 
-class RetraceService;
+class CallGate;
 
 // kRpcNames: the RPCs of retrace.v1.Retrace, as RecordCall receives them.
 inline constexpr std::array<std::string_view, 10> kRpcNames = {
@@ -53,7 +53,7 @@ class ServiceMetrics final : public engine::StageObserver {
   // WatchServer adds the gauges read at scrape time. The pointers are not owned and must
   // outlive every scrape (the metrics HTTP server is stopped first). `engine` holds null until
   // the server is ready.
-  void WatchServer(const ThreadPool* pool, const RetraceService* service,
+  void WatchServer(const ThreadPool* pool, const CallGate* gate,
                    const std::atomic<engine::Engine*>* engine);
 
   // RecordCall: one finished call of `rpc` (one of kRpcNames) with `code`, taking `seconds`.

@@ -52,6 +52,9 @@ inline constexpr int kDefaultDeadlineMs = 60'000;
 
 // The server.
 inline constexpr char kListen[] = "127.0.0.1:50051";
+// The HTTP/JSON API and web page (server/http/http_api.h); "off" turns them off.
+inline constexpr char kHttpListen[] = "127.0.0.1:8080";
+inline constexpr char kHttpOff[] = "off";
 inline constexpr char kModelsDir[] = "build/models";
 inline constexpr char kDataDir[] = "retrace-data";
 inline constexpr int kShutdownGraceSeconds = 30;

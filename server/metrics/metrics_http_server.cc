@@ -1,162 +1,48 @@
 #include "server/metrics/metrics_http_server.h"
 
 #include <httplib.h>
-#include <netdb.h>
-#include <sys/socket.h>
 
-#include <algorithm>
-#include <atomic>
-#include <cerrno>
-#include <chrono>
-#include <cstring>
 #include <string>
-#include <thread>
 #include <utility>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "server/http/http_listener.h"
 
 namespace retrace::metrics {
 namespace {
 
 constexpr char kMetricsContentType[] = "text/plain; version=0.0.4; charset=utf-8";
 
-// Scrapes are small and rare: a scraper and a probe at a time is plenty.
-constexpr size_t kWorkerThreads = 2;
-
-// An idle keep-alive connection holds a worker, and Stop waits for it, up to this long.
-constexpr time_t kKeepAliveTimeoutSeconds = 1;
-
-struct HostPort {
-  std::string host;
-  int port = 0;
-};
-
-// ParseAddress splits "host:port" or "[ipv6]:port".
-absl::StatusOr<HostPort> ParseAddress(absl::string_view address) {
-  const auto invalid = [address](absl::string_view why) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("metrics address \"", address, "\" is not valid: ", why));
-  };
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos) return invalid("expected host:port");
-  absl::string_view host = address.substr(0, colon);
-  const absl::string_view port_text = address.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (host.find(':') != absl::string_view::npos) {
-    return invalid("an IPv6 host goes in brackets, as in [::1]:9090");
-  }
-  if (host.empty()) return invalid("the host is empty (use 0.0.0.0 for every interface)");
-  int port = -1;
-  if (port_text.empty() || !std::all_of(port_text.begin(), port_text.end(), absl::ascii_isdigit) ||
-      !absl::SimpleAtoi(port_text, &port) || port > 65535) {
-    return invalid("the port must be a number from 0 to 65535");
-  }
-  return HostPort{std::string(host), port};
-}
-
-// CheckResolves tells a host that cannot be resolved (InvalidArgument) from a port that cannot
-// be bound, which httplib reports alike.
-absl::Status CheckResolves(const std::string& host, absl::string_view address) {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE;
-  addrinfo* result = nullptr;
-  const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &result);
-  if (rc != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics address \"", address, "\": cannot resolve the host: ", gai_strerror(rc)));
-  }
-  freeaddrinfo(result);
-  return absl::OkStatus();
-}
-
-// BindError turns the errno left by a failed bind into a status naming the address.
-absl::Status BindError(int error, absl::string_view address) {
-  const std::string reason = error != 0 ? std::strerror(error) : "bind failed";
-  const std::string message =
-      absl::StrCat("metrics HTTP server cannot listen on ", address, ": ", reason);
-  switch (error) {
-    case EADDRNOTAVAIL:
-      return absl::InvalidArgumentError(message);
-    case EACCES:
-      return absl::PermissionDeniedError(message);
-    default:
-      return absl::UnavailableError(message);
-  }
-}
-
 }  // namespace
 
 struct MetricsHttpServer::Impl {
-  httplib::Server server;
-  std::thread thread;
-  std::atomic<bool> listen_returned{false};
-  int port = 0;
-  absl::Mutex stop_mu;
-  bool stopped ABSL_GUARDED_BY(stop_mu) = false;
+  std::unique_ptr<http::HttpListener> listener;
 };
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     absl::string_view address, const Registry* registry, Options options) {
-  absl::StatusOr<HostPort> host_port = ParseAddress(address);
-  if (!host_port.ok()) return host_port.status();
-  if (absl::Status s = CheckResolves(host_port->host, address); !s.ok()) return s;
-
-  auto impl = std::make_unique<Impl>();
-  httplib::Server& server = impl->server;
-  server.new_task_queue = [] { return new httplib::ThreadPool(kWorkerThreads); };
-  // httplib's default sets SO_REUSEPORT, which would let a second server bind the same port
-  // and share its traffic; SO_REUSEADDR alone still allows a quick restart.
-  server.set_socket_options([](socket_t sock) {
-    int yes = 1;
-    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-  });
-  server.set_keep_alive_timeout(kKeepAliveTimeoutSeconds);
-  server.Get("/metrics", [registry](const httplib::Request&, httplib::Response& response) {
-    response.set_content(registry->Render(), kMetricsContentType);
-  });
-  if (options.ready) {
-    server.Get("/readyz", [ready = std::move(options.ready)](const httplib::Request&,
-                                                             httplib::Response& response) {
-      if (ready()) {
-        response.set_content("ok\n", "text/plain; charset=utf-8");
-      } else {
-        response.status = 503;
-        response.set_content("not ready\n", "text/plain; charset=utf-8");
-      }
+  http::HttpListener::Options listen;
+  listen.what = "metrics";
+  listen.threads = 2;  // scrapes are small and rare: a scraper and a probe at a time is plenty
+  auto routes = [registry, &options](httplib::Server& server) {
+    server.Get("/metrics", [registry](const httplib::Request&, httplib::Response& response) {
+      response.set_content(registry->Render(), kMetricsContentType);
     });
-  }
-
-  errno = 0;
-  if (host_port->port == 0) {
-    impl->port = server.bind_to_any_port(host_port->host);
-    if (impl->port < 0) return BindError(errno, address);
-  } else {
-    if (!server.bind_to_port(host_port->host, host_port->port)) return BindError(errno, address);
-    impl->port = host_port->port;
-  }
-
-  Impl* raw = impl.get();
-  impl->thread = std::thread([raw] {
-    raw->server.listen_after_bind();
-    raw->listen_returned = true;
-  });
-  // httplib's stop() does nothing until the listen loop runs, so a Stop right after Start
-  // would be lost; wait for the loop.
-  while (!server.is_running() && !raw->listen_returned) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
-  if (!server.is_running()) {
-    impl->thread.join();
-    return absl::UnavailableError(
-        absl::StrCat("metrics HTTP server on ", address, " stopped as soon as it started"));
-  }
+    if (options.ready) {
+      server.Get("/readyz", [ready = std::move(options.ready)](const httplib::Request&,
+                                                               httplib::Response& response) {
+        if (ready()) {
+          response.set_content("ok\n", "text/plain; charset=utf-8");
+        } else {
+          response.status = 503;
+          response.set_content("not ready\n", "text/plain; charset=utf-8");
+        }
+      });
+    }
+  };
+  auto listener = http::HttpListener::Start(address, listen, routes);
+  if (!listener.ok()) return listener.status();
+  auto impl = std::make_unique<Impl>();
+  impl->listener = std::move(*listener);
   return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(std::move(impl)));
 }
 
@@ -164,14 +50,8 @@ MetricsHttpServer::MetricsHttpServer(std::unique_ptr<Impl> impl) : impl_(std::mo
 
 MetricsHttpServer::~MetricsHttpServer() { Stop(); }
 
-int MetricsHttpServer::port() const { return impl_->port; }
+int MetricsHttpServer::port() const { return impl_->listener->port(); }
 
-void MetricsHttpServer::Stop() {
-  absl::MutexLock lock(&impl_->stop_mu);
-  if (impl_->stopped) return;
-  impl_->stopped = true;
-  impl_->server.stop();
-  impl_->thread.join();
-}
+void MetricsHttpServer::Stop() { impl_->listener->Stop(); }
 
 }  // namespace retrace::metrics
