@@ -260,13 +260,6 @@ int Run(ServerLoggers& logs) {
   }
   // Not ready until the models and collections are: load balancers and probes wait.
   server->GetHealthCheckService()->SetServingStatus(false);
-  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
-    std::ofstream(path) << port << "\n";
-  }
-  log->info("retrace-server listening on {} (port {}, {}{}), loading models", config.listen(), port,
-            tls ? (security.tls_client_ca().empty() ? "TLS" : "TLS with client certificates")
-                : "plaintext",
-            auth->enabled() ? absl::StrCat(", ", auth->size(), " bearer tokens") : "");
   std::unique_ptr<http::HttpApi> http_api;
   if (config.http_listen() != engine::defaults::kHttpOff) {
     http::HttpListener::Options http_options;
@@ -296,6 +289,14 @@ int Run(ServerLoggers& logs) {
       return Fail(*log, started.status(), "--http-listen");
     }
   }
+  // The gRPC port file last: once it exists, both ports are.
+  if (const std::string path = absl::GetFlag(FLAGS_port_file); !path.empty()) {
+    std::ofstream(path) << port << "\n";
+  }
+  log->info("retrace-server listening on {} (port {}, {}{}), loading models", config.listen(), port,
+            tls ? (security.tls_client_ca().empty() ? "TLS" : "TLS with client certificates")
+                : "plaintext",
+            auth->enabled() ? absl::StrCat(", ", auth->size(), " bearer tokens") : "");
 
   const int grace = config.shutdown_grace_seconds();
   std::atomic<bool> stopping{false};

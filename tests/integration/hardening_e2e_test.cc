@@ -143,6 +143,31 @@ TEST(TlsTest, TlsServerRefusesPlaintextAndServesTlsClients) {
       << testing::ReadFileBytes(out);
 }
 
+TEST(TlsTest, TheHttpApiSpeaksTlsWithTheSameCertificates) {
+  SKIP_WITHOUT_MODELS();
+  const Pki pki = Pki::Make();
+  ServerOptions options{FixtureDir() + "/demo",
+                        testing::NewTempDir("tls-http"),
+                        {"--tls-cert", pki.server_cert(), "--tls-key", pki.server_key()}};
+  options.credentials = TlsCredentials(pki, false);
+  options.http = true;
+  ServerProcess server(options);
+  ASSERT_TRUE(server.Start().ok()) << server.LogTail();
+  EXPECT_TRUE(absl::StrContains(server.Log(), "https://127.0.0.1:")) << server.LogTail();
+
+  httplib::SSLClient https("127.0.0.1", server.http_port());
+  https.set_ca_cert_path(pki.ca().c_str());
+  https.enable_server_certificate_verification(true);
+  auto answer = https.Get("/v1/collections");
+  ASSERT_TRUE(answer) << httplib::to_string(answer.error());
+  EXPECT_EQ(answer->status, 200) << answer->body;
+
+  httplib::Client plaintext("127.0.0.1", server.http_port());
+  plaintext.set_read_timeout(5);
+  auto refused = plaintext.Get("/v1/collections");
+  EXPECT_TRUE(!refused || refused->status != 200);
+}
+
 TEST(TlsTest, ClientCertificatesAreRequiredWhenAClientCaIsGiven) {
   SKIP_WITHOUT_MODELS();
   const Pki pki = Pki::Make();
@@ -202,10 +227,11 @@ class AuthTest : public ::testing::Test {
                      server::Sha256Hex(searcher_), "' scopes: 'search' collections: 'art' }\n",
                      "tokens { name: 'ingest' sha256: '", server::Sha256Hex(indexer_),
                      "' scopes: 'index' collections: 'art' }\n"));
-    server_ = std::make_unique<ServerProcess>(
-        ServerOptions{FixtureDir() + "/demo",
-                      dir + "/data",
-                      {"--auth-tokens", tokens_file_, "--access-log", "--log-level", "debug"}});
+    ServerOptions options{FixtureDir() + "/demo",
+                          dir + "/data",
+                          {"--auth-tokens", tokens_file_, "--access-log", "--log-level", "debug"}};
+    options.http = true;
+    server_ = std::make_unique<ServerProcess>(options);
     ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
     stub_ = server_->NewStub();
   }
@@ -252,6 +278,42 @@ class AuthTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> server_;
   std::unique_ptr<v1::Retrace::Stub> stub_;
 };
+
+TEST_F(AuthTest, HttpCallsNeedTheSameTokensScopesAndCollections) {
+  httplib::Client http("127.0.0.1", server_->http_port());
+  const auto bearer = [](const std::string& token) {
+    return httplib::Headers{{"Authorization", "Bearer " + token}};
+  };
+  const std::string art = R"({"collection":{"name":"art"}})";
+  auto anonymous = http.Get("/v1/collections");
+  ASSERT_TRUE(anonymous);
+  EXPECT_EQ(anonymous->status, 401) << anonymous->body;
+  EXPECT_TRUE(absl::StrContains(anonymous->body, "UNAUTHENTICATED")) << anonymous->body;
+  auto wrong = http.Get("/v1/collections", bearer("not-a-token"));
+  EXPECT_EQ(wrong->status, 401);
+  auto search_scope = http.Post("/v1/collections", bearer(searcher_), art, "application/json");
+  EXPECT_EQ(search_scope->status, 403) << search_scope->body;
+  auto admin = http.Post("/v1/collections", bearer(admin_), art, "application/json");
+  EXPECT_EQ(admin->status, 200) << admin->body;
+  ASSERT_EQ(http.Post("/v1/collections", bearer(admin_), R"({"collection":{"name":"other"}})",
+                      "application/json")
+                ->status,
+            200);
+  // The searcher sees only its collection, and may not search the other.
+  auto listed = http.Get("/v1/collections", bearer(searcher_));
+  ASSERT_EQ(listed->status, 200);
+  EXPECT_TRUE(absl::StrContains(listed->body, "\"art\""));
+  EXPECT_FALSE(absl::StrContains(listed->body, "\"other\"")) << listed->body;
+  auto other = http.Post("/v1/collections/other/search", bearer(searcher_), R"({"text":"a"})",
+                         "application/json");
+  EXPECT_EQ(other->status, 403) << other->body;
+  auto ok = http.Post("/v1/collections/art/search", bearer(searcher_), R"({"text":"a"})",
+                      "application/json");
+  EXPECT_EQ(ok->status, 200) << ok->body;
+  // Health and the page need no token; they show no data.
+  EXPECT_EQ(http.Get("/v1/health")->status, 200);
+  EXPECT_EQ(http.Get("/")->status, 200);
+}
 
 TEST_F(AuthTest, MissingOrUnknownTokensAreUnauthenticatedAndHealthStaysOpen) {
   // ServerProcess::Start waited for SERVING without a token: health is open.

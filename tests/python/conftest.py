@@ -39,7 +39,8 @@ def start_server(work, extra_args=()):
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [SERVER, "--listen", "127.0.0.1:0", "--models", models, "--data-dir",
-             str(work / "data"), "--port_file", str(port_file), "--workers", "2", *extra_args],
+             str(work / "data"), "--port_file", str(port_file), "--workers", "2",
+             "--http-listen", "off", *extra_args],
             stdout=log, stderr=subprocess.STDOUT)
 
     def fail(why):

@@ -70,6 +70,13 @@ absl::Status ServerProcess::Start() {
                                    "--data-dir",         options_.data_dir,
                                    "--port_file",        port_file,
                                    "--workers",          "2"};
+  const std::string http_port_file = options_.data_dir + ".http-port";
+  fs::remove(http_port_file);
+  if (options_.http) {
+    args.insert(args.end(), {"--http-listen", "127.0.0.1:0", "--http-port-file", http_port_file});
+  } else {
+    args.insert(args.end(), {"--http-listen", "off"});
+  }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   pid_ = fork();
   if (pid_ < 0) return absl::InternalError("fork failed");
@@ -97,6 +104,10 @@ absl::Status ServerProcess::Start() {
   }
   if (port.empty()) return absl::DeadlineExceededError("the server did not start:\n" + LogTail());
   address_ = absl::StrCat("127.0.0.1:", port);
+  if (options_.http) {  // written before the gRPC port file
+    std::ifstream in(http_port_file);
+    if (!(in >> http_port_)) return absl::InternalError("no HTTP port file:\n" + LogTail());
+  }
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(64 << 20);
   channel_args.SetMaxSendMessageSize(64 << 20);

@@ -37,6 +37,9 @@ struct ServerOptions {
   // wait_until_serving: Start returns once health says SERVING (the models are loaded); false:
   // as soon as the server listens.
   bool wait_until_serving = true;
+  // http: serve the HTTP/JSON API on an ephemeral loopback port (http_port()); false: off, so
+  // tests running side by side never contend for the default port.
+  bool http = false;
 };
 
 class ServerProcess {
@@ -54,6 +57,7 @@ class ServerProcess {
   void Kill();
 
   const std::string& address() const { return address_; }
+  int http_port() const { return http_port_; }  // options.http only
   std::shared_ptr<grpc::Channel> channel() const { return channel_; }
   std::unique_ptr<v1::Retrace::Stub> NewStub() const { return v1::Retrace::NewStub(channel_); }
   std::string LogTail() const;  // the last lines the server wrote to stderr
@@ -72,6 +76,7 @@ class ServerProcess {
   ServerOptions options_;
   pid_t pid_ = -1;
   std::string address_;
+  int http_port_ = 0;
   std::string log_path_;
   size_t log_start_ = 0;  // the log's size when this run started (restarts append to it)
   std::shared_ptr<grpc::Channel> channel_;

@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
-# deploy/validate/npm_ci.sh DEST — installs the validator's npm packages, exactly as
-# package-lock.json pins them, into DEST/node_modules (the build folder, not the source tree) with
-# Debian's Node.js and npm: `npm ci`. Skipped when DEST already holds this lock's install. A CTest
-# fixture (label deploy); needs the npm registry the first time.
+# tools/npm_ci.sh PACKAGE_DIR DEST — installs the npm packages of PACKAGE_DIR (deploy/validate,
+# tests/web), exactly as its package-lock.json pins them, into DEST/node_modules (the build
+# folder, not the source tree) with Debian's Node.js and npm: `npm ci`. Skipped when DEST already
+# holds this lock's install. A CTest fixture; needs the npm registry the first time.
 set -euo pipefail
 
-[ $# -eq 1 ] || { echo "usage: $0 DEST" >&2; exit 2; }
-here=$(cd "$(dirname "$0")" && pwd)
-dest=$1
+[ $# -eq 2 ] || { echo "usage: $0 PACKAGE_DIR DEST" >&2; exit 2; }
+here=$(cd "$1" && pwd)
+dest=$2
 echo "npm_ci: node $(node --version), npm $(npm --version)"
 if [ -d "$dest/node_modules" ] && cmp -s "$here/package-lock.json" "$dest/installed-lock.json"; then
   echo "npm_ci: $dest/node_modules is this package-lock.json's install; nothing to do"
