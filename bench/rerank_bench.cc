@@ -121,6 +121,10 @@ class GetItemsTimer : public store::ItemStore {
       const std::string& collection, const std::vector<std::string>& ids) const override {
     return store_->GetItemVersions(collection, ids);
   }
+  absl::StatusOr<std::vector<std::optional<std::string>>> GetThumbnails(
+      const std::string& collection, const std::vector<std::string>& ids) const override {
+    return store_->GetThumbnails(collection, ids);
+  }
   absl::StatusOr<store::DeleteResult> DeleteItems(const std::string& collection,
                                                   const std::vector<std::string>& ids) override {
     return store_->DeleteItems(collection, ids);

@@ -64,6 +64,10 @@ engine::CollectionSpec FromProto(const v1::Collection& collection) {
   if (collection.shards() != 0) spec.shards = collection.shards();
   if (!collection.caption_index().empty()) spec.caption_index = collection.caption_index();
   if (!collection.image_index().empty()) spec.image_index = collection.image_index();
+  // 0: the default side; -1: none (the engine's 0); anything else is checked by the engine.
+  if (collection.thumbnail_side() != 0) {
+    spec.thumbnail_side = collection.thumbnail_side() == -1 ? 0 : collection.thumbnail_side();
+  }
   return spec;
 }
 
@@ -78,6 +82,7 @@ void ToProto(const engine::CollectionInfo& info, v1::Collection* out) {
   out->set_image_index(info.spec.image_index);
   out->set_image_dim(info.image_dim);
   out->set_image_encoder_model(info.image_encoder_model);
+  out->set_thumbnail_side(info.spec.thumbnail_side > 0 ? info.spec.thumbnail_side : -1);
   out->set_created_position(info.created_position);
   out->set_applied_position(info.applied_position);
   out->set_lag(info.lag);
@@ -153,6 +158,7 @@ void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out
       item->mutable_caption_text()->mutable_values()->Add(r.item.caption_text.begin(),
                                                            r.item.caption_text.end());
     }
+    if (!r.item.thumbnail.empty()) item->set_thumbnail(r.item.thumbnail);
     if (!r.item.image_features.empty()) {
       item->mutable_image_features()->mutable_values()->Add(r.item.image_features.begin(),
                                                              r.item.image_features.end());

@@ -48,7 +48,9 @@ absl::Status HandleGet(engine::Engine& engine, const Principal&, const engine::C
   options.min_position = request.min_position();
   RETRACE_ASSIGN_OR_RETURN(
       std::vector<engine::GetResult> results,
-      engine.Get(request.collection(), ids, request.include_embeddings(), options));
+      engine.Get(request.collection(), ids,
+                 engine::GetFields{request.include_embeddings(), request.include_thumbnails()},
+                 options));
   ToProto(results, response);
   return absl::OkStatus();
 }

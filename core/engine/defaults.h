@@ -19,6 +19,12 @@ namespace retrace::engine::defaults {
 // Collections.
 inline constexpr char kIndexFactory[] = "Flat";  // exact inner product, both spaces
 inline constexpr int kShards = 1;
+// Thumbnails (CollectionSpec.thumbnail_side): the longest side of the JPEG kept per item, the
+// range a collection may choose, and the JPEG quality.
+inline constexpr int kThumbnailSide = 256;
+inline constexpr int kMinThumbnailSide = 16;
+inline constexpr int kMaxThumbnailSide = 1024;
+inline constexpr int kThumbnailJpegQuality = 85;
 
 // Search.
 inline constexpr int kTopK = 10;

@@ -127,7 +127,7 @@ absl::StatusOr<std::shared_ptr<LiveCollection>> Engine::Find(const std::string& 
 CollectionInfo Engine::Describe(const LiveCollection& collection) const {
   const store::CollectionRecord& r = collection.record();
   CollectionInfo info;
-  info.spec = {r.name, r.shards, r.caption_index, r.image_index};
+  info.spec = {r.name, r.shards, r.caption_index, r.image_index, r.thumbnail_side};
   info.caption_dim = r.caption_dim;
   info.clip_model = r.clip_model;
   info.captioner_model = r.captioner_model;
@@ -190,6 +190,13 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
     return absl::InvalidArgumentError(absl::StrCat("shards: ", spec.shards, " is not in 1..",
                                                    options_.limits.max_shards));
   }
+  if (spec.thumbnail_side != 0 && (spec.thumbnail_side < defaults::kMinThumbnailSide ||
+                                   spec.thumbnail_side > defaults::kMaxThumbnailSide)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("thumbnail_side: ", spec.thumbnail_side, " is not in ",
+                     defaults::kMinThumbnailSide, "..", defaults::kMaxThumbnailSide,
+                     " (pixels; 0: keep no thumbnails)"));
+  }
   if (registry_->size() >= static_cast<size_t>(options_.limits.max_collections)) {
     return absl::ResourceExhaustedError(
         absl::StrCat("collections: the server holds ", registry_->size(),
@@ -203,6 +210,7 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
   record.clip_model = models_.clip->manifest().Identity();
   record.captioner_model = models_.captioner->manifest().Identity();
   record.image_index = spec.image_index.empty() ? defaults::kIndexFactory : spec.image_index;
+  record.thumbnail_side = spec.thumbnail_side;
   record.image_dim = models_.clip->dim();
   if (models_.image_encoder != nullptr) {
     record.image_dim += models_.image_encoder->dim();
@@ -279,15 +287,14 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
 
 absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection_name,
                                                     const std::vector<std::string>& ids,
-                                                    bool include_embeddings,
-                                                    const CallOptions& call) {
+                                                    GetFields fields, const CallOptions& call) {
   if (call.min_position > 0) {
     RETRACE_RETURN_IF_ERROR(Find(collection_name, call).status());
   }
   // Get reads the store, which holds every committed write: a refused collection's items too.
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
-  return searcher_->Get(*collection, ids, include_embeddings);
+  return searcher_->Get(*collection, ids, fields);
 }
 
 absl::Status Engine::SnapshotAll() { return replicator_->SnapshotAll(); }

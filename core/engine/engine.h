@@ -135,12 +135,12 @@ class Engine {
   absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query,
                                       const CallOptions& call = {});
 
-  // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings only when
-  // asked. Reads the store. The call fails as a whole for NOT_FOUND (collection),
-  // INVALID_ARGUMENT (id count) or the store's error.
+  // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings and
+  // thumbnails only when `fields` asks. Reads the store. The call fails as a whole for
+  // NOT_FOUND (collection), INVALID_ARGUMENT (id count) or the store's error.
   absl::StatusOr<std::vector<GetResult>> Get(const std::string& collection,
                                              const std::vector<std::string>& ids,
-                                             bool include_embeddings, const CallOptions& call = {});
+                                             GetFields fields, const CallOptions& call = {});
 
   // SnapshotAll writes a snapshot of every collection that changed since its last one, then
   // compacts the deletions no live replica needs. Returns the first error (the others are still

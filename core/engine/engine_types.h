@@ -172,6 +172,13 @@ struct ItemRecord {
   std::vector<float> clip_image;    // empty unless embeddings were asked for
   std::vector<float> caption_text;
   std::vector<float> image_features;  // empty without an image encoder
+  std::string thumbnail;  // JPEG; empty unless asked for and the collection keeps them
+};
+
+// GetFields: what Get reads besides ids, captions and attributes.
+struct GetFields {
+  bool embeddings = false;
+  bool thumbnail = false;
 };
 
 struct GetResult {
@@ -184,6 +191,9 @@ struct CollectionSpec {
   int shards = defaults::kShards;
   std::string caption_index = defaults::kIndexFactory;
   std::string image_index = defaults::kIndexFactory;
+  // The longest side of the JPEG kept per item for showing it, kMinThumbnailSide..
+  // kMaxThumbnailSide; 0: none.
+  int thumbnail_side = defaults::kThumbnailSide;
 };
 
 struct CollectionInfo {

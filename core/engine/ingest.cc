@@ -8,11 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/common/utf8.h"
+#include "core/engine/defaults.h"
 #include "core/engine/image_space.h"
 #include "core/engine/internal/content_hash.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/image/decode.h"
+#include "core/image/thumbnail.h"
 
 namespace retrace::engine {
 namespace {
@@ -100,6 +102,7 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
   std::vector<ItemResult>& results = written.items;
   results.resize(items.size());
   std::vector<image::Image> decoded(items.size());
+  std::vector<std::string> thumbnails(items.size());  // when the collection keeps them
   std::vector<uint64_t> hashes(items.size());
   std::vector<size_t> valid;  // items that passed validation, in order
   std::vector<size_t> good;   // ... and are new or changed, and decoded
@@ -143,6 +146,15 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
     }
     decoded[i] = std::move(*image);
     std::string().swap(items[i].image);  // the encoded bytes are no longer needed
+    if (record.thumbnail_side > 0) {
+      auto jpeg = image::EncodeThumbnail(decoded[i], record.thumbnail_side,
+                                         defaults::kThumbnailJpegQuality);
+      if (!jpeg.ok()) {
+        results[i].status = Prefixed(jpeg.status(), ItemLabel("items", i, items[i].id, true));
+        continue;
+      }
+      thumbnails[i] = std::move(*jpeg);
+    }
     good.push_back(i);
   }
 
@@ -213,6 +225,7 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
     if (!results[i].status.ok()) continue;
     stored[i].id = items[i].id;
     stored[i].content_hash = hashes[i];
+    stored[i].thumbnail = std::move(thumbnails[i]);
     stored[i].attributes = std::move(items[i].attributes);
     results[i].caption = stored[i].caption;
     batch_owner.push_back(i);

@@ -311,7 +311,7 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
 
 absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& collection,
                                                      const std::vector<std::string>& ids,
-                                                     bool include_embeddings) {
+                                                     GetFields fields) {
   RETRACE_RETURN_IF_ERROR(ValidateItemCount(ids.size(), "ids", options_.limits));
   std::vector<GetResult> results(ids.size());
   std::vector<std::string> valid;
@@ -328,7 +328,13 @@ absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& colle
   }
   if (valid.empty()) return results;
   RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
-                           store_->GetItems(collection.name(), valid));
+                           fields.embeddings
+                               ? store_->GetItems(collection.name(), valid)
+                               : store_->GetItemsWithoutEmbeddings(collection.name(), valid));
+  std::vector<std::optional<std::string>> thumbnails(valid.size());
+  if (fields.thumbnail && collection.record().thumbnail_side > 0) {
+    RETRACE_ASSIGN_OR_RETURN(thumbnails, store_->GetThumbnails(collection.name(), valid));
+  }
   for (size_t v = 0; v < valid.size(); ++v) {
     GetResult& result = results[valid_owner[v]];
     if (!stored[v].has_value()) {
@@ -339,7 +345,8 @@ absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& colle
     }
     result.item.caption = std::move(stored[v]->caption);
     result.item.attributes = std::move(stored[v]->attributes);
-    if (include_embeddings) {
+    if (thumbnails[v].has_value()) result.item.thumbnail = std::move(*thumbnails[v]);
+    if (fields.embeddings) {
       result.item.clip_image = std::move(stored[v]->clip_image);
       result.item.caption_text = std::move(stored[v]->caption_text);
       result.item.image_features = std::move(stored[v]->image_features);

@@ -42,7 +42,7 @@ class Searcher {
   // Get: see Engine::Get.
   absl::StatusOr<std::vector<GetResult>> Get(const LiveCollection& collection,
                                              const std::vector<std::string>& ids,
-                                             bool include_embeddings);
+                                             GetFields fields);
 
  private:
   struct ProvenanceQuery;

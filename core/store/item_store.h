@@ -58,6 +58,9 @@ struct CollectionRecord {
   // caption_dim) or the image encoder's (CS-SLIP) concatenated with it.
   int image_dim = 0;
   std::string image_encoder_model;     // identity of the image encoder; empty: none
+  // The longest side, in pixels, of the JPEG kept per item for showing it (PutItems stores
+  // StoredItem.thumbnail); 0: the collection keeps none.
+  int thumbnail_side = 0;
   // Output only (CreateCollection ignores them). created_position: the position of the
   // collection's creation; a collection dropped and created again under the same name gets a
   // new one, so an index or snapshot of the old collection is recognisable as stale.
@@ -81,6 +84,10 @@ struct StoredItem {
   // never computes or checks it. GetItemVersions reads it back cheaply, so that re-sending
   // unchanged content can be skipped before any model runs.
   uint64_t content_hash = 0;
+  // Input only: a small JPEG of the image, for showing the item; empty: none. PutItems stores
+  // it in the same transaction as the item (and removes an older one when empty); reads leave it
+  // empty, GetThumbnails reads it. It is not part of the change feed: no index needs it.
+  std::string thumbnail;
   // Output only: the position of the put that stored this version (PutItems ignores it).
   int64_t position = 0;
 };
@@ -189,7 +196,13 @@ class ItemStore {
   virtual absl::StatusOr<std::vector<std::optional<ItemVersion>>> GetItemVersions(
       const std::string& collection, const std::vector<std::string>& ids) const = 0;
 
-  // DeleteItems removes items durably; see DeleteResult. NOT_FOUND if the collection is absent.
+  // GetThumbnails returns, per id in order, the item's thumbnail; nullopt for an id that is not
+  // stored or was stored without one. NOT_FOUND if the collection is absent.
+  virtual absl::StatusOr<std::vector<std::optional<std::string>>> GetThumbnails(
+      const std::string& collection, const std::vector<std::string>& ids) const = 0;
+
+  // DeleteItems removes items (and their thumbnails) durably; see DeleteResult. NOT_FOUND if
+  // the collection is absent.
   virtual absl::StatusOr<DeleteResult> DeleteItems(const std::string& collection,
                                                    const std::vector<std::string>& ids) = 0;
 

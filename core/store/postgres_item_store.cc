@@ -86,8 +86,22 @@ CREATE TABLE replica_positions (
 );
 )sql";
 
+// Version 2 keeps a small JPEG per item for showing it (collections.thumbnail_side > 0), in its
+// own table, so the change feed and every read of `items` leave the images unread. JPEG bytes
+// do not compress either.
+constexpr char kMigrateToV2[] = R"sql(
+ALTER TABLE collections ADD COLUMN thumbnail_side integer NOT NULL DEFAULT 0;
+CREATE TABLE thumbnails (
+  collection bytea NOT NULL REFERENCES collections(name),
+  id bytea NOT NULL,
+  jpeg bytea NOT NULL,
+  PRIMARY KEY (collection, id)
+);
+ALTER TABLE thumbnails ALTER COLUMN jpeg SET STORAGE EXTERNAL;
+)sql";
+
 // kMigrations[v - 1] takes the schema from version v - 1 to v.
-constexpr const char* kMigrations[] = {kSchemaV1};
+constexpr const char* kMigrations[] = {kSchemaV1, kMigrateToV2};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == PostgresItemStore::kSchemaVersion);
 
 // Any fixed number: the advisory lock that serialises migrations of one database.
@@ -388,13 +402,14 @@ absl::StatusOr<int64_t> PostgresItemStore::CreateCollection(const CollectionReco
   auto inserted = conn->Exec(
       absl::StrCat("INSERT INTO collections(name, shards, caption_index, caption_dim, clip_model, "
                    "captioner_model, image_index, image_dim, image_encoder_model, created_at, "
-                   "created_position, last_position) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, ",
-                   kNowMillis, ", $10, $10)"),
+                   "created_position, last_position, thumbnail_side) VALUES ($1, $2, $3, $4, $5, "
+                   "$6, $7, $8, $9, ",
+                   kNowMillis, ", $10, $10, $11)"),
       {Param::Bytes(record.name), Param::Int(record.shards), Param::Bytes(record.caption_index),
        Param::Int(record.caption_dim), Param::Bytes(record.clip_model),
        Param::Bytes(record.captioner_model), Param::Bytes(record.image_index),
        Param::Int(record.image_dim), Param::Bytes(record.image_encoder_model),
-       Param::Int(position)},
+       Param::Int(position), Param::Int(record.thumbnail_side)},
       absl::StrCat("create collection ", Quote(record.name)));
   if (!inserted.ok() && inserted.status().code() == absl::StatusCode::kAlreadyExists) {
     return absl::AlreadyExistsError(
@@ -414,6 +429,7 @@ absl::StatusOr<int64_t> PostgresItemStore::DropCollection(const std::string& nam
   RETRACE_ASSIGN_OR_RETURN(int64_t position, TakePosition(*conn));
   RETRACE_RETURN_IF_ERROR(CheckCollection(*conn, name));
   for (const char* sql : {"DELETE FROM items WHERE collection = $1",
+                          "DELETE FROM thumbnails WHERE collection = $1",
                           "DELETE FROM deletions WHERE collection = $1",
                           "DELETE FROM replica_positions WHERE collection = $1",
                           "DELETE FROM collections WHERE name = $1"}) {
@@ -441,8 +457,8 @@ absl::StatusOr<StoreState> PostgresItemStore::ReadState() const {
   RETRACE_ASSIGN_OR_RETURN(
       Result r,
       conn->Exec("SELECT name, shards, caption_index, caption_dim, clip_model, captioner_model, "
-                 "created_position, image_index, image_dim, image_encoder_model, last_position "
-                 "FROM collections ORDER BY name",
+                 "created_position, image_index, image_dim, image_encoder_model, last_position, "
+                 "thumbnail_side FROM collections ORDER BY name",
                  {}, "list collections"));
   for (int row = 0; row < r.rows(); ++row) {
     CollectionRecord& c = state.collections.emplace_back();
@@ -457,6 +473,7 @@ absl::StatusOr<StoreState> PostgresItemStore::ReadState() const {
     c.image_dim = r.Int32(row, 8);
     c.image_encoder_model = std::string(r.Bytes(row, 9));
     c.last_change_position = r.Int64(row, 10);
+    c.thumbnail_side = r.Int32(row, 11);
   }
   RETRACE_RETURN_IF_ERROR(txn.Commit());
   Saw(state.last_position);
@@ -528,6 +545,29 @@ absl::StatusOr<int64_t> PostgresItemStore::PutItems(const std::string& collectio
                                 ")"),
                    id_params, "forget deletions")
             .status());
+    // The batch's thumbnails replace the older versions' (a version without one shows none).
+    RETRACE_RETURN_IF_ERROR(
+        conn->Exec(absl::StrCat("DELETE FROM thumbnails WHERE collection = $1 AND id IN (", ids,
+                                ")"),
+                   id_params, "replace thumbnails")
+            .status());
+    std::vector<Param> thumbnail_params = {Param::Bytes(collection)};
+    std::string thumbnail_values;
+    for (size_t i = begin; i < end; ++i) {
+      if (items[i].thumbnail.empty()) continue;
+      const size_t p = thumbnail_params.size() + 1;
+      absl::StrAppend(&thumbnail_values, thumbnail_values.empty() ? "" : ", ", "($1, $", p,
+                      ", $", p + 1, ")");
+      thumbnail_params.push_back(Param::Bytes(items[i].id));
+      thumbnail_params.push_back(Param::Bytes(items[i].thumbnail));
+    }
+    if (!thumbnail_values.empty()) {
+      RETRACE_RETURN_IF_ERROR(
+          conn->Exec(absl::StrCat("INSERT INTO thumbnails(collection, id, jpeg) VALUES ",
+                                  thumbnail_values),
+                     thumbnail_params, "store thumbnails")
+              .status());
+    }
   }
   RETRACE_RETURN_IF_ERROR(Announce(*conn, position));
   RETRACE_RETURN_IF_ERROR(txn.Commit());
@@ -604,6 +644,34 @@ absl::StatusOr<std::vector<std::optional<ItemVersion>>> PostgresItemStore::GetIt
   return versions;
 }
 
+absl::StatusOr<std::vector<std::optional<std::string>>> PostgresItemStore::GetThumbnails(
+    const std::string& collection, const std::vector<std::string>& ids) const {
+  RETRACE_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  Transaction txn(&*conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin("ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  RETRACE_RETURN_IF_ERROR(CheckCollection(*conn, collection));
+  std::vector<std::optional<std::string>> found(ids.size());
+  if (!ids.empty()) {
+    std::vector<Param> params = {Param::Bytes(collection)};
+    for (const std::string& id : ids) params.push_back(Param::Bytes(id));
+    RETRACE_ASSIGN_OR_RETURN(
+        Result r, conn->Exec(absl::StrCat("SELECT id, jpeg FROM thumbnails WHERE collection = $1 "
+                                          "AND id IN (",
+                                          Placeholders(2, ids.size()), ")"),
+                             params, absl::StrCat("get thumbnails of ", Quote(collection))));
+    absl::flat_hash_map<std::string, std::string> by_id;
+    for (int row = 0; row < r.rows(); ++row) {
+      by_id.emplace(std::string(r.Bytes(row, 0)), std::string(r.Bytes(row, 1)));
+    }
+    for (size_t i = 0; i < ids.size(); ++i) {
+      auto it = by_id.find(ids[i]);
+      if (it != by_id.end()) found[i] = it->second;
+    }
+  }
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return found;
+}
+
 absl::StatusOr<DeleteResult> PostgresItemStore::DeleteItems(const std::string& collection,
                                                             const std::vector<std::string>& ids) {
   RETRACE_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
@@ -620,6 +688,11 @@ absl::StatusOr<DeleteResult> PostgresItemStore::DeleteItems(const std::string& c
         Result r, conn->Exec(absl::StrCat("DELETE FROM items WHERE collection = $1 AND id IN (",
                                           Placeholders(2, ids.size()), ") RETURNING id"),
                              params, absl::StrCat("delete items of ", Quote(collection))));
+    RETRACE_RETURN_IF_ERROR(
+        conn->Exec(absl::StrCat("DELETE FROM thumbnails WHERE collection = $1 AND id IN (",
+                                Placeholders(2, ids.size()), ")"),
+                   params, absl::StrCat("delete thumbnails of ", Quote(collection)))
+            .status());
     absl::flat_hash_set<std::string> removed;
     for (int row = 0; row < r.rows(); ++row) removed.insert(std::string(r.Bytes(row, 0)));
     absl::flat_hash_set<absl::string_view> reported;

@@ -46,7 +46,7 @@ class Connection;
 class PostgresItemStore final : public ItemStore {
  public:
   // kSchemaVersion is the schema this build writes and reads (retrace_schema.version).
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   struct Options {
     // A libpq connection URI or key=value string, e.g. "postgresql://retrace@db:5432/retrace".
@@ -79,6 +79,8 @@ class PostgresItemStore final : public ItemStore {
   absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItemsWithoutEmbeddings(
       const std::string& collection, const std::vector<std::string>& ids) const override;
   absl::StatusOr<std::vector<std::optional<ItemVersion>>> GetItemVersions(
+      const std::string& collection, const std::vector<std::string>& ids) const override;
+  absl::StatusOr<std::vector<std::optional<std::string>>> GetThumbnails(
       const std::string& collection, const std::vector<std::string>& ids) const override;
   absl::StatusOr<DeleteResult> DeleteItems(const std::string& collection,
                                            const std::vector<std::string>& ids) override;

@@ -144,6 +144,20 @@ ALTER TABLE items ADD COLUMN image_features BLOB;
 PRAGMA user_version = 3;
 )sql";
 
+// kMigrateV4ToV5 keeps a small JPEG per item for showing it (collections.thumbnail_side > 0),
+// in its own table: the change feed, the index rebuilds and every read of `items` leave the
+// images unread, and a collection that keeps none pays nothing.
+constexpr char kMigrateV4ToV5[] = R"sql(
+ALTER TABLE collections ADD COLUMN thumbnail_side INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE thumbnails (
+  collection BLOB NOT NULL REFERENCES collections(name),
+  id         BLOB NOT NULL,
+  jpeg       BLOB NOT NULL,
+  PRIMARY KEY (collection, id)
+);
+PRAGMA user_version = 5;
+)sql";
+
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -209,7 +223,11 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
     RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV2ToV3, "migrate schema 2 to 3"));
     version = 3;
   }
-  if (version == 3) RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV3ToV4, "migrate schema 3 to 4"));
+  if (version == 3) {
+    RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV3ToV4, "migrate schema 3 to 4"));
+    version = 4;
+  }
+  if (version == 4) RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV4ToV5, "migrate schema 4 to 5"));
   return txn.Commit();
 }
 
@@ -322,8 +340,8 @@ absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord
       Statement stmt,
       conn.Prepare("INSERT INTO collections(name, shards, caption_index, caption_dim, clip_model, "
                    "captioner_model, created_at, created_seq, compacted_seq, image_index, "
-                   "image_dim, image_encoder_model, last_seq) "
-                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?8)"));
+                   "image_dim, image_encoder_model, last_seq, thumbnail_side) "
+                   "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?8, ?12)"));
   stmt.BindBytes(1, record.name);
   stmt.BindInt64(2, record.shards);
   stmt.BindBytes(3, record.caption_index);
@@ -335,6 +353,7 @@ absl::StatusOr<int64_t> SqliteItemStore::CreateCollection(const CollectionRecord
   stmt.BindBytes(9, record.image_index);
   stmt.BindInt64(10, record.image_dim);
   stmt.BindBytes(11, record.image_encoder_model);
+  stmt.BindInt64(12, record.thumbnail_side);
   int rc = stmt.Step();
   if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
     return absl::AlreadyExistsError(
@@ -355,7 +374,8 @@ absl::StatusOr<int64_t> SqliteItemStore::DropCollection(const std::string& name)
   Transaction txn(&conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, name));
-  for (const char* table : {"items", "deletions", "replica_positions", "collections"}) {
+  for (const char* table :
+       {"items", "thumbnails", "deletions", "replica_positions", "collections"}) {
     RETRACE_ASSIGN_OR_RETURN(
         Statement stmt,
         conn.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE ",
@@ -385,8 +405,8 @@ absl::StatusOr<StoreState> SqliteItemStore::ReadState() const {
   RETRACE_ASSIGN_OR_RETURN(
       Statement stmt,
       conn.Prepare("SELECT name, shards, caption_index, caption_dim, clip_model, captioner_model, "
-                   "created_seq, image_index, image_dim, image_encoder_model, last_seq "
-                   "FROM collections ORDER BY name"));
+                   "created_seq, image_index, image_dim, image_encoder_model, last_seq, "
+                   "thumbnail_side FROM collections ORDER BY name"));
   int rc;
   while ((rc = stmt.Step()) == SQLITE_ROW) {
     CollectionRecord& record = state.collections.emplace_back();
@@ -401,6 +421,7 @@ absl::StatusOr<StoreState> SqliteItemStore::ReadState() const {
     record.image_dim = static_cast<int>(stmt.ColumnInt64(8));
     record.image_encoder_model = std::string(stmt.ColumnBytes(9));
     record.last_change_position = stmt.ColumnInt64(10);
+    record.thumbnail_side = static_cast<int>(stmt.ColumnInt64(11));
   }
   if (rc != SQLITE_DONE) return conn.Error(rc, "list collections");
   RETRACE_RETURN_IF_ERROR(txn.Commit());
@@ -440,6 +461,13 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
                    "image_features = excluded.image_features"));
   RETRACE_ASSIGN_OR_RETURN(Statement undelete,
                            conn.Prepare("DELETE FROM deletions WHERE collection = ?1 AND id = ?2"));
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement put_thumbnail,
+      conn.Prepare("INSERT INTO thumbnails(collection, id, jpeg) VALUES (?1, ?2, ?3) "
+                   "ON CONFLICT(collection, id) DO UPDATE SET jpeg = excluded.jpeg"));
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement drop_thumbnail,
+      conn.Prepare("DELETE FROM thumbnails WHERE collection = ?1 AND id = ?2"));
   std::string attributes;
   for (const StoredItem& item : items) {
     attributes = internal::EncodeAttributes(item.attributes);
@@ -467,6 +495,17 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
           rc, absl::StrCat("forget deletion of ", Quote(item.id), " in ", Quote(collection)));
     }
     undelete.Reset();
+    // A new version without a thumbnail must not show the old version's.
+    Statement& thumbnail = item.thumbnail.empty() ? drop_thumbnail : put_thumbnail;
+    thumbnail.BindBytes(1, collection);
+    thumbnail.BindBytes(2, item.id);
+    if (!item.thumbnail.empty()) thumbnail.BindBytes(3, item.thumbnail);
+    rc = thumbnail.Step();
+    if (rc != SQLITE_DONE) {
+      return conn.Error(rc, absl::StrCat("store the thumbnail of ", Quote(item.id), " in ",
+                                         Quote(collection)));
+    }
+    thumbnail.Reset();
   }
   RETRACE_RETURN_IF_ERROR(Bump(conn, last_position_, &collection).status());
   RETRACE_RETURN_IF_ERROR(txn.Commit());
@@ -519,6 +558,36 @@ absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::ReadItem
   return found;
 }
 
+absl::StatusOr<std::vector<std::optional<std::string>>> SqliteItemStore::GetThumbnails(
+    const std::string& collection, const std::vector<std::string>& ids) const {
+  absl::MutexLock lock(&read_mu_);
+  Connection& conn = *reader_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
+  RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare("SELECT jpeg FROM thumbnails WHERE collection = ?1 AND id = ?2"));
+  std::vector<std::optional<std::string>> found;
+  found.reserve(ids.size());
+  for (const std::string& id : ids) {
+    stmt.BindBytes(1, collection);
+    stmt.BindBytes(2, id);
+    int rc = stmt.Step();
+    if (rc == SQLITE_ROW) {
+      found.emplace_back(std::string(stmt.ColumnBytes(0)));
+    } else if (rc == SQLITE_DONE) {
+      found.emplace_back(std::nullopt);
+    } else {
+      return conn.Error(rc, absl::StrCat("get the thumbnail of ", Quote(id), " in ",
+                                         Quote(collection)));
+    }
+    stmt.Reset();
+  }
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return found;
+}
+
 absl::StatusOr<DeleteResult> SqliteItemStore::DeleteItems(const std::string& collection,
                                                           const std::vector<std::string>& ids) {
   absl::MutexLock lock(&write_mu_);
@@ -532,6 +601,9 @@ absl::StatusOr<DeleteResult> SqliteItemStore::DeleteItems(const std::string& col
       Statement record,
       conn.Prepare("INSERT INTO deletions(collection, id, seq) VALUES (?1, ?2, ?3) "
                    "ON CONFLICT(collection, id) DO UPDATE SET seq = excluded.seq"));
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement drop_thumbnail,
+      conn.Prepare("DELETE FROM thumbnails WHERE collection = ?1 AND id = ?2"));
   // The position this call takes if it removes anything, which its removed ids are recorded with.
   const int64_t position = last_position_ + 1;
   DeleteResult result;
@@ -548,6 +620,14 @@ absl::StatusOr<DeleteResult> SqliteItemStore::DeleteItems(const std::string& col
     stmt.Reset();
     if (!result.present.back()) continue;
     any = true;
+    drop_thumbnail.BindBytes(1, collection);
+    drop_thumbnail.BindBytes(2, id);
+    rc = drop_thumbnail.Step();
+    if (rc != SQLITE_DONE) {
+      return conn.Error(rc, absl::StrCat("delete the thumbnail of ", Quote(id), " of ",
+                                         Quote(collection)));
+    }
+    drop_thumbnail.Reset();
     record.BindBytes(1, collection);
     record.BindBytes(2, id);
     record.BindInt64(3, position);

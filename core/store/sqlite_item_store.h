@@ -51,7 +51,7 @@ class Connection;
 class SqliteItemStore final : public ItemStore {
  public:
   // kSchemaVersion is the schema this build writes and reads (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Open opens or creates `<data_dir>/retrace.db`, creating `data_dir` (and its parents) if
   // needed, and migrates an older schema (2 and 3) in one transaction. Errors:
@@ -91,6 +91,8 @@ class SqliteItemStore final : public ItemStore {
   // GetItemVersions: see ItemStore. All ids are read from one snapshot; one index lookup and
   // the row's first page each, never the embeddings' overflow pages.
   absl::StatusOr<std::vector<std::optional<ItemVersion>>> GetItemVersions(
+      const std::string& collection, const std::vector<std::string>& ids) const override;
+  absl::StatusOr<std::vector<std::optional<std::string>>> GetThumbnails(
       const std::string& collection, const std::vector<std::string>& ids) const override;
   // DeleteItems: see ItemStore. An id repeated in `ids` is present only at its first position.
   absl::StatusOr<DeleteResult> DeleteItems(const std::string& collection,

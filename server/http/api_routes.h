@@ -24,6 +24,7 @@ enum class RouteId {
   kIndex,
   kSearch,
   kGet,
+  kThumbnail,
   kDelete,
   kClusterStatus,
 };
@@ -43,9 +44,11 @@ struct RouteDoc {
   const char* summary;
   const char* request_type;   // full name of the request message; null for none
   const char* response_type;  // full name of the response message; null: not JSON
+  const char* content_type;   // the answer's type when it is not JSON; null: JSON
   BodyKind body;
   const char* files_field;    // kJsonOrMultipart: the request's bytes field files fill
   bool query_min_position;    // takes ?min_position=N
+  bool query_id;              // takes ?id=ITEM (required)
 };
 
 // ApiRoutes: every route, in the order the OpenAPI document lists them.

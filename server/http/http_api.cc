@@ -276,6 +276,8 @@ class Api {
               return InPath(param, r->mutable_collection());
             },
             [](const v1::GetRequest& r) { return r.collection(); });
+      case RouteId::kThumbnail:
+        return Thumbnail(param, in, out);
       case RouteId::kDelete:
         return Unary<v1::DeleteRequest, v1::DeleteResponse>(
             route, server::kDeleteRpc, in, out, &server::HandleDelete,
@@ -322,18 +324,62 @@ class Api {
     out.set_content(serving ? R"({"status":"SERVING"})" : R"({"status":"NOT_SERVING"})", kJson);
   }
 
-  // Unary serves one RPC: its request message from the HTTP request (`build`), admission with
-  // the collection it names, the handler on the worker pool, the response in JSON.
+  // Unary serves one RPC and answers its response in JSON (see Call).
   template <typename Request, typename Response, typename Build, typename Collection>
   void Unary(const RouteDoc&, const RpcSpec& rpc, const httplib::Request& in,
              httplib::Response& out, Handler<Request, Response> handler, Build build,
              Collection collection) {
+    Response response;
+    const absl::Status status = Call(rpc, in, out, handler, build, collection, &response);
+    if (!status.ok()) return WriteError(status, out);
+    out.set_content(ToJson(response), kJson);
+  }
+
+  // Thumbnail answers an item's JPEG: Get with include_thumbnails.
+  void Thumbnail(const std::string& collection, const httplib::Request& in,
+                 httplib::Response& out) {
+    v1::GetResponse response;
+    absl::Status status = Call(
+        server::kGetRpc, in, out, &server::HandleGet,
+        [&collection](const httplib::Request& in, v1::GetRequest* r) {
+          const std::string id = in.get_param_value("id");
+          for (const auto& [key, value] : in.params) {
+            if (key != "id") {
+              return absl::InvalidArgumentError(absl::StrCat(
+                  "query parameter \"", key.substr(0, 64), "\" is not known; this route takes id"));
+            }
+          }
+          if (id.empty()) return absl::InvalidArgumentError("query parameter id: required");
+          r->set_collection(collection);
+          r->add_ids(id);
+          r->set_include_thumbnails(true);
+          return absl::OkStatus();
+        },
+        [](const v1::GetRequest& r) { return r.collection(); }, &response);
+    if (status.ok() && response.results(0).status().code() != 0) {
+      status = absl::Status(static_cast<absl::StatusCode>(response.results(0).status().code()),
+                            response.results(0).status().message());
+    }
+    if (status.ok() && response.results(0).item().thumbnail().empty()) {
+      status = absl::NotFoundError(absl::StrCat("collection \"", collection.substr(0, 64),
+                                                "\" keeps no thumbnails (thumbnail_side)"));
+    }
+    if (!status.ok()) return WriteError(status, out);
+    out.set_header("Cache-Control", "private, no-cache");
+    out.set_content(response.results(0).item().thumbnail(), "image/jpeg");
+  }
+
+  // Call serves one RPC: its request message from the HTTP request (`build`), admission with
+  // the collection it names, the handler on the worker pool. Sets X-Request-Id; records the call.
+  template <typename Request, typename Response, typename Build, typename Collection>
+  absl::Status Call(const RpcSpec& rpc, const httplib::Request& in, httplib::Response& out,
+                    Handler<Request, Response> handler, Build build, Collection collection,
+                    Response* response) {
     const auto start = std::chrono::steady_clock::now();
     absl::StatusOr<CallMeta> meta = Meta(in);
     const std::string request_id = CallGate::RequestId(meta.ok() ? *meta : CallMeta{});
     out.set_header("X-Request-Id", request_id);
     Request request;
-    Response response;
     std::string principal = "-";
     absl::Status status = meta.status();
     if (status.ok()) status = build(in, &request);
@@ -344,14 +390,13 @@ class Api {
       status = RunAndWait(*who, gate_->Deadline(*meta),
                           [&](engine::Engine& engine, const Principal& p,
                               const engine::CallOptions& call) {
-                            return handler(engine, p, call, request, &response);
+                            return handler(engine, p, call, request, response);
                           });
     } else {
       status = who.status();
     }
     gate_->Finished(rpc, status, start, request_id, principal);
-    if (!status.ok()) return WriteError(status, out);
-    out.set_content(ToJson(response), kJson);
+    return status;
   }
 
   // RunAndWait runs `work` through the gate's pool and waits for it: the HTTP thread holds the

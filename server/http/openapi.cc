@@ -131,6 +131,13 @@ json Operation(const RouteDoc& route, std::set<const Descriptor*>* reached) {
                           {"description", "answer once this replica applied this store position"},
                           {"schema", {{"type", "integer"}, {"format", "int64"}}}});
   }
+  if (route.query_id) {
+    parameters.push_back({{"name", "id"},
+                          {"in", "query"},
+                          {"required", true},
+                          {"description", "the item's id"},
+                          {"schema", {{"type", "string"}}}});
+  }
   if (route.grpc_method != nullptr) {
     parameters.push_back({{"name", "X-Request-Id"},
                           {"in", "header"},
@@ -168,7 +175,9 @@ json Operation(const RouteDoc& route, std::set<const Descriptor*>* reached) {
     op["requestBody"] = {{"required", true}, {"content", content}};
   }
   json ok = {{"description", "OK"}};
-  if (const Descriptor* response = MessageNamed(route.response_type); response != nullptr) {
+  if (route.content_type != nullptr) {
+    ok["content"] = {{route.content_type, {{"schema", {{"type", "string"}, {"format", "binary"}}}}}};
+  } else if (const Descriptor* response = MessageNamed(route.response_type); response != nullptr) {
     reached->insert(response);
     ok["content"] = {{route.body == BodyKind::kJsonLines ? "application/x-ndjson"
                                                          : "application/json",

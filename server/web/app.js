@@ -21,6 +21,17 @@ function sentence(what, status, message) {
   }
 }
 
+// fetchThumbnail: an item's JPEG as a Blob (with the token, which an <img> could not send).
+async function fetchThumbnail(collection, id) {
+  const headers = {};
+  const token = $('token').value.trim();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(`/v1/collections/${encodeURIComponent(collection)}/thumbnail` +
+    `?id=${encodeURIComponent(id)}`, { headers });
+  if (!response.ok) throw new Error(sentence(`show “${id}”`, response.status));
+  return response.blob();
+}
+
 async function api(what, path, options = {}) {
   const headers = Object.assign({}, options.headers);
   const token = $('token').value.trim();
@@ -133,10 +144,20 @@ function bar(label, value, fraction, title) {
 
 const rankFraction = (rank) => (rank < 0 ? 0 : 1 / (1 + rank));
 
-function hitCard(hit, index, mode, best) {
+function hitCard(hit, index, mode, best, collection) {
   const card = document.createElement('li');
   card.className = 'hit';
   card.dataset.id = hit.id;
+  const thumbnails = state.collections.find((c) => c.name === collection)?.thumbnailSide > 0;
+  if (thumbnails) {
+    const picture = document.createElement('img');
+    picture.className = 'thumbnail';
+    picture.alt = hit.caption ? `${hit.id}: ${hit.caption}` : hit.id;
+    fetchThumbnail(collection, hit.id).then(
+      (blob) => { picture.src = URL.createObjectURL(blob); },
+      () => { picture.remove(); });
+    card.append(picture);
+  }
   const title = document.createElement('h3');
   title.textContent = `${index + 1}. ${hit.id}`;
   const caption = document.createElement('p');
@@ -196,6 +217,22 @@ function hitCard(hit, index, mode, best) {
   if (!attributes.length) list.textContent = 'No attributes.';
   details.append(summary, list);
   card.append(title, caption, parts, details);
+  if (thumbnails) {
+    const again = document.createElement('button');
+    again.type = 'button';
+    again.className = 'again';
+    again.textContent = 'Search with this image';
+    again.addEventListener('click', async () => {
+      try {
+        const blob = await fetchThumbnail(collection, hit.id);
+        setImage(new File([blob], `${hit.id}.jpg`, { type: 'image/jpeg' }));
+        $('query').requestSubmit();
+      } catch (error) {
+        showError(error.message);
+      }
+    });
+    card.append(again);
+  }
   return card;
 }
 
@@ -231,7 +268,7 @@ async function search(event) {
     const body = await api(`search “${collection}”`, path, options);
     const hits = body.hits || [];
     const best = hits.reduce((m, h) => Math.max(m, h.score), 0);
-    $('hits').replaceChildren(...hits.map((h, i) => hitCard(h, i, mode, best)));
+    $('hits').replaceChildren(...hits.map((h, i) => hitCard(h, i, mode, best, collection)));
     const caption = body.queryCaption ? ` Query caption: “${body.queryCaption}”.` : '';
     $('summary').textContent = `${hits.length} hits in ${Math.round(performance.now() - started)} ms` +
       `${body.stale ? ' (the server cannot reach its store: these may miss recent writes)' : ''}.` +

@@ -6,6 +6,10 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -242,6 +246,70 @@ TEST_F(HttpApiTest, AnIndexStreamStopsAtABadLineAndKeepsTheLinesBeforeIt) {
   EXPECT_EQ(unknown->status, 404) << unknown->body;
   auto empty = Post("/v1/collections/art/index", "\n\n");
   EXPECT_EQ(empty->status, 400) << empty->body;
+}
+
+TEST_F(HttpApiTest, ThumbnailsAreKeptPerCollectionAndServedAsJpeg) {
+  // The default keeps 256 px; 64 px on request; -1 keeps none; a side out of range is refused.
+  ASSERT_EQ(Post("/v1/collections", R"({"collection":{"name":"art"}})")->status, 200);
+  auto small = Post("/v1/collections", R"({"collection":{"name":"small","thumbnailSide":64}})");
+  ASSERT_EQ(small->status, 200);
+  EXPECT_EQ(json::parse(small->body)["thumbnailSide"], 64);
+  ASSERT_EQ(Post("/v1/collections", R"({"collection":{"name":"none","thumbnailSide":-1}})")
+                ->status,
+            200);
+  auto bad = Post("/v1/collections", R"({"collection":{"name":"bad","thumbnailSide":5}})");
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_TRUE(absl::StrContains(bad->body, "thumbnail_side")) << bad->body;
+
+  // A 600 x 300 image, so both sides shrink.
+  cv::Mat wide(300, 600, CV_8UC3, cv::Scalar(30, 160, 220));
+  cv::circle(wide, {300, 150}, 100, cv::Scalar(10, 10, 200), -1);
+  std::vector<uchar> png;
+  ASSERT_TRUE(cv::imencode(".png", wide, png));
+  const std::string item =
+      json({{"items", {{{"id", "wide/one"}, {"image", absl::Base64Escape(std::string(png.begin(), png.end()))}}}}})
+          .dump();
+  for (const std::string name : {"art", "small", "none"}) {
+    auto indexed = Post(absl::StrCat("/v1/collections/", name, "/index"), item);
+    ASSERT_EQ(indexed->status, 200) << indexed->body;
+  }
+  for (const auto& [name, side] : std::vector<std::pair<std::string, int>>{{"art", 256},
+                                                                           {"small", 64}}) {
+    auto answer = http_->Get(absl::StrCat("/v1/collections/", name, "/thumbnail?id=wide%2Fone"));
+    ASSERT_TRUE(answer);
+    ASSERT_EQ(answer->status, 200) << answer->body;
+    EXPECT_EQ(answer->get_header_value("Content-Type"), "image/jpeg");
+    const std::vector<uchar> bytes(answer->body.begin(), answer->body.end());
+    cv::Mat thumbnail = cv::imdecode(bytes, cv::IMREAD_COLOR);
+    ASSERT_FALSE(thumbnail.empty());
+    EXPECT_EQ(thumbnail.cols, side);
+    EXPECT_EQ(thumbnail.rows, side / 2);
+    // It is the image: the centre is the red disc, the corner the background (BGR).
+    const cv::Vec3b centre = thumbnail.at<cv::Vec3b>(side / 4, side / 2);
+    EXPECT_GT(centre[2], 150);
+    EXPECT_LT(centre[0], 60);
+  }
+  auto none = http_->Get("/v1/collections/none/thumbnail?id=wide%2Fone");
+  EXPECT_EQ(none->status, 404);
+  EXPECT_TRUE(absl::StrContains(none->body, "keeps no thumbnails")) << none->body;
+  auto absent = http_->Get("/v1/collections/art/thumbnail?id=nope");
+  EXPECT_EQ(absent->status, 404) << absent->body;
+  auto no_id = http_->Get("/v1/collections/art/thumbnail");
+  EXPECT_EQ(no_id->status, 400) << no_id->body;
+
+  // Over gRPC: Get with include_thumbnails; a deleted item takes its thumbnail with it.
+  v1::GetRequest get;
+  get.set_collection("art");
+  get.add_ids("wide/one");
+  get.set_include_thumbnails(true);
+  v1::GetResponse got;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->Get(&context, get, &got).ok());
+  }
+  EXPECT_FALSE(got.results(0).item().thumbnail().empty());
+  ASSERT_EQ(Post("/v1/collections/art/delete", R"({"ids":["wide/one"]})")->status, 200);
+  EXPECT_EQ(http_->Get("/v1/collections/art/thumbnail?id=wide%2Fone")->status, 404);
 }
 
 TEST_F(HttpApiTest, TheWebPageAndItsFilesAreServedFromTheBinary) {

@@ -94,7 +94,7 @@ class StoreLogTest : public ::testing::Test {
 
   // Found: whether a search by the item's own caption embedding returns it.
   static bool Found(engine::Engine& engine, const std::string& collection, const std::string& id) {
-    auto stored = engine.Get(collection, {id}, /*include_embeddings=*/true);
+    auto stored = engine.Get(collection, {id}, engine::GetFields{/*embeddings=*/true});
     if (!stored.ok() || !(*stored)[0].status.ok()) return false;
     engine::SearchQuery query;
     query.kind = engine::SearchQuery::Kind::kEmbedding;

@@ -154,7 +154,17 @@ test('an image upload in provenance mode shows S, P, P\' and S\' as the gRPC ans
     await page.locator('#hits li.hit').first().locator('summary').click();
     const link = page.locator('#hits li.hit').first().locator('a');
     assert.equal(await link.getAttribute('href'), 'https://example.org/sketch/cat.png');
+    // Thumbnails show (the collection keeps them by default).
+    await page.waitForFunction(() => document.querySelector('#hits li.hit img.thumbnail')
+      ?.naturalWidth > 0);
     await page.screenshot({ path: path.join(SHOTS, 'provenance.png'), fullPage: true });
+    // "Search with this image" on the second hit (the photo of a cat): its thumbnail becomes
+    // the query, and the item itself comes first.
+    assert.equal(shown[1].id, 'photo/cat');
+    await page.locator('#hits li.hit').nth(1).locator('button.again').click();
+    await page.waitForFunction(() =>
+      document.querySelector('#hits li.hit')?.dataset.id === 'photo/cat');
+    assert.equal(await page.locator('#query-preview').isVisible(), true);
     assert.deepEqual(errors, []);
     await page.close();
   });

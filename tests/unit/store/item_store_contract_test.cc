@@ -348,6 +348,55 @@ TEST_P(StoreFixture, DeleteReportsPresenceAndDropRemovesEverything) {
   EXPECT_TRUE(page->changes.empty());
 }
 
+TEST_P(StoreFixture, ThumbnailsAreWrittenWithTheirItemsAndGoWithThem) {
+  CollectionRecord art = TestCollection("art");
+  art.thumbnail_side = 128;
+  ASSERT_TRUE(store_->CreateCollection(art).ok());
+  ASSERT_TRUE(store_->CreateCollection(TestCollection("other")).ok());
+  auto state = store_->ReadState();
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->collections[0].thumbnail_side, 128);
+  EXPECT_EQ(state->collections[1].thumbnail_side, 0);
+
+  StoredItem a = MakeItem("a");
+  a.thumbnail = std::string("\xff\xd8jpeg of a\0with a NUL", 23);
+  StoredItem b = MakeItem("b");
+  b.thumbnail = "jpeg of b";
+  ASSERT_TRUE(store_->PutItems("art", {a, b, MakeItem("c")}).ok());
+  ASSERT_TRUE(store_->PutItems("other", {a}).ok());
+  auto got = store_->GetThumbnails("art", {"a", "c", "zz", "b"});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ((*got)[0], a.thumbnail);  // byte exact
+  EXPECT_EQ((*got)[1], std::nullopt);
+  EXPECT_EQ((*got)[2], std::nullopt);
+  EXPECT_EQ((*got)[3], "jpeg of b");
+  // Reads of the items never carry them (the feed and the index rebuilds do not need them).
+  auto items = store_->GetItems("art", {"a"});
+  ASSERT_TRUE(items.ok());
+  EXPECT_TRUE((*items)[0]->thumbnail.empty());
+
+  // A new version replaces the thumbnail, or removes it when it has none.
+  StoredItem a2 = MakeItem("a");
+  a2.caption = "a, again";
+  b.thumbnail = "jpeg of b, again";
+  ASSERT_TRUE(store_->PutItems("art", {a2, b}).ok());
+  got = store_->GetThumbnails("art", {"a", "b"});
+  ASSERT_TRUE(got.ok());
+  EXPECT_EQ((*got)[0], std::nullopt);
+  EXPECT_EQ((*got)[1], "jpeg of b, again");
+
+  // Deleting an item deletes its thumbnail; dropping the collection drops them all, and only
+  // its own.
+  ASSERT_TRUE(store_->DeleteItems("art", {"b"}).ok());
+  EXPECT_EQ((*store_->GetThumbnails("art", {"b"}))[0], std::nullopt);
+  ASSERT_TRUE(store_->PutItems("art", {a}).ok());
+  ASSERT_TRUE(store_->DropCollection("art").ok());
+  ASSERT_TRUE(store_->CreateCollection(art).ok());
+  EXPECT_EQ((*store_->GetThumbnails("art", {"a"}))[0], std::nullopt);
+  EXPECT_EQ((*store_->GetThumbnails("other", {"a"}))[0], a.thumbnail);
+  EXPECT_EQ(store_->GetThumbnails("nope", {"a"}).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST_P(StoreFixture, EverythingSurvivesARestartAndForEachVisitsAllOnce) {
   std::vector<StoredItem> expected;
   for (int i = 0; i < 600; ++i) expected.push_back(MakeItem(absl::StrCat("item-", i), 32, i));
