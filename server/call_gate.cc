@@ -31,9 +31,14 @@ std::string NewRequestId() {
 
 }  // namespace
 
-CallGate::CallGate(ThreadPool* pool, const TokenAuthorizer* auth, ServiceMetrics* metrics,
-                   ServerLoggers logs, ServiceOptions options)
-    : pool_(pool), auth_(auth), metrics_(metrics), logs_(std::move(logs)), options_(options) {}
+CallGate::CallGate(ThreadPool* interactive, ThreadPool* bulk, const TokenAuthorizer* auth,
+                   ServiceMetrics* metrics, ServerLoggers logs, ServiceOptions options)
+    : interactive_(interactive),
+      bulk_(bulk),
+      auth_(auth),
+      metrics_(metrics),
+      logs_(std::move(logs)),
+      options_(options) {}
 
 std::string CallGate::RequestId(const CallMeta& meta) {
   return SafeRequestId(meta.client_request_id) ? std::string(meta.client_request_id)
@@ -52,11 +57,11 @@ absl::StatusOr<Principal> CallGate::Admit(const CallMeta& meta, const RpcSpec& r
   return who;
 }
 
-absl::Status CallGate::QueueFull() const {
-  if (pool_->Pending() < static_cast<size_t>(options_.max_pending_calls)) return absl::OkStatus();
+absl::Status CallGate::QueueFull(Lane lane) const {
+  if (Pending(lane) < static_cast<size_t>(options_.max_pending_calls)) return absl::OkStatus();
   return absl::ResourceExhaustedError(absl::StrCat(
-      "the server is overloaded: ", options_.max_pending_calls,
-      " calls already wait for a worker (limits.max_pending_calls); retry with backoff"));
+      "the server is overloaded: ", options_.max_pending_calls, " calls already wait for a ",
+      batching::LaneName(lane), " worker (limits.max_pending_calls); retry with backoff"));
 }
 
 std::chrono::system_clock::time_point CallGate::Deadline(const CallMeta& meta) const {
@@ -64,14 +69,14 @@ std::chrono::system_clock::time_point CallGate::Deadline(const CallMeta& meta) c
   return std::chrono::system_clock::now() + options_.default_deadline;
 }
 
-void CallGate::Run(const Principal& who, std::chrono::system_clock::time_point deadline,
-                   std::function<bool()> cancelled, Work work,
-                   std::function<void(const absl::Status&)> done) {
-  if (absl::Status full = QueueFull(); !full.ok()) {
+void CallGate::Run(const RpcSpec& rpc, const Principal& who,
+                   std::chrono::system_clock::time_point deadline, std::function<bool()> cancelled,
+                   Work work, std::function<void(const absl::Status&)> done) {
+  if (absl::Status full = QueueFull(rpc.lane); !full.ok()) {
     done(full);
     return;
   }
-  pool_->Submit([this, who, deadline, cancelled = std::move(cancelled), work = std::move(work),
+  pool(rpc.lane).Submit([this, who, deadline, cancelled = std::move(cancelled), work = std::move(work),
                  done = std::move(done)] {
     absl::Status status;
     if (cancelled()) {

@@ -1,13 +1,19 @@
 // call_gate.h — the one admission path of every call, whatever its transport (gRPC in
 // retrace_service.h, HTTP/JSON in http/http_api.h): a request id, readiness, the bearer token and
 // the RPC's scope and collection (Admit); the bound on work queued for a worker (QueueFull);
-// running the work on the worker pool unless its deadline passed while it queued (Run); the
-// bound on open Index streams; and what a finished call leaves in the metrics and the call log
-// (Finished). The transports only translate: metadata or headers in, statuses out.
+// running the work on its lane's worker pool unless its deadline passed while it queued (Run);
+// the bound on open Index streams; and what a finished call leaves in the metrics and the call
+// log (Finished). The transports only translate: metadata or headers in, statuses out.
+//
+// Lanes hold end to end. Index and Delete requests (the bulk lane) run on their own pool, every
+// other call (the interactive lane: Search, Get, Caption, collections) on another, each with its
+// own queue and bound; inside the engine the batchers serve the interactive lane's model and
+// search work first. So a search never waits for a worker behind ingest, however many Index
+// streams are open.
 //
 // Thread-safety: safe for concurrent calls; the engine and the pool are shared.
 //
-//   CallGate gate(&pool, auth.get(), &metrics, logs, options);
+//   CallGate gate(&interactive_pool, &bulk_pool, auth.get(), &metrics, logs, options);
 //   const std::string request_id = CallGate::RequestId(meta);
 //   RETRACE_ASSIGN_OR_RETURN(Principal who, gate.Admit(meta, kSearchRpc, "art"));
 //   gate.Run(who, gate.Deadline(meta), [] { return false; }, work, done);
@@ -24,6 +30,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/batching/dynamic_batcher.h"
 #include "core/common/thread_pool.h"
 #include "core/engine/defaults.h"
 #include "core/engine/engine.h"
@@ -35,7 +42,7 @@ namespace retrace::server {
 
 // ServiceOptions: the front ends' own bounds (ServerConfig.limits) and logging.
 struct ServiceOptions {
-  // Unary calls and Index requests waiting for a worker; over it RESOURCE_EXHAUSTED.
+  // Calls (and Index requests) waiting for a worker, per lane; over it RESOURCE_EXHAUSTED.
   int max_pending_calls = engine::defaults::kMaxPendingCalls;
   // The deadline of unary calls whose client set none.
   std::chrono::milliseconds default_deadline{engine::defaults::kDefaultDeadlineMs};
@@ -48,18 +55,24 @@ struct ServiceOptions {
 struct RpcSpec {
   const char* name;  // one of service_metrics.h's kRpcNames
   Scope scope;
+  batching::Lane lane;
 };
 
-inline constexpr RpcSpec kCaptionRpc{"Caption", Scope::kSearch};
-inline constexpr RpcSpec kIndexRpc{"Index", Scope::kIndex};
-inline constexpr RpcSpec kSearchRpc{"Search", Scope::kSearch};
-inline constexpr RpcSpec kDeleteRpc{"Delete", Scope::kIndex};
-inline constexpr RpcSpec kGetRpc{"Get", Scope::kSearch};
-inline constexpr RpcSpec kCreateCollectionRpc{"CreateCollection", Scope::kAdmin};
-inline constexpr RpcSpec kListCollectionsRpc{"ListCollections", Scope::kSearch};
-inline constexpr RpcSpec kDescribeCollectionRpc{"DescribeCollection", Scope::kSearch};
-inline constexpr RpcSpec kDropCollectionRpc{"DropCollection", Scope::kAdmin};
-inline constexpr RpcSpec kGetClusterStatusRpc{"GetClusterStatus", Scope::kSearch};
+using batching::Lane;
+inline constexpr RpcSpec kCaptionRpc{"Caption", Scope::kSearch, Lane::kInteractive};
+inline constexpr RpcSpec kIndexRpc{"Index", Scope::kIndex, Lane::kBulk};
+inline constexpr RpcSpec kSearchRpc{"Search", Scope::kSearch, Lane::kInteractive};
+inline constexpr RpcSpec kDeleteRpc{"Delete", Scope::kIndex, Lane::kBulk};
+inline constexpr RpcSpec kGetRpc{"Get", Scope::kSearch, Lane::kInteractive};
+inline constexpr RpcSpec kCreateCollectionRpc{"CreateCollection", Scope::kAdmin,
+                                              Lane::kInteractive};
+inline constexpr RpcSpec kListCollectionsRpc{"ListCollections", Scope::kSearch,
+                                             Lane::kInteractive};
+inline constexpr RpcSpec kDescribeCollectionRpc{"DescribeCollection", Scope::kSearch,
+                                                Lane::kInteractive};
+inline constexpr RpcSpec kDropCollectionRpc{"DropCollection", Scope::kAdmin, Lane::kInteractive};
+inline constexpr RpcSpec kGetClusterStatusRpc{"GetClusterStatus", Scope::kSearch,
+                                              Lane::kInteractive};
 
 // CallMeta: what a transport brings to admission.
 struct CallMeta {
@@ -71,9 +84,10 @@ struct CallMeta {
 
 class CallGate {
  public:
-  // The gate does not own `pool`, `auth` or `metrics` (may be null); all must outlive it.
-  CallGate(ThreadPool* pool, const TokenAuthorizer* auth, ServiceMetrics* metrics,
-           ServerLoggers logs, ServiceOptions options);
+  // The gate does not own the pools (one per lane), `auth` or `metrics` (may be null); all must
+  // outlive it.
+  CallGate(ThreadPool* interactive, ThreadPool* bulk, const TokenAuthorizer* auth,
+           ServiceMetrics* metrics, ServerLoggers logs, ServiceOptions options);
 
   // SetEngine makes calls admissible. Until then Admit answers UNAVAILABLE (the server listens,
   // and health reports NOT_SERVING, while the models load). `engine` must outlive the gate.
@@ -92,20 +106,24 @@ class CallGate {
                                   std::string_view collection) const;
 
   // QueueFull: RESOURCE_EXHAUSTED, naming limits.max_pending_calls, when that many tasks already
-  // wait for a worker; OK otherwise.
-  absl::Status QueueFull() const;
+  // wait for a worker of `lane`; OK otherwise.
+  absl::Status QueueFull(Lane lane) const;
+  // Pending: tasks waiting for a worker of `lane` (a gauge for metrics).
+  size_t Pending(Lane lane) const { return pool(lane).Pending(); }
 
   // Deadline: the client's, or now + default_deadline when it set none.
   std::chrono::system_clock::time_point Deadline(const CallMeta& meta) const;
 
   using Work = std::function<absl::Status(engine::Engine& engine, const Principal& who,
                                           const engine::CallOptions& call)>;
-  // Run queues `work` on the pool (after QueueFull) and calls `done` exactly once with its
+  // Run queues `work` on the pool of `rpc`'s lane (after QueueFull) and calls `done` exactly
+  // once with its
   // status: RESOURCE_EXHAUSTED when the queue is full (inline), CANCELLED when `cancelled()`
   // says the client left, DEADLINE_EXCEEDED when `deadline` passed while it queued, else what
   // `work` returned (it gets the deadline in its CallOptions).
-  void Run(const Principal& who, std::chrono::system_clock::time_point deadline,
-           std::function<bool()> cancelled, Work work,
+  void Run(const RpcSpec& rpc, const Principal& who,
+           std::chrono::system_clock::time_point deadline, std::function<bool()> cancelled,
+           Work work,
            std::function<void(const absl::Status&)> done);
 
   // OpenIndexStream takes one of limits.max_index_streams (RESOURCE_EXHAUSTED when all are
@@ -120,8 +138,11 @@ class CallGate {
                 std::string_view principal) const;
 
  private:
+  ThreadPool& pool(Lane lane) const { return lane == Lane::kBulk ? *bulk_ : *interactive_; }
+
   std::atomic<engine::Engine*> engine_{nullptr};
-  ThreadPool* const pool_;
+  ThreadPool* const interactive_;
+  ThreadPool* const bulk_;
   const TokenAuthorizer* const auth_;
   ServiceMetrics* const metrics_;
   const ServerLoggers logs_;

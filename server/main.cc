@@ -57,6 +57,8 @@ ABSL_FLAG(std::string, replica_id, "",
           "(default hostname:port)");
 ABSL_FLAG(int, workers, 0,
           "threads running calls (default: max(32, 4 x cores) with batching, cores without)");
+ABSL_FLAG(int, index_workers, 0,
+          "threads running Index and Delete requests, apart from --workers (default: as many)");
 ABSL_FLAG(bool, no_batching, false,
           "run each call's model and search work on its own worker, without dynamic batching");
 ABSL_FLAG(std::string, port_file, "", "write the port actually listened on to this file");
@@ -179,6 +181,9 @@ int Run(ServerLoggers& logs) {
     config.mutable_replication()->set_replica_id(v);
   }
   if (auto v = absl::GetFlag(FLAGS_workers); v != 0) config.mutable_threads()->set_workers(v);
+  if (auto v = absl::GetFlag(FLAGS_index_workers); v != 0) {
+    config.mutable_threads()->set_index_workers(v);
+  }
   if (absl::GetFlag(FLAGS_no_batching)) config.mutable_batching()->set_disabled(true);
   v1::Security& security = *config.mutable_security();
   if (auto v = absl::GetFlag(FLAGS_tls_cert); !v.empty()) security.set_tls_cert(v);
@@ -220,7 +225,9 @@ int Run(ServerLoggers& logs) {
 
   metrics::Registry registry;
   ServiceMetrics metrics(&registry);
-  ThreadPool pool(config.threads().workers(), [omp_threads] { omp_set_num_threads(omp_threads); });
+  auto on_start = [omp_threads] { omp_set_num_threads(omp_threads); };
+  ThreadPool interactive_pool(config.threads().workers(), on_start);
+  ThreadPool bulk_pool(config.threads().index_workers(), on_start);
   const v1::Limits& limits = config.limits();
   ServiceOptions service_options;
   service_options.max_pending_calls = limits.max_pending_calls();
@@ -228,10 +235,10 @@ int Run(ServerLoggers& logs) {
   service_options.max_index_streams = limits.max_index_streams();
   service_options.max_items_per_stream = limits.max_items_per_stream();
   service_options.access_log = observability.access_log();
-  CallGate gate(&pool, auth.get(), &metrics, logs, service_options);
+  CallGate gate(&interactive_pool, &bulk_pool, auth.get(), &metrics, logs, service_options);
   RetraceService service(&gate);
   std::atomic<engine::Engine*> ready_engine{nullptr};
-  metrics.WatchServer(&pool, &gate, &ready_engine);
+  metrics.WatchServer(&gate, &ready_engine);
 
   std::unique_ptr<metrics::MetricsHttpServer> metrics_http;
   if (!observability.metrics_listen().empty()) {
@@ -264,9 +271,10 @@ int Run(ServerLoggers& logs) {
   if (config.http_listen() != engine::defaults::kHttpOff) {
     http::HttpListener::Options http_options;
     http_options.what = "HTTP API";
-    // An HTTP thread waits while a worker runs its call: as many as the workers, plus two for
-    // the page's files, health probes and requests refused at the door.
-    http_options.threads = static_cast<size_t>(config.threads().workers()) + 2;
+    // An HTTP thread waits while a worker runs its call: as many as the workers of both lanes,
+    // plus two for the page's files, health probes and requests refused at the door.
+    http_options.threads =
+        static_cast<size_t>(config.threads().workers() + config.threads().index_workers()) + 2;
     http_options.max_body_bytes = static_cast<size_t>(limits.max_message_bytes());
     http_options.tls_cert = security.tls_cert();
     http_options.tls_key = security.tls_key();
@@ -371,10 +379,11 @@ int Run(ServerLoggers& logs) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (!stopping) server->GetHealthCheckService()->SetServingStatus(true);
-  log->info("ready: serving on {} as replica '{}' of {}; {} workers, {} intra-op threads, {} "
-            "OpenMP threads; {}",
+  log->info("ready: serving on {} as replica '{}' of {}; {} workers and {} index workers, {} "
+            "intra-op threads, {} OpenMP threads; {}",
             config.listen(), engine_options.replication.replica_id, store_name,
-            config.threads().workers(), torch_threads, omp_threads,
+            config.threads().workers(), config.threads().index_workers(), torch_threads,
+            omp_threads,
             config.batching().disabled() ? "batching off"
                                          : "dynamic batching (Search before Index)");
 

@@ -65,7 +65,7 @@ grpc::ServerUnaryReactor* RetraceService::Offload(grpc::CallbackServerContext* c
     return reactor;
   }
   gate_->Run(
-      *who, gate_->Deadline(meta), [context] { return context->IsCancelled(); }, std::move(work),
+      rpc, *who, gate_->Deadline(meta), [context] { return context->IsCancelled(); }, std::move(work),
       [finish, name = who->name](const absl::Status& status) { finish(status, name); });
   return reactor;
 }
@@ -177,7 +177,7 @@ class RetraceService::IndexReactor final
     // work queued for a worker, and a stream between requests queues none (max_index_streams
     // bounds the streams). So a saturated server refuses the next request of any stream, as it
     // refuses a unary call, and an idle open stream never holds a slot unary calls could use.
-    if (absl::Status full = gate().QueueFull(); !full.ok()) {
+    if (absl::Status full = gate().QueueFull(kIndexRpc.lane); !full.ok()) {
       const absl::Status status = absl::ResourceExhaustedError(
           absl::StrCat("request ", requests_, ": ", full.message(),
                        "; this request was not stored, the earlier ones were"));
@@ -186,7 +186,7 @@ class RetraceService::IndexReactor final
       return;
     }
     gate().Run(
-        who_, deadline_, [] { return false; },
+        kIndexRpc, who_, deadline_, [] { return false; },
         [this](engine::Engine&, const Principal&, const engine::CallOptions&) { return IndexOne(); },
         [this, start](const absl::Status& status) {
           gate().Finished(kIndexRpc, status, start, request_id_, who_.name);

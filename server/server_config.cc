@@ -100,6 +100,7 @@ void ApplyDefaults(v1::ServerConfig& c) {
   }
   v1::Threads& t = *c.mutable_threads();
   if (t.workers() == 0) t.set_workers(batching ? std::max(32, 4 * cores) : cores);
+  if (t.index_workers() == 0) t.set_index_workers(t.workers());
   if (t.torch_intra_op() == 0) {
     t.set_torch_intra_op(omp_env > 0 ? omp_env : batching ? std::max(1, cores / 2) : 1);
   }
@@ -186,6 +187,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
         range("limits.max_pending_calls", l.max_pending_calls(), 1, 1 << 24),
         range("limits.default_deadline_ms", l.default_deadline_ms(), 1, 24 * 3600 * 1000),
         range("threads.workers", c.threads().workers(), 1, 1024),
+        range("threads.index_workers", c.threads().index_workers(), 1, 1024),
         range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
         range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
         range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),

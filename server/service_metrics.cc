@@ -65,11 +65,19 @@ ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry
   }
 }
 
-void ServiceMetrics::WatchServer(const ThreadPool* pool, const CallGate* gate,
+void ServiceMetrics::WatchServer(const CallGate* gate,
                                  const std::atomic<engine::Engine*>* engine) {
-  Check(registry_->AddCallbackGauge("retrace_worker_queue_depth",
-                                    "Calls waiting for a worker thread.",
-                                    [pool] { return static_cast<double>(pool->Pending()); }));
+  Check(registry_->AddCallbackGauge(
+      "retrace_worker_queue_depth",
+      "Calls waiting for a worker thread, per lane (interactive: searches and reads; bulk: Index "
+      "and Delete).",
+      {"lane"}, [gate] {
+        std::vector<metrics::GaugeSample> samples;
+        for (batching::Lane lane : {batching::Lane::kInteractive, batching::Lane::kBulk}) {
+          samples.push_back({{batching::LaneName(lane)}, static_cast<double>(gate->Pending(lane))});
+        }
+        return samples;
+      }));
   Check(registry_->AddCallbackGauge("retrace_index_streams_open", "Index streams now open.",
                                     [gate] { return double{1} * gate->IndexStreamsOpen(); }));
   Check(registry_->AddCallbackGauge(

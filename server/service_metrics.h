@@ -53,7 +53,7 @@ class ServiceMetrics final : public engine::StageObserver {
   // WatchServer adds the gauges read at scrape time. The pointers are not owned and must
   // outlive every scrape (the metrics HTTP server is stopped first). `engine` holds null until
   // the server is ready.
-  void WatchServer(const ThreadPool* pool, const CallGate* gate,
+  void WatchServer(const CallGate* gate,
                    const std::atomic<engine::Engine*>* engine);
 
   // RecordCall: one finished call of `rpc` (one of kRpcNames) with `code`, taking `seconds`.

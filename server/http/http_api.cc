@@ -387,7 +387,7 @@ class Api {
         status.ok() ? gate_->Admit(*meta, rpc, collection(request)) : status;
     if (who.ok()) {
       principal = who->name;
-      status = RunAndWait(*who, gate_->Deadline(*meta),
+      status = RunAndWait(rpc, *who, gate_->Deadline(*meta),
                           [&](engine::Engine& engine, const Principal& p,
                               const engine::CallOptions& call) {
                             return handler(engine, p, call, request, response);
@@ -401,12 +401,12 @@ class Api {
 
   // RunAndWait runs `work` through the gate's pool and waits for it: the HTTP thread holds the
   // connection, a worker does the work, under the same queue bound and deadline as gRPC.
-  absl::Status RunAndWait(const Principal& who, std::chrono::system_clock::time_point deadline,
-                          CallGate::Work work) {
+  absl::Status RunAndWait(const RpcSpec& rpc, const Principal& who,
+                          std::chrono::system_clock::time_point deadline, CallGate::Work work) {
     auto done = std::make_shared<std::promise<absl::Status>>();
     std::future<absl::Status> result = done->get_future();
     gate_->Run(
-        who, deadline, [] { return false; }, std::move(work),
+        rpc, who, deadline, [] { return false; }, std::move(work),
         [done](const absl::Status& status) { done->set_value(status); });
     return result.get();
   }
@@ -460,7 +460,7 @@ class Api {
       v1::wire::IndexRequestWire wire;
       wire.ParseFromString(request.SerializeAsString());
       request.Clear();
-      status = RunAndWait(s.who, s.deadline,
+      status = RunAndWait(server::kIndexRpc, s.who, s.deadline,
                           [&](engine::Engine& engine, const Principal& who,
                               const engine::CallOptions& call) {
                             return server::HandleIndex(engine, who, call, wire, &response);

@@ -20,6 +20,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
@@ -550,8 +553,9 @@ TEST_F(LimitsTest, IndexRequestsPassTheSameQueueBoundAsUnaryCalls) {
   const int metrics_port = FreePort();
   StartServer("limits { max_pending_calls: 1 }",
               {"--workers", "1", "--metrics-listen", absl::StrCat("127.0.0.1:", metrics_port)});
-  // One worker and one queue slot: Index streams sent in a burst of searches find the queue
-  // full, and are refused as the searches are rather than queued. Bursts repeat until one is.
+  // One worker per lane and one queue slot: a burst of Index streams (with searches beside them)
+  // finds the bulk lane's queue full, and is refused as unary calls are rather than queued.
+  // Bursts repeat until one is.
   grpc::Status refused;
   for (int attempt = 0; attempt < 20 && refused.ok(); ++attempt) {
     std::vector<std::future<grpc::Status>> streams;
@@ -600,6 +604,83 @@ TEST_F(LimitsTest, IndexRequestsPassTheSameQueueBoundAsUnaryCalls) {
   EXPECT_TRUE(absl::StrContains(
       scraped->body, "retrace_rpc_calls_total{rpc=\"Index\",code=\"RESOURCE_EXHAUSTED\"}"))
       << scraped->body;
+}
+
+// MetricValue: the value of `series` (name and labels, as rendered) in a /metrics text; -1 when
+// absent.
+double MetricValue(const std::string& text, const std::string& series) {
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    if (absl::ConsumePrefix(&line, series + " ")) {
+      double value = 0;
+      if (absl::SimpleAtod(line, &value)) return value;
+    }
+  }
+  return -1;
+}
+
+// Lanes hold end to end: a search waits for no Index request, however many are queued. With one
+// worker per lane, a search sent while D Index requests wait would, in one shared FIFO pool,
+// finish only after all D had; here it finishes while they still wait.
+TEST_F(LimitsTest, SearchesDoNotWaitBehindQueuedIngest) {
+  SKIP_WITHOUT_MODELS();
+  const int metrics_port = FreePort();
+  StartServer("", {"--workers", "1", "--index-workers", "1", "--metrics-listen",
+                   absl::StrCat("127.0.0.1:", metrics_port)});
+  std::atomic<bool> stop{false};
+  std::vector<std::future<void>> writers;
+  for (int w = 0; w < 6; ++w) {
+    writers.push_back(std::async(std::launch::async, [this, &stop, w] {
+      grpc::ClientContext context;
+      auto stream = stub_->Index(&context);
+      for (int r = 0; !stop; ++r) {
+        v1::IndexRequest request;
+        request.set_collection("c");
+        for (int i = 0; i < 8; ++i) {  // no captions: the captioner runs, so each request is slow
+          v1::Item* item = request.add_items();
+          item->set_id(absl::StrCat("w", w, "-", r, "-", i));
+          item->set_image(NoiseImage(320, 240, w * 1000 + r * 10 + i, ".jpg"));
+        }
+        v1::IndexResponse response;
+        if (!stream->Write(request) || !stream->Read(&response)) break;
+      }
+      stream->WritesDone();
+      v1::IndexResponse response;
+      while (stream->Read(&response)) {
+      }
+      (void)stream->Finish();
+    }));
+  }
+  httplib::Client http("127.0.0.1", metrics_port);
+  const std::string kDepth = "retrace_worker_queue_depth{lane=\"bulk\"}";
+  const std::string kIndexed = "retrace_rpc_calls_total{rpc=\"Index\",code=\"OK\"}";
+  std::string before;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::chrono::steady_clock::now() < give_up) {
+    auto scraped = http.Get("/metrics");
+    if (scraped && MetricValue(scraped->body, kDepth) >= 2) {
+      before = scraped->body;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_FALSE(before.empty()) << "Index requests never queued";
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  v1::SearchRequest search;
+  search.set_collection("c");
+  search.set_text("a noisy picture");
+  v1::SearchResponse response;
+  const grpc::Status searched = stub_->Search(&context, search, &response);
+  auto after = http.Get("/metrics");
+  stop = true;
+  for (auto& writer : writers) writer.get();
+  ASSERT_TRUE(searched.ok()) << searched.error_message();
+  ASSERT_TRUE(after);
+  const double queued = MetricValue(before, kDepth);
+  const double indexed_meanwhile =
+      std::max(0.0, MetricValue(after->body, kIndexed)) - std::max(0.0, MetricValue(before, kIndexed));
+  EXPECT_LT(indexed_meanwhile, queued)
+      << "the search waited for the Index requests queued before it";
 }
 
 // ---------------------------------------------------------------------------------------------
