@@ -121,6 +121,11 @@ class GetItemsTimer : public store::ItemStore {
       const std::string& collection, const std::vector<std::string>& ids) const override {
     return store_->GetItemVersions(collection, ids);
   }
+  absl::StatusOr<std::vector<store::StoredItem>> ListItems(const std::string& collection,
+                                                           const std::string& after, int limit,
+                                                           bool embeddings) const override {
+    return store_->ListItems(collection, after, limit, embeddings);
+  }
   absl::StatusOr<std::vector<std::optional<std::string>>> GetThumbnails(
       const std::string& collection, const std::vector<std::string>& ids) const override {
     return store_->GetThumbnails(collection, ids);

@@ -178,6 +178,10 @@ grpc::Status RetraceClient::Get(const v1::GetRequest& request, v1::GetResponse* 
   return Unary(&v1::Retrace::Stub::Get, request, response);
 }
 
+grpc::Status RetraceClient::List(const v1::ListRequest& request, v1::ListResponse* response) {
+  return Unary(&v1::Retrace::Stub::List, request, response);
+}
+
 grpc::Status RetraceClient::CreateCollection(const v1::CreateCollectionRequest& request,
                                              v1::Collection* response) {
   return Unary(&v1::Retrace::Stub::CreateCollection, request, response);

@@ -93,6 +93,7 @@ class RetraceClient {
   grpc::Status Search(const v1::SearchRequest& request, v1::SearchResponse* response);
   grpc::Status Delete(const v1::DeleteRequest& request, v1::DeleteResponse* response);
   grpc::Status Get(const v1::GetRequest& request, v1::GetResponse* response);
+  grpc::Status List(const v1::ListRequest& request, v1::ListResponse* response);
   grpc::Status CreateCollection(const v1::CreateCollectionRequest& request,
                                 v1::Collection* response);
   grpc::Status ListCollections(const v1::ListCollectionsRequest& request,

@@ -64,6 +64,7 @@ inline constexpr RpcSpec kIndexRpc{"Index", Scope::kIndex, Lane::kBulk};
 inline constexpr RpcSpec kSearchRpc{"Search", Scope::kSearch, Lane::kInteractive};
 inline constexpr RpcSpec kDeleteRpc{"Delete", Scope::kIndex, Lane::kBulk};
 inline constexpr RpcSpec kGetRpc{"Get", Scope::kSearch, Lane::kInteractive};
+inline constexpr RpcSpec kListRpc{"List", Scope::kSearch, Lane::kInteractive};
 inline constexpr RpcSpec kCreateCollectionRpc{"CreateCollection", Scope::kAdmin,
                                               Lane::kInteractive};
 inline constexpr RpcSpec kListCollectionsRpc{"ListCollections", Scope::kSearch,

@@ -143,27 +143,40 @@ void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionRespo
   }
 }
 
+void ToProto(const engine::ItemRecord& record, v1::StoredItem* item) {
+  item->set_id(record.id);
+  item->set_caption(record.caption);
+  item->mutable_attributes()->insert(record.attributes.begin(), record.attributes.end());
+  if (!record.clip_image.empty()) {
+    item->mutable_clip_image()->mutable_values()->Add(record.clip_image.begin(),
+                                                       record.clip_image.end());
+    item->mutable_caption_text()->mutable_values()->Add(record.caption_text.begin(),
+                                                         record.caption_text.end());
+  }
+  if (!record.thumbnail.empty()) item->set_thumbnail(record.thumbnail);
+  if (!record.image_features.empty()) {
+    item->mutable_image_features()->mutable_values()->Add(record.image_features.begin(),
+                                                           record.image_features.end());
+  }
+  item->set_created_ms(record.created_ms);
+  item->set_updated_ms(record.updated_ms);
+}
+
 void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out) {
   for (const engine::GetResult& r : results) {
     v1::GetResult* result = out->add_results();
     ToItemStatus(r.status, result->mutable_status());
-    v1::StoredItem* item = result->mutable_item();
-    item->set_id(r.item.id);
-    if (!r.status.ok()) continue;
-    item->set_caption(r.item.caption);
-    item->mutable_attributes()->insert(r.item.attributes.begin(), r.item.attributes.end());
-    if (!r.item.clip_image.empty()) {
-      item->mutable_clip_image()->mutable_values()->Add(r.item.clip_image.begin(),
-                                                         r.item.clip_image.end());
-      item->mutable_caption_text()->mutable_values()->Add(r.item.caption_text.begin(),
-                                                           r.item.caption_text.end());
-    }
-    if (!r.item.thumbnail.empty()) item->set_thumbnail(r.item.thumbnail);
-    if (!r.item.image_features.empty()) {
-      item->mutable_image_features()->mutable_values()->Add(r.item.image_features.begin(),
-                                                             r.item.image_features.end());
+    if (r.status.ok()) {
+      ToProto(r.item, result->mutable_item());
+    } else {
+      result->mutable_item()->set_id(r.item.id);
     }
   }
+}
+
+void ToProto(const engine::ListPage& page, v1::ListResponse* out) {
+  for (const engine::ItemRecord& item : page.items) ToProto(item, out->add_items());
+  out->set_next_cursor(page.next_cursor);
 }
 
 void ToProto(const engine::ClusterStatus& status, v1::ClusterStatus* out) {

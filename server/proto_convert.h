@@ -33,7 +33,9 @@ void ToProto(const engine::WriteResult& written, v1::IndexResponse* out);
 void ToProto(const engine::WriteResult& written, v1::DeleteResponse* out);
 void ToProto(const engine::ClusterStatus& status, v1::ClusterStatus* out);
 void ToProto(const std::vector<engine::CaptionResult>& results, v1::CaptionResponse* out);
+void ToProto(const engine::ItemRecord& record, v1::StoredItem* out);
 void ToProto(const std::vector<engine::GetResult>& results, v1::GetResponse* out);
+void ToProto(const engine::ListPage& page, v1::ListResponse* out);
 
 // FromProto(CaptionOptions) takes each field the request sets and the rest from `defaults` (the
 // server's captioning config); max_new_tokens 0 counts as unset. Bounds are the captioner's job.

@@ -96,6 +96,12 @@ grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* conte
   return Offload(context, kGetRpc, request->collection(), Bind(&HandleGet, request, response));
 }
 
+grpc::ServerUnaryReactor* RetraceService::List(grpc::CallbackServerContext* context,
+                                               const v1::ListRequest* request,
+                                               v1::ListResponse* response) {
+  return Offload(context, kListRpc, request->collection(), Bind(&HandleList, request, response));
+}
+
 grpc::ServerUnaryReactor* RetraceService::CreateCollection(
     grpc::CallbackServerContext* context, const v1::CreateCollectionRequest* request,
     v1::Collection* response) {

@@ -35,8 +35,9 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
                 v1::Retrace::WithCallbackMethod_DescribeCollection<
                     v1::Retrace::WithCallbackMethod_DropCollection<
                         v1::Retrace::WithCallbackMethod_Get<
-                            v1::Retrace::WithCallbackMethod_GetClusterStatus<
-                                v1::Retrace::Service>>>>>>>>>>;
+                            v1::Retrace::WithCallbackMethod_List<
+                                v1::Retrace::WithCallbackMethod_GetClusterStatus<
+                                    v1::Retrace::Service>>>>>>>>>>>;
 
 class RetraceService final : public RetraceCallbackBase {
  public:
@@ -56,6 +57,9 @@ class RetraceService final : public RetraceCallbackBase {
                                    v1::DeleteResponse* response) override;
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* context,
                                 const v1::GetRequest* request, v1::GetResponse* response) override;
+  grpc::ServerUnaryReactor* List(grpc::CallbackServerContext* context,
+                                 const v1::ListRequest* request,
+                                 v1::ListResponse* response) override;
   grpc::ServerUnaryReactor* CreateCollection(grpc::CallbackServerContext* context,
                                              const v1::CreateCollectionRequest* request,
                                              v1::Collection* response) override;

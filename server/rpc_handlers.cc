@@ -55,6 +55,19 @@ absl::Status HandleGet(engine::Engine& engine, const Principal&, const engine::C
   return absl::OkStatus();
 }
 
+absl::Status HandleList(engine::Engine& engine, const Principal&, const engine::CallOptions& call,
+                        const v1::ListRequest& request, v1::ListResponse* response) {
+  engine::CallOptions options = call;
+  options.min_position = request.min_position();
+  RETRACE_ASSIGN_OR_RETURN(
+      engine::ListPage page,
+      engine.List(request.collection(), request.cursor(), request.page_size(),
+                  engine::GetFields{request.include_embeddings(), request.include_thumbnails()},
+                  options));
+  ToProto(page, response);
+  return absl::OkStatus();
+}
+
 absl::Status HandleCreateCollection(engine::Engine& engine, const Principal&,
                                     const engine::CallOptions&,
                                     const v1::CreateCollectionRequest& request,

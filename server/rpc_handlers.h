@@ -30,6 +30,9 @@ absl::Status HandleDelete(engine::Engine& engine, const Principal& who,
 absl::Status HandleGet(engine::Engine& engine, const Principal& who,
                        const engine::CallOptions& call, const v1::GetRequest& request,
                        v1::GetResponse* response);
+absl::Status HandleList(engine::Engine& engine, const Principal& who,
+                        const engine::CallOptions& call, const v1::ListRequest& request,
+                        v1::ListResponse* response);
 absl::Status HandleCreateCollection(engine::Engine& engine, const Principal& who,
                                     const engine::CallOptions& call,
                                     const v1::CreateCollectionRequest& request,

@@ -39,9 +39,9 @@ namespace retrace::server {
 class CallGate;
 
 // kRpcNames: the RPCs of retrace.v1.Retrace, as RecordCall receives them.
-inline constexpr std::array<std::string_view, 10> kRpcNames = {
+inline constexpr std::array<std::string_view, 11> kRpcNames = {
     "Caption",          "Index",           "Search",
-    "Delete",           "Get",             "CreateCollection",
+    "Delete",           "Get",             "List",            "CreateCollection",
     "ListCollections",  "DescribeCollection", "DropCollection",
     "GetClusterStatus"};
 

@@ -14,6 +14,11 @@ std::string ParsedArgs::Value(absl::string_view name, std::string fallback) cons
   return it == values_.end() ? fallback : it->second;
 }
 
+std::vector<std::string> ParsedArgs::Values(absl::string_view name) const {
+  auto it = all_values_.find(std::string(name));
+  return it == all_values_.end() ? std::vector<std::string>{} : it->second;
+}
+
 absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
                                      const std::vector<OptionSpec>& options,
                                      bool stop_at_positional) {
@@ -51,8 +56,10 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       parsed.values_[name] = "";
     } else if (eq != std::string::npos) {
       parsed.values_[name] = arg.substr(eq + 1);
+      parsed.all_values_[name].push_back(parsed.values_[name]);
     } else if (i + 1 < args.size() && args[i + 1].rfind("--", 0) != 0) {
       parsed.values_[name] = args[++i];
+      parsed.all_values_[name].push_back(parsed.values_[name]);
     } else {
       return absl::InvalidArgumentError(absl::StrCat("option --", name, " needs a value"));
     }

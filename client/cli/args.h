@@ -35,6 +35,8 @@ class ParsedArgs {
   bool Has(absl::string_view name) const { return values_.count(std::string(name)) > 0; }
   // Value: the value given for `name`, or `fallback` when it was not given ("" for flags).
   std::string Value(absl::string_view name, std::string fallback = "") const;
+  // Values: every value given for a repeatable option `name`, in order.
+  std::vector<std::string> Values(absl::string_view name) const;
   // positional: the arguments that are not options, in order.
   const std::vector<std::string>& positional() const { return positional_; }
 
@@ -42,6 +44,7 @@ class ParsedArgs {
   friend absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>&,
                                               const std::vector<OptionSpec>&, bool);
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_values_;
   std::vector<std::string> positional_;
 };
 

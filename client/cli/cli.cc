@@ -23,6 +23,7 @@ Commands:
   search --collection NAME QUERY               search a collection
   get --collection NAME ID...                  show stored items
   delete --collection NAME ID...               delete items
+  export --collection NAME [--out FILE]        the items as JSON Lines (index --items reads them)
   mine-pairs --collection NAME --ids FILE --out FILE
                                                nearest-caption pairs for CS-SLIP training
   eval cm --data DIR ...                       the Caption-Matching evaluation protocol
@@ -62,7 +63,7 @@ constexpr Command kCommands[] = {
     {"get", RunGetCommand},         {"delete", RunDeleteCommand},
     {"eval", RunEvalCommand},       {"bench", RunBenchCommand},
     {"cluster", RunClusterCommand}, {"mine-pairs", RunMinePairsCommand},
-    {"health", RunHealthCommand},
+    {"health", RunHealthCommand},   {"export", RunExportCommand},
 };
 
 }  // namespace

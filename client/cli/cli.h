@@ -95,6 +95,9 @@ int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args);
 int RunMinePairsCommand(CliContext& context, const std::vector<std::string>& args);
 // RunHealthCommand: `retrace health`, the grpc.health.v1 Check; exit 0 only when SERVING.
 int RunHealthCommand(CliContext& context, const std::vector<std::string>& args);
+
+// RunExportCommand: `retrace export`, a collection's items as JSON Lines (List, page by page).
+int RunExportCommand(CliContext& context, const std::vector<std::string>& args);
 // RunBenchCommand: `retrace bench`, the load generator (client/bench/).
 int RunBenchCommand(CliContext& context, const std::vector<std::string>& args);
 // RunClusterCommand: `retrace cluster status`, the replicas sharing the server's store.

@@ -1,6 +1,7 @@
 // `retrace index`: indexes image files and folders into a collection over one Index stream.
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -27,7 +28,9 @@ constexpr char kCommand[] = "index";
 constexpr int kDefaultBatch = 32;
 
 constexpr char kIndexUsage[] =
-    R"(usage: retrace index --collection NAME [--batch N] [--captions FILE] PATH...
+    R"(usage: retrace index --collection NAME [--batch N] [--captions FILE]
+                     [--attr KEY=VALUE]... PATH...
+       retrace index --collection NAME [--batch N] [--attr KEY=VALUE]... --items FILE
 
 Indexes image files (.jpg .jpeg .png .webp .bmp, any case) and folders, recursively,
 not following symlinks to folders. An item's id is its path relative to the folder
@@ -35,9 +38,16 @@ given, or its file name for a file given. Files are read as they are sent, N per
 request (default 32, at most 1024). The server captions each image, unless --captions
 FILE gives its caption: JSON Lines with "id" and "caption" (other fields are ignored,
 and so are lines with an "error" only, so mine-pairs' output works); an id there that
-no file has is an error. Prints a
-summary and the failed items; with --json, prints instead one IndexResult per line
-(JSON Lines) as results arrive. Exit status 1 if any item failed.
+no file has is an error.
+--items FILE: the items as JSON Lines instead, one per line:
+  {"id": "...", "path": "img.jpg", "caption": "...", "attributes": {"license": "cc-by"}}
+  (caption and attributes optional; a relative path is relative to FILE's folder), so a
+  corpus's licence, source or URL travel with its images. `retrace export` writes lines
+  this reads back (with a "path" added).
+--attr KEY=VALUE (repeatable): an attribute for every item; an item's own value for
+  the same key wins.
+Prints a summary and the failed items; with --json, prints instead one IndexResult per
+line (JSON Lines) as results arrive. Exit status 1 if any item failed.
 )";
 
 // IndexProgress: counts results from both threads of an index run, draws the progress line,
@@ -166,11 +176,103 @@ absl::StatusOr<std::map<std::string, std::string>> ReadCaptions(const std::strin
   return captions;
 }
 
+// ItemsFile: what --items lists.
+struct ItemsFile {
+  std::vector<ImageFile> files;
+  std::map<std::string, std::string> captions;
+  std::map<std::string, std::map<std::string, std::string>> attributes;
+};
+
+// ReadItems reads --items; errors name the file, the line and the field.
+absl::StatusOr<ItemsFile> ReadItems(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot be read"));
+  const std::filesystem::path folder = std::filesystem::path(path).parent_path();
+  ItemsFile items;
+  std::set<std::string> ids;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    const std::string where = absl::StrCat(path, ":", number, ": ");
+    try {
+      const nlohmann::json j = nlohmann::json::parse(line);
+      if (!j.is_object()) return absl::InvalidArgumentError(where + "expected a JSON object");
+      for (const auto& [key, value] : j.items()) {
+        // Also the fields `retrace export` writes, which index does not send.
+        static const std::set<std::string> kKnown = {
+            "id",         "path",       "caption",    "attributes",    "created_ms",
+            "updated_ms", "clip_image", "caption_text", "image_features"};
+        if (kKnown.count(key) == 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              where, "unknown field \"", key, "\" (expected id, path, caption, attributes)"));
+        }
+      }
+      if (!j.contains("id") || !j["id"].is_string() || j["id"].get<std::string>().empty()) {
+        return absl::InvalidArgumentError(where + "id: a non-empty string is required");
+      }
+      if (!j.contains("path") || !j["path"].is_string()) {
+        return absl::InvalidArgumentError(where + "path: a string is required");
+      }
+      const std::string id = j["id"].get<std::string>();
+      if (!ids.insert(id).second) {
+        return absl::InvalidArgumentError(absl::StrCat(where, "id: '", id, "' appears twice"));
+      }
+      std::filesystem::path file = j["path"].get<std::string>();
+      if (file.is_relative()) file = folder / file;
+      items.files.push_back({file.string(), id});
+      if (j.contains("caption")) {
+        if (!j["caption"].is_string()) {
+          return absl::InvalidArgumentError(where + "caption: expected a string");
+        }
+        items.captions[id] = j["caption"].get<std::string>();
+      }
+      if (j.contains("attributes")) {
+        if (!j["attributes"].is_object()) {
+          return absl::InvalidArgumentError(where + "attributes: expected an object");
+        }
+        for (const auto& [key, value] : j["attributes"].items()) {
+          if (!value.is_string()) {
+            return absl::InvalidArgumentError(
+                absl::StrCat(where, "attributes.", key, ": expected a string"));
+          }
+          items.attributes[id][key] = value.get<std::string>();
+        }
+      }
+    } catch (const nlohmann::json::exception& e) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "not JSON: ", e.what()));
+    }
+  }
+  return items;
+}
+
+// ParseAttrs: --attr KEY=VALUE values as a map; INVALID_ARGUMENT naming the bad one.
+absl::StatusOr<std::map<std::string, std::string>> ParseAttrs(
+    const std::vector<std::string>& values) {
+  std::map<std::string, std::string> attrs;
+  for (const std::string& value : values) {
+    const size_t eq = value.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--attr: expected KEY=VALUE, got '", value, "'"));
+    }
+    if (!attrs.emplace(value.substr(0, eq), value.substr(eq + 1)).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--attr: the key '", value.substr(0, eq), "' is given twice"));
+    }
+  }
+  return attrs;
+}
+
 }  // namespace
 
 int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
   auto parsed =
-      ParseArgs(args, {{"collection", true}, {"batch", true}, {"captions", true}, {"help", false}});
+      ParseArgs(args, {{"collection", true},
+                       {"batch", true},
+                       {"captions", true},
+                       {"items", true},
+                       {"attr", true},
+                       {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kIndexUsage);
   if (parsed->Has("help")) {
     context.out() << kIndexUsage;
@@ -179,8 +281,18 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
   if (!parsed->Has("collection")) {
     return context.UsageError(kCommand, "missing --collection", kIndexUsage);
   }
-  if (parsed->positional().empty())
-    return context.UsageError(kCommand, "missing PATH", kIndexUsage);
+  const bool from_items = parsed->Has("items");
+  if (from_items && !parsed->positional().empty()) {
+    return context.UsageError(kCommand, "give PATHs or --items, not both", kIndexUsage);
+  }
+  if (from_items && parsed->Has("captions")) {
+    return context.UsageError(kCommand, "--items carries its captions; --captions goes with PATHs",
+                              kIndexUsage);
+  }
+  if (!from_items && parsed->positional().empty())
+    return context.UsageError(kCommand, "missing PATH (or --items FILE)", kIndexUsage);
+  auto attrs = ParseAttrs(parsed->Values("attr"));
+  if (!attrs.ok()) return context.UsageError(kCommand, attrs.status().message(), kIndexUsage);
   int64_t batch = kDefaultBatch;
   if (parsed->Has("batch")) {
     auto n = ParseInt("batch", parsed->Value("batch"), 1, 1024);
@@ -190,13 +302,25 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
   const std::string collection = parsed->Value("collection");
 
   // Paths first (cheap), so the total is known and mistakes stop the run before it starts.
-  const ImageFileList list = FindImageFiles(parsed->positional());
+  ImageFileList list;
+  std::map<std::string, std::map<std::string, std::string>> item_attributes;
+  std::map<std::string, std::string> captions;
+  if (from_items) {
+    auto read = ReadItems(parsed->Value("items"));
+    if (!read.ok()) {
+      return context.Error(kCommand, absl::StrCat("--items: ", read.status().message()));
+    }
+    list.files = std::move(read->files);
+    captions = std::move(read->captions);
+    item_attributes = std::move(read->attributes);
+  } else {
+    list = FindImageFiles(parsed->positional());
+  }
   for (const std::string& error : list.errors) context.Error(kCommand, error);
   if (!list.errors.empty()) return kExitFailed;
   if (std::string duplicate = FindDuplicateId(list.files); !duplicate.empty()) {
     return context.Error(kCommand, absl::StrCat("two files would get the id ", duplicate));
   }
-  std::map<std::string, std::string> captions;
   if (parsed->Has("captions")) {
     auto read = ReadCaptions(parsed->Value("captions"));
     if (!read.ok())
@@ -224,6 +348,10 @@ int RunIndexCommand(CliContext& context, const std::vector<std::string>& args) {
         item.set_id(file.id);
         item.set_image(std::move(*bytes));
         if (auto it = captions.find(file.id); it != captions.end()) item.set_caption(it->second);
+        for (const auto& [key, value] : *attrs) (*item.mutable_attributes())[key] = value;
+        if (auto it = item_attributes.find(file.id); it != item_attributes.end()) {
+          for (const auto& [key, value] : it->second) (*item.mutable_attributes())[key] = value;
+        }
         ++next;
         return item;
       }

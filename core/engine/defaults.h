@@ -26,6 +26,10 @@ inline constexpr int kMinThumbnailSide = 16;
 inline constexpr int kMaxThumbnailSide = 1024;
 inline constexpr int kThumbnailJpegQuality = 85;
 
+// List: items per page when the request gives none, and the most a page may hold.
+inline constexpr int kListPageSize = 100;
+inline constexpr int kMaxListPageSize = 1000;
+
 // Search.
 inline constexpr int kTopK = 10;
 inline constexpr int kCandidates = 100;  // provenance N

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "core/common/status_macros.h"
 #include "core/engine/batchers.h"
 #include "core/engine/collection_registry.h"
@@ -283,6 +285,76 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
   RETRACE_ASSIGN_OR_RETURN(SearchResult result, searcher_->Search(*collection, query, call));
   result.stale = !replicator_->store_reachable();
   return result;
+}
+
+namespace {
+
+// A List cursor is the last id of a page behind a version tag, base64url-encoded: opaque to
+// clients, and a cursor from another build is recognised rather than misread.
+constexpr absl::string_view kCursorTag = "retrace-list-1:";
+
+std::string EncodeCursor(const std::string& last_id) {
+  return absl::WebSafeBase64Escape(absl::StrCat(kCursorTag, last_id));
+}
+
+absl::StatusOr<std::string> DecodeCursor(const std::string& cursor) {
+  std::string decoded;
+  if (!absl::WebSafeBase64Unescape(cursor, &decoded) || !absl::StartsWith(decoded, kCursorTag)) {
+    return absl::InvalidArgumentError(
+        "cursor: not a cursor this server gave (pass a ListResponse.next_cursor unchanged)");
+  }
+  return decoded.substr(kCursorTag.size());
+}
+
+}  // namespace
+
+absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
+                                      const std::string& cursor, int page_size, GetFields fields,
+                                      const CallOptions& call) {
+  if (page_size == 0) page_size = defaults::kListPageSize;
+  if (page_size < 1 || page_size > defaults::kMaxListPageSize) {
+    return absl::InvalidArgumentError(absl::StrCat("page_size: ", page_size, " is not in 1..",
+                                                   defaults::kMaxListPageSize));
+  }
+  std::string after;
+  if (!cursor.empty()) {
+    if (cursor.size() > 4 * options_.limits.max_id_bytes) {
+      return absl::InvalidArgumentError("cursor: longer than any cursor this server gives");
+    }
+    RETRACE_ASSIGN_OR_RETURN(after, DecodeCursor(cursor));
+  }
+  if (call.min_position > 0) RETRACE_RETURN_IF_ERROR(Find(collection_name, call).status());
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
+                           registry_->Find(collection_name));
+  RETRACE_ASSIGN_OR_RETURN(
+      std::vector<store::StoredItem> stored,
+      store_->ListItems(collection->name(), after, page_size, fields.embeddings));
+  ListPage page;
+  std::vector<std::string> ids;
+  for (store::StoredItem& s : stored) {
+    ItemRecord& item = page.items.emplace_back();
+    item.id = std::move(s.id);
+    item.caption = std::move(s.caption);
+    item.attributes = std::move(s.attributes);
+    item.clip_image = std::move(s.clip_image);
+    item.caption_text = std::move(s.caption_text);
+    item.image_features = std::move(s.image_features);
+    item.created_ms = s.created_ms;
+    item.updated_ms = s.updated_ms;
+    ids.push_back(item.id);
+  }
+  if (fields.thumbnail && collection->record().thumbnail_side > 0 && !ids.empty()) {
+    RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<std::string>> thumbnails,
+                             store_->GetThumbnails(collection->name(), ids));
+    for (size_t i = 0; i < ids.size(); ++i) {
+      if (thumbnails[i].has_value()) page.items[i].thumbnail = std::move(*thumbnails[i]);
+    }
+  }
+  // A full page may have a next one; the page after the last item is empty, with no cursor.
+  if (static_cast<int>(page.items.size()) == page_size) {
+    page.next_cursor = EncodeCursor(page.items.back().id);
+  }
+  return page;
 }
 
 absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection_name,

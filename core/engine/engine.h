@@ -142,6 +142,15 @@ class Engine {
                                              const std::vector<std::string>& ids,
                                              GetFields fields, const CallOptions& call = {});
 
+  // List returns a page of a collection's stored items in id order (bytewise), after `cursor`
+  // (empty: from the first; else a ListPage.next_cursor, which is opaque), at most `page_size`
+  // (0: defaults::kListPageSize; 1..kMaxListPageSize) of them; embeddings and thumbnails when
+  // `fields` asks. Paging to the end gives every item that exists throughout exactly once,
+  // whatever is written meanwhile. Reads the store. INVALID_ARGUMENT naming page_size or cursor;
+  // NOT_FOUND (collection).
+  absl::StatusOr<ListPage> List(const std::string& collection, const std::string& cursor,
+                                int page_size, GetFields fields, const CallOptions& call = {});
+
   // SnapshotAll writes a snapshot of every collection that changed since its last one, then
   // compacts the deletions no live replica needs. Returns the first error (the others are still
   // snapshotted). A no-op without snapshot_dir. The server calls it at a clean shutdown; a timer

@@ -173,6 +173,15 @@ struct ItemRecord {
   std::vector<float> caption_text;
   std::vector<float> image_features;  // empty without an image encoder
   std::string thumbnail;  // JPEG; empty unless asked for and the collection keeps them
+  // When the item was first stored and when this version was (ms since the Unix epoch).
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+};
+
+// ListPage: one page of Engine::List.
+struct ListPage {
+  std::vector<ItemRecord> items;  // in id order
+  std::string next_cursor;        // empty: the last page
 };
 
 // GetFields: what Get reads besides ids, captions and attributes.

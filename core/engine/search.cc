@@ -344,6 +344,8 @@ absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& colle
       continue;
     }
     result.item.caption = std::move(stored[v]->caption);
+    result.item.created_ms = stored[v]->created_ms;
+    result.item.updated_ms = stored[v]->updated_ms;
     result.item.attributes = std::move(stored[v]->attributes);
     if (thumbnails[v].has_value()) result.item.thumbnail = std::move(*thumbnails[v]);
     if (fields.embeddings) {

@@ -88,6 +88,10 @@ struct StoredItem {
   // it in the same transaction as the item (and removes an older one when empty); reads leave it
   // empty, GetThumbnails reads it. It is not part of the change feed: no index needs it.
   std::string thumbnail;
+  // Output only (PutItems ignores them): when the item was first stored and when this version
+  // was, in milliseconds since the Unix epoch by the store's clock.
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
   // Output only: the position of the put that stored this version (PutItems ignores it).
   int64_t position = 0;
 };
@@ -195,6 +199,14 @@ class ItemStore {
   // absent.
   virtual absl::StatusOr<std::vector<std::optional<ItemVersion>>> GetItemVersions(
       const std::string& collection, const std::vector<std::string>& ids) const = 0;
+
+  // ListItems returns up to `limit` items whose id sorts (bytewise) after `after` (empty: from
+  // the first), in id order, read in one transaction; embeddings only when asked. Paging on the
+  // last id returned gives every item that exists throughout exactly once, whatever is written
+  // meanwhile. NOT_FOUND if the collection is absent.
+  virtual absl::StatusOr<std::vector<StoredItem>> ListItems(const std::string& collection,
+                                                            const std::string& after, int limit,
+                                                            bool embeddings) const = 0;
 
   // GetThumbnails returns, per id in order, the item's thumbnail; nullopt for an id that is not
   // stored or was stored without one. NOT_FOUND if the collection is absent.

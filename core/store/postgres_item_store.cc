@@ -125,8 +125,10 @@ std::string Placeholders(int first, size_t n) {
 }
 
 constexpr char kItemColumns[] =
-    "id, content_hash, position, caption, attributes, clip_image, caption_text, image_features";
-constexpr char kItemTextColumns[] = "id, content_hash, position, caption, attributes";
+    "id, content_hash, position, created_at, updated_at, caption, attributes, clip_image, "
+    "caption_text, image_features";
+constexpr char kItemTextColumns[] =
+    "id, content_hash, position, created_at, updated_at, caption, attributes";
 
 absl::StatusOr<StoredItem> ReadItem(const Result& r, int row, int col, bool embeddings,
                                     const std::string& collection) {
@@ -134,12 +136,14 @@ absl::StatusOr<StoredItem> ReadItem(const Result& r, int row, int col, bool embe
   item.id = std::string(r.Bytes(row, col));
   item.content_hash = static_cast<uint64_t>(r.Int64(row, col + 1));
   item.position = r.Int64(row, col + 2);
-  item.caption = std::string(r.Bytes(row, col + 3));
-  absl::Status s = internal::DecodeAttributes(r.Bytes(row, col + 4), &item.attributes);
+  item.created_ms = r.Int64(row, col + 3);
+  item.updated_ms = r.Int64(row, col + 4);
+  item.caption = std::string(r.Bytes(row, col + 5));
+  absl::Status s = internal::DecodeAttributes(r.Bytes(row, col + 6), &item.attributes);
   if (embeddings) {
-    if (s.ok()) s = internal::DecodeFloats(BytesOrEmpty(r, row, col + 5), &item.clip_image);
-    if (s.ok()) s = internal::DecodeFloats(BytesOrEmpty(r, row, col + 6), &item.caption_text);
-    if (s.ok()) s = internal::DecodeFloats(BytesOrEmpty(r, row, col + 7), &item.image_features);
+    if (s.ok()) s = internal::DecodeFloats(BytesOrEmpty(r, row, col + 7), &item.clip_image);
+    if (s.ok()) s = internal::DecodeFloats(BytesOrEmpty(r, row, col + 8), &item.caption_text);
+    if (s.ok()) s = internal::DecodeFloats(BytesOrEmpty(r, row, col + 9), &item.image_features);
   }
   if (!s.ok()) {
     return absl::DataLossError(
@@ -642,6 +646,31 @@ absl::StatusOr<std::vector<std::optional<ItemVersion>>> PostgresItemStore::GetIt
   }
   RETRACE_RETURN_IF_ERROR(txn.Commit());
   return versions;
+}
+
+absl::StatusOr<std::vector<StoredItem>> PostgresItemStore::ListItems(const std::string& collection,
+                                                                     const std::string& after,
+                                                                     int limit,
+                                                                     bool embeddings) const {
+  RETRACE_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  Transaction txn(&*conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin("ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  RETRACE_RETURN_IF_ERROR(CheckCollection(*conn, collection));
+  // bytea orders bytewise; the primary key (collection, id) serves the range.
+  RETRACE_ASSIGN_OR_RETURN(
+      Result r,
+      conn->Exec(absl::StrCat("SELECT ", embeddings ? kItemColumns : kItemTextColumns,
+                              " FROM items WHERE collection = $1 AND id > $2 ORDER BY id LIMIT $3"),
+                 {Param::Bytes(collection), Param::Bytes(after), Param::Int(limit)},
+                 absl::StrCat("list items of ", Quote(collection))));
+  std::vector<StoredItem> items;
+  items.reserve(r.rows());
+  for (int row = 0; row < r.rows(); ++row) {
+    RETRACE_ASSIGN_OR_RETURN(StoredItem item, ReadItem(r, row, 0, embeddings, collection));
+    items.push_back(std::move(item));
+  }
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return items;
 }
 
 absl::StatusOr<std::vector<std::optional<std::string>>> PostgresItemStore::GetThumbnails(

@@ -80,6 +80,9 @@ class PostgresItemStore final : public ItemStore {
       const std::string& collection, const std::vector<std::string>& ids) const override;
   absl::StatusOr<std::vector<std::optional<ItemVersion>>> GetItemVersions(
       const std::string& collection, const std::vector<std::string>& ids) const override;
+  absl::StatusOr<std::vector<StoredItem>> ListItems(const std::string& collection,
+                                                    const std::string& after, int limit,
+                                                    bool embeddings) const override;
   absl::StatusOr<std::vector<std::optional<std::string>>> GetThumbnails(
       const std::string& collection, const std::vector<std::string>& ids) const override;
   absl::StatusOr<DeleteResult> DeleteItems(const std::string& collection,

@@ -558,6 +558,38 @@ absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::ReadItem
   return found;
 }
 
+absl::StatusOr<std::vector<StoredItem>> SqliteItemStore::ListItems(const std::string& collection,
+                                                                   const std::string& after,
+                                                                   int limit,
+                                                                   bool embeddings) const {
+  absl::MutexLock lock(&read_mu_);
+  Connection& conn = *reader_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
+  RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
+  // ids are BLOBs, which SQLite orders bytewise; the primary key (collection, id) serves it.
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare(absl::StrCat("SELECT ",
+                                embeddings ? internal::kItemColumns : internal::kItemTextColumns,
+                                " FROM items WHERE collection = ?1 AND id > ?2 ORDER BY id "
+                                "LIMIT ?3")));
+  stmt.BindBytes(1, collection);
+  stmt.BindBytes(2, after);
+  stmt.BindInt64(3, limit);
+  std::vector<StoredItem> items;
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    RETRACE_ASSIGN_OR_RETURN(StoredItem item,
+                             embeddings ? internal::ReadItem(stmt, 0, collection)
+                                        : internal::ReadItemText(stmt, 0, collection));
+    items.push_back(std::move(item));
+  }
+  if (rc != SQLITE_DONE) return conn.Error(rc, absl::StrCat("list items of ", Quote(collection)));
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return items;
+}
+
 absl::StatusOr<std::vector<std::optional<std::string>>> SqliteItemStore::GetThumbnails(
     const std::string& collection, const std::vector<std::string>& ids) const {
   absl::MutexLock lock(&read_mu_);

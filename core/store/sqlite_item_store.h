@@ -92,6 +92,9 @@ class SqliteItemStore final : public ItemStore {
   // the row's first page each, never the embeddings' overflow pages.
   absl::StatusOr<std::vector<std::optional<ItemVersion>>> GetItemVersions(
       const std::string& collection, const std::vector<std::string>& ids) const override;
+  absl::StatusOr<std::vector<StoredItem>> ListItems(const std::string& collection,
+                                                    const std::string& after, int limit,
+                                                    bool embeddings) const override;
   absl::StatusOr<std::vector<std::optional<std::string>>> GetThumbnails(
       const std::string& collection, const std::vector<std::string>& ids) const override;
   // DeleteItems: see ItemStore. An id repeated in `ids` is present only at its first position.

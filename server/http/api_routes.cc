@@ -50,6 +50,11 @@ const std::vector<RouteDoc>& ApiRoutes() {
        "An item's thumbnail (JPEG; ?id=ITEM): what Get with include_thumbnails answers. 404 "
        "when the item is absent or its collection keeps no thumbnails.",
        "retrace.v1.GetRequest", nullptr, "image/jpeg", BodyKind::kNone, nullptr, false, true},
+      {RouteId::kList, "POST", "/v1/collections/{name}/list", "List",
+       "Stored items in id order, a page at a time: pass each answer's nextCursor back as the "
+       "next request's cursor until it is empty.",
+       "retrace.v1.ListRequest", "retrace.v1.ListResponse", nullptr, BodyKind::kJson, nullptr,
+       false, false},
       {RouteId::kDelete, "POST", "/v1/collections/{name}/delete", "Delete",
        "Deletes items by id (scope index).", "retrace.v1.DeleteRequest",
        "retrace.v1.DeleteResponse", nullptr, BodyKind::kJson, nullptr, false, false},

@@ -25,6 +25,7 @@ enum class RouteId {
   kSearch,
   kGet,
   kThumbnail,
+  kList,
   kDelete,
   kClusterStatus,
 };

@@ -278,6 +278,14 @@ class Api {
             [](const v1::GetRequest& r) { return r.collection(); });
       case RouteId::kThumbnail:
         return Thumbnail(param, in, out);
+      case RouteId::kList:
+        return Unary<v1::ListRequest, v1::ListResponse>(
+            route, server::kListRpc, in, out, &server::HandleList,
+            [&param](const httplib::Request& in, v1::ListRequest* r) {
+              RETRACE_RETURN_IF_ERROR(Body(in, nullptr, r));
+              return InPath(param, r->mutable_collection());
+            },
+            [](const v1::ListRequest& r) { return r.collection(); });
       case RouteId::kDelete:
         return Unary<v1::DeleteRequest, v1::DeleteResponse>(
             route, server::kDeleteRpc, in, out, &server::HandleDelete,

@@ -3,14 +3,18 @@
 // describe, delete — with the exit codes scripts rely on.
 #include <sys/wait.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/support/server_process.h"
 
 namespace retrace {
@@ -242,6 +246,156 @@ TEST_F(CliE2eTest, IndexReportsFailedItemsAndStoresTheRest) {
   s->Stop();
   r = Run("collections list");
   EXPECT_EQ(r.exit_code, 3) << "an unreachable server exits 3: " << r.err;
+}
+
+TEST_F(CliE2eTest, ItemsWithAttributesGoInAndComeBackOutThroughExport) {
+  ASSERT_EQ(Run("collections create corpus").exit_code, 0);
+  // A corpus file: relative paths, captions on some lines, attributes on all, a unicode id.
+  const std::string images = FixtureDir() + "/images";
+  const std::string dir = testing::NewTempDir("items");
+  fs::create_directories(dir + "/img");
+  fs::copy_file(images + "/photo/dog/dog_0.png", dir + "/img/dog.png");
+  std::ofstream(dir + "/corpus.jsonl")
+      << R"({"id": "dog", "path": "img/dog.png", "caption": "a dog", "attributes": {"license": "cc-by", "uri": "https://example.org/dog"}})" << "\n"
+      << "\n"
+      << R"({"id": "chat noir \u00e9", "path": ")" << images << R"(/sketch/cat/cat_0.png", "attributes": {"license": "cc0"}})" << "\n";
+  CliResult r = Run("index --collection corpus --attr source=museum --attr license=ignored --items " +
+                    dir + "/corpus.jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "indexed 2 of 2")) << r.out;
+
+  r = Run("export --collection corpus --page-size 1 --out " + scratch_ + "/export.jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "exported 2 items")) << r.out;
+  std::ifstream in(scratch_ + "/export.jsonl");
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(lines.size(), 2u);
+  // Id order (bytewise): "chat noir é" < "dog".
+  EXPECT_EQ(lines[0]["id"], "chat noir \u00e9");
+  EXPECT_EQ(lines[1]["id"], "dog");
+  EXPECT_EQ(lines[1]["caption"], "a dog");  // given, not the captioner's
+  EXPECT_FALSE(lines[0]["caption"].get<std::string>().empty());  // the captioner's
+  // --attr applies to every item; an item's own value wins.
+  EXPECT_EQ(lines[1]["attributes"], (nlohmann::json{{"license", "cc-by"},
+                                                    {"source", "museum"},
+                                                    {"uri", "https://example.org/dog"}}));
+  EXPECT_EQ(lines[0]["attributes"], (nlohmann::json{{"license", "cc0"}, {"source", "museum"}}));
+  EXPECT_GT(lines[0]["created_ms"].get<int64_t>(), 1'700'000'000'000);
+  EXPECT_GE(lines[0]["updated_ms"].get<int64_t>(), lines[0]["created_ms"].get<int64_t>());
+
+  // The export, with paths added, indexes into another collection as the same items.
+  ASSERT_EQ(Run("collections create copy").exit_code, 0);
+  {
+    std::ofstream again(dir + "/again.jsonl");
+    lines[0]["path"] = images + "/sketch/cat/cat_0.png";
+    lines[1]["path"] = "img/dog.png";
+    for (const auto& line : lines) again << line.dump() << "\n";
+  }
+  r = Run("index --collection copy --items " + dir + "/again.jsonl");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  r = Run("export --collection copy");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> copied = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(copied.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    const nlohmann::json line = nlohmann::json::parse(copied[i]);
+    EXPECT_EQ(line["id"], lines[i]["id"]);
+    EXPECT_EQ(line["caption"], lines[i]["caption"]);
+    EXPECT_EQ(line["attributes"], lines[i]["attributes"]);
+  }
+
+  // Mistakes name the file, the line and the field, and nothing is sent.
+  std::ofstream(dir + "/bad.jsonl") << R"({"id": "x", "path": "img/dog.png"})" << "\n"
+                                    << R"({"id": "y", "path": 7})" << "\n";
+  r = Run("index --collection corpus --items " + dir + "/bad.jsonl");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_TRUE(absl::StrContains(r.err, "bad.jsonl:2: path")) << r.err;
+  r = Run("index --collection corpus --attr nokey " + images);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "--attr: expected KEY=VALUE, got 'nokey'")) << r.err;
+}
+
+TEST_F(CliE2eTest, ListingPagesGiveEveryItemOnceWhileOthersWriteAndDelete) {
+  auto stub = server_->NewStub();
+  ASSERT_EQ(Run("collections create busy").exit_code, 0);
+  const std::string png = testing::ReadFileBytes(FixtureDir() + "/images/photo/car/car_0.png");
+  auto index = [&](const std::vector<std::string>& ids) {
+    grpc::ClientContext context;
+    auto stream = stub->Index(&context);
+    v1::IndexRequest request;
+    request.set_collection("busy");
+    for (const std::string& id : ids) {
+      v1::Item* item = request.add_items();
+      item->set_id(id);
+      item->set_image(png);
+      item->set_caption("a car");
+    }
+    v1::IndexResponse response;
+    EXPECT_TRUE(stream->Write(request) && stream->Read(&response));
+    stream->WritesDone();
+    return stream->Finish();
+  };
+  std::vector<std::string> stable;
+  for (int i = 0; i < 120; ++i) stable.push_back(absl::StrCat("stable-", 1000 + i));
+  for (size_t i = 0; i < stable.size(); i += 40) {
+    ASSERT_TRUE(index({stable.begin() + i, stable.begin() + i + 40}).ok());
+  }
+  // Another client puts and deletes other ids all along, before and after the cursor.
+  std::atomic<bool> stop{false};
+  std::thread writer([&] {
+    auto writer_stub = server_->NewStub();
+    for (int round = 0; !stop; ++round) {
+      const std::string a = absl::StrCat("a-", round), z = absl::StrCat("z-", round);
+      (void)index({a, z});
+      grpc::ClientContext context;
+      v1::DeleteRequest del;
+      del.set_collection("busy");
+      del.add_ids(a);
+      v1::DeleteResponse deleted;
+      (void)writer_stub->Delete(&context, del, &deleted);
+    }
+  });
+  std::map<std::string, int> seen;
+  v1::ListRequest request;
+  request.set_collection("busy");
+  request.set_page_size(7);
+  int pages = 0;
+  do {
+    grpc::ClientContext context;
+    v1::ListResponse page;
+    const grpc::Status status = stub->List(&context, request, &page);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    for (const v1::StoredItem& item : page.items()) ++seen[item.id()];
+    request.set_cursor(page.next_cursor());
+    ++pages;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));  // let the writer interleave
+  } while (!request.cursor().empty() && pages < 1000);
+  stop = true;
+  writer.join();
+  for (const std::string& id : stable) EXPECT_EQ(seen[id], 1) << id;
+  for (const auto& [id, count] : seen) EXPECT_EQ(count, 1) << id << " listed twice";
+  EXPECT_GT(pages, 120 / 7);
+
+  // Bad input names the field.
+  v1::ListRequest bad;
+  bad.set_collection("busy");
+  bad.set_page_size(1001);
+  v1::ListResponse unused;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->List(&context, bad, &unused);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "page_size")) << status.error_message();
+  }
+  bad.set_page_size(10);
+  bad.set_cursor("not-a-cursor");
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->List(&context, bad, &unused);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "cursor")) << status.error_message();
+  }
 }
 
 }  // namespace

@@ -18,11 +18,13 @@ absl::StatusOr<StoredItem> ReadItem(Statement& stmt, int col, const std::string&
   item.id = std::string(stmt.ColumnBytes(col));
   item.content_hash = LoadedHash(stmt.ColumnInt64(col + 1));
   item.position = stmt.ColumnInt64(col + 2);
-  item.caption = std::string(stmt.ColumnBytes(col + 3));
-  absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 4), &item.attributes);
-  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 5), &item.clip_image);
-  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 6), &item.caption_text);
-  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 7), &item.image_features);
+  item.created_ms = stmt.ColumnInt64(col + 3);
+  item.updated_ms = stmt.ColumnInt64(col + 4);
+  item.caption = std::string(stmt.ColumnBytes(col + 5));
+  absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 6), &item.attributes);
+  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 7), &item.clip_image);
+  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 8), &item.caption_text);
+  if (status.ok()) status = DecodeFloats(stmt.ColumnBytes(col + 9), &item.image_features);
   if (!status.ok()) {
     return absl::DataLossError(
         absl::StrCat("item ", Quote(item.id), " of ", Quote(collection), ": ", status.message()));
@@ -35,8 +37,10 @@ absl::StatusOr<StoredItem> ReadItemText(Statement& stmt, int col, const std::str
   item.id = std::string(stmt.ColumnBytes(col));
   item.content_hash = LoadedHash(stmt.ColumnInt64(col + 1));
   item.position = stmt.ColumnInt64(col + 2);
-  item.caption = std::string(stmt.ColumnBytes(col + 3));
-  if (absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 4), &item.attributes);
+  item.created_ms = stmt.ColumnInt64(col + 3);
+  item.updated_ms = stmt.ColumnInt64(col + 4);
+  item.caption = std::string(stmt.ColumnBytes(col + 5));
+  if (absl::Status status = DecodeAttributes(stmt.ColumnBytes(col + 6), &item.attributes);
       !status.ok()) {
     return absl::DataLossError(
         absl::StrCat("item ", Quote(item.id), " of ", Quote(collection), ": ", status.message()));

@@ -24,10 +24,12 @@ namespace retrace::store::internal {
 
 // kItemColumns are the columns of `items` that make a StoredItem, in ReadItem's order.
 inline constexpr char kItemColumns[] =
-    "id, content_hash, seq, caption, attributes, clip_image, caption_text, image_features";
+    "id, content_hash, seq, created_at, updated_at, caption, attributes, clip_image, "
+    "caption_text, image_features";
 
 // kItemTextColumns: kItemColumns without the embeddings, in ReadItemText's order.
-inline constexpr char kItemTextColumns[] = "id, content_hash, seq, caption, attributes";
+inline constexpr char kItemTextColumns[] =
+    "id, content_hash, seq, created_at, updated_at, caption, attributes";
 
 // Quote renders caller bytes for a message: C-escaped, in single quotes.
 std::string Quote(absl::string_view bytes);
