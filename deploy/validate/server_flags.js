@@ -178,12 +178,12 @@ function main() {
     edit(serverOf(objects, kind, n));
     return checkRender(objects, accepted, name);
   };
-  expect("replicas given --http-listen",
-         mutate("replicas", "Deployment", (c) => c.args.push("--http-listen=0.0.0.0:8080")),
-         "deploy/replicas: Deployment/retrace: container retrace: --http-listen: not a flag of the server");
-  expect("single given --http_listen 0.0.0.0:8080",
-         mutate("single", "StatefulSet", (c) => c.args.push("--http_listen", "0.0.0.0:8080")),
-         "container retrace: --http_listen: not a flag");
+  expect("replicas given --rest-listen",
+         mutate("replicas", "Deployment", (c) => c.args.push("--rest-listen=0.0.0.0:8080")),
+         "deploy/replicas: Deployment/retrace: container retrace: --rest-listen: not a flag of the server");
+  expect("single given --rest_listen 0.0.0.0:8080",
+         mutate("single", "StatefulSet", (c) => c.args.push("--rest_listen", "0.0.0.0:8080")),
+         "container retrace: --rest_listen: not a flag");
   expect("replicas given --role=all (pending issue 15, outside deploy/sharded)",
          mutate("replicas", "Deployment", (c) => c.args.push("--role=all")),
          "--role: pending issue 15");
@@ -196,10 +196,10 @@ function main() {
   expect("a positional argument", mutate("single", "StatefulSet", (c) => c.args.push("serve")),
          "'serve' is not a flag");
   const dockerfile = dockerfiles.find((f) => path.basename(f) === "Dockerfile");
-  expect("an ENTRYPOINT given --http-listen",
+  expect("an ENTRYPOINT given --rest-listen",
          checkDockerfile("docker/Dockerfile", dockerText.get(dockerfile).replace(
-           /^ENTRYPOINT \["retrace-server", /m, 'ENTRYPOINT ["retrace-server", "--http-listen=:8080", '), accepted),
-         "docker/Dockerfile: ENTRYPOINT: --http-listen: not a flag");
+           /^ENTRYPOINT \["retrace-server", /m, 'ENTRYPOINT ["retrace-server", "--rest-listen=:8080", '), accepted),
+         "docker/Dockerfile: ENTRYPOINT: --rest-listen: not a flag");
   expect("a pending flag the server has",
          checkPending(new Map([...accepted, ["shard_map", false]])), "--shard-map: the server has it now");
   const mustPass = [
