@@ -1,5 +1,8 @@
 #include "server/proto_convert.h"
 
+#include <utility>
+
+#include "server/filter_convert.h"
 #include "server/status_mapping.h"
 
 namespace retrace::server {
@@ -40,6 +43,12 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
   if (p.has_w2()) options.w2 = p.w2();
   options.rerank = !p.no_rerank();
   if (request.hybrid().rrf_k() != 0) query.rrf_k = request.hybrid().rrf_k();
+  if (request.has_filter()) {
+    absl::StatusOr<filter::Filter> f = FilterFromProto(request.filter(), "filter");
+    if (!f.ok()) return f.status();
+    query.filter = *std::move(f);
+  }
+  if (request.has_min_score()) query.min_score = request.min_score();
   return query;
 }
 
@@ -90,6 +99,7 @@ void ToProto(const engine::CollectionInfo& info, v1::Collection* out) {
 }
 
 void ToProto(const engine::SearchResult& result, v1::SearchResponse* out) {
+  out->set_cut_by_min_score(result.cut_by_min_score);
   for (const engine::SearchHit& hit : result.hits) {
     v1::SearchHit* h = out->add_hits();
     h->set_id(hit.id);

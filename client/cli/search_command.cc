@@ -11,6 +11,9 @@
 #include "client/cli/cli.h"
 #include "client/cli/image_files.h"
 #include "client/cli/output.h"
+#include "core/engine/defaults.h"
+#include "core/filter/parse.h"
+#include "server/filter_convert.h"
 
 namespace retrace::cli {
 namespace {
@@ -22,6 +25,7 @@ constexpr char kSearchUsage[] =
                       [--top-k K] [--mode caption|provenance|hybrid]
                       [--caption TEXT] [--candidates N] [--beta B] [--w1 W] [--w2 W]
                       [--no-rerank] [--rrf-k K] [--after POSITION]
+                      [--filter EXPR] [--min-score S]
 
 --mode caption (default): Caption-Matching, the query's CLIP embedding against the
   items' captions.
@@ -36,6 +40,14 @@ constexpr char kSearchUsage[] =
 An --embedding is of the collection's caption_dim (caption) or image_dim (the others).
 --top-k: default 10. An item's attributes follow its caption as k=v. With --json,
 prints the SearchResponse.
+--filter EXPR: rank only items whose attributes satisfy EXPR, in every mode, e.g.
+  'license = "cc-by" and year >= 2020'. Conditions: k = "v", k != "v",
+  k in ("a", "b"), k not in (...), k exists, k prefix "p", and numeric k < N, <=, >,
+  >= (true when the value reads as a number); combined with and, or, not and
+  parentheses (not binds tightest, then and, then or). Quote a key that is not a
+  bare word ("my key") or is a keyword; strings take \" and \\.
+--min-score S: drop hits scoring below S (the score column: S in caption mode, S' in
+  provenance mode, the fused score in hybrid mode); prints how many were dropped.
 --after POSITION: answer only once the server has applied the store's changes up to
   POSITION (what `index` and `delete` print), so a search on any replica sees those
   writes; DEADLINE_EXCEEDED if it has not within --timeout.
@@ -80,6 +92,8 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"no-rerank", false},
                                  {"rrf-k", true},
                                  {"after", true},
+                                 {"filter", true},
+                                 {"min-score", true},
                                  {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kSearchUsage);
   if (parsed->Has("help")) {
@@ -132,6 +146,25 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     if (!after.ok()) return context.UsageError(kCommand, after.status().message(), kSearchUsage);
     request.set_min_position(*after);
   }
+  if (parsed->Has("filter")) {
+    const filter::FilterLimits limits{
+        engine::defaults::kMaxFilterTerms, engine::defaults::kMaxFilterDepth,
+        static_cast<size_t>(engine::defaults::kMaxAttributeKeyBytes),
+        static_cast<size_t>(engine::defaults::kMaxAttributeValueBytes)};
+    absl::StatusOr<filter::Filter> f = filter::ParseFilter(parsed->Value("filter"), limits);
+    if (!f.ok()) {
+      return context.UsageError(kCommand, absl::StrCat("--", f.status().message()),
+                                kSearchUsage);
+    }
+    server::FilterToProto(*f, request.mutable_filter());
+  }
+  if (parsed->Has("min-score")) {
+    auto min_score = ParseFloat("min-score", parsed->Value("min-score"));
+    if (!min_score.ok()) {
+      return context.UsageError(kCommand, min_score.status().message(), kSearchUsage);
+    }
+    request.set_min_score(*min_score);
+  }
   v1::ProvenanceOptions* provenance = request.mutable_provenance();
   if (parsed->Has("candidates")) {
     auto n = ParseInt("candidates", parsed->Value("candidates"), 1, INT32_MAX);
@@ -173,6 +206,11 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   if (context.json()) {
     context.out() << ToJson(response, /*multiline=*/true) << "\n";
     return kExitOk;
+  }
+  if (response.cut_by_min_score() > 0) {
+    context.out() << response.cut_by_min_score() << " hit"
+                  << (response.cut_by_min_score() == 1 ? "" : "s")
+                  << " below --min-score dropped\n";
   }
   if (response.hits().empty()) {
     context.out() << "no hits\n";

@@ -163,17 +163,18 @@ absl::StatusOr<std::vector<std::string>> Batchers::Caption(
 
 absl::StatusOr<std::vector<index::IndexHit>> Batchers::Search(const index::ShardedIndex& index,
                                                               const float* query, int k,
-                                                              const ModelCall& call) {
+                                                              const ModelCall& call,
+                                                              const index::SearchFilter* filter) {
   // A query that is not finite would fail the whole batch in FAISS; it fails alone here.
   for (int i = 0; i < index.options().dim; ++i) {
     if (!std::isfinite(query[i])) {
       return absl::InternalError("the query vector has a non-finite value");
     }
   }
-  if (search_ == nullptr) {
+  if (search_ == nullptr || filter != nullptr) {
     ScopedStage timer(observer_, Stage::kSearch, 1);
     RETRACE_ASSIGN_OR_RETURN(std::vector<std::vector<index::IndexHit>> found,
-                             index.Search(query, 1, k));
+                             index.Search(query, 1, k, filter));
     return std::move(found[0]);
   }
   RETRACE_ASSIGN_OR_RETURN(

@@ -66,9 +66,12 @@ class Batchers {
                                                    const ModelCall& call);
 
   // Search returns the top k of one query in `index` (ShardedIndex::Search's contract). Queries
-  // to the same index are batched; each gets its own k.
+  // to the same index are batched; each gets its own k. A filtered query (`filter` not null; not
+  // owned) runs at once on the caller's thread: its filter is its own, so it shares no batch.
   absl::StatusOr<std::vector<index::IndexHit>> Search(const index::ShardedIndex& index,
-                                                      const float* query, int k, const ModelCall& call);
+                                                      const float* query, int k,
+                                                      const ModelCall& call,
+                                                      const index::SearchFilter* filter = nullptr);
 
   // Depths: each batcher's queue depth per lane, for metrics.
   std::vector<BatcherDepth> Depths() const;

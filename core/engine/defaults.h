@@ -39,6 +39,19 @@ inline constexpr float kW1 = 0.1f;
 inline constexpr float kW2 = 0.1f;
 inline constexpr int kRrfK = 60;  // Cormack et al. 2009
 
+// Filtered search (SearchRequest.filter; core/index/sharded_index.h's banner). A shard where at
+// most kFilterExactMaxIds items pass, or less than kFilterExactFraction of its items, scores
+// those items exactly instead of searching its index with a selector: graph search loses recall
+// when few nodes pass (Lucene and others switch to an exact scan the same way), and scoring a
+// couple of thousand vectors costs about what the graph search does. Otherwise HNSW's efSearch is
+// max(efSearch, kFilterMinEfSearch, k) / fraction, up to kFilterMaxEfSearch (with the defaults
+// the fraction is >= 2%, so at most 50x). The floor keeps recall@10 >= 0.95 when half the items
+// pass (tests/unit/index/filtered_search_test.cc; efSearch 16 gave about 0.8 there).
+inline constexpr int kFilterExactMaxIds = 2048;
+inline constexpr double kFilterExactFraction = 0.02;
+inline constexpr int kFilterMinEfSearch = 64;
+inline constexpr int kFilterMaxEfSearch = 4096;
+
 // Limits (ServerConfig.limits).
 inline constexpr int64_t kMaxMessageBytes = 64 << 20;
 inline constexpr int64_t kMaxImageBytes = 32 << 20;
@@ -55,6 +68,10 @@ inline constexpr int kMaxAttributeValueBytes = 1024;
 inline constexpr int kMaxCollections = 1000;
 inline constexpr int kMaxShards = 256;
 inline constexpr int kMaxCandidates = 1000;
+// A filter: conditions, groups and values of `in` sets together; nesting levels (a condition
+// alone is one level). Keys and values are bounded as attributes are.
+inline constexpr int kMaxFilterTerms = 256;
+inline constexpr int kMaxFilterDepth = 8;
 inline constexpr int64_t kMaxItemsPerStream = 10'000'000;
 inline constexpr int kMaxIndexStreams = 64;
 inline constexpr int kMaxPendingCalls = 1024;

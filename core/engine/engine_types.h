@@ -18,6 +18,7 @@
 #include "absl/time/time.h"
 #include "core/batching/dynamic_batcher.h"
 #include "core/engine/defaults.h"
+#include "core/filter/filter.h"
 #include "core/image/decode.h"
 
 namespace retrace::engine {
@@ -36,6 +37,8 @@ struct EngineLimits {
   int max_collections = defaults::kMaxCollections;
   int max_shards = defaults::kMaxShards;
   int max_candidates = defaults::kMaxCandidates;  // ProvenanceOptions.candidates
+  int max_filter_terms = defaults::kMaxFilterTerms;  // SearchQuery.filter
+  int max_filter_depth = defaults::kMaxFilterDepth;
 };
 
 // ReplicationOptions: how this process's indexes follow the store and report to it
@@ -128,6 +131,14 @@ struct SearchQuery {
   std::string query_caption;
   ProvenanceOptions provenance;
   int rrf_k = defaults::kRrfK;     // HYBRID; 1..kMaxRrfK
+  // Only items whose attributes satisfy it are ranked, in every mode (PROVENANCE re-ranks and
+  // HYBRID fuses only passing candidates). Bounded by EngineLimits' max_filter_* and the
+  // attribute key and value bounds.
+  std::optional<filter::Filter> filter;
+  // Hits scoring below it are cut from the top_k (SearchResult::cut_by_min_score counts them):
+  // on S in CAPTION_MATCH (-1..1), on S' in PROVENANCE (-1..1 + w1 + w2), on the fused score in
+  // HYBRID (0..1).
+  std::optional<float> min_score;
 };
 
 // ProvenanceParts: a hit's S, P, P' and S' (ranks -1 when not scored).
@@ -162,6 +173,8 @@ struct SearchResult {
   // True when this replica cannot reach the store now: the answer comes from its indexes as
   // of applied_position and may miss later writes.
   bool stale = false;
+  // How many of the top_k hits SearchQuery::min_score cut (0 without one).
+  int64_t cut_by_min_score = 0;
 };
 
 // ItemRecord: a stored item as Get returns it.

@@ -84,6 +84,16 @@ size_t ItemTable::size() const {
   return entries_.size();
 }
 
+ItemTable::Matched ItemTable::Match(const filter::Filter& filter) const {
+  Matched matched;
+  absl::ReaderMutexLock lock(&mu_);
+  matched.total = entries_.size();
+  for (const auto& [id, entry] : entries_) {
+    if (filter::Evaluate(filter, entry.attributes)) matched.ids.insert(id);
+  }
+  return matched;
+}
+
 absl::Status ItemTable::Save(const std::string& dir, int64_t position,
                              const std::string& tag) const {
   std::string out = kMagic;

@@ -10,6 +10,12 @@
 //      image embeddings for Q_t's CLIP text embedding; core/search/rerank.h orders them.
 // Q_t is the request's query_caption, else the text query itself, else (for an image) a caption
 // from the server's captioner, written only when its term can count (w2 > 0).
+//
+// A filter is evaluated once per search on the item table (ItemTable::Match) and applied inside
+// every index search (index::SearchFilter), so each mode ranks passing items only: PROVENANCE
+// takes its N candidates among them, HYBRID fuses two rankings of them. Hits are checked again
+// against the attributes they are shown with (the table's, or the store's for candidates), so an
+// item changed since the match cannot slip through. min_score then cuts the top_k's tail.
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -24,6 +30,7 @@
 #include "core/engine/image_space.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
+#include "core/filter/filter.h"
 #include "core/image/decode.h"
 #include "core/search/rank_fusion.h"
 #include "core/search/rerank.h"
@@ -43,6 +50,17 @@ struct Searcher::ProvenanceQuery {
 };
 
 namespace {
+
+// CutBelowMinScore drops the hits scoring below the query's min_score (a tail: hits are sorted
+// by score) and counts them.
+void CutBelowMinScore(const SearchQuery& query, SearchResult& result) {
+  if (!query.min_score.has_value()) return;
+  const size_t before = result.hits.size();
+  result.hits.erase(std::remove_if(result.hits.begin(), result.hits.end(),
+                                   [&](const SearchHit& hit) { return hit.score < *query.min_score; }),
+                    result.hits.end());
+  result.cut_by_min_score = static_cast<int64_t>(before - result.hits.size());
+}
 
 float Dot(const std::vector<float>& a, const std::vector<float>& b) {
   double sum = 0;
@@ -166,11 +184,12 @@ absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
 
 absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
     const LiveCollection& collection, const CollectionIndexes& indexes, const SearchQuery& query,
-    const ProvenanceQuery& pq, int depth, const ModelCall& call) {
+    const ProvenanceQuery& pq, int depth, const ModelCall& call,
+    const index::SearchFilter* filter) {
   const store::CollectionRecord& record = collection.record();
   RETRACE_ASSIGN_OR_RETURN(
       std::vector<index::IndexHit> found,
-      batchers_->Search(*indexes.images, pq.image_space.data(), depth, call));
+      batchers_->Search(*indexes.images, pq.image_space.data(), depth, call, filter));
   ScopedStage rerank_timer(options_.stage_observer, Stage::kRerank,
                            static_cast<int>(found.size()));
   std::vector<std::string> ids;
@@ -181,6 +200,8 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
   std::vector<float> base, caption_scores, image_scores;
   for (auto& item : records) {
     if (!item.has_value()) continue;  // deleted since the index was searched
+    // Changed since the filter was matched: re-ranking sees only passing candidates.
+    if (query.filter.has_value() && !filter::Evaluate(*query.filter, item->attributes)) continue;
     RETRACE_ASSIGN_OR_RETURN(std::vector<float> v,
                              ImageSpaceVector(record, item->image_features, item->clip_image));
     base.push_back(Dot(pq.image_space, v));
@@ -210,7 +231,8 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
 }
 
 std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<SearchHit> hits,
-                                      const std::vector<bool>& shown) {
+                                      const std::vector<bool>& shown,
+                                      const std::optional<filter::Filter>& filter) {
   std::vector<std::string> ids;
   std::vector<size_t> owners;
   for (size_t i = 0; i < hits.size(); ++i) {
@@ -222,8 +244,9 @@ std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<Search
   std::vector<bool> deleted(hits.size(), false);
   for (size_t k = 0; k < owners.size(); ++k) {
     SearchHit& hit = hits[owners[k]];
-    if (!entries[k].has_value()) {
-      deleted[owners[k]] = true;  // deleted since the index was searched
+    if (!entries[k].has_value() ||
+        (filter.has_value() && !filter::Evaluate(*filter, entries[k]->attributes))) {
+      deleted[owners[k]] = true;  // deleted, or changed to fail the filter, since the search
       continue;
     }
     hit.caption = std::move(entries[k]->caption);
@@ -247,17 +270,31 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
   // The position first: the indexes hold at least every change up to it.
   result.applied_position = collection.applied();
   const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
+  // The filter's passing ids, matched once for every index search of this call.
+  ItemTable::Matched matched;
+  index::SearchFilter search_filter;
+  const index::SearchFilter* filter = nullptr;
+  if (query.filter.has_value()) {
+    matched = indexes->items->Match(*query.filter);
+    search_filter = index::SearchFilter{&matched.ids, defaults::kFilterExactMaxIds,
+                                        defaults::kFilterExactFraction,
+                                        defaults::kFilterMinEfSearch,
+                                        defaults::kFilterMaxEfSearch};
+    filter = &search_filter;
+  }
 
   if (query.mode == SearchMode::kCaptionMatch) {
     RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, CaptionMatchQuery(record, query, call));
-    RETRACE_ASSIGN_OR_RETURN(std::vector<index::IndexHit> found,
-                             batchers_->Search(*indexes->captions, q.data(), query.top_k, call));
+    RETRACE_ASSIGN_OR_RETURN(
+        std::vector<index::IndexHit> found,
+        batchers_->Search(*indexes->captions, q.data(), query.top_k, call, filter));
     std::vector<SearchHit> hits(found.size());
     for (size_t i = 0; i < found.size(); ++i) {
       hits[i].id = std::move(found[i].id);
       hits[i].score = found[i].score;
     }
-    result.hits = Show(*indexes->items, std::move(hits), {});
+    result.hits = Show(*indexes->items, std::move(hits), {}, query.filter);
+    CutBelowMinScore(query, result);
     return result;
   }
 
@@ -269,10 +306,11 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
                         ? std::max(query.top_k, query.provenance.candidates)
                         : query.provenance.candidates;
   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> provenance,
-                           ProvenanceRanking(collection, *indexes, query, pq, depth, call));
+                           ProvenanceRanking(collection, *indexes, query, pq, depth, call, filter));
   if (query.mode == SearchMode::kProvenance) {
     if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
     result.hits = std::move(provenance);
+    CutBelowMinScore(query, result);
     return result;
   }
 
@@ -281,8 +319,9 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
   const std::vector<float>& clip_query = pq.clip_probe;
   std::vector<index::IndexHit> caption_match;
   if (!clip_query.empty()) {
-    RETRACE_ASSIGN_OR_RETURN(caption_match,
-                             batchers_->Search(*indexes->captions, clip_query.data(), depth, call));
+    RETRACE_ASSIGN_OR_RETURN(
+        caption_match,
+        batchers_->Search(*indexes->captions, clip_query.data(), depth, call, filter));
   }
   std::vector<std::vector<std::string>> rankings(2);
   for (const index::IndexHit& hit : caption_match) rankings[0].push_back(hit.id);
@@ -305,7 +344,8 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
     hits.push_back(std::move(hit));
     hydrated.push_back(f.ranks[1] >= 0);
   }
-  result.hits = Show(*indexes->items, std::move(hits), hydrated);
+  result.hits = Show(*indexes->items, std::move(hits), hydrated, query.filter);
+  CutBelowMinScore(query, result);
   return result;
 }
 

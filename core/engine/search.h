@@ -13,6 +13,7 @@
 #ifndef RETRACE_CORE_ENGINE_SEARCH_H_
 #define RETRACE_CORE_ENGINE_SEARCH_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,11 +59,14 @@ class Searcher {
                                                            const CollectionIndexes& indexes,
                                                            const SearchQuery& query,
                                                            const ProvenanceQuery& pq, int depth,
-                                                           const ModelCall& call);
+                                                           const ModelCall& call,
+                                                           const index::SearchFilter* filter);
   // Show fills hits' captions and attributes from the item table, except where shown[i]; drops
-  // hits the table no longer holds (deleted since the index was searched).
+  // hits the table no longer holds (deleted since the index was searched) and, with a filter,
+  // hits whose attributes there no longer pass it.
   static std::vector<SearchHit> Show(const ItemTable& table, std::vector<SearchHit> hits,
-                                     const std::vector<bool>& shown);
+                                     const std::vector<bool>& shown,
+                                     const std::optional<filter::Filter>& filter);
 
   const Options options_;
   Batchers* const batchers_;

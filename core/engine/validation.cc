@@ -119,6 +119,30 @@ absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& l
     return absl::InvalidArgumentError(
         absl::StrCat("top_k: ", query.top_k, " is not in 1..", limits.max_top_k));
   }
+  if (query.filter.has_value()) {
+    const filter::FilterLimits filter_limits{limits.max_filter_terms, limits.max_filter_depth,
+                                             limits.max_attribute_key_bytes,
+                                             limits.max_attribute_value_bytes};
+    RETRACE_RETURN_IF_ERROR(filter::Validate(*query.filter, filter_limits, "filter"));
+  }
+  if (query.min_score.has_value()) {
+    // The range each mode's score can take; a threshold outside it is a mistake (a percentage,
+    // a distance), not a request.
+    float low = -1, high = 1;
+    absl::string_view what = "CAPTION_MATCH scores are cosine similarities";
+    if (query.mode == SearchMode::kProvenance) {
+      if (query.provenance.rerank) high = 1 + query.provenance.w1 + query.provenance.w2;
+      what = "PROVENANCE scores are S' = S + w1 * exp(-beta * P) + w2 * exp(-beta * P')";
+    } else if (query.mode == SearchMode::kHybrid) {
+      low = 0;
+      what = "HYBRID scores are reciprocal-rank fusion scores";
+    }
+    const float m = *query.min_score;
+    if (!std::isfinite(m) || m < low || m > high) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("min_score: ", m, " is not in ", low, "..", high, " (", what, ")"));
+    }
+  }
   if (query.mode == SearchMode::kCaptionMatch) return absl::OkStatus();
   const ProvenanceOptions& p = query.provenance;
   if (p.candidates < 1 || p.candidates > limits.max_candidates) {

@@ -240,8 +240,11 @@ absl::StatusOr<size_t> ShardedIndex::Remove(const std::vector<std::string>& ids)
   return removed;
 }
 
-absl::StatusOr<std::vector<std::vector<IndexHit>>> ShardedIndex::Search(const float* queries,
-                                                                        size_t n, int k) const {
+absl::StatusOr<std::vector<std::vector<IndexHit>>> ShardedIndex::Search(
+    const float* queries, size_t n, int k, const SearchFilter* filter) const {
+  if (filter != nullptr && filter->allowed == nullptr) {
+    return absl::InvalidArgumentError("filter: its set of allowed ids is null");
+  }
   if (k < 1 || k > kMaxK) {
     return absl::InvalidArgumentError(absl::StrCat("k must be in 1..", kMaxK, "; got ", k));
   }
@@ -284,7 +287,7 @@ absl::StatusOr<std::vector<std::vector<IndexHit>>> ShardedIndex::Search(const fl
   auto work = [&](size_t t) {
     for (size_t i = t; i < busy.size(); i += threads) {
       try {
-        absl::StatusOr<QueryHits> found = busy_shards[i]->Search(queries, n, k);
+        absl::StatusOr<QueryHits> found = busy_shards[i]->Search(queries, n, k, filter);
         if (!found.ok()) {
           failed[t] = WithShard(found.status(), busy[i]);
           return;

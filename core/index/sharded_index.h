@@ -28,6 +28,16 @@
 // Snapshots: SaveSnapshot writes the index to a directory and LoadSnapshot reads it back, with
 // the store sequence it includes; see their comments for the files and the crash guarantees.
 //
+// Filtered search: Search may take a SearchFilter, the set of ids it may return. The filter is
+// applied inside each shard's search, not to its top k afterwards (which returns too few hits, or
+// none, when few items pass). A shard where few of its items pass scores just those exactly
+// (brute force over their vectors, read back from the FAISS index); otherwise it searches its
+// FAISS index with an IDSelector over a bitmap of the passing labels, raising HNSW's efSearch and
+// an IVF's nprobe by the inverse of the passing fraction so the graph or the lists still yield k
+// passing hits (FAISS 1.7.3 reads no efSearch from search parameters, so HNSW is widened by
+// asking it for that many hits and keeping the best k). Every hit is checked against the bitmap again, so an index type that ignored the
+// selector could cost recall, never correctness.
+//
 // Parallelism: Search runs the shards on min(shards, hardware_concurrency) threads (std::async,
 // started per call); FAISS adds OpenMP threads inside each shard search.
 //
@@ -49,6 +59,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -85,6 +96,22 @@ struct IndexOptions {
 struct IndexHit {
   std::string id;
   float score;
+};
+
+// SearchFilter restricts a Search to some ids; see the banner.
+struct SearchFilter {
+  // allowed holds the only ids Search may return (not owned; must outlive the call). Ids the index
+  // does not hold are ignored.
+  const absl::flat_hash_set<std::string>* allowed = nullptr;
+  // A shard whose passing items number at most exact_max_ids, or less than exact_fraction of its
+  // live items, scores each of them exactly instead of searching its FAISS index with a selector
+  // (engine defaults: kFilterExactMaxIds, kFilterExactFraction). 0 and 0: always the selector.
+  size_t exact_max_ids = 0;
+  double exact_fraction = 0;
+  // A filtered HNSW search looks max(the index's efSearch, min_ef_search, k) / the passing
+  // fraction deep, capped at max_ef_search (0: no cap beyond the passing items).
+  int min_ef_search = 0;
+  int max_ef_search = 0;
 };
 
 class ShardedIndex;
@@ -158,8 +185,11 @@ class ShardedIndex {
   // hardware_concurrency threads. INVALID_ARGUMENT when k is outside 1..kMaxK, n exceeds
   // kMaxQueries, n * k exceeds kMaxHitsPerSearch, queries is null while n > 0, or a query has a
   // non-finite value. INTERNAL when FAISS fails.
-  absl::StatusOr<std::vector<std::vector<IndexHit>>> Search(const float* queries, size_t n,
-                                                            int k) const;
+  // With a `filter` (not owned; null: none), only ids in filter->allowed are returned, with the
+  // same exactness as without one, except that a shard where few items pass is exact (banner);
+  // INVALID_ARGUMENT when filter->allowed is null.
+  absl::StatusOr<std::vector<std::vector<IndexHit>>> Search(
+      const float* queries, size_t n, int k, const SearchFilter* filter = nullptr) const;
 
   // Contains reports whether `id` is present (added and not removed since).
   bool Contains(std::string_view id) const;

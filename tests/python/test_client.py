@@ -285,3 +285,51 @@ def test_pip_install_offline(tmp_path):
                          capture_output=True, text=True, check=True, env=env, cwd=str(tmp_path))
     assert out.stdout.split() == [str(tmp_path / "site" / "retrace" / "__init__.py"),
                                   "retrace.v1.SearchRequest"]
+
+
+def test_search_filter_and_min_score_through_the_server(client, gallery):
+    """Issue 17: a filtered search returns only passing items in every mode, min_score cuts with
+    a count, and a bad filter or threshold is INVALID_ARGUMENT naming the field. Through the
+    real server with the oracle models (raw stubs: the Python client has no filter helper yet)."""
+    from retrace import _requests as rq
+    pb = rq.pb
+    stub = client._stub
+    with open(fixture_image("sketch", "cat"), "rb") as f:
+        image = f.read()
+    wanted = {"cat", "dog", "tree"}
+    flt = pb.Filter(any=pb.FilterList(filters=[
+        pb.Filter(condition=pb.FilterCondition(attribute="class", **{"in": pb.FilterValues(
+            values=["cat", "dog"])})),
+        pb.Filter(condition=pb.FilterCondition(attribute="class", prefix="tre"))]))
+    for mode in (pb.CAPTION_MATCH, pb.PROVENANCE, pb.HYBRID):
+        response = stub.Search(pb.SearchRequest(
+            collection="gallery", image=image, mode=mode, top_k=8, filter=flt,
+            query_caption="a picture of a cat", min_position=gallery))
+        classes = [h.attributes["class"] for h in response.hits]
+        assert set(classes) == wanted, (mode, classes)
+        assert classes[0] == "cat", (mode, classes)
+        if mode == pb.PROVENANCE:
+            assert all(h.provenance.base_score != 0 for h in response.hits)
+    # Unfiltered, the same query sees all eight; a filter nobody passes sees none.
+    everything = stub.Search(pb.SearchRequest(collection="gallery", image=image, top_k=8))
+    assert len(everything.hits) == 8
+    none = stub.Search(pb.SearchRequest(collection="gallery", image=image, top_k=8, filter=pb.Filter(
+        condition=pb.FilterCondition(attribute="class", equals="unicorn"))))
+    assert len(none.hits) == 0
+    # min_score between the best and the second score cuts all but the best, and says so.
+    scores = [h.score for h in everything.hits]
+    cut = stub.Search(pb.SearchRequest(collection="gallery", image=image, top_k=8,
+                                       min_score=(scores[0] + scores[1]) / 2))
+    assert [h.id for h in cut.hits] == [everything.hits[0].id]
+    assert cut.cut_by_min_score == 7
+    for request, field in [
+            (pb.SearchRequest(collection="gallery", text="x", min_score=2), "min_score"),
+            (pb.SearchRequest(collection="gallery", text="x", filter=pb.Filter(
+                condition=pb.FilterCondition(attribute="class"))), "filter.condition"),
+            (pb.SearchRequest(collection="gallery", text="x", filter=pb.Filter(all=pb.FilterList(
+                filters=[pb.Filter(condition=pb.FilterCondition(attribute="a", exists=True))] *
+                300))), "filter.all.filters[")]:
+        with pytest.raises(grpc.RpcError) as error:
+            stub.Search(request)
+        assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
+        assert field in error.value.details(), error.value.details()

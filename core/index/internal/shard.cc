@@ -5,6 +5,7 @@
 #include <faiss/IndexFlat.h>
 #include <faiss/IndexHNSW.h>
 #include <faiss/IndexIDMap.h>
+#include <faiss/IndexIVF.h>
 #include <faiss/impl/IDSelector.h>
 #include <faiss/index_factory.h>
 
@@ -22,6 +23,7 @@
 #include "core/common/status_macros.h"
 #include "core/index/internal/byte_codec.h"
 #include "core/index/internal/faiss_index.h"
+#include "core/index/sharded_index.h"
 
 namespace retrace::index::internal {
 namespace {
@@ -76,6 +78,29 @@ std::unique_ptr<faiss::Index> NewIndex(int dim, const std::string& factory, Shar
   inner.release();
   return id_map;
 }
+
+// LabelSelector lets a FAISS search see only the labels set in a bitmap. FAISS asks about the
+// ids of the index it searches: positions in id_map when the shard wraps its index in an
+// IndexIDMap (`positions` non-null), the labels themselves otherwise.
+class LabelSelector : public faiss::IDSelector {
+ public:
+  LabelSelector(const std::vector<Label>* positions, const std::vector<bool>* selected)
+      : positions_(positions), selected_(selected) {}
+  bool is_member(idx_t id) const override {
+    if (id < 0) return false;
+    Label label = id;
+    if (positions_ != nullptr) {
+      if (static_cast<size_t>(id) >= positions_->size()) return false;
+      label = (*positions_)[static_cast<size_t>(id)];
+    }
+    return label >= 0 && static_cast<size_t>(label) < selected_->size() &&
+           (*selected_)[static_cast<size_t>(label)];
+  }
+
+ private:
+  const std::vector<Label>* const positions_;
+  const std::vector<bool>* const selected_;
+};
 
 }  // namespace
 
@@ -178,8 +203,9 @@ absl::Status Shard::DropLabels(const std::vector<int64_t>& labels) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::Search(const float* queries, size_t n,
-                                                                 int k) const {
+absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::Search(
+    const float* queries, size_t n, int k, const SearchFilter* filter) const {
+  if (filter != nullptr) return SearchFiltered(queries, n, k, *filter);
   std::vector<std::vector<ShardHit>> hits(n);
   const Label ntotal = index_->ntotal;
   if (ntotal == 0 || n == 0) return hits;
@@ -229,6 +255,129 @@ absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::Search(const float* qu
         out.push_back(ShardHit{scores[at], &it->second});
       }
     }
+  }
+  return hits;
+}
+
+absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::SearchFiltered(
+    const float* queries, size_t n, int k, const SearchFilter& filter) const {
+  std::vector<std::vector<ShardHit>> hits(n);
+  // The passing live labels of this shard, found from the smaller side.
+  std::vector<Label> labels;
+  if (filter.allowed->size() < label_of_.size()) {
+    for (const std::string& id : *filter.allowed) {
+      auto it = label_of_.find(id);
+      if (it != label_of_.end()) labels.push_back(it->second);
+    }
+  } else {
+    for (const auto& [label, id] : id_of_) {
+      if (filter.allowed->contains(id)) labels.push_back(label);
+    }
+  }
+  if (labels.empty() || n == 0) return hits;
+  std::vector<bool> selected(static_cast<size_t>(next_label_), false);
+  for (Label label : labels) selected[static_cast<size_t>(label)] = true;
+  const double fraction = static_cast<double>(labels.size()) / static_cast<double>(size());
+  const auto* id_map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  const size_t width = std::min(static_cast<size_t>(k), labels.size());
+  const size_t row_floats = static_cast<size_t>(dim_);
+  auto better = [](const ShardHit& a, const ShardHit& b) {
+    if (a.score != b.score) return a.score > b.score;
+    return *a.id < *b.id;
+  };
+
+  // Few pass: score each of them. Their vectors are read back from the index (exact for Flat and
+  // HNSW's flat storage; the codes' reconstruction for PQ and SQ). Only under an IndexIDMap: an
+  // IVF that keeps labels itself cannot reconstruct by label without a direct map.
+  const bool exact = id_map != nullptr && (labels.size() <= filter.exact_max_ids ||
+                                           fraction < filter.exact_fraction);
+  if (exact) {
+    std::vector<Label> positions;
+    positions.reserve(labels.size());
+    for (Label p = 0; p < id_map->ntotal; ++p) {
+      const Label label = id_map->id_map[static_cast<size_t>(p)];
+      if (label >= 0 && static_cast<size_t>(label) < selected.size() &&
+          selected[static_cast<size_t>(label)]) {
+        positions.push_back(p);
+      }
+    }
+    std::vector<float> vectors(positions.size() * row_floats);
+    try {
+      for (size_t i = 0; i < positions.size(); ++i) {
+        id_map->index->reconstruct(positions[i], vectors.data() + i * row_floats);
+      }
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("FAISS failed to read back ", positions.size(),
+                                              " vectors of a '", factory_,
+                                              "' shard for a filtered search: ", e.what()));
+    }
+    std::vector<ShardHit> scored(positions.size());
+    for (size_t q = 0; q < n; ++q) {
+      const float* query = queries + q * row_floats;
+      for (size_t i = 0; i < positions.size(); ++i) {
+        const float* v = vectors.data() + i * row_floats;
+        float dot = 0;
+        for (size_t d = 0; d < row_floats; ++d) dot += query[d] * v[d];
+        const Label label = id_map->id_map[static_cast<size_t>(positions[i])];
+        scored[i] = ShardHit{dot, &id_of_.find(label)->second};
+      }
+      const size_t keep = std::min(width, scored.size());
+      std::partial_sort(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(keep),
+                        scored.end(), better);
+      hits[q].assign(scored.begin(), scored.begin() + static_cast<ptrdiff_t>(keep));
+    }
+    return hits;
+  }
+
+  // Many pass: the index's own search, seeing only them. A graph or IVF search stops after a
+  // fixed number of candidates whether they pass or not, so it looks 1/fraction times further.
+  LabelSelector selector(id_map != nullptr ? &id_map->id_map : nullptr, &selected);
+  const faiss::Index* target = id_map != nullptr ? id_map->index : index_.get();
+  faiss::SearchParameters plain;
+  faiss::SearchParametersHNSW hnsw_params;
+  faiss::SearchParametersIVF ivf_params;
+  faiss::SearchParameters* params = &plain;
+  const double widen = 1.0 / std::max(fraction, 1e-9);
+  // HNSW: FAISS 1.7.3 ignores SearchParametersHNSW::efSearch when searching (its candidate list
+  // is max(the index's efSearch, k)), so the search is widened by asking for more hits, `fetch`,
+  // and keeping the best `width`. efSearch is still passed for FAISS versions that read it.
+  size_t fetch = width;
+  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(target)) {
+    double ef = std::max<double>({static_cast<double>(hnsw->hnsw.efSearch),
+                                  static_cast<double>(filter.min_ef_search),
+                                  static_cast<double>(width)}) *
+                widen;
+    if (filter.max_ef_search > 0) ef = std::min<double>(ef, filter.max_ef_search);
+    fetch = std::max(width, std::min(labels.size(), static_cast<size_t>(ef)));
+    hnsw_params.efSearch = static_cast<int>(fetch);
+    params = &hnsw_params;
+  } else if (const faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(target)) {
+    ivf_params.nprobe = std::min<size_t>(
+        ivf->nlist, static_cast<size_t>(std::ceil(static_cast<double>(ivf->nprobe) * widen)));
+    params = &ivf_params;
+  }
+  params->sel = &selector;
+  std::vector<float> scores(fetch);
+  std::vector<Label> found(fetch);
+  for (size_t q = 0; q < n; ++q) {
+    try {
+      target->search(1, queries + q * row_floats, static_cast<Label>(fetch), scores.data(),
+                     found.data(), params);
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("FAISS failed a filtered search for ", fetch,
+                                              " hits in a '", factory_, "' shard: ", e.what()));
+    }
+    for (size_t j = 0; j < fetch; ++j) {
+      // Checked again: a type that ignored the selector must not leak what did not pass.
+      if (!selector.is_member(found[j])) continue;
+      const Label label =
+          id_map != nullptr ? id_map->id_map[static_cast<size_t>(found[j])] : found[j];
+      hits[q].push_back(ShardHit{scores[j], &id_of_.find(label)->second});
+    }
+    const size_t keep = std::min(width, hits[q].size());
+    std::partial_sort(hits[q].begin(), hits[q].begin() + static_cast<ptrdiff_t>(keep),
+                      hits[q].end(), better);
+    hits[q].resize(keep);
   }
   return hits;
 }

@@ -44,6 +44,10 @@ namespace faiss {
 struct Index;
 }  // namespace faiss
 
+namespace retrace::index {
+struct SearchFilter;
+}  // namespace retrace::index
+
 namespace retrace::index::internal {
 
 // ShardHit is one candidate of a shard's search. `id` points into the shard's own map and stays
@@ -112,10 +116,11 @@ class Shard {
   absl::StatusOr<size_t> Remove(const std::vector<std::string>& ids,
                                 const std::vector<size_t>& rows);
 
-  // Search returns, for each of n queries, up to k live hits of this shard, best first.
-  // INTERNAL when FAISS fails.
-  absl::StatusOr<std::vector<std::vector<ShardHit>>> Search(const float* queries, size_t n,
-                                                            int k) const;
+  // Search returns, for each of n queries, up to k live hits of this shard, best first (ties by
+  // id with a filter). With a `filter` (not owned; null: none), only hits whose ids are in
+  // filter->allowed (ShardedIndex's banner). INTERNAL when FAISS fails.
+  absl::StatusOr<std::vector<std::vector<ShardHit>>> Search(
+      const float* queries, size_t n, int k, const SearchFilter* filter = nullptr) const;
 
   // CopyLiveVectors writes the live vectors whose ordinals are listed (ascending, each below
   // size(); ordinals count live vectors in storage order) to `out`, one dim-float row each.
@@ -148,6 +153,11 @@ class Shard {
  private:
   Shard(int dim, std::string factory, State state, std::unique_ptr<faiss::Index> index,
         std::shared_ptr<const faiss::Index> prototype, bool can_remove);
+
+  // SearchFiltered is Search with a filter: exact over the passing vectors when they are few,
+  // else the FAISS index's search with a selector.
+  absl::StatusOr<std::vector<std::vector<ShardHit>>> SearchFiltered(
+      const float* queries, size_t n, int k, const SearchFilter& filter) const;
 
   // CopyLiveInto adds the live vectors, under their labels, to `to`. REQUIRES: index_ is an
   // IndexIDMap. Throws what FAISS throws.

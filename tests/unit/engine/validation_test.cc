@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "gtest/gtest.h"
@@ -117,4 +118,55 @@ TEST(ValidationTest, SearchQueryBounds) {
 }
 
 }  // namespace
+TEST(ValidationTest, SearchFilterAndMinScoreBounds) {
+  EngineLimits limits;
+  SearchQuery query;
+  query.filter = filter::Filter::Equals("license", "cc-by");
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+
+  // Over the size bound: one condition more than max_filter_terms allows.
+  std::vector<filter::Filter> many(static_cast<size_t>(limits.max_filter_terms),
+                                   filter::Filter::Exists("k"));
+  query.filter = filter::Filter::Any(many);
+  absl::Status s = ValidateSearchQuery(query, limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "filter.any.filters[")) << s;
+  EXPECT_TRUE(absl::StrContains(s.message(), "more than 256 terms")) << s;
+
+  // Nesting too deep.
+  filter::Filter deep = filter::Filter::Exists("k");
+  for (int i = 0; i < limits.max_filter_depth; ++i) deep = filter::Filter::Not(deep);
+  query.filter = deep;
+  s = ValidateSearchQuery(query, limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "nested deeper than 8 levels")) << s;
+
+  // A value over the attribute bound, named by its field.
+  query.filter = filter::Filter::All(
+      {filter::Filter::Exists("a"),
+       filter::Filter::Prefix("b", std::string(limits.max_attribute_value_bytes + 1, 'x'))});
+  s = ValidateSearchQuery(query, limits);
+  EXPECT_TRUE(absl::StrContains(s.message(), "filter.all.filters[1].condition.prefix")) << s;
+
+  // min_score: each mode's range.
+  query.filter.reset();
+  query.min_score = 0.5f;
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.min_score = 1.5f;
+  s = ValidateSearchQuery(query, limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "min_score: 1.5 is not in -1..1")) << s;
+  query.min_score = std::nanf("");
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(), "min_score"));
+  query.mode = SearchMode::kProvenance;
+  query.min_score = 1.15f;  // within 1 + w1 + w2 = 1.2
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.min_score = 1.25f;
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(), "min_score"));
+  query.mode = SearchMode::kHybrid;
+  query.min_score = -0.1f;
+  EXPECT_TRUE(absl::StrContains(ValidateSearchQuery(query, limits).message(),
+                                "min_score: -0.1 is not in 0..1"));
+}
+
 }  // namespace retrace::engine
