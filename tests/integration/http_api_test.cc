@@ -36,7 +36,8 @@ class HttpApiTest : public ::testing::Test {
  protected:
   void SetUp() override {
     if (!fs::exists(FixtureDir() + "/oracle/image_encoder/model.pt")) {
-      GTEST_SKIP() << "oracle models not found in " << FixtureDir();
+      GTEST_SKIP() << "oracle models not found in " << FixtureDir()
+                   << " (the make_test_fixtures step makes them; it needs ../shared/data)";
     }
     ServerOptions options;
     options.models_dir = FixtureDir() + "/oracle";
