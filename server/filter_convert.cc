@@ -7,6 +7,45 @@
 namespace retrace::server {
 namespace {
 
+// RangeFromProto sets `out` to a range condition with `r`'s bounds.
+absl::Status RangeFromProto(const v1::FilterRange& r, const std::string& path,
+                            filter::Condition& out) {
+  out.op = filter::Condition::Op::kRange;
+  if (r.has_gt() && r.has_gte()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": set at most one of gt and gte"));
+  }
+  if (r.has_lt() && r.has_lte()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": set at most one of lt and lte"));
+  }
+  if (r.has_gt()) out.lower = filter::Bound{r.gt(), false};
+  if (r.has_gte()) out.lower = filter::Bound{r.gte(), true};
+  if (r.has_lt()) out.upper = filter::Bound{r.lt(), false};
+  if (r.has_lte()) out.upper = filter::Bound{r.lte(), true};
+  return absl::OkStatus();
+}
+
+void RangeToProto(const filter::Condition& c, v1::FilterRange* r) {
+  if (c.lower.has_value()) {
+    c.lower->inclusive ? r->set_gte(c.lower->value) : r->set_gt(c.lower->value);
+  }
+  if (c.upper.has_value()) {
+    c.upper->inclusive ? r->set_lte(c.upper->value) : r->set_lt(c.upper->value);
+  }
+}
+
+absl::StatusOr<filter::Condition> TimeFromProto(const v1::FilterTime& t, const std::string& path) {
+  filter::Condition out;
+  switch (t.field()) {
+    case v1::FilterTime::CREATED: out.subject = filter::Condition::Subject::kCreated; break;
+    case v1::FilterTime::UPDATED: out.subject = filter::Condition::Subject::kUpdated; break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(path, ".field: set CREATED or UPDATED"));
+  }
+  absl::Status s = RangeFromProto(t.range(), path + ".range", out);
+  if (!s.ok()) return s;
+  return out;
+}
+
 absl::StatusOr<filter::Condition> ConditionFromProto(const v1::FilterCondition& c,
                                                      const std::string& path) {
   filter::Condition out;
@@ -29,20 +68,8 @@ absl::StatusOr<filter::Condition> ConditionFromProto(const v1::FilterCondition& 
       out.values = {c.prefix()};
       break;
     case v1::FilterCondition::kRange: {
-      out.op = filter::Condition::Op::kRange;
-      const v1::FilterRange& r = c.range();
-      if (r.has_gt() && r.has_gte()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path, ".range: set at most one of gt and gte"));
-      }
-      if (r.has_lt() && r.has_lte()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path, ".range: set at most one of lt and lte"));
-      }
-      if (r.has_gt()) out.lower = filter::Bound{r.gt(), false};
-      if (r.has_gte()) out.lower = filter::Bound{r.gte(), true};
-      if (r.has_lt()) out.upper = filter::Bound{r.lt(), false};
-      if (r.has_lte()) out.upper = filter::Bound{r.lte(), true};
+      absl::Status s = RangeFromProto(c.range(), path + ".range", out);
+      if (!s.ok()) return s;
       break;
     }
     default:
@@ -60,6 +87,12 @@ absl::StatusOr<filter::Filter> FilterFromProto(const v1::Filter& proto, const st
     case v1::Filter::kCondition: {
       absl::StatusOr<filter::Condition> c =
           ConditionFromProto(proto.condition(), path + ".condition");
+      if (!c.ok()) return c.status();
+      out.condition = *std::move(c);
+      return out;
+    }
+    case v1::Filter::kTime: {
+      absl::StatusOr<filter::Condition> c = TimeFromProto(proto.time(), path + ".time");
       if (!c.ok()) return c.status();
       out.condition = *std::move(c);
       return out;
@@ -88,7 +121,7 @@ absl::StatusOr<filter::Filter> FilterFromProto(const v1::Filter& proto, const st
     }
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat(path, ": set one of condition, all, any or negate"));
+          absl::StrCat(path, ": set one of condition, time, all, any or negate"));
   }
 }
 
@@ -97,6 +130,13 @@ void FilterToProto(const filter::Filter& f, v1::Filter* out) {
   switch (f.kind) {
     case filter::Filter::Kind::kCondition: {
       const filter::Condition& c = f.condition;
+      if (c.subject != filter::Condition::Subject::kAttribute) {
+        v1::FilterTime* t = out->mutable_time();
+        t->set_field(c.subject == filter::Condition::Subject::kCreated ? v1::FilterTime::CREATED
+                                                                       : v1::FilterTime::UPDATED);
+        RangeToProto(c, t->mutable_range());
+        return;
+      }
       v1::FilterCondition* pc = out->mutable_condition();
       pc->set_attribute(c.attribute);
       const std::string first = c.values.empty() ? "" : c.values[0];
@@ -107,16 +147,9 @@ void FilterToProto(const filter::Filter& f, v1::Filter* out) {
         case filter::Condition::Op::kIn:
           for (const std::string& v : c.values) pc->mutable_in()->add_values(v);
           break;
-        case filter::Condition::Op::kRange: {
-          v1::FilterRange* r = pc->mutable_range();
-          if (c.lower.has_value()) {
-            c.lower->inclusive ? r->set_gte(c.lower->value) : r->set_gt(c.lower->value);
-          }
-          if (c.upper.has_value()) {
-            c.upper->inclusive ? r->set_lte(c.upper->value) : r->set_lt(c.upper->value);
-          }
+        case filter::Condition::Op::kRange:
+          RangeToProto(c, pc->mutable_range());
           break;
-        }
       }
       return;
     }

@@ -1,9 +1,11 @@
 #include "server/rpc_handlers.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/common/status_macros.h"
+#include "server/filter_convert.h"
 #include "server/proto_convert.h"
 
 namespace retrace::server {
@@ -34,6 +36,22 @@ absl::Status HandleSearch(engine::Engine& engine, const Principal&,
 absl::Status HandleDelete(engine::Engine& engine, const Principal&,
                           const engine::CallOptions& call, const v1::DeleteRequest& request,
                           v1::DeleteResponse* response) {
+  if (request.has_filter()) {
+    if (request.ids_size() > 0) {
+      return absl::InvalidArgumentError("ids: give ids or a filter, not both");
+    }
+    RETRACE_ASSIGN_OR_RETURN(filter::Filter f, FilterFromProto(request.filter(), "filter"));
+    RETRACE_ASSIGN_OR_RETURN(
+        engine::FilterDeleteResult result,
+        engine.DeleteMatching(request.collection(), f, request.dry_run(), call));
+    response->set_matched(result.matched);
+    response->set_deleted(result.deleted);
+    response->set_position(result.position);
+    return absl::OkStatus();
+  }
+  if (request.dry_run()) {
+    return absl::InvalidArgumentError("dry_run: counts what a filter would delete; give filter");
+  }
   std::vector<std::string> ids(request.ids().begin(), request.ids().end());
   RETRACE_ASSIGN_OR_RETURN(engine::WriteResult results,
                            engine.Delete(request.collection(), ids, call));
@@ -59,11 +77,15 @@ absl::Status HandleList(engine::Engine& engine, const Principal&, const engine::
                         const v1::ListRequest& request, v1::ListResponse* response) {
   engine::CallOptions options = call;
   options.min_position = request.min_position();
+  std::optional<filter::Filter> f;
+  if (request.has_filter()) {
+    RETRACE_ASSIGN_OR_RETURN(f, FilterFromProto(request.filter(), "filter"));
+  }
   RETRACE_ASSIGN_OR_RETURN(
       engine::ListPage page,
       engine.List(request.collection(), request.cursor(), request.page_size(),
                   engine::GetFields{request.include_embeddings(), request.include_thumbnails()},
-                  options));
+                  f, options));
   ToProto(page, response);
   return absl::OkStatus();
 }

@@ -22,7 +22,7 @@ Commands:
   index --collection NAME PATH...              index image files and folders
   search --collection NAME QUERY               search a collection
   get --collection NAME ID...                  show stored items
-  delete --collection NAME ID...               delete items
+  delete --collection NAME ID...|--filter EXPR delete items (by id, or all that match)
   export --collection NAME [--out FILE]        the items as JSON Lines (index --items reads them)
   mine-pairs --collection NAME --ids FILE --out FILE
                                                nearest-caption pairs for CS-SLIP training

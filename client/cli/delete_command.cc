@@ -1,10 +1,11 @@
-// `retrace delete`: removes items from a collection by id.
+// `retrace delete`: removes items from a collection by id, or every item a filter matches.
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
 #include "client/cli/cli.h"
+#include "client/cli/filter_arg.h"
 #include "client/cli/id_batches.h"
 #include "client/cli/output.h"
 
@@ -15,16 +16,22 @@ constexpr char kCommand[] = "delete";
 
 constexpr char kDeleteUsage[] =
     R"(usage: retrace delete --collection NAME ID...
+       retrace delete --collection NAME --filter EXPR [--dry-run]
 
 Deletes items by id, 64 per request, and prints "id  result" for each. With --json,
 prints one DeleteResponse, results in ID order. Exit status 1 if any id failed (e.g.
 NOT_FOUND).
+--filter EXPR: deletes every item that satisfies it (the syntax of `retrace search
+--help`) and prints how many matched and were deleted; --dry-run only counts them.
+The server deletes in batches: if the call fails part way, the error says how many
+were deleted, and the same command again deletes the rest.
 )";
 
 }  // namespace
 
 int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args) {
-  auto parsed = ParseArgs(args, {{"collection", true}, {"help", false}});
+  auto parsed = ParseArgs(
+      args, {{"collection", true}, {"filter", true}, {"dry-run", false}, {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kDeleteUsage);
   if (parsed->Has("help")) {
     context.out() << kDeleteUsage;
@@ -34,10 +41,34 @@ int RunDeleteCommand(CliContext& context, const std::vector<std::string>& args) 
     return context.UsageError(kCommand, "missing --collection", kDeleteUsage);
   }
   const std::vector<std::string>& ids = parsed->positional();
-  if (ids.empty()) return context.UsageError(kCommand, "missing ID", kDeleteUsage);
-
   v1::DeleteRequest base;
   base.set_collection(parsed->Value("collection"));
+  if (parsed->Has("filter")) {
+    if (!ids.empty()) {
+      return context.UsageError(kCommand, "give IDs or --filter, not both", kDeleteUsage);
+    }
+    absl::Status f = ParseFilterArg(parsed->Value("filter"), base.mutable_filter());
+    if (!f.ok()) return context.UsageError(kCommand, f.message(), kDeleteUsage);
+    base.set_dry_run(parsed->Has("dry-run"));
+    v1::DeleteResponse response;
+    grpc::Status status = context.client().Delete(base, &response);
+    if (!status.ok()) return context.RpcError(kCommand, status);
+    if (context.json()) {
+      context.out() << ToJson(response, /*multiline=*/true) << "\n";
+    } else if (base.dry_run()) {
+      context.out() << response.matched() << " items match; nothing deleted (--dry-run)\n";
+    } else {
+      context.out() << response.matched() << " items matched, " << response.deleted()
+                    << " deleted\n";
+      if (response.position() > 0) context.out() << "position " << response.position() << "\n";
+    }
+    return kExitOk;
+  }
+  if (parsed->Has("dry-run")) {
+    return context.UsageError(kCommand, "--dry-run goes with --filter", kDeleteUsage);
+  }
+  if (ids.empty()) return context.UsageError(kCommand, "missing ID or --filter", kDeleteUsage);
+
   v1::DeleteResponse all;
   grpc::Status status =
       CallInIdBatches(context.client(), &client::RetraceClient::Delete, base, ids, &all);

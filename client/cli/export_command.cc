@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/cli/args.h"
 #include "client/cli/cli.h"
+#include "client/cli/filter_arg.h"
 #include "client/cli/output.h"
 #include "nlohmann/json.hpp"
 
@@ -18,7 +19,7 @@ constexpr char kCommand[] = "export";
 
 constexpr char kExportUsage[] =
     R"(usage: retrace export --collection NAME [--out FILE] [--embeddings] [--page-size N]
-                      [--after POSITION]
+                      [--after POSITION] [--filter EXPR]
 
 Writes the collection's items, in id order, as JSON Lines to FILE (default: standard
 output), one object per item: "id", "caption", "attributes", "created_ms" and
@@ -27,6 +28,8 @@ output), one object per item: "id", "caption", "attributes", "created_ms" and
 500, at most 1000); every item that exists throughout the export is written exactly
 once, whatever is written meanwhile. `retrace index --items FILE` reads the lines back
 once each has a "path". Shows progress on a terminal. --after POSITION: as in search.
+--filter EXPR: only the items that satisfy it (the syntax of `retrace search --help`,
+e.g. 'license = "cc-by" and @created >= "2026-01-01"').
 )";
 
 nlohmann::json Vector(const v1::Embedding& embedding) {
@@ -41,6 +44,7 @@ int RunExportCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"embeddings", false},
                                  {"page-size", true},
                                  {"after", true},
+                                 {"filter", true},
                                  {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kExportUsage);
   if (parsed->Has("help")) {
@@ -67,6 +71,10 @@ int RunExportCommand(CliContext& context, const std::vector<std::string>& args) 
     if (!after.ok()) return context.UsageError(kCommand, after.status().message(), kExportUsage);
     request.set_min_position(*after);
   }
+  if (parsed->Has("filter")) {
+    absl::Status f = ParseFilterArg(parsed->Value("filter"), request.mutable_filter());
+    if (!f.ok()) return context.UsageError(kCommand, f.message(), kExportUsage);
+  }
 
   std::unique_ptr<std::ofstream> file;
   if (parsed->Has("out")) {
@@ -77,10 +85,11 @@ int RunExportCommand(CliContext& context, const std::vector<std::string>& args) 
   }
   std::ostream& out = file ? *file : context.out();
 
-  // The total, for the progress line only (items written meanwhile may change it).
+  // The total, for the progress line only (items written meanwhile may change it; a filter
+  // leaves it unknown).
   int64_t total = -1;
   const bool draw = context.stderr_is_terminal();
-  if (draw) {
+  if (draw && !request.has_filter()) {
     v1::DescribeCollectionRequest describe;
     describe.set_name(request.collection());
     v1::Collection collection;

@@ -9,11 +9,9 @@
 #include "absl/strings/str_format.h"
 #include "client/cli/args.h"
 #include "client/cli/cli.h"
+#include "client/cli/filter_arg.h"
 #include "client/cli/image_files.h"
 #include "client/cli/output.h"
-#include "core/engine/defaults.h"
-#include "core/filter/parse.h"
-#include "server/filter_convert.h"
 
 namespace retrace::cli {
 namespace {
@@ -45,7 +43,9 @@ prints the SearchResponse.
   k in ("a", "b"), k not in (...), k exists, k prefix "p", and numeric k < N, <=, >,
   >= (true when the value reads as a number); combined with and, or, not and
   parentheses (not binds tightest, then and, then or). Quote a key that is not a
-  bare word ("my key") or is a keyword; strings take \" and \\.
+  bare word ("my key") or is a keyword; strings take \" and \\. The item's times:
+  @created and @updated with <, <=, >, >= against a quoted RFC 3339 time or date
+  ("2026-01-31", midnight UTC) or milliseconds since the Unix epoch.
 --min-score S: drop hits scoring below S (the score column: S in caption mode, S' in
   provenance mode, the fused score in hybrid mode); prints how many were dropped.
 --after POSITION: answer only once the server has applied the store's changes up to
@@ -147,16 +147,8 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     request.set_min_position(*after);
   }
   if (parsed->Has("filter")) {
-    const filter::FilterLimits limits{
-        engine::defaults::kMaxFilterTerms, engine::defaults::kMaxFilterDepth,
-        static_cast<size_t>(engine::defaults::kMaxAttributeKeyBytes),
-        static_cast<size_t>(engine::defaults::kMaxAttributeValueBytes)};
-    absl::StatusOr<filter::Filter> f = filter::ParseFilter(parsed->Value("filter"), limits);
-    if (!f.ok()) {
-      return context.UsageError(kCommand, absl::StrCat("--", f.status().message()),
-                                kSearchUsage);
-    }
-    server::FilterToProto(*f, request.mutable_filter());
+    absl::Status f = ParseFilterArg(parsed->Value("filter"), request.mutable_filter());
+    if (!f.ok()) return context.UsageError(kCommand, f.message(), kSearchUsage);
   }
   if (parsed->Has("min-score")) {
     auto min_score = ParseFloat("min-score", parsed->Value("min-score"));

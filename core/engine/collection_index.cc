@@ -35,7 +35,7 @@ class Batch {
       return absl::DataLossError(absl::StrCat("item '", item.id, "': ", image.status().message()));
     }
     ids_.push_back(item.id);
-    entries_.push_back({item.caption, item.attributes});
+    entries_.push_back({item.caption, item.attributes, item.created_ms, item.updated_ms});
     caption_vectors_.insert(caption_vectors_.end(), item.caption_text.begin(),
                             item.caption_text.end());
     image_vectors_.insert(image_vectors_.end(), image->begin(), image->end());

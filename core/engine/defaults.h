@@ -29,6 +29,11 @@ inline constexpr int kThumbnailJpegQuality = 85;
 // List: items per page when the request gives none, and the most a page may hold.
 inline constexpr int kListPageSize = 100;
 inline constexpr int kMaxListPageSize = 1000;
+// List with a filter reads at most max(kListFilterScanPages x page_size, kListFilterMinScan)
+// stored items per call, so a selective filter answers in bounded time with a cursor to go on
+// from; Delete by filter reads the store kListFilterMinScan items at a time.
+inline constexpr int kListFilterScanPages = 10;
+inline constexpr int kListFilterMinScan = 10000;
 
 // Search.
 inline constexpr int kTopK = 10;

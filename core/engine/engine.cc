@@ -306,16 +306,31 @@ absl::StatusOr<std::string> DecodeCursor(const std::string& cursor) {
   return decoded.substr(kCursorTag.size());
 }
 
+ItemRecord ToRecord(store::StoredItem s) {
+  ItemRecord item;
+  item.id = std::move(s.id);
+  item.caption = std::move(s.caption);
+  item.attributes = std::move(s.attributes);
+  item.clip_image = std::move(s.clip_image);
+  item.caption_text = std::move(s.caption_text);
+  item.image_features = std::move(s.image_features);
+  item.created_ms = s.created_ms;
+  item.updated_ms = s.updated_ms;
+  return item;
+}
+
 }  // namespace
 
 absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
                                       const std::string& cursor, int page_size, GetFields fields,
+                                      const std::optional<filter::Filter>& filter,
                                       const CallOptions& call) {
   if (page_size == 0) page_size = defaults::kListPageSize;
   if (page_size < 1 || page_size > defaults::kMaxListPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: ", page_size, " is not in 1..",
                                                    defaults::kMaxListPageSize));
   }
+  if (filter.has_value()) RETRACE_RETURN_IF_ERROR(ValidateFilter(*filter, options_.limits));
   std::string after;
   if (!cursor.empty()) {
     if (cursor.size() > 4 * options_.limits.max_id_bytes) {
@@ -326,22 +341,36 @@ absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
   if (call.min_position > 0) RETRACE_RETURN_IF_ERROR(Find(collection_name, call).status());
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
-  RETRACE_ASSIGN_OR_RETURN(
-      std::vector<store::StoredItem> stored,
-      store_->ListItems(collection->name(), after, page_size, fields.embeddings));
+  // Read in id order until the page is full, the store ends or the scan budget is spent; with
+  // no filter that is one read of page_size items.
+  const int budget = filter.has_value()
+                         ? std::max(defaults::kListFilterScanPages * page_size,
+                                    defaults::kListFilterMinScan)
+                         : page_size;
   ListPage page;
   std::vector<std::string> ids;
-  for (store::StoredItem& s : stored) {
-    ItemRecord& item = page.items.emplace_back();
-    item.id = std::move(s.id);
-    item.caption = std::move(s.caption);
-    item.attributes = std::move(s.attributes);
-    item.clip_image = std::move(s.clip_image);
-    item.caption_text = std::move(s.caption_text);
-    item.image_features = std::move(s.image_features);
-    item.created_ms = s.created_ms;
-    item.updated_ms = s.updated_ms;
-    ids.push_back(item.id);
+  int scanned = 0;
+  bool at_end = false;
+  while (static_cast<int>(page.items.size()) < page_size && scanned < budget && !at_end) {
+    const int chunk = std::min(budget - scanned, std::max(page_size, 1000));
+    RETRACE_ASSIGN_OR_RETURN(
+        std::vector<store::StoredItem> stored,
+        store_->ListItems(collection->name(), after, chunk, fields.embeddings));
+    at_end = static_cast<int>(stored.size()) < chunk;
+    for (store::StoredItem& s : stored) {
+      ++scanned;
+      after = s.id;
+      if (filter.has_value() &&
+          !filter::Evaluate(*filter, {s.attributes, s.created_ms, s.updated_ms})) {
+        continue;
+      }
+      ids.push_back(s.id);
+      page.items.push_back(ToRecord(std::move(s)));
+      if (static_cast<int>(page.items.size()) == page_size) {
+        at_end = false;  // more may follow the item that filled the page
+        break;
+      }
+    }
   }
   if (fields.thumbnail && collection->record().thumbnail_side > 0 && !ids.empty()) {
     RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<std::string>> thumbnails,
@@ -350,11 +379,66 @@ absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
       if (thumbnails[i].has_value()) page.items[i].thumbnail = std::move(*thumbnails[i]);
     }
   }
-  // A full page may have a next one; the page after the last item is empty, with no cursor.
-  if (static_cast<int>(page.items.size()) == page_size) {
-    page.next_cursor = EncodeCursor(page.items.back().id);
-  }
+  // Not at the end: a next page may hold more; the page after the last item is empty, with no
+  // cursor.
+  if (!at_end && scanned > 0) page.next_cursor = EncodeCursor(after);
   return page;
+}
+
+absl::StatusOr<FilterDeleteResult> Engine::DeleteMatching(const std::string& collection_name,
+                                                          const filter::Filter& filter,
+                                                          bool dry_run, const CallOptions& call) {
+  RETRACE_RETURN_IF_ERROR(ValidateFilter(filter, options_.limits));
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
+                           registry_->Find(collection_name));
+  if (!dry_run) RETRACE_RETURN_IF_ERROR(collection->refused());
+  FilterDeleteResult result;
+  // An error part way keeps what is done (each batch is its own store write) and says so.
+  auto stopped = [&result](const absl::Status& cause) {
+    return absl::Status(cause.code(),
+                        absl::StrCat("filter: stopped after deleting ", result.deleted, " of the ",
+                                     result.matched, " matching items read so far (the same call "
+                                     "again deletes the rest): ", cause.message()));
+  };
+  const size_t batch = static_cast<size_t>(options_.limits.max_items_per_call);
+  std::string after;
+  for (bool at_end = false; !at_end;) {
+    if (absl::Now() >= call.deadline) {
+      return stopped(absl::DeadlineExceededError("the call's deadline passed"));
+    }
+    absl::StatusOr<std::vector<store::StoredItem>> stored = store_->ListItems(
+        collection->name(), after, defaults::kListFilterMinScan, /*with_embeddings=*/false);
+    if (!stored.ok()) return stopped(stored.status());
+    at_end = static_cast<int>(stored->size()) < defaults::kListFilterMinScan;
+    if (!stored->empty()) after = stored->back().id;
+    std::vector<std::string> matching;
+    for (const store::StoredItem& s : *stored) {
+      if (filter::Evaluate(filter, {s.attributes, s.created_ms, s.updated_ms})) {
+        matching.push_back(s.id);
+      }
+    }
+    result.matched += static_cast<int64_t>(matching.size());
+    if (dry_run) continue;
+    for (size_t first = 0; first < matching.size(); first += batch) {
+      const std::vector<std::string> ids(
+          matching.begin() + first, matching.begin() + std::min(matching.size(), first + batch));
+      absl::StatusOr<WriteResult> written = ingest_->Delete(*collection, ids, call);
+      if (!written.ok()) return stopped(written.status());
+      if (written->position > 0) result.position = written->position;
+      // OK: deleted and applied here. UNAVAILABLE: deleted from the store, not yet applied here
+      // (Ingest::Delete); the call stops after this batch. NOT_FOUND: deleted by another call
+      // since it was read.
+      absl::Status unapplied;
+      for (const ItemResult& item : written->items) {
+        if (item.status.ok() || absl::IsUnavailable(item.status)) ++result.deleted;
+        if (!item.status.ok() && !absl::IsNotFound(item.status) && unapplied.ok()) {
+          unapplied = item.status;
+        }
+      }
+      if (!unapplied.ok()) return stopped(unapplied);
+    }
+  }
+  return result;
 }
 
 absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection_name,

@@ -127,6 +127,16 @@ class Engine {
                                      const std::vector<std::string>& ids,
                                      const CallOptions& call = {});
 
+  // DeleteMatching deletes every stored item that satisfies `filter` (or, `dry_run`, only counts
+  // them), reading the store in id order and deleting max_items_per_call ids per store write,
+  // each applied here before the next. Not atomic: on an error (the store's, DEADLINE_EXCEEDED
+  // at the call's deadline, UNAVAILABLE when this replica does not apply a batch in time) the
+  // batches before it stay deleted and the message counts them; the same call again deletes the
+  // rest. INVALID_ARGUMENT naming the filter's field; NOT_FOUND (collection).
+  absl::StatusOr<FilterDeleteResult> DeleteMatching(const std::string& collection,
+                                                    const filter::Filter& filter, bool dry_run,
+                                                    const CallOptions& call = {});
+
   // Search returns up to top_k hits, best first, and the Q_t re-ranking used.
   // INVALID_ARGUMENT naming the field for a bad query; NOT_FOUND; FAILED_PRECONDITION for a
   // collection built with other models; DEADLINE_EXCEEDED when min_position is not applied here
@@ -146,10 +156,14 @@ class Engine {
   // (empty: from the first; else a ListPage.next_cursor, which is opaque), at most `page_size`
   // (0: defaults::kListPageSize; 1..kMaxListPageSize) of them; embeddings and thumbnails when
   // `fields` asks. Paging to the end gives every item that exists throughout exactly once,
-  // whatever is written meanwhile. Reads the store. INVALID_ARGUMENT naming page_size or cursor;
-  // NOT_FOUND (collection).
+  // whatever is written meanwhile. Reads the store. With `filter`, only items that satisfy it:
+  // a call reads at most max(kListFilterScanPages x page_size, kListFilterMinScan) stored items,
+  // so a page may hold fewer than page_size (even none) and still have a next_cursor.
+  // INVALID_ARGUMENT naming page_size, cursor or the filter's field; NOT_FOUND (collection).
   absl::StatusOr<ListPage> List(const std::string& collection, const std::string& cursor,
-                                int page_size, GetFields fields, const CallOptions& call = {});
+                                int page_size, GetFields fields,
+                                const std::optional<filter::Filter>& filter = std::nullopt,
+                                const CallOptions& call = {});
 
   // SnapshotAll writes a snapshot of every collection that changed since its last one, then
   // compacts the deletions no live replica needs. Returns the first error (the others are still

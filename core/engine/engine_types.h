@@ -197,6 +197,13 @@ struct ListPage {
   std::string next_cursor;        // empty: the last page
 };
 
+// FilterDeleteResult: what Engine::DeleteMatching did.
+struct FilterDeleteResult {
+  int64_t matched = 0;   // items that satisfied the filter
+  int64_t deleted = 0;   // of them, deleted by this call (0 in a dry run)
+  int64_t position = 0;  // the last deletion's store position; 0 when none
+};
+
 // GetFields: what Get reads besides ids, captions and attributes.
 struct GetFields {
   bool embeddings = false;

@@ -11,10 +11,12 @@
 namespace retrace::engine {
 namespace {
 
-// The file: "RTITEMS1", then varint-length-prefixed fields: the position (as text), the tag, the
-// number of entries, and per entry its id, caption, attribute count and key/value pairs; then
-// the CRC-32 of everything before it, 4 bytes little-endian.
-constexpr char kMagic[] = "RTITEMS1";
+// The file: "RTITEMS2", then varint-length-prefixed fields: the position (as text), the tag, the
+// number of entries, and per entry its id, caption, created and updated times (varints),
+// attribute count and key/value pairs; then the CRC-32 of everything before it, 4 bytes
+// little-endian. A file of the first format (without times) is not read: the collection is
+// rebuilt from the store, as for any unusable snapshot.
+constexpr char kMagic[] = "RTITEMS2";
 constexpr char kFileName[] = "items";
 
 void PutVarint(std::string& out, uint64_t v) {
@@ -89,7 +91,9 @@ ItemTable::Matched ItemTable::Match(const filter::Filter& filter) const {
   absl::ReaderMutexLock lock(&mu_);
   matched.total = entries_.size();
   for (const auto& [id, entry] : entries_) {
-    if (filter::Evaluate(filter, entry.attributes)) matched.ids.insert(id);
+    if (filter::Evaluate(filter, {entry.attributes, entry.created_ms, entry.updated_ms})) {
+      matched.ids.insert(id);
+    }
   }
   return matched;
 }
@@ -105,6 +109,8 @@ absl::Status ItemTable::Save(const std::string& dir, int64_t position,
     for (const auto& [id, entry] : entries_) {
       PutBytes(out, id);
       PutBytes(out, entry.caption);
+      PutVarint(out, static_cast<uint64_t>(entry.created_ms));
+      PutVarint(out, static_cast<uint64_t>(entry.updated_ms));
       PutVarint(out, entry.attributes.size());
       for (const auto& [key, value] : entry.attributes) {
         PutBytes(out, key);
@@ -127,7 +133,9 @@ absl::StatusOr<ItemTable::Loaded> ItemTable::Load(const std::string& dir) {
   };
   const size_t magic = std::strlen(kMagic);
   if (bytes.size() < magic + 4 || bytes.substr(0, magic) != kMagic) {
-    return corrupt("not an item table (bad magic or truncated)");
+    return corrupt(bytes.substr(0, 7) == "RTITEMS"
+                       ? "an item table of an older format (without item times)"
+                       : "not an item table (bad magic or truncated)");
   }
   const std::string_view body = bytes.substr(0, bytes.size() - 4);
   uint32_t stored = 0;
@@ -148,10 +156,13 @@ absl::StatusOr<ItemTable::Loaded> ItemTable::Load(const std::string& dir) {
   for (uint64_t i = 0; i < count; ++i) {
     std::string id;
     Entry entry;
-    uint64_t attributes;
-    if (!in.Bytes(&id) || !in.Bytes(&entry.caption) || !in.Varint(&attributes)) {
+    uint64_t created, updated, attributes;
+    if (!in.Bytes(&id) || !in.Bytes(&entry.caption) || !in.Varint(&created) ||
+        !in.Varint(&updated) || !in.Varint(&attributes)) {
       return corrupt(absl::StrCat("malformed entry ", i));
     }
+    entry.created_ms = static_cast<int64_t>(created);
+    entry.updated_ms = static_cast<int64_t>(updated);
     for (uint64_t a = 0; a < attributes; ++a) {
       std::string key, value;
       if (!in.Bytes(&key) || !in.Bytes(&value)) return corrupt(absl::StrCat("entry ", i));

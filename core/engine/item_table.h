@@ -44,6 +44,8 @@ class ItemTable {
   struct Entry {
     std::string caption;
     std::map<std::string, std::string> attributes;
+    int64_t created_ms = 0;  // the store's times (StoredItem's), which filters may test
+    int64_t updated_ms = 0;
   };
 
   // Put stores (replaces) an id's entry; Remove drops it (absent ids are ignored).

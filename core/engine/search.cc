@@ -201,7 +201,10 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
   for (auto& item : records) {
     if (!item.has_value()) continue;  // deleted since the index was searched
     // Changed since the filter was matched: re-ranking sees only passing candidates.
-    if (query.filter.has_value() && !filter::Evaluate(*query.filter, item->attributes)) continue;
+    if (query.filter.has_value() &&
+        !filter::Evaluate(*query.filter, {item->attributes, item->created_ms, item->updated_ms})) {
+      continue;
+    }
     RETRACE_ASSIGN_OR_RETURN(std::vector<float> v,
                              ImageSpaceVector(record, item->image_features, item->clip_image));
     base.push_back(Dot(pq.image_space, v));
@@ -245,7 +248,9 @@ std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<Search
   for (size_t k = 0; k < owners.size(); ++k) {
     SearchHit& hit = hits[owners[k]];
     if (!entries[k].has_value() ||
-        (filter.has_value() && !filter::Evaluate(*filter, entries[k]->attributes))) {
+        (filter.has_value() &&
+         !filter::Evaluate(*filter, {entries[k]->attributes, entries[k]->created_ms,
+                                     entries[k]->updated_ms}))) {
       deleted[owners[k]] = true;  // deleted, or changed to fail the filter, since the search
       continue;
     }

@@ -22,7 +22,13 @@ bool Within(double x, const Condition& c) {
   return true;
 }
 
-bool Holds(const Condition& c, const std::map<std::string, std::string>& attributes) {
+bool Holds(const Condition& c, const ItemView& item) {
+  if (c.subject != Condition::Subject::kAttribute) {
+    const int64_t ms = c.subject == Condition::Subject::kCreated ? item.created_ms
+                                                                 : item.updated_ms;
+    return c.op == Condition::Op::kRange && Within(static_cast<double>(ms), c);
+  }
+  const std::map<std::string, std::string>& attributes = item.attributes;
   auto it = attributes.find(c.attribute);
   if (c.op == Condition::Op::kExists) return (it != attributes.end()) == c.exists;
   if (it == attributes.end()) return false;
@@ -75,6 +81,9 @@ struct Checker {
     }
     switch (f.kind) {
       case Filter::Kind::kCondition:
+        if (f.condition.subject != Condition::Subject::kAttribute) {
+          return TimeOk(f.condition, absl::StrCat(path, ".time"));
+        }
         return ConditionOk(f.condition, absl::StrCat(path, ".condition"));
       case Filter::Kind::kNot:
         if (f.children.size() != 1) return Error(path + ".negate", "needs exactly one filter");
@@ -92,6 +101,24 @@ struct Checker {
       }
     }
     return Error(path, "unknown kind");
+  }
+  absl::Status TimeOk(const Condition& c, const std::string& path) {
+    if (c.op != Condition::Op::kRange) return Error(path, "a time takes only a range");
+    return RangeOk(c, path);
+  }
+  absl::Status RangeOk(const Condition& c, const std::string& path) {
+    if (!c.lower.has_value() && !c.upper.has_value()) {
+      return Error(path + ".range", "needs a lower or an upper bound");
+    }
+    if (c.lower.has_value() && !std::isfinite(c.lower->value)) {
+      return Error(path + (c.lower->inclusive ? ".range.gte" : ".range.gt"),
+                   "must be a finite number");
+    }
+    if (c.upper.has_value() && !std::isfinite(c.upper->value)) {
+      return Error(path + (c.upper->inclusive ? ".range.lte" : ".range.lt"),
+                   "must be a finite number");
+    }
+    return absl::OkStatus();
   }
   absl::Status ConditionOk(const Condition& c, const std::string& path) {
     absl::Status s = String(path + ".attribute", c.attribute, limits.max_key_bytes, false);
@@ -119,18 +146,7 @@ struct Checker {
       case Condition::Op::kExists:
         return absl::OkStatus();
       case Condition::Op::kRange:
-        if (!c.lower.has_value() && !c.upper.has_value()) {
-          return Error(path + ".range", "needs a lower or an upper bound");
-        }
-        if (c.lower.has_value() && !std::isfinite(c.lower->value)) {
-          return Error(path + (c.lower->inclusive ? ".range.gte" : ".range.gt"),
-                       "must be a finite number");
-        }
-        if (c.upper.has_value() && !std::isfinite(c.upper->value)) {
-          return Error(path + (c.upper->inclusive ? ".range.lte" : ".range.lt"),
-                       "must be a finite number");
-        }
-        return absl::OkStatus();
+        return RangeOk(c, path);
     }
     return Error(path, "unknown operator");
   }
@@ -175,6 +191,12 @@ Filter Filter::Range(std::string attribute, std::optional<Bound> lower,
   f.condition.upper = upper;
   return f;
 }
+Filter Filter::Time(Condition::Subject time, std::optional<Bound> lower,
+                    std::optional<Bound> upper) {
+  Filter f = Range("", lower, upper);
+  f.condition.subject = time;
+  return f;
+}
 Filter Filter::All(std::vector<Filter> children) {
   Filter f;
   f.kind = Kind::kAll;
@@ -199,20 +221,20 @@ absl::Status Validate(const Filter& filter, const FilterLimits& limits, const st
   return checker.Node(filter, path, 1);
 }
 
-bool Evaluate(const Filter& filter, const std::map<std::string, std::string>& attributes) {
+bool Evaluate(const Filter& filter, const ItemView& item) {
   switch (filter.kind) {
     case Filter::Kind::kCondition:
-      return Holds(filter.condition, attributes);
+      return Holds(filter.condition, item);
     case Filter::Kind::kNot:
-      return filter.children.size() == 1 && !Evaluate(filter.children[0], attributes);
+      return filter.children.size() == 1 && !Evaluate(filter.children[0], item);
     case Filter::Kind::kAll:
       for (const Filter& child : filter.children) {
-        if (!Evaluate(child, attributes)) return false;
+        if (!Evaluate(child, item)) return false;
       }
       return true;
     case Filter::Kind::kAny:
       for (const Filter& child : filter.children) {
-        if (Evaluate(child, attributes)) return true;
+        if (Evaluate(child, item)) return true;
       }
       return false;
   }
@@ -223,7 +245,7 @@ bool operator==(const Bound& a, const Bound& b) {
   return a.value == b.value && a.inclusive == b.inclusive;
 }
 bool operator==(const Condition& a, const Condition& b) {
-  return a.attribute == b.attribute && a.op == b.op && a.values == b.values &&
+  return a.subject == b.subject && a.attribute == b.attribute && a.op == b.op && a.values == b.values &&
          a.exists == b.exists && a.lower == b.lower && a.upper == b.upper;
 }
 bool operator==(const Filter& a, const Filter& b) {

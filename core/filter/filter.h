@@ -2,7 +2,8 @@
 // Filter tree, its bounds, and its evaluation.
 //
 // A Filter is a condition on one attribute (equals, in a set, exists, prefix, or a numeric
-// range), or a group: all of its children (AND), any of them (OR), or the negation of one (NOT).
+// range) or on one of the item's store times (a range of milliseconds since the Unix epoch:
+// when it was first stored, or when its current version was), or a group: all of its children (AND), any of them (OR), or the negation of one (NOT).
 // It mirrors retrace.proto's Filter message field for field, so that a bound error can name the
 // field as the API spells it ("filter.all.filters[2].condition.prefix: ..."). parse.h reads the
 // CLI's text syntax into one.
@@ -21,10 +22,11 @@
 //
 //   filter::Filter f = filter::Filter::All({filter::Filter::Equals("license", "cc-by"),
 //                                           filter::Filter::Range("year", {2020, true}, {})});
-//   if (filter::Evaluate(f, item.attributes)) ...
+//   if (filter::Evaluate(f, {item.attributes, item.created_ms, item.updated_ms})) ...
 #ifndef RETRACE_CORE_FILTER_FILTER_H_
 #define RETRACE_CORE_FILTER_FILTER_H_
 
+#include <cstdint>
 #include <map>
 #include <optional>
 #include <string>
@@ -40,10 +42,14 @@ struct Bound {
   bool inclusive = true;
 };
 
-// Condition tests one attribute.
+// Condition tests one attribute, or one of the item's times.
 struct Condition {
   enum class Op { kEquals, kIn, kExists, kPrefix, kRange };
-  std::string attribute;             // the attribute's key
+  // Subject: what is tested. A time takes only kRange, in milliseconds since the Unix epoch
+  // (retrace.proto's FilterTime), and has no attribute.
+  enum class Subject { kAttribute, kCreated, kUpdated };
+  Subject subject = Subject::kAttribute;
+  std::string attribute;             // kAttribute: the attribute's key
   Op op = Op::kEquals;
   // kEquals, kPrefix: one value; kIn: the set (at least one).
   std::vector<std::string> values;
@@ -65,6 +71,9 @@ struct Filter {
   static Filter Prefix(std::string attribute, std::string prefix);
   static Filter Range(std::string attribute, std::optional<Bound> lower,
                       std::optional<Bound> upper);
+  // Time: a range on the item's created (or updated) time, milliseconds since the Unix epoch.
+  static Filter Time(Condition::Subject time, std::optional<Bound> lower,
+                     std::optional<Bound> upper);
   static Filter All(std::vector<Filter> children);
   static Filter Any(std::vector<Filter> children);
   static Filter Not(Filter child);
@@ -82,13 +91,20 @@ struct FilterLimits {
 // under `path` (the caller's name for the filter, e.g. "filter") as retrace.proto spells it:
 // more than max_terms terms or max_depth levels, an empty group, a NOT without exactly one child,
 // an empty or over-long key, an over-long or non-UTF-8 key or value, an `in` with no values, a
-// range with no bound or a non-finite bound.
+// range with no bound or a non-finite bound, a time condition that is not a range.
 absl::Status Validate(const Filter& filter, const FilterLimits& limits,
                       const std::string& path = "filter");
 
-// Evaluate reports whether `attributes` satisfy `filter`. REQUIRES: Validate passed (a malformed
+// ItemView is what a filter is evaluated on: an item's attributes and its store times.
+struct ItemView {
+  const std::map<std::string, std::string>& attributes;
+  int64_t created_ms = 0;  // when the item was first stored (ms since the Unix epoch)
+  int64_t updated_ms = 0;  // when its current version was stored
+};
+
+// Evaluate reports whether `item` satisfies `filter`. REQUIRES: Validate passed (a malformed
 // tree evaluates without crashing, but its meaning is unspecified).
-bool Evaluate(const Filter& filter, const std::map<std::string, std::string>& attributes);
+bool Evaluate(const Filter& filter, const ItemView& item);
 
 bool operator==(const Bound& a, const Bound& b);
 bool operator==(const Condition& a, const Condition& b);

@@ -3,6 +3,7 @@
 //   unary := "not" unary | "(" expr ")" | condition
 //   condition := key ( "=" value | "!=" value | cmp number | ["not"] "in" "(" values ")"
 //                    | "exists" | "prefix" value )
+//              | ("@created" | "@updated") cmp (number | string)
 #include "core/filter/parse.h"
 
 #include <cmath>
@@ -14,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "core/common/utf8.h"
 
 namespace retrace::filter {
@@ -121,7 +123,10 @@ class Parser {
           return ErrorAt(i, absl::StrCat("bad number \"", t.text, "\""));
         }
         i = j;
-      } else if (IsWordStart(c)) {
+      } else if (IsWordStart(c) ||
+                 (c == '@' && i + 1 < text_.size() &&
+                  IsWordStart(static_cast<unsigned char>(text_[i + 1])))) {
+        // A word; `@word` names an item time (ConditionAt).
         t.kind = Tok::kWord;
         size_t j = i + 1;
         while (j < text_.size() && IsWordChar(static_cast<unsigned char>(text_[j]))) ++j;
@@ -248,8 +253,52 @@ class Parser {
     }
   }
 
+  // Milliseconds reads a time bound: a number of milliseconds since the Unix epoch, or a quoted
+  // RFC 3339 time ("2026-01-31T12:00:00Z", "…+01:00") or date ("2026-01-31", midnight UTC).
+  absl::StatusOr<double> Milliseconds(const Token& bound, const Token& op) const {
+    double x = 0;
+    if (bound.kind == Tok::kNumber && absl::SimpleAtod(bound.text, &x) && std::isfinite(x)) {
+      return x;
+    }
+    absl::Time t;
+    std::string unused;
+    if (bound.kind == Tok::kString &&
+        (absl::ParseTime(absl::RFC3339_full, bound.text, &t, &unused) ||
+         absl::ParseTime("%Y-%m-%d", bound.text, absl::UTCTimeZone(), &t, &unused))) {
+      return static_cast<double>(absl::ToUnixMillis(t));
+    }
+    return ErrorAt(bound.offset,
+                   absl::StrCat("\"", op.text, "\" on a time needs milliseconds since the epoch "
+                                "or a quoted RFC 3339 time or date (\"2026-01-31\"), not ",
+                                bound.kind == Tok::kEnd ? "the end" : Shown(bound)));
+  }
+
+  // TimeConditionAt parses the rest of `@created <op> bound` after its key.
+  absl::StatusOr<Filter> TimeConditionAt(const Token& key) {
+    Condition::Subject subject;
+    if (absl::EqualsIgnoreCase(key.text, "@created")) {
+      subject = Condition::Subject::kCreated;
+    } else if (absl::EqualsIgnoreCase(key.text, "@updated")) {
+      subject = Condition::Subject::kUpdated;
+    } else {
+      return ErrorAt(key.offset, absl::StrCat("unknown item time ", Shown(key),
+                                              " (@created or @updated; quote an attribute key "
+                                              "that starts with @)"));
+    }
+    const Token& op = Take();
+    if (!IsSymbol(op, "<") && !IsSymbol(op, "<=") && !IsSymbol(op, ">") && !IsSymbol(op, ">=")) {
+      return Unexpected(op, absl::StrCat("<, <=, > or >= after ", key.text));
+    }
+    absl::StatusOr<double> ms = Milliseconds(Take(), op);
+    if (!ms.ok()) return ms.status();
+    const bool inclusive = op.text.size() == 2;
+    if (op.text[0] == '>') return Filter::Time(subject, Bound{*ms, inclusive}, std::nullopt);
+    return Filter::Time(subject, std::nullopt, Bound{*ms, inclusive});
+  }
+
   absl::StatusOr<Filter> ConditionAt(int depth) {
     const Token& key = Take();
+    if (key.kind == Tok::kWord && key.text[0] == '@') return TimeConditionAt(key);
     if (key.kind == Tok::kWord && IsReserved(key.text)) {
       return Unexpected(key, "a key; quote a key that is a keyword");
     }

@@ -10,6 +10,10 @@
 //   source prefix "laion/"   starts with
 //   year >= 2020             numeric range: <, <=, >, >= against a number (or a quoted string
 //                            that reads as one); the attribute's value must read as a number
+//   @created >= "2026-01-01"  the item's store times, @created (first stored) and @updated (this
+//                            version stored): <, <=, >, >= against milliseconds since the Unix
+//                            epoch or a quoted RFC 3339 time ("2026-01-31T12:00:00Z") or date
+//                            (midnight UTC)
 // A key is a bare word (letters, digits, _ . - : /, any non-ASCII letter) or a quoted string;
 // the keywords and, or, not, in, exists, prefix (any case) must be quoted to be keys. Strings are
 // in double quotes with the escapes \" \\ \n \t. `a and b and c` is one group of three.

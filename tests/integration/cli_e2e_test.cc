@@ -316,6 +316,107 @@ TEST_F(CliE2eTest, ItemsWithAttributesGoInAndComeBackOutThroughExport) {
   EXPECT_TRUE(absl::StrContains(r.err, "--attr: expected KEY=VALUE, got 'nokey'")) << r.err;
 }
 
+TEST_F(CliE2eTest, ExportAndDeleteByFilterThroughTheServer) {
+  ASSERT_EQ(Run("collections create corpus").exit_code, 0);
+  // Photos under one licence, sketches under another.
+  const std::string corpus = scratch_ + "/corpus.jsonl";
+  {
+    std::ofstream lines(corpus);
+    for (const auto& file : fs::recursive_directory_iterator(FixtureDir() + "/images")) {
+      if (!file.is_regular_file()) continue;
+      const std::string domain = file.path().parent_path().parent_path().filename();
+      if (domain != "photo" && domain != "sketch") continue;
+      lines << nlohmann::json{{"id", fs::relative(file.path(), FixtureDir() + "/images")},
+                              {"path", file.path()},
+                              {"attributes", {{"license", domain == "photo" ? "cc0" : "cc-by"}}}}
+                   .dump()
+            << "\n";
+    }
+  }
+  CliResult indexed = Run("index --collection corpus --items " + corpus);
+  ASSERT_EQ(indexed.exit_code, 0) << indexed.out << indexed.err;
+  CliResult all = Run("export --collection corpus");
+  ASSERT_EQ(all.exit_code, 0) << all.err;
+  const std::vector<std::string> every = absl::StrSplit(all.out, '\n', absl::SkipEmpty());
+  int sketches = 0;
+  for (const std::string& line : every) {
+    if (nlohmann::json::parse(line)["attributes"]["license"] == "cc-by") ++sketches;
+  }
+  ASSERT_GT(sketches, 0);
+  ASSERT_LT(sketches, static_cast<int>(every.size()));
+
+  // export --filter gives exactly the matching items, over pages of one.
+  CliResult r = Run("export --collection corpus --page-size 1 --filter 'license = \"cc-by\" and "
+                    "@created >= \"2020-01-01\"'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> exported = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  EXPECT_EQ(static_cast<int>(exported.size()), sketches);
+  for (const std::string& line : exported) {
+    EXPECT_EQ(nlohmann::json::parse(line)["attributes"]["license"], "cc-by") << line;
+  }
+  r = Run("export --collection corpus --filter '@created < \"2020-01-01\"'");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(r.out.empty()) << r.out;
+
+  // delete --filter --dry-run counts; delete --filter deletes exactly those.
+  r = Run("delete --collection corpus --filter 'license = \"cc-by\"' --dry-run");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, absl::StrCat(sketches, " items match; nothing deleted")))
+      << r.out;
+  r = Run("delete --collection corpus --filter 'license = \"cc-by\"'");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, absl::StrCat(sketches, " items matched, ", sketches,
+                                                    " deleted")))
+      << r.out;
+  r = Run("export --collection corpus");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> left = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  EXPECT_EQ(left.size(), every.size() - sketches);
+  for (const std::string& line : left) {
+    EXPECT_EQ(nlohmann::json::parse(line)["attributes"]["license"], "cc0") << line;
+  }
+
+  // Mistakes: a bad expression points at its token before any call; ids and a filter together.
+  r = Run("delete --collection corpus --filter 'license = '");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "--filter: unexpected end")) << r.err;
+  r = Run("delete --collection corpus --filter 'a = 1' some-id");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "give IDs or --filter, not both")) << r.err;
+  r = Run("delete --collection corpus some-id --dry-run");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_TRUE(absl::StrContains(r.err, "--dry-run goes with --filter")) << r.err;
+  // The server's own checks, through the API: both ids and a filter, a filter over its bounds.
+  auto stub = server_->NewStub();
+  v1::DeleteRequest both;
+  both.set_collection("corpus");
+  both.add_ids("x");
+  both.mutable_filter()->mutable_condition()->set_attribute("a");
+  both.mutable_filter()->mutable_condition()->set_exists(true);
+  v1::DeleteResponse unused;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->Delete(&context, both, &unused);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "ids: give ids or a filter"))
+        << status.error_message();
+  }
+  v1::ListRequest list;
+  list.set_collection("corpus");
+  v1::Filter* deep = list.mutable_filter();
+  for (int i = 0; i < 12; ++i) deep = deep->mutable_negate();
+  deep->mutable_time()->set_field(v1::FilterTime::CREATED);
+  deep->mutable_time()->mutable_range()->set_gt(0);
+  v1::ListResponse page;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub->List(&context, list, &page);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "nested deeper than"))
+        << status.error_message();
+  }
+}
+
 TEST_F(CliE2eTest, ListingPagesGiveEveryItemOnceWhileOthersWriteAndDelete) {
   auto stub = server_->NewStub();
   ASSERT_EQ(Run("collections create busy").exit_code, 0);

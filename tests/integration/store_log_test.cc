@@ -5,10 +5,15 @@
 //   "unchanged" while missing from the index, and becomes searchable once the fault clears —
 //   across a snapshot and a restart too (the defect: stored but never searchable).
 // - The same for a deletion.
+// - A delete by filter that fails part way (a batch deleted from the store but not applied) keeps
+//   what it did, leaves the rest, and the same call finishes it; item times filter searches and
+//   lists, across a snapshot and a restart.
 // - Deletions are compacted only below every live replica's resume position.
 // - A collection's creation blocked in the store does not stall searches of other collections
 //   (the defect: the engine-wide mutex held across fsync).
+#include <algorithm>
 #include <atomic>
+#include <limits>
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -69,7 +74,12 @@ class StoreLogTest : public ::testing::Test {
     options.replication.retry_min = absl::Milliseconds(20);
     options.replication.retry_max = absl::Milliseconds(100);
     options.replication.poll_interval = absl::Milliseconds(50);
-    options.apply_fault_hook = [this](const std::string&, const std::vector<store::Change>&) {
+    options.apply_fault_hook = [this](const std::string&,
+                                      const std::vector<store::Change>& page) {
+      const bool deletes = std::any_of(page.begin(), page.end(), [](const store::Change& c) {
+        return c.kind == store::Change::Kind::kDelete;
+      });
+      if (deletes && delete_pages_before_failing_.fetch_sub(1) == 0) failing_ = true;
       return failing_.load() ? absl::ResourceExhaustedError("injected: the index is full")
                              : absl::OkStatus();
     };
@@ -123,8 +133,25 @@ class StoreLogTest : public ::testing::Test {
     return condition();
   }
 
+  // Ids of a List over everything that satisfies `f` (all pages).
+  static std::vector<std::string> ListIds(engine::Engine& engine, const std::string& collection,
+                                          const filter::Filter& f) {
+    std::vector<std::string> ids;
+    std::string cursor;
+    do {
+      auto page = engine.List(collection, cursor, 7, {}, f);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) break;
+      for (const engine::ItemRecord& item : page->items) ids.push_back(item.id);
+      cursor = page->next_cursor;
+    } while (!cursor.empty());
+    return ids;
+  }
+
   std::string dir_;
   std::atomic<bool> failing_{false};
+  // The follower fails (failing_) from the page after this many pages that hold deletions.
+  std::atomic<int> delete_pages_before_failing_{std::numeric_limits<int>::max()};
 };
 
 TEST_F(StoreLogTest, AnItemTheIndexCannotApplyIsNeverAcknowledgedAndIsSearchableOnceItCan) {
@@ -210,6 +237,108 @@ TEST_F(StoreLogTest, ADeletionTheIndexCannotApplyStaysPendingUntilItCan) {
   auto found = engine->Search("c", query);
   ASSERT_TRUE(found.ok());
   for (const engine::SearchHit& hit : found->hits) EXPECT_NE(hit.id, "x");
+}
+
+TEST_F(StoreLogTest, ADeleteByFilterThatFailsPartWayKeepsWhatItDidAndTheRetryFinishes) {
+  auto engine = Open("r1");
+  ASSERT_NE(engine, nullptr);
+  ASSERT_TRUE(engine->CreateCollection({"c"}).ok());
+  // 300 items; 200 of them ("keep" = "no") are to go: more than two delete batches of 64.
+  std::vector<std::string> doomed_ids, kept_ids;
+  for (int call = 0; call < 6; ++call) {
+    std::vector<engine::IndexItem> items;
+    for (int i = call * 50; i < (call + 1) * 50; ++i) {
+      engine::IndexItem item = Item(absl::StrCat("item-", 1000 + i), i);
+      item.attributes["keep"] = i % 3 == 0 ? "yes" : "no";
+      (i % 3 == 0 ? kept_ids : doomed_ids).push_back(item.id);
+      items.push_back(std::move(item));
+    }
+    auto written = engine->Index("c", std::move(items));
+    ASSERT_TRUE(written.ok()) << written.status();
+  }
+  const filter::Filter doomed = filter::Filter::Equals("keep", "no");
+  auto counted = engine->DeleteMatching("c", doomed, /*dry_run=*/true);
+  ASSERT_TRUE(counted.ok()) << counted.status();
+  EXPECT_EQ(counted->matched, 200);
+  EXPECT_EQ(counted->deleted, 0);
+  EXPECT_EQ(engine->DescribeCollection("c")->item_count, 300);
+
+  // The first batch is applied; the second is deleted from the store but not applied here.
+  delete_pages_before_failing_ = 1;
+  auto stopped = engine->DeleteMatching("c", doomed, /*dry_run=*/false);
+  ASSERT_EQ(stopped.status().code(), absl::StatusCode::kUnavailable) << stopped.status();
+  EXPECT_THAT(std::string(stopped.status().message()),
+              HasSubstr("filter: stopped after deleting 128 of the 200 matching items read so "
+                        "far (the same call again deletes the rest)"));
+  EXPECT_THAT(std::string(stopped.status().message()), HasSubstr("injected: the index is full"));
+  EXPECT_EQ(ListIds(*engine, "c", doomed).size(), 72u);  // the store's view
+
+  // The fault clears: the pending batch is applied, and the same call deletes the rest.
+  failing_ = false;
+  delete_pages_before_failing_ = std::numeric_limits<int>::max();
+  EXPECT_TRUE(Eventually([&] { return engine->DescribeCollection("c")->degraded.ok(); }));
+  auto finished = engine->DeleteMatching("c", doomed, /*dry_run=*/false);
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_EQ(finished->matched, 72);
+  EXPECT_EQ(finished->deleted, 72);
+  EXPECT_GT(finished->position, 0);
+
+  EXPECT_TRUE(ListIds(*engine, "c", doomed).empty());
+  EXPECT_EQ(ListIds(*engine, "c", filter::Filter::Equals("keep", "yes")), kept_ids);
+  EXPECT_TRUE(Eventually([&] { return engine->DescribeCollection("c")->item_count == 100; }));
+  // Nothing deleted is found, nothing kept is lost: one from each batch, and kept ones.
+  for (const std::string& id : {doomed_ids[0], doomed_ids[100], doomed_ids[199]}) {
+    auto got = engine->Get("c", {id}, {});
+    ASSERT_TRUE(got.ok());
+    EXPECT_EQ((*got)[0].status.code(), absl::StatusCode::kNotFound) << id;
+  }
+  engine::SearchQuery query;
+  query.kind = engine::SearchQuery::Kind::kText;
+  query.text = "caption of item";
+  query.top_k = 300;
+  auto found = engine->Search("c", query);
+  ASSERT_TRUE(found.ok()) << found.status();
+  std::vector<std::string> hits;
+  for (const engine::SearchHit& hit : found->hits) hits.push_back(hit.id);
+  std::sort(hits.begin(), hits.end());
+  EXPECT_EQ(hits, kept_ids);
+
+  // Bad requests name the field.
+  auto bad = engine->DeleteMatching("c", filter::Filter::In("keep", {}), true);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("filter.condition.in.values"));
+}
+
+TEST_F(StoreLogTest, ItemTimesFilterSearchesAndListsAcrossASnapshotAndARestart) {
+  auto engine = Open("r1");
+  ASSERT_NE(engine, nullptr);
+  ASSERT_TRUE(engine->CreateCollection({"c"}).ok());
+  ASSERT_TRUE(engine->Index("c", {Item("early", 1)}).ok());
+  absl::SleepFor(absl::Milliseconds(20));
+  const double cut = static_cast<double>(absl::ToUnixMillis(absl::Now()));
+  absl::SleepFor(absl::Milliseconds(20));
+  ASSERT_TRUE(engine->Index("c", {Item("late", 2)}).ok());
+  const filter::Filter recent =
+      filter::Filter::Time(filter::Condition::Subject::kCreated, filter::Bound{cut, true}, {});
+
+  auto check = [&](const std::string& when) {
+    SCOPED_TRACE(when);
+    EXPECT_EQ(ListIds(*engine, "c", recent), std::vector<std::string>{"late"});
+    engine::SearchQuery query = Text("caption of early");
+    query.kind = engine::SearchQuery::Kind::kText;
+    query.top_k = 10;
+    query.filter = recent;
+    auto found = engine->Search("c", query);
+    ASSERT_TRUE(found.ok()) << found.status();
+    ASSERT_EQ(found->hits.size(), 1u);
+    EXPECT_EQ(found->hits[0].id, "late");
+  };
+  check("served as applied");
+  ASSERT_TRUE(engine->SnapshotAll().ok());
+  engine.reset();
+  engine = Open("r1");
+  ASSERT_NE(engine, nullptr);
+  check("after a restart from the snapshot");
 }
 
 class PostgresStoreLogTest : public StoreLogTest {

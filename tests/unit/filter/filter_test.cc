@@ -24,7 +24,7 @@ Filter Parsed(const std::string& text) {
 }
 
 bool Matches(const std::string& text, const Attributes& attributes) {
-  return Evaluate(Parsed(text), attributes);
+  return Evaluate(Parsed(text), {attributes});
 }
 
 std::string ParseError(const std::string& text) {
@@ -166,6 +166,42 @@ TEST(EvaluateTest, GroupsCombine) {
   EXPECT_TRUE(Matches("a = 1 and b = 2 and not c exists", item));
 }
 
+// 2026-01-31T00:00:00Z in milliseconds since the epoch.
+constexpr double kJan31 = 1769817600000.0;
+
+TEST(ParseFilterTest, ItemTimesTakeMillisecondsOrRfc3339) {
+  using S = Condition::Subject;
+  EXPECT_EQ(Parsed("@created >= 1769817600000"),
+            Filter::Time(S::kCreated, Bound{kJan31, true}, std::nullopt));
+  EXPECT_EQ(Parsed("@updated < \"2026-01-31\""),
+            Filter::Time(S::kUpdated, std::nullopt, Bound{kJan31, false}));
+  EXPECT_EQ(Parsed("@CREATED > \"2026-01-31T01:00:00+01:00\""),
+            Filter::Time(S::kCreated, Bound{kJan31, false}, std::nullopt));
+  EXPECT_EQ(Parsed("@created > \"2026-01-31T00:00:00.5Z\" and license = \"x\""),
+            Filter::All({Filter::Time(S::kCreated, Bound{kJan31 + 500, false}, std::nullopt),
+                         Filter::Equals("license", "x")}));
+  // Quoted, "@created" is an attribute key like any other.
+  EXPECT_EQ(Parsed("\"@created\" = \"x\""), Filter::Equals("@created", "x"));
+  EXPECT_THAT(ParseError("@made > 1"), HasSubstr("unknown item time \"@made\" (@created or "
+                                                 "@updated; quote an attribute key"));
+  EXPECT_THAT(ParseError("@created = 1"),
+              HasSubstr("unexpected token \"=\" (expected <, <=, > or >= after @created) at "
+                        "column 10"));
+  EXPECT_THAT(ParseError("@created > \"yesterday\""),
+              HasSubstr("\">\" on a time needs milliseconds since the epoch or a quoted RFC "
+                        "3339 time or date (\"2026-01-31\"), not \"\"yesterday\"\" at column 12"));
+}
+
+TEST(EvaluateTest, ItemTimesAreRangesOnTheStoreTimes) {
+  const Attributes attributes{{"a", "1"}};
+  const ItemView old_item{attributes, /*created_ms=*/1000, /*updated_ms=*/5000};
+  EXPECT_TRUE(Evaluate(Parsed("@created < 2000"), old_item));
+  EXPECT_FALSE(Evaluate(Parsed("@created >= 2000"), old_item));
+  EXPECT_TRUE(Evaluate(Parsed("@updated >= 5000 and @updated <= 5000"), old_item));
+  EXPECT_FALSE(Evaluate(Parsed("@updated > 5000"), old_item));
+  EXPECT_TRUE(Evaluate(Parsed("@created < 2000 and a = 1 and not @updated < 5000"), old_item));
+}
+
 TEST(ValidateTest, NamesTheField) {
   auto error = [](const Filter& f) {
     absl::Status s = Validate(f, kLimits);
@@ -195,6 +231,12 @@ TEST(ValidateTest, NamesTheField) {
   EXPECT_THAT(error(Filter::In("k", many)),
               HasSubstr("filter.condition.in.values[63]: the filter has more than 64 terms"));
   EXPECT_TRUE(Validate(Filter::In("k", std::vector<std::string>(63, "v")), kLimits).ok());
+  Filter not_a_range = Filter::Time(Condition::Subject::kUpdated, Bound{1, true}, std::nullopt);
+  not_a_range.condition.op = Condition::Op::kEquals;
+  EXPECT_THAT(error(Filter::Not(not_a_range)),
+              HasSubstr("filter.negate.time: a time takes only a range"));
+  EXPECT_THAT(error(Filter::Time(Condition::Subject::kCreated, std::nullopt, std::nullopt)),
+              HasSubstr("filter.time.range: needs a lower or an upper bound"));
 }
 
 }  // namespace
