@@ -47,6 +47,10 @@ absl::Status ValidateItemCount(size_t count, absl::string_view field, const Engi
 // 1..kMaxRrfK. The query itself (text, image, embedding) is checked where it is used.
 absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& limits);
 
+// ValidateNearDuplicate: threshold finite in kMinNearDuplicateThreshold..1, INVALID_ARGUMENT
+// naming near_duplicate.threshold.
+absl::Status ValidateNearDuplicate(const NearDuplicateCheck& check);
+
 }  // namespace retrace::engine
 
 #endif  // RETRACE_CORE_ENGINE_VALIDATION_H_
