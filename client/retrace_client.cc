@@ -170,6 +170,11 @@ grpc::Status RetraceClient::Search(const v1::SearchRequest& request, v1::SearchR
   return Unary(&v1::Retrace::Stub::Search, request, response);
 }
 
+grpc::Status RetraceClient::SearchBatch(const v1::SearchBatchRequest& request,
+                                        v1::SearchBatchResponse* response) {
+  return Unary(&v1::Retrace::Stub::SearchBatch, request, response);
+}
+
 grpc::Status RetraceClient::Delete(const v1::DeleteRequest& request, v1::DeleteResponse* response) {
   return Unary(&v1::Retrace::Stub::Delete, request, response);
 }

@@ -91,6 +91,8 @@ class RetraceClient {
   // (options.timeout passed). REQUIRES: response != nullptr.
   grpc::Status Caption(const v1::CaptionRequest& request, v1::CaptionResponse* response);
   grpc::Status Search(const v1::SearchRequest& request, v1::SearchResponse* response);
+  grpc::Status SearchBatch(const v1::SearchBatchRequest& request,
+                           v1::SearchBatchResponse* response);
   grpc::Status Delete(const v1::DeleteRequest& request, v1::DeleteResponse* response);
   grpc::Status Get(const v1::GetRequest& request, v1::GetResponse* response);
   grpc::Status List(const v1::ListRequest& request, v1::ListResponse* response);

@@ -62,6 +62,8 @@ using batching::Lane;
 inline constexpr RpcSpec kCaptionRpc{"Caption", Scope::kSearch, Lane::kInteractive};
 inline constexpr RpcSpec kIndexRpc{"Index", Scope::kIndex, Lane::kBulk};
 inline constexpr RpcSpec kSearchRpc{"Search", Scope::kSearch, Lane::kInteractive};
+// SearchBatch is for bulk audits: it must not hold interactive workers.
+inline constexpr RpcSpec kSearchBatchRpc{"SearchBatch", Scope::kSearch, Lane::kBulk};
 inline constexpr RpcSpec kDeleteRpc{"Delete", Scope::kIndex, Lane::kBulk};
 inline constexpr RpcSpec kGetRpc{"Get", Scope::kSearch, Lane::kInteractive};
 inline constexpr RpcSpec kListRpc{"List", Scope::kSearch, Lane::kInteractive};

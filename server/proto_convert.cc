@@ -1,6 +1,9 @@
 #include "server/proto_convert.h"
 
+#include <optional>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 #include "server/filter_convert.h"
 #include "server/status_mapping.h"
@@ -23,8 +26,12 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
       query.embedding.assign(request.embedding().values().begin(),
                              request.embedding().values().end());
       break;
+    case v1::SearchRequest::kItemId:
+      query.kind = engine::SearchQuery::Kind::kItem;
+      query.item_id = request.item_id();
+      break;
     default:
-      return absl::InvalidArgumentError("query: set one of image, text or embedding");
+      return absl::InvalidArgumentError("query: set one of image, text, embedding or item_id");
   }
   switch (request.mode()) {
     case v1::SEARCH_MODE_UNSPECIFIED:
@@ -49,7 +56,24 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
     query.filter = *std::move(f);
   }
   if (request.has_min_score()) query.min_score = request.min_score();
+  query.include_self = request.include_self();
   return query;
+}
+
+absl::StatusOr<std::optional<engine::NearDuplicateCheck>> NearDuplicateFromProto(
+    const v1::wire::IndexRequestWire& request) {
+  if (!request.has_near_duplicate()) return std::optional<engine::NearDuplicateCheck>();
+  const v1::wire::NearDuplicateWire& wire = request.near_duplicate();
+  engine::NearDuplicateCheck check;
+  if (wire.threshold() != 0) check.threshold = wire.threshold();
+  switch (wire.action()) {
+    case v1::NearDuplicate::REPORT: break;
+    case v1::NearDuplicate::SKIP: check.skip = true; break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("near_duplicate.action: ", wire.action(), " is not REPORT or SKIP"));
+  }
+  return std::optional<engine::NearDuplicateCheck>(check);
 }
 
 std::vector<engine::IndexItem> FromProto(v1::wire::IndexRequestWire& request) {
@@ -133,6 +157,9 @@ void ToProto(const engine::WriteResult& written, v1::IndexResponse* out) {
     ToItemStatus(r.status, result->mutable_status());
     result->set_caption(r.caption);
     result->set_unchanged(r.unchanged);
+    result->set_near_duplicate_id(r.near_duplicate_id);
+    result->set_near_duplicate_similarity(r.near_duplicate_similarity);
+    result->set_skipped(r.skipped);
   }
 }
 

@@ -12,6 +12,7 @@
 #ifndef RETRACE_SERVER_PROTO_CONVERT_H_
 #define RETRACE_SERVER_PROTO_CONVERT_H_
 
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -25,6 +26,10 @@ namespace retrace::server {
 absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request);
 // FromProto(IndexRequestWire) moves the image bytes out of `request`.
 std::vector<engine::IndexItem> FromProto(v1::wire::IndexRequestWire& request);
+// NearDuplicateFromProto: the request's near_duplicate check (threshold 0: the default), none
+// when unset; INVALID_ARGUMENT naming near_duplicate.action for an unknown action.
+absl::StatusOr<std::optional<engine::NearDuplicateCheck>> NearDuplicateFromProto(
+    const v1::wire::IndexRequestWire& request);
 engine::CollectionSpec FromProto(const v1::Collection& collection);
 
 void ToProto(const engine::CollectionInfo& info, v1::Collection* out);

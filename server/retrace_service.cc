@@ -90,6 +90,13 @@ grpc::ServerUnaryReactor* RetraceService::Delete(grpc::CallbackServerContext* co
                  Bind(&HandleDelete, request, response));
 }
 
+grpc::ServerUnaryReactor* RetraceService::SearchBatch(grpc::CallbackServerContext* context,
+                                                      const v1::SearchBatchRequest* request,
+                                                      v1::SearchBatchResponse* response) {
+  // Its queries name their collections; HandleSearchBatch checks each.
+  return Offload(context, kSearchBatchRpc, "", Bind(&HandleSearchBatch, request, response));
+}
+
 grpc::ServerUnaryReactor* RetraceService::Get(grpc::CallbackServerContext* context,
                                               const v1::GetRequest* request,
                                               v1::GetResponse* response) {

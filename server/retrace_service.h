@@ -37,7 +37,8 @@ using RetraceCallbackBase = v1::Retrace::WithCallbackMethod_Caption<
                         v1::Retrace::WithCallbackMethod_Get<
                             v1::Retrace::WithCallbackMethod_List<
                                 v1::Retrace::WithCallbackMethod_GetClusterStatus<
-                                    v1::Retrace::Service>>>>>>>>>>>;
+                                    v1::Retrace::WithCallbackMethod_SearchBatch<
+                                        v1::Retrace::Service>>>>>>>>>>>>;
 
 class RetraceService final : public RetraceCallbackBase {
  public:
@@ -52,6 +53,9 @@ class RetraceService final : public RetraceCallbackBase {
   grpc::ServerUnaryReactor* Search(grpc::CallbackServerContext* context,
                                    const v1::SearchRequest* request,
                                    v1::SearchResponse* response) override;
+  grpc::ServerUnaryReactor* SearchBatch(grpc::CallbackServerContext* context,
+                                        const v1::SearchBatchRequest* request,
+                                        v1::SearchBatchResponse* response) override;
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* context,
                                    const v1::DeleteRequest* request,
                                    v1::DeleteResponse* response) override;

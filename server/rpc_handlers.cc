@@ -4,9 +4,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "server/filter_convert.h"
 #include "server/proto_convert.h"
+#include "server/status_mapping.h"
 
 namespace retrace::server {
 
@@ -30,6 +32,38 @@ absl::Status HandleSearch(engine::Engine& engine, const Principal&,
   RETRACE_ASSIGN_OR_RETURN(engine::SearchResult result,
                            engine.Search(request.collection(), query, options));
   ToProto(result, response);
+  return absl::OkStatus();
+}
+
+absl::Status HandleSearchBatch(engine::Engine& engine, const Principal& who,
+                               const engine::CallOptions& call,
+                               const v1::SearchBatchRequest& request,
+                               v1::SearchBatchResponse* response) {
+  const int limit = engine.options().limits.max_queries_per_call;
+  if (request.queries_size() < 1 || request.queries_size() > limit) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("queries: ", request.queries_size(), " queries, not in 1..", limit,
+                     " (limits.max_queries_per_call)"));
+  }
+  // A bulk audit: its searches queue behind interactive ones for the models and the index.
+  engine::CallOptions bulk = call;
+  bulk.search_lane = batching::Lane::kBulk;
+  for (int i = 0; i < request.queries_size(); ++i) {
+    const v1::SearchRequest& query = request.queries(i);
+    v1::SearchBatchResult* result = response->add_results();
+    // Admission checked the token's scope; each query names its own collection.
+    absl::Status status =
+        TokenAuthorizer::MayUse(who, query.collection())
+            ? HandleSearch(engine, who, bulk, query, result->mutable_response())
+            : absl::PermissionDeniedError(absl::StrCat("token '", who.name,
+                                                       "' may not use collection '",
+                                                       query.collection().substr(0, 64), "'"));
+    if (!status.ok()) {
+      result->clear_response();
+      status = absl::Status(status.code(), absl::StrCat("queries[", i, "]: ", status.message()));
+    }
+    ToItemStatus(status, result->mutable_status());
+  }
   return absl::OkStatus();
 }
 
@@ -145,8 +179,11 @@ absl::Status HandleGetClusterStatus(engine::Engine& engine, const Principal&,
 
 absl::Status HandleIndex(engine::Engine& engine, const Principal&, const engine::CallOptions& call,
                          v1::wire::IndexRequestWire& request, v1::IndexResponse* response) {
-  RETRACE_ASSIGN_OR_RETURN(engine::WriteResult results,
-                           engine.Index(request.collection(), FromProto(request), call));
+  RETRACE_ASSIGN_OR_RETURN(std::optional<engine::NearDuplicateCheck> near_duplicate,
+                           NearDuplicateFromProto(request));
+  RETRACE_ASSIGN_OR_RETURN(
+      engine::WriteResult results,
+      engine.Index(request.collection(), FromProto(request), call, near_duplicate));
   ToProto(results, response);
   return absl::OkStatus();
 }

@@ -24,6 +24,14 @@ absl::Status HandleCaption(engine::Engine& engine, const Principal& who,
 absl::Status HandleSearch(engine::Engine& engine, const Principal& who,
                           const engine::CallOptions& call, const v1::SearchRequest& request,
                           v1::SearchResponse* response);
+// HandleSearchBatch answers each query as HandleSearch would, in order, one after another, with
+// its model and index work in the bulk lane; a query's error (PERMISSION_DENIED for a
+// collection `who` may not use) is its own result's. INVALID_ARGUMENT naming `queries` for a
+// count outside 1..limits.max_queries_per_call.
+absl::Status HandleSearchBatch(engine::Engine& engine, const Principal& who,
+                               const engine::CallOptions& call,
+                               const v1::SearchBatchRequest& request,
+                               v1::SearchBatchResponse* response);
 absl::Status HandleDelete(engine::Engine& engine, const Principal& who,
                           const engine::CallOptions& call, const v1::DeleteRequest& request,
                           v1::DeleteResponse* response);

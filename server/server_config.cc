@@ -73,6 +73,7 @@ void ApplyDefaults(v1::ServerConfig& c) {
   if (l.max_collections() == 0) l.set_max_collections(d::kMaxCollections);
   if (l.max_shards() == 0) l.set_max_shards(d::kMaxShards);
   if (l.max_candidates() == 0) l.set_max_candidates(d::kMaxCandidates);
+  if (l.max_queries_per_call() == 0) l.set_max_queries_per_call(d::kMaxQueriesPerCall);
   if (l.max_items_per_stream() == 0) l.set_max_items_per_stream(d::kMaxItemsPerStream);
   if (l.max_index_streams() == 0) l.set_max_index_streams(d::kMaxIndexStreams);
   if (l.max_pending_calls() == 0) l.set_max_pending_calls(d::kMaxPendingCalls);
@@ -182,6 +183,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
         range("limits.max_collections", l.max_collections(), 1, 1000000),
         range("limits.max_shards", l.max_shards(), 1, 256),
         range("limits.max_candidates", l.max_candidates(), 1, 10000),
+        range("limits.max_queries_per_call", l.max_queries_per_call(), 1, 100000),
         range("limits.max_items_per_stream", l.max_items_per_stream(), 1, 1LL << 40),
         range("limits.max_index_streams", l.max_index_streams(), 1, 100000),
         range("limits.max_pending_calls", l.max_pending_calls(), 1, 1 << 24),
@@ -260,6 +262,7 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
   o.limits.max_collections = l.max_collections();
   o.limits.max_shards = l.max_shards();
   o.limits.max_candidates = l.max_candidates();
+  o.limits.max_queries_per_call = l.max_queries_per_call();
   const v1::Captioning& cap = c.captioning();
   o.caption.max_new_tokens = cap.max_new_tokens();
   o.caption.num_beams = cap.num_beams();

@@ -39,11 +39,11 @@ namespace retrace::server {
 class CallGate;
 
 // kRpcNames: the RPCs of retrace.v1.Retrace, as RecordCall receives them.
-inline constexpr std::array<std::string_view, 11> kRpcNames = {
+inline constexpr std::array<std::string_view, 12> kRpcNames = {
     "Caption",          "Index",           "Search",
     "Delete",           "Get",             "List",            "CreateCollection",
     "ListCollections",  "DescribeCollection", "DropCollection",
-    "GetClusterStatus"};
+    "GetClusterStatus", "SearchBatch"};
 
 class ServiceMetrics final : public engine::StageObserver {
  public:

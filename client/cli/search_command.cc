@@ -1,5 +1,8 @@
-// `retrace search`: the best items of a collection for an image, a text or an embedding.
+// `retrace search`: the best items of a collection for an image, a text, an embedding or a
+// stored item; or, with --batch, for every query of a JSON Lines file (SearchBatch).
 #include <algorithm>
+#include <fstream>
+#include <iostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -12,6 +15,8 @@
 #include "client/cli/filter_arg.h"
 #include "client/cli/image_files.h"
 #include "client/cli/output.h"
+#include "core/engine/defaults.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace retrace::cli {
 namespace {
@@ -19,11 +24,13 @@ namespace {
 constexpr char kCommand[] = "search";
 
 constexpr char kSearchUsage[] =
-    R"(usage: retrace search --collection NAME (--image FILE | --text TEXT | --embedding V1,V2,...)
+    R"(usage: retrace search --collection NAME (--image FILE | --text TEXT | --embedding V1,V2,...
+                                            | --item ID [--include-self])
                       [--top-k K] [--mode caption|provenance|hybrid]
                       [--caption TEXT] [--candidates N] [--beta B] [--w1 W] [--w2 W]
                       [--no-rerank] [--rrf-k K] [--after POSITION]
                       [--filter EXPR] [--min-score S]
+       retrace search --batch FILE.jsonl [--collection NAME]
 
 --mode caption (default): Caption-Matching, the query's CLIP embedding against the
   items' captions.
@@ -36,6 +43,9 @@ constexpr char kSearchUsage[] =
 --mode hybrid: both rankings fused by reciprocal rank, 1/(K + rank + 1) each (--rrf-k,
   default 60). Prints "rank  score  caption-rank  provenance-rank  id  caption".
 An --embedding is of the collection's caption_dim (caption) or image_dim (the others).
+--item ID: search with a stored item of the collection (its stored embeddings and
+  caption stand for its image; no model runs); the item itself is left out of the hits
+  unless --include-self.
 --top-k: default 10. An item's attributes follow its caption as k=v. With --json,
 prints the SearchResponse.
 --filter EXPR: rank only items whose attributes satisfy EXPR, in every mode, e.g.
@@ -51,7 +61,15 @@ prints the SearchResponse.
 --after POSITION: answer only once the server has applied the store's changes up to
   POSITION (what `index` and `delete` print), so a search on any replica sees those
   writes; DEADLINE_EXCEEDED if it has not within --timeout.
+--batch FILE.jsonl: one search per line, each a SearchRequest in JSON (e.g.
+  {"itemId": "a.jpg", "mode": "PROVENANCE", "topK": 5}; a line without "collection"
+  takes --collection); "-" reads stdin. Sent 64 to a call (SearchBatch, the server's
+  bulk lane); prints one JSON line per query, in order: its status and response. A bad
+  query fails alone; the exit status is 1 when any did.
 )";
+
+// kBatchChunk: queries per SearchBatch call, the server's default limits.max_queries_per_call.
+constexpr int kBatchChunk = engine::defaults::kMaxQueriesPerCall;
 
 // ParseFloat: one finite float for option `name`.
 absl::StatusOr<float> ParseFloat(const std::string& name, const std::string& value) {
@@ -65,6 +83,60 @@ absl::StatusOr<float> ParseFloat(const std::string& name, const std::string& val
 }
 
 std::string Rank(int32_t rank) { return rank < 0 ? "-" : absl::StrCat(rank); }
+
+// RunBatch: `retrace search --batch FILE`: every line's SearchRequest, kBatchChunk to a call,
+// answered as JSON Lines in order. A malformed line stops it before anything is sent.
+int RunBatch(CliContext& context, const std::string& path, const std::string& collection) {
+  std::ifstream file;
+  if (path != "-") {
+    file.open(path);
+    if (!file) return context.Error(kCommand, absl::StrCat(path, ": cannot be read"));
+  }
+  std::istream& in = path == "-" ? std::cin : file;
+  std::vector<v1::SearchRequest> queries;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (absl::StripAsciiWhitespace(line).empty()) continue;
+    v1::SearchRequest& request = queries.emplace_back();
+    const auto parsed = google::protobuf::util::JsonStringToMessage(line, &request);
+    if (!parsed.ok()) {
+      return context.UsageError(kCommand,
+                                absl::StrCat(path, ":", number, ": not a SearchRequest: ",
+                                             std::string(parsed.message())),
+                                kSearchUsage);
+    }
+    if (request.collection().empty()) request.set_collection(collection);
+  }
+  if (queries.empty()) return context.UsageError(kCommand, path + ": no queries", kSearchUsage);
+  int failed = 0;
+  for (size_t start = 0; start < queries.size(); start += kBatchChunk) {
+    v1::SearchBatchRequest request;
+    const size_t end = std::min(queries.size(), start + kBatchChunk);
+    for (size_t i = start; i < end; ++i) *request.add_queries() = std::move(queries[i]);
+    v1::SearchBatchResponse response;
+    grpc::Status status = context.client().SearchBatch(request, &response);
+    if (!status.ok()) return context.RpcError(kCommand, status);
+    for (int i = 0; i < response.results_size(); ++i) {
+      v1::SearchBatchResult& result = *response.mutable_results(i);
+      if (result.status().code() != 0) {
+        ++failed;
+        // The server numbers queries within its call; a user has the file's numbering.
+        const std::string message = result.status().message();
+        const size_t colon = message.find("]: ");
+        result.mutable_status()->set_message(absl::StrCat(
+            "queries[", start + i, "]: ",
+            colon == std::string::npos ? message : message.substr(colon + 3)));
+      }
+      context.out() << ToJson(result, /*multiline=*/false) << "\n";
+    }
+  }
+  if (failed > 0) {
+    context.err() << "retrace: search: " << failed << " of " << queries.size()
+                  << " queries failed\n";
+    return kExitFailed;
+  }
+  return kExitOk;
+}
 
 }  // namespace
 
@@ -94,6 +166,9 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"after", true},
                                  {"filter", true},
                                  {"min-score", true},
+                                 {"item", true},
+                                 {"include-self", false},
+                                 {"batch", true},
                                  {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kSearchUsage);
   if (parsed->Has("help")) {
@@ -105,13 +180,31 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                               absl::StrCat("unexpected argument '", parsed->positional()[0], "'"),
                               kSearchUsage);
   }
+  if (parsed->Has("batch")) {
+    for (const char* option : {"image", "text", "embedding", "item", "include-self", "top-k",
+                               "mode", "caption", "candidates", "beta", "w1", "w2", "no-rerank",
+                               "rrf-k", "after", "filter", "min-score"}) {
+      if (parsed->Has(option)) {
+        return context.UsageError(
+            kCommand, absl::StrCat("--", option, " does not go with --batch (put it in the file)"),
+            kSearchUsage);
+      }
+    }
+    return RunBatch(context, parsed->Value("batch"),
+                    parsed->Has("collection") ? parsed->Value("collection") : "");
+  }
   if (!parsed->Has("collection")) {
     return context.UsageError(kCommand, "missing --collection", kSearchUsage);
   }
-  const int queries = parsed->Has("image") + parsed->Has("text") + parsed->Has("embedding");
+  const int queries = parsed->Has("image") + parsed->Has("text") + parsed->Has("embedding") +
+                      parsed->Has("item");
   if (queries != 1) {
-    return context.UsageError(kCommand, "give exactly one of --image, --text and --embedding",
+    return context.UsageError(kCommand,
+                              "give exactly one of --image, --text, --embedding and --item",
                               kSearchUsage);
+  }
+  if (parsed->Has("include-self") && !parsed->Has("item")) {
+    return context.UsageError(kCommand, "--include-self goes with --item", kSearchUsage);
   }
 
   v1::SearchRequest request;
@@ -186,6 +279,9 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     request.set_image(std::move(*bytes));
   } else if (parsed->Has("text")) {
     request.set_text(parsed->Value("text"));
+  } else if (parsed->Has("item")) {
+    request.set_item_id(parsed->Value("item"));
+    request.set_include_self(parsed->Has("include-self"));
   } else {
     auto values = ParseFloatList("embedding", parsed->Value("embedding"));
     if (!values.ok()) return context.UsageError(kCommand, values.status().message(), kSearchUsage);

@@ -73,6 +73,11 @@ inline constexpr int kMaxAttributeValueBytes = 1024;
 inline constexpr int kMaxCollections = 1000;
 inline constexpr int kMaxShards = 256;
 inline constexpr int kMaxCandidates = 1000;
+inline constexpr int kMaxQueriesPerCall = 64;  // SearchBatch's queries
+// IndexRequest.near_duplicate.threshold: the default (an exact copy scores 1, a JPEG re-encode
+// about 0.99 in the image space) and the lowest accepted (below it "near" means little).
+inline constexpr float kNearDuplicateThreshold = 0.95f;
+inline constexpr float kMinNearDuplicateThreshold = 0.5f;
 // A filter: conditions, groups and values of `in` sets together; nesting levels (a condition
 // alone is one level). Keys and values are bounded as attributes are.
 inline constexpr int kMaxFilterTerms = 256;

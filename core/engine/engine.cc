@@ -262,11 +262,12 @@ absl::StatusOr<int64_t> Engine::DropCollection(const std::string& name) {
 }
 
 absl::StatusOr<WriteResult> Engine::Index(const std::string& collection_name,
-                                          std::vector<IndexItem> items, const CallOptions& call) {
+                                          std::vector<IndexItem> items, const CallOptions& call,
+                                          std::optional<NearDuplicateCheck> near_duplicate) {
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
   RETRACE_RETURN_IF_ERROR(collection->refused());
-  return ingest_->Index(*collection, std::move(items), call);
+  return ingest_->Index(*collection, std::move(items), call, near_duplicate);
 }
 
 absl::StatusOr<WriteResult> Engine::Delete(const std::string& collection_name,

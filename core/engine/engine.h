@@ -22,6 +22,7 @@
 #define RETRACE_CORE_ENGINE_ENGINE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -118,8 +119,12 @@ class Engine {
   // only with NOT_FOUND (collection), FAILED_PRECONDITION (collection built with other models),
   // INVALID_ARGUMENT (item count) or UNAVAILABLE (the store cannot be reached; nothing written).
   // Index work is bulk: it queues behind Search's interactive work for the models.
+  // With `near_duplicate`, each new or changed item is first checked against the collection's
+  // image space and the request's earlier items (see NearDuplicateCheck; INVALID_ARGUMENT naming
+  // near_duplicate.threshold out of range).
   absl::StatusOr<WriteResult> Index(const std::string& collection, std::vector<IndexItem> items,
-                                    const CallOptions& call = {});
+                                    const CallOptions& call = {},
+                                    std::optional<NearDuplicateCheck> near_duplicate = {});
 
   // Delete removes items; per id OK (deleted and applied here), NOT_FOUND or UNAVAILABLE (as
   // Index).
@@ -137,7 +142,9 @@ class Engine {
                                                     const filter::Filter& filter, bool dry_run,
                                                     const CallOptions& call = {});
 
-  // Search returns up to top_k hits, best first, and the Q_t re-ranking used.
+  // Search returns up to top_k hits, best first, and the Q_t re-ranking used. A kItem query
+  // reads its item from the store (as Get does; UNAVAILABLE when the store is unreachable) and
+  // runs no model; an id Get does not find is INVALID_ARGUMENT naming query.item_id.
   // INVALID_ARGUMENT naming the field for a bad query; NOT_FOUND; FAILED_PRECONDITION for a
   // collection built with other models; DEADLINE_EXCEEDED when min_position is not applied here
   // by the deadline. Served from this replica's memory: it goes on when the store is down

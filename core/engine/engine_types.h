@@ -39,6 +39,7 @@ struct EngineLimits {
   int max_candidates = defaults::kMaxCandidates;  // ProvenanceOptions.candidates
   int max_filter_terms = defaults::kMaxFilterTerms;  // SearchQuery.filter
   int max_filter_depth = defaults::kMaxFilterDepth;
+  int max_queries_per_call = defaults::kMaxQueriesPerCall;  // SearchBatch
 };
 
 // ReplicationOptions: how this process's indexes follow the store and report to it
@@ -74,6 +75,9 @@ struct CallOptions {
   // change up to this store position (read your writes on any replica); DEADLINE_EXCEEDED if it
   // has not by the deadline. 0: no wait.
   int64_t min_position = 0;
+  // Search: the batchers' lane of its model and index work. Bulk audits (SearchBatch) pass
+  // kBulk, so that they queue behind interactive searches, as Index does.
+  batching::Lane search_lane = batching::Lane::kInteractive;
 };
 
 struct CaptionResult {
@@ -93,6 +97,18 @@ struct ItemResult {
   absl::Status status;  // OK: stored (or deleted) and applied to this replica's index
   std::string caption;  // the caption stored
   bool unchanged = false;  // already stored with the same content; nothing was written
+  // Index with a NearDuplicateCheck: the most similar other item at or above its threshold, and
+  // the image-space cosine similarity; empty and 0 when none is.
+  std::string near_duplicate_id;
+  float near_duplicate_similarity = 0;
+  bool skipped = false;  // not stored because it has one (NearDuplicateCheck::skip)
+};
+
+// NearDuplicateCheck: Index's search, per item, for the most similar item in the collection's
+// image space or among the request's earlier stored items (IndexRequest.near_duplicate).
+struct NearDuplicateCheck {
+  float threshold = defaults::kNearDuplicateThreshold;  // kMinNearDuplicateThreshold..1
+  bool skip = false;  // true: an item with a near-duplicate is not stored (ALREADY_EXISTS)
 };
 
 // WriteResult: the per-item results of an Index or Delete call, and the store position a read
@@ -119,12 +135,16 @@ inline constexpr float kMaxRerankParam = 100.0f;
 inline constexpr int kMaxRrfK = 10000;
 
 struct SearchQuery {
-  enum class Kind { kImage, kText, kEmbedding };
+  // kItem: a stored item's embeddings and caption stand for its image; no model runs.
+  enum class Kind { kImage, kText, kEmbedding, kItem };
   Kind kind = Kind::kText;
   std::string image;               // kImage: encoded bytes
   std::string text;                // kText
   // kEmbedding: of the collection's caption_dim (CAPTION_MATCH) or image_dim (the others).
   std::vector<float> embedding;
+  std::string item_id;             // kItem: the stored item's id
+  // kItem: keep the query item among the hits; false leaves it out (the others fill top_k).
+  bool include_self = false;
   SearchMode mode = SearchMode::kCaptionMatch;
   int top_k = defaults::kTopK;     // 1..max_top_k
   // PROVENANCE and HYBRID: Q_t (empty: the text query, or a caption of the image query).

@@ -90,12 +90,70 @@ absl::StatusOr<std::vector<size_t>> Ingest::FindUnchanged(const std::string& col
   return unchanged;
 }
 
+void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDuplicateCheck& check,
+                                const std::vector<IndexItem>& items,
+                                const std::vector<size_t>& good,
+                                const std::vector<store::StoredItem>& stored,
+                                std::vector<ItemResult>& results, const ModelCall& call) {
+  const store::CollectionRecord& record = collection.record();
+  const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
+  std::vector<std::vector<float>> kept;  // the image-space vectors of earlier items to store
+  std::vector<size_t> kept_owner;
+  for (size_t i : good) {
+    if (!results[i].status.ok()) continue;
+    const std::string label = ItemLabel("items", i, items[i].id, true);
+    absl::StatusOr<std::vector<float>> v =
+        ImageSpaceVector(record, stored[i].image_features, stored[i].clip_image);
+    if (!v.ok()) {
+      results[i].status = Prefixed(Prefixed(v.status(), "near_duplicate"), label);
+      continue;
+    }
+    // Two: a changed item's own stored version may be the nearest, and is not its duplicate.
+    absl::StatusOr<std::vector<index::IndexHit>> found =
+        batchers_->Search(*indexes->images, v->data(), 2, call);
+    if (!found.ok()) {
+      results[i].status = Prefixed(Prefixed(found.status(), "near_duplicate"), label);
+      continue;
+    }
+    std::string best_id;
+    float best = -2;  // below any cosine similarity
+    for (const index::IndexHit& hit : *found) {
+      if (hit.id != items[i].id && hit.score > best) {
+        best = hit.score;
+        best_id = hit.id;
+      }
+    }
+    for (size_t k = 0; k < kept.size(); ++k) {
+      const float similarity = internal::Dot(*v, kept[k]);
+      if (similarity > best) {
+        best = similarity;
+        best_id = items[kept_owner[k]].id;
+      }
+    }
+    if (best >= check.threshold) {
+      results[i].near_duplicate_id = best_id;
+      results[i].near_duplicate_similarity = best;
+      if (check.skip) {
+        results[i].skipped = true;
+        results[i].status = absl::AlreadyExistsError(absl::StrCat(
+            label, ": near_duplicate: similarity ", best, " to '", best_id,
+            "' is at least the threshold ", check.threshold, "; not stored (action SKIP)"));
+        continue;
+      }
+    }
+    kept.push_back(*std::move(v));
+    kept_owner.push_back(i);
+  }
+}
+
 absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
-                                          std::vector<IndexItem> items, const CallOptions& call) {
+                                          std::vector<IndexItem> items, const CallOptions& call,
+                                          const std::optional<NearDuplicateCheck>& near_duplicate) {
   const ModelCall model_call{batching::Lane::kBulk, call.deadline};
   const store::CollectionRecord& record = collection.record();
   const EngineLimits& limits = options_.limits;
   RETRACE_RETURN_IF_ERROR(ValidateItemCount(items.size(), "items", limits));
+  if (near_duplicate.has_value()) RETRACE_RETURN_IF_ERROR(ValidateNearDuplicate(*near_duplicate));
   const absl::Time ack_deadline = std::min(call.deadline, absl::Now() + options_.ack_timeout);
 
   WriteResult written;
@@ -217,6 +275,10 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
         }
       }
     }
+  }
+
+  if (near_duplicate.has_value()) {
+    FindNearDuplicates(collection, *near_duplicate, items, good, stored, results, model_call);
   }
 
   std::vector<store::StoredItem> batch;

@@ -20,6 +20,7 @@
 #define RETRACE_CORE_ENGINE_INGEST_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,7 +50,8 @@ class Ingest {
 
   // Index and Delete: see Engine::Index and Engine::Delete. REQUIRES: not refused.
   absl::StatusOr<WriteResult> Index(LiveCollection& collection, std::vector<IndexItem> items,
-                                    const CallOptions& call);
+                                    const CallOptions& call,
+                                    const std::optional<NearDuplicateCheck>& near_duplicate);
   absl::StatusOr<WriteResult> Delete(LiveCollection& collection,
                                      const std::vector<std::string>& ids, const CallOptions& call);
 
@@ -65,6 +67,13 @@ class Ingest {
                                                     const std::vector<size_t>& candidates,
                                                     std::vector<ItemResult>& results,
                                                     int64_t* position);
+  // FindNearDuplicates: for each of `good` still OK, in order, the nearest other item of the
+  // image index or of the earlier items kept; at or above the threshold it is named in the
+  // item's result and, with skip, the item fails ALREADY_EXISTS (so it is not stored).
+  void FindNearDuplicates(const LiveCollection& collection, const NearDuplicateCheck& check,
+                          const std::vector<IndexItem>& items, const std::vector<size_t>& good,
+                          const std::vector<store::StoredItem>& stored,
+                          std::vector<ItemResult>& results, const ModelCall& call);
 
   const Options options_;
   Batchers* const batchers_;

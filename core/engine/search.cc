@@ -11,6 +11,12 @@
 // Q_t is the request's query_caption, else the text query itself, else (for an image) a caption
 // from the server's captioner, written only when its term can count (w2 > 0).
 //
+// A stored item as the query (SearchQuery::Kind::kItem) stands for its image with what was
+// computed from that image at ingest: its CLIP image embedding, its image-space vector, and its
+// caption with that caption's CLIP text embedding as Q_t. So it runs no model, and its answer is
+// the image query's. The item is read through Get (what the caller may read), and is left out
+// of the hits by asking the index for one more and dropping it.
+//
 // A filter is evaluated once per search on the item table (ItemTable::Match) and applied inside
 // every index search (index::SearchFilter), so each mode ranks passing items only: PROVENANCE
 // takes its N candidates among them, HYBRID fuses two rankings of them. Hits are checked again
@@ -38,6 +44,7 @@
 namespace retrace::engine {
 
 using internal::AllFinite;
+using internal::Dot;
 using internal::Prefixed;
 
 struct Searcher::ProvenanceQuery {
@@ -60,12 +67,6 @@ void CutBelowMinScore(const SearchQuery& query, SearchResult& result) {
                                    [&](const SearchHit& hit) { return hit.score < *query.min_score; }),
                     result.hits.end());
   result.cut_by_min_score = static_cast<int64_t>(before - result.hits.size());
-}
-
-float Dot(const std::vector<float>& a, const std::vector<float>& b) {
-  double sum = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
-  return static_cast<float>(sum);
 }
 
 // CheckedEmbedding validates a raw query vector of `dim` and returns it normalised.
@@ -93,8 +94,11 @@ Searcher::Searcher(Options options, Batchers* batchers, const store::ItemStore* 
     : options_(std::move(options)), batchers_(batchers), store_(store) {}
 
 absl::StatusOr<std::vector<float>> Searcher::CaptionMatchQuery(
-    const store::CollectionRecord& record, const SearchQuery& query, const ModelCall& call) {
+    const store::CollectionRecord& record, const SearchQuery& query, const ItemRecord* query_item,
+    const ModelCall& call) {
   switch (query.kind) {
+    case SearchQuery::Kind::kItem:
+      return query_item->clip_image;  // stored L2-normalised, as the image tower gives it
     case SearchQuery::Kind::kImage: {
       absl::StatusOr<image::Image> image;
       {
@@ -113,11 +117,12 @@ absl::StatusOr<std::vector<float>> Searcher::CaptionMatchQuery(
     case SearchQuery::Kind::kEmbedding:
       return CheckedEmbedding(query.embedding, record.caption_dim, record.name, "caption_dim");
   }
-  return absl::InvalidArgumentError("query: one of image, text or embedding is required");
+  return absl::InvalidArgumentError("query: one of image, text, embedding or item_id is required");
 }
 
 absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
-    const store::CollectionRecord& record, const SearchQuery& query, const ModelCall& call) {
+    const store::CollectionRecord& record, const SearchQuery& query, const ItemRecord* query_item,
+    const ModelCall& call) {
   const ProvenanceOptions& options = query.provenance;
   const bool encoder = HasImageEncoder(record);
   const size_t clip_dim = static_cast<size_t>(record.caption_dim);
@@ -170,6 +175,19 @@ absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
         return absl::InvalidArgumentError(
             "query_caption: required for an embedding query when re-ranking with w2 > 0 (there "
             "is no image to caption); give the query's caption, or set provenance.w2 to 0");
+      }
+      break;
+    }
+    case SearchQuery::Kind::kItem: {
+      pq.clip_probe = query_item->clip_image;
+      RETRACE_ASSIGN_OR_RETURN(pq.image_space, ImageSpaceVector(record, query_item->image_features,
+                                                                query_item->clip_image));
+      // The stored caption is the one an image query would have captioned (or the one given at
+      // ingest), and its CLIP text embedding is stored with it.
+      if (pq.query_caption.empty() && options.rerank && options.w2 > 0) {
+        pq.query_caption = query_item->caption;
+        pq.caption_vector = query_item->caption_text;
+        return pq;
       }
       break;
     }
@@ -268,8 +286,50 @@ std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<Search
 absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
                                               const SearchQuery& query,
                                               const CallOptions& options) {
-  const ModelCall call{batching::Lane::kInteractive, options.deadline};
   RETRACE_RETURN_IF_ERROR(ValidateSearchQuery(query, options_.limits));
+  if (query.kind != SearchQuery::Kind::kItem) {
+    RETRACE_ASSIGN_OR_RETURN(SearchResult result, Rank(collection, query, nullptr, options));
+    CutBelowMinScore(query, result);
+    return result;
+  }
+  RETRACE_ASSIGN_OR_RETURN(ItemRecord item, QueryItem(collection, query.item_id));
+  // The item would rank among its own hits (first, as a rule): rank one more, then drop it, so
+  // the others fill top_k. The copy holds no image bytes.
+  SearchQuery ranked = query;
+  if (!query.include_self) ranked.top_k = query.top_k + 1;
+  RETRACE_ASSIGN_OR_RETURN(SearchResult result, Rank(collection, ranked, &item, options));
+  if (!query.include_self) {
+    result.hits.erase(std::remove_if(result.hits.begin(), result.hits.end(),
+                                     [&](const SearchHit& hit) { return hit.id == item.id; }),
+                      result.hits.end());
+  }
+  if (result.hits.size() > static_cast<size_t>(query.top_k)) result.hits.resize(query.top_k);
+  CutBelowMinScore(query, result);
+  return result;
+}
+
+absl::StatusOr<ItemRecord> Searcher::QueryItem(const LiveCollection& collection,
+                                               const std::string& id) {
+  absl::Status valid = ValidateId(id, options_.limits);
+  if (!valid.ok()) return Prefixed(valid, "query.item_id");
+  // Through Get, so that the query item is one the caller could read.
+  RETRACE_ASSIGN_OR_RETURN(std::vector<GetResult> found,
+                           Get(collection, {id}, GetFields{/*embeddings=*/true}));
+  if (!found[0].status.ok()) {
+    // INVALID_ARGUMENT, not NOT_FOUND: the request names a query that does not exist, and
+    // the answer is the same whether the item is absent or only hidden from the caller.
+    return absl::InvalidArgumentError(absl::StrCat("query.item_id: '", id,
+                                                   "' is not in collection '",
+                                                   collection.name(), "'"));
+  }
+  found[0].item.id = id;
+  return std::move(found[0].item);
+}
+
+absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
+                                            const SearchQuery& query, const ItemRecord* query_item,
+                                            const CallOptions& options) {
+  const ModelCall call{options.search_lane, options.deadline};
   const store::CollectionRecord& record = collection.record();
   SearchResult result;
   // The position first: the indexes hold at least every change up to it.
@@ -289,7 +349,8 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
   }
 
   if (query.mode == SearchMode::kCaptionMatch) {
-    RETRACE_ASSIGN_OR_RETURN(std::vector<float> q, CaptionMatchQuery(record, query, call));
+    RETRACE_ASSIGN_OR_RETURN(std::vector<float> q,
+                             CaptionMatchQuery(record, query, query_item, call));
     RETRACE_ASSIGN_OR_RETURN(
         std::vector<index::IndexHit> found,
         batchers_->Search(*indexes->captions, q.data(), query.top_k, call, filter));
@@ -299,11 +360,11 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
       hits[i].score = found[i].score;
     }
     result.hits = Show(*indexes->items, std::move(hits), {}, query.filter);
-    CutBelowMinScore(query, result);
     return result;
   }
 
-  RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq, MakeProvenanceQuery(record, query, call));
+  RETRACE_ASSIGN_OR_RETURN(ProvenanceQuery pq,
+                           MakeProvenanceQuery(record, query, query_item, call));
   result.query_caption = pq.query_caption;
   // HYBRID takes both rankings to the same depth, so that with top_k > N every hit can have a
   // provenance rank (retrace.proto's HYBRID); PROVENANCE re-ranks exactly N candidates.
@@ -315,7 +376,6 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
   if (query.mode == SearchMode::kProvenance) {
     if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
     result.hits = std::move(provenance);
-    CutBelowMinScore(query, result);
     return result;
   }
 
@@ -350,7 +410,6 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
     hydrated.push_back(f.ranks[1] >= 0);
   }
   result.hits = Show(*indexes->items, std::move(hits), hydrated, query.filter);
-  CutBelowMinScore(query, result);
   return result;
 }
 

@@ -47,11 +47,20 @@ class Searcher {
 
  private:
   struct ProvenanceQuery;
+  // Rank: the search itself, before min_score's cut. `query_item`: the stored item of a kItem
+  // query (its embeddings and caption), else null.
+  absl::StatusOr<SearchResult> Rank(const LiveCollection& collection, const SearchQuery& query,
+                                    const ItemRecord* query_item, const CallOptions& options);
+  // QueryItem reads a kItem query's item, embeddings included, through Get; INVALID_ARGUMENT
+  // naming query.item_id for a bad id or one Get does not find.
+  absl::StatusOr<ItemRecord> QueryItem(const LiveCollection& collection, const std::string& id);
   absl::StatusOr<std::vector<float>> CaptionMatchQuery(const store::CollectionRecord& record,
                                                        const SearchQuery& query,
+                                                       const ItemRecord* query_item,
                                                        const ModelCall& call);
   absl::StatusOr<ProvenanceQuery> MakeProvenanceQuery(const store::CollectionRecord& record,
                                                       const SearchQuery& query,
+                                                      const ItemRecord* query_item,
                                                       const ModelCall& call);
   // ProvenanceRanking: the top `depth` items of the image space, re-ranked (PROVENANCE passes
   // provenance.candidates; HYBRID max(top_k, candidates), the depth of both its rankings).

@@ -164,4 +164,16 @@ absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& l
   return absl::OkStatus();
 }
 
+absl::Status ValidateNearDuplicate(const NearDuplicateCheck& check) {
+  const float t = check.threshold;
+  if (!std::isfinite(t) || t < defaults::kMinNearDuplicateThreshold || t > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("near_duplicate.threshold: ", t, " is not in ",
+                     defaults::kMinNearDuplicateThreshold,
+                     "..1 (a cosine similarity in the image space; 0 means the default ",
+                     defaults::kNearDuplicateThreshold, ")"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace retrace::engine

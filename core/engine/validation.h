@@ -51,6 +51,10 @@ absl::Status ValidateFilter(const filter::Filter& filter, const EngineLimits& li
 // 1..kMaxRrfK. The query itself (text, image, embedding) is checked where it is used.
 absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& limits);
 
+// ValidateNearDuplicate: threshold finite in kMinNearDuplicateThreshold..1, INVALID_ARGUMENT
+// naming near_duplicate.threshold.
+absl::Status ValidateNearDuplicate(const NearDuplicateCheck& check);
+
 }  // namespace retrace::engine
 
 #endif  // RETRACE_CORE_ENGINE_VALIDATION_H_

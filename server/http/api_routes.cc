@@ -44,6 +44,11 @@ const std::vector<RouteDoc>& ApiRoutes() {
        "other fields.",
        "retrace.v1.SearchRequest", "retrace.v1.SearchResponse", nullptr, BodyKind::kJsonOrMultipart,
        "image", false, false},
+      {RouteId::kSearchBatch, "POST", "/v1/search-batch", "SearchBatch",
+       "Several searches in one call (JSON; each query names its collection), answered in "
+       "order, each with its own status; for bulk audits (the bulk lane).",
+       "retrace.v1.SearchBatchRequest", "retrace.v1.SearchBatchResponse", nullptr, BodyKind::kJson,
+       nullptr, false, false},
       {RouteId::kGet, "POST", "/v1/collections/{name}/get", "Get", "Stored items by id.",
        "retrace.v1.GetRequest", "retrace.v1.GetResponse", nullptr, BodyKind::kJson, nullptr, false, false},
       {RouteId::kThumbnail, "GET", "/v1/collections/{name}/thumbnail", "Get",

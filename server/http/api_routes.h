@@ -23,6 +23,7 @@ enum class RouteId {
   kCaption,
   kIndex,
   kSearch,
+  kSearchBatch,
   kGet,
   kThumbnail,
   kList,

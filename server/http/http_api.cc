@@ -268,6 +268,13 @@ class Api {
               return InPath(param, r->mutable_collection());
             },
             [](const v1::SearchRequest& r) { return r.collection(); });
+      case RouteId::kSearchBatch:
+        return Unary<v1::SearchBatchRequest, v1::SearchBatchResponse>(
+            route, server::kSearchBatchRpc, in, out, &server::HandleSearchBatch,
+            [](const httplib::Request& in, v1::SearchBatchRequest* r) {
+              return Body(in, nullptr, r);
+            },
+            [](const v1::SearchBatchRequest&) { return std::string(); });
       case RouteId::kGet:
         return Unary<v1::GetRequest, v1::GetResponse>(
             route, server::kGetRpc, in, out, &server::HandleGet,

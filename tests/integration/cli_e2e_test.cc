@@ -499,5 +499,57 @@ TEST_F(CliE2eTest, ListingPagesGiveEveryItemOnceWhileOthersWriteAndDelete) {
   }
 }
 
+// search --item searches with a stored item (itself left out unless --include-self); --batch
+// sends a JSON Lines file of SearchRequests and answers one JSON line per query, in order, a
+// bad query failing alone (exit status 1).
+TEST_F(CliE2eTest, SearchByItemAndInBatches) {
+  ASSERT_EQ(Run("collections create shapes").exit_code, 0);
+  CliResult r = Run("index --collection shapes " + FixtureDir() + "/images/photo");
+  ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
+
+  r = Run("--json search --collection shapes --item dog/dog_0.png --top-k 2");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  nlohmann::json hits = nlohmann::json::parse(r.out)["hits"];
+  ASSERT_EQ(hits.size(), 2u) << r.out;
+  for (const auto& hit : hits) EXPECT_NE(hit["id"], "dog/dog_0.png") << r.out;
+  EXPECT_TRUE(absl::StartsWith(hits[0]["id"].get<std::string>(), "dog/")) << r.out;
+  r = Run("--json search --collection shapes --item dog/dog_0.png --top-k 1 --include-self");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["hits"][0]["id"], "dog/dog_0.png") << r.out;
+  r = Run("search --collection shapes --item no/such.png");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_TRUE(absl::StrContains(r.err, "INVALID_ARGUMENT")) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "query.item_id")) << r.err;
+
+  const std::string batch = scratch_ + "/queries.jsonl";
+  std::ofstream(batch) << R"({"text": "a picture of a cat", "topK": 1})" << "\n"
+                       << R"({"itemId": "no/such.png"})" << "\n\n"
+                       << R"({"itemId": "dog/dog_0.png", "mode": "PROVENANCE", "topK": 2})"
+                       << "\n";
+  r = Run("search --collection shapes --batch " + batch);
+  EXPECT_EQ(r.exit_code, 1) << "a failed query fails the command: " << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, "1 of 3 queries failed")) << r.err;
+  std::vector<nlohmann::json> lines;
+  for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+    lines.push_back(nlohmann::json::parse(line));
+  }
+  ASSERT_EQ(lines.size(), 3u) << r.out;
+  EXPECT_EQ(lines[0]["status"]["code"], 0);
+  EXPECT_TRUE(absl::StartsWith(lines[0]["response"]["hits"][0]["id"].get<std::string>(),
+                                  "cat/"))
+      << r.out;
+  EXPECT_EQ(lines[1]["status"]["code"], 3);  // INVALID_ARGUMENT
+  EXPECT_TRUE(absl::StartsWith(lines[1]["status"]["message"].get<std::string>(),
+                                  "queries[1]: query.item_id"))
+      << r.out;
+  EXPECT_EQ(lines[2]["status"]["code"], 0);
+  EXPECT_EQ(lines[2]["response"]["hits"].size(), 2u);
+
+  std::ofstream(batch) << "{not json\n";
+  r = Run("search --collection shapes --batch " + batch);
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.err, batch + ":1:")) << r.err;
+}
+
 }  // namespace
 }  // namespace retrace

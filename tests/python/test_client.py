@@ -114,6 +114,55 @@ def test_search_by_embedding(client, gallery):
     assert result.hits[0].score == pytest.approx(1.0, abs=1e-4)
 
 
+def test_search_by_item_and_batch(client, gallery):
+    # A stored item searches as its image does, less itself.
+    by_image = client.search("gallery", image=fixture_image("photo", "dog"), mode="provenance",
+                             top_k=4, after=gallery)
+    by_item = client.search("gallery", item_id="photo-dog", mode="provenance", top_k=3)
+    assert by_image.hits[0].id == "photo-dog"
+    assert [h.id for h in by_item] == [h.id for h in by_image.hits[1:]]
+    assert [h.score for h in by_item] == pytest.approx([h.score for h in by_image.hits[1:]],
+                                                        abs=1e-4)
+    with_self = client.search("gallery", item_id="photo-dog", top_k=1, include_self=True)
+    assert [h.id for h in with_self] == ["photo-dog"]
+    with pytest.raises(retrace.RetraceError) as e:
+        client.search("gallery", item_id="no-such-item")
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "query.item_id" in e.value.message
+
+    # A batch: in order, the bad query failing alone.
+    results = client.search_batch([
+        {"collection": "gallery", "text": "a picture of a horse", "top_k": 1},
+        {"collection": "gallery", "item_id": "no-such-item"},
+        {"collection": "gallery", "item_id": "photo-dog", "mode": "provenance", "top_k": 3},
+    ])
+    assert [r.ok for r in results] == [True, False, True]
+    assert [h.id for h in results[0].result] == ["photo-horse"]
+    assert results[1].code == grpc.StatusCode.INVALID_ARGUMENT
+    assert results[1].message.startswith("queries[1]: query.item_id") and results[1].result is None
+    assert [h.id for h in results[2].result] == [h.id for h in by_item]
+    with pytest.raises(retrace.InvalidArgument) as e:
+        client.search_batch([{"collection": "gallery", "text": "a dog", "colour": "red"}])
+    assert "queries[0]" in e.value.message
+    with pytest.raises(retrace.RetraceError) as e:
+        client.search_batch([{"collection": "gallery", "text": "a dog"}] * 65)
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "queries" in e.value.message
+
+
+def test_index_near_duplicates(client, gallery):
+    items = [("copy-of-cat", fixture_image("photo", "cat"), "a cat")]
+    [result] = list(client.index("gallery", items, near_duplicate="skip"))
+    assert result.code == grpc.StatusCode.ALREADY_EXISTS and result.skipped
+    assert result.near_duplicate_id == "photo-cat"
+    assert result.near_duplicate_similarity == pytest.approx(1.0, abs=1e-4)
+    assert not client.get("gallery", ["copy-of-cat"])[0].ok
+    with pytest.raises(retrace.InvalidArgument):
+        list(client.index("gallery", items, near_duplicate="drop"))
+    with pytest.raises(retrace.RetraceError) as e:
+        list(client.index("gallery", items, near_duplicate="report", near_duplicate_threshold=2))
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "near_duplicate.threshold" in e.value.message
+
+
 def test_search_provenance_parts(client, gallery):
     result = client.search("gallery", image=fixture_image("photo", "dog"), mode="provenance",
                            caption="a picture of a dog", top_k=4, after=gallery)

@@ -16,12 +16,13 @@ from ._errors import InvalidArgument, RetraceError
 from . import aio
 from .client import Client, IndexStream
 from .types import (CaptionResult, Collection, DeleteResult, GetResult, Hit, HybridParts,
-                    IndexResult, Item, ProvenanceParts, SearchResult, StoredItem)
+                    IndexResult, Item, ProvenanceParts, SearchBatchResult, SearchResult,
+                    StoredItem)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CaptionResult", "Client", "Collection", "DeleteResult", "GetResult", "Hit", "HybridParts",
     "IndexResult", "IndexStream", "InvalidArgument", "Item", "ProvenanceParts", "RetraceError",
-    "SearchResult", "StoredItem",
+    "SearchBatchResult", "SearchResult", "StoredItem",
 ]

@@ -129,17 +129,40 @@ def to_item(value, index):
                           "got %s" % (index, type(value).__name__))
 
 
-def index_requests(collection, items, batch):
+NEAR_DUPLICATE_ACTIONS = {"report": 0, "skip": 1}  # NearDuplicate.Action
+
+
+def near_duplicate_check(near_duplicate, threshold):
+    """The NearDuplicate of index()'s near_duplicate ("report", "skip" or None: no check) and
+    threshold (None: the server's default)."""
+    if near_duplicate is None:
+        if threshold is not None:
+            raise InvalidArgument("near_duplicate_threshold: goes with near_duplicate")
+        return None
+    if near_duplicate not in NEAR_DUPLICATE_ACTIONS:
+        raise InvalidArgument("near_duplicate: \"report\" or \"skip\", got %r" % (near_duplicate,))
+    return pb.NearDuplicate(action=NEAR_DUPLICATE_ACTIONS[near_duplicate],
+                            threshold=threshold or 0.0)
+
+
+def index_requests(collection, items, batch, near_duplicate=None):
     """IndexRequests of up to `batch` items each (a generator reading each image when its batch
-    is built; an unreadable item raises InvalidArgument then). Checks collection and batch now."""
+    is built; an unreadable item raises InvalidArgument then). Checks collection and batch now.
+    near_duplicate: a NearDuplicate message every request carries, or None."""
     check_name(collection)
     if not isinstance(batch, int) or batch < 1:
         raise InvalidArgument("batch: at least 1, got %r" % (batch,))
-    return _index_requests(collection, items, batch)
+    return _index_requests(collection, items, batch, near_duplicate)
 
 
-def _index_requests(collection, items, batch):
-    request = pb.IndexRequest(collection=collection)
+def _index_requests(collection, items, batch, near_duplicate):
+    def new_request():
+        request = pb.IndexRequest(collection=collection)
+        if near_duplicate is not None:
+            request.near_duplicate.CopyFrom(near_duplicate)
+        return request
+
+    request = new_request()
     for i, value in enumerate(items):
         item = to_item(value, i)
         if not isinstance(item.id, str) or not item.id:
@@ -149,19 +172,19 @@ def _index_requests(collection, items, batch):
             caption=item.caption or "", attributes=dict(item.attributes or {})))
         if len(request.items) == batch:
             yield request
-            request = pb.IndexRequest(collection=collection)
+            request = new_request()
     if request.items:
         yield request
 
 
 def search_request(collection, image, text, embedding, mode, top_k, caption, candidates, beta,
-                   w1, w2, no_rerank, rrf_k, after):
+                   w1, w2, no_rerank, rrf_k, after, item_id=None, include_self=False):
     check_name(collection)
-    given = [name for name, v in (("image", image), ("text", text), ("embedding", embedding))
-             if v is not None]
+    given = [name for name, v in (("image", image), ("text", text), ("embedding", embedding),
+                                  ("item_id", item_id)) if v is not None]
     if len(given) != 1:
-        raise InvalidArgument("query: give exactly one of image, text or embedding (got %s)"
-                              % (", ".join(given) or "none"))
+        raise InvalidArgument("query: give exactly one of image, text, embedding or item_id "
+                              "(got %s)" % (", ".join(given) or "none"))
     if mode not in MODES:
         raise InvalidArgument("mode: one of %s, got %r" % (", ".join(sorted(MODES)), mode))
     if not isinstance(top_k, int) or top_k < 1:
@@ -174,6 +197,11 @@ def search_request(collection, image, text, embedding, mode, top_k, caption, can
         if not isinstance(text, str) or not text:
             raise InvalidArgument("text: a non-empty string")
         request.text = text
+    elif item_id is not None:
+        if not isinstance(item_id, str) or not item_id:
+            raise InvalidArgument("item_id: a non-empty string")
+        request.item_id = item_id
+        request.include_self = bool(include_self)
     else:
         values = list(embedding)
         if not values:
@@ -192,6 +220,28 @@ def search_request(collection, image, text, embedding, mode, top_k, caption, can
         if rrf_k < 1:
             raise InvalidArgument("rrf_k: at least 1, got %d" % rrf_k)
         request.hybrid.rrf_k = rrf_k
+    return request
+
+
+def search_batch_request(queries):
+    """A SearchBatchRequest of search() keyword arguments (dicts), each with its collection."""
+    request = pb.SearchBatchRequest()
+    for i, query in enumerate(queries):
+        if not isinstance(query, dict):
+            raise InvalidArgument("queries[%d]: a dict of search() arguments" % i)
+        args = dict(image=None, text=None, embedding=None, mode="caption", top_k=10,
+                    caption=None, candidates=None, beta=None, w1=None, w2=None, no_rerank=False,
+                    rrf_k=None, after=None, item_id=None, include_self=False)
+        unknown = sorted(set(query) - set(args) - {"collection"})
+        if unknown:
+            raise InvalidArgument("queries[%d]: unknown argument %s" % (i, unknown[0]))
+        args.update(query)
+        try:
+            request.queries.append(search_request(args.pop("collection", None), **args))
+        except InvalidArgument as e:
+            raise InvalidArgument("queries[%d]: %s" % (i, e.message)) from None
+    if not request.queries:
+        raise InvalidArgument("queries: at least one")
     return request
 
 

@@ -88,20 +88,29 @@ class Client:
     async def cluster_status(self):
         return await self._call(self._stub.GetClusterStatus, rq.pb.GetClusterStatusRequest())
 
-    def index(self, collection, items, batch=32, in_flight=4, timeout=None):
+    def index(self, collection, items, batch=32, in_flight=4, timeout=None, near_duplicate=None,
+              near_duplicate_threshold=None):
         """An IndexStream: `async for result in stream` gives one IndexResult per item, in
         order; stream.position is the highest store position answered. See retrace.Client."""
-        requests = rq.index_requests(collection, items, batch)
+        check = rq.near_duplicate_check(near_duplicate, near_duplicate_threshold)
+        requests = rq.index_requests(collection, items, batch, check)
         if not isinstance(in_flight, int) or in_flight < 1:
             raise rq.InvalidArgument("in_flight: at least 1, got %r" % (in_flight,))
         return IndexStream(self._stub, requests, self._metadata, timeout, in_flight)
 
     async def search(self, collection, image=None, text=None, embedding=None, mode="caption",
                      top_k=10, caption=None, candidates=None, beta=None, w1=None, w2=None,
-                     no_rerank=False, rrf_k=None, after=None):
+                     no_rerank=False, rrf_k=None, after=None, item_id=None, include_self=False):
         request = rq.search_request(collection, image, text, embedding, mode, top_k, caption,
-                                    candidates, beta, w1, w2, no_rerank, rrf_k, after)
+                                    candidates, beta, w1, w2, no_rerank, rrf_k, after, item_id,
+                                    include_self)
         return t.search_result_from_proto(await self._call(self._stub.Search, request))
+
+    async def search_batch(self, queries):
+        """See retrace.Client.search_batch."""
+        request = rq.search_batch_request(queries)
+        return t.search_batch_results_from_proto(
+            await self._call(self._stub.SearchBatch, request))
 
     async def get(self, collection, ids, embeddings=False, after=None):
         request = rq.get_request(collection, ids, embeddings, after)

@@ -104,16 +104,21 @@ class Client:
 
     # --- items --------------------------------------------------------------------------------
 
-    def index(self, collection, items, batch=32, progress=False, in_flight=4, timeout=None):
+    def index(self, collection, items, batch=32, progress=False, in_flight=4, timeout=None,
+              near_duplicate=None, near_duplicate_threshold=None):
         """Indexes items over one Index stream: an IndexStream, iterated for one IndexResult per
         item in order (a failed item fails alone: check result.ok). Items are Item objects,
         paths, (id, image[, caption[, attributes]]) tuples or dicts, read lazily; `batch` items
         go in each request, at most `in_flight` requests await their answers. After iterating,
         stream.position is the highest store position answered: read with after=position.
         progress=True writes a count of items to stderr; timeout: the whole stream's deadline in
-        seconds (None: none). Stream-level failures (NOT_FOUND for the collection, ...) raise
-        RetraceError while iterating."""
-        requests = rq.index_requests(collection, items, batch)
+        seconds (None: none). near_duplicate: "report" names each new item's most similar stored
+        item (at or above near_duplicate_threshold, default the server's 0.95) in its result,
+        "skip" also leaves such an item unstored (ALREADY_EXISTS, result.skipped).
+        Stream-level failures (NOT_FOUND for the collection, ...) raise RetraceError while
+        iterating."""
+        check = rq.near_duplicate_check(near_duplicate, near_duplicate_threshold)
+        requests = rq.index_requests(collection, items, batch, check)
         if not isinstance(in_flight, int) or in_flight < 1:
             raise rq.InvalidArgument("in_flight: at least 1, got %r" % (in_flight,))
         total = len(items) if hasattr(items, "__len__") else None
@@ -122,15 +127,25 @@ class Client:
 
     def search(self, collection, image=None, text=None, embedding=None, mode="caption", top_k=10,
                caption=None, candidates=None, beta=None, w1=None, w2=None, no_rerank=False,
-               rrf_k=None, after=None):
-        """The top_k hits for exactly one query: image (path or bytes), text or embedding (a
-        sequence of floats). mode: "caption" (Caption-Matching), "provenance" or "hybrid";
-        caption: Q_t, the query's caption (e.g. the generation prompt) for re-ranking;
-        candidates/beta/w1/w2/no_rerank: ProvenanceOptions; rrf_k: HybridOptions; after: answer
-        once the server holds this store position. Returns a SearchResult (iterable of Hit)."""
+               rrf_k=None, after=None, item_id=None, include_self=False):
+        """The top_k hits for exactly one query: image (path or bytes), text, embedding (a
+        sequence of floats) or item_id (a stored item of the collection, searched with its
+        stored embeddings and caption; left out of the hits unless include_self). mode:
+        "caption" (Caption-Matching), "provenance" or "hybrid"; caption: Q_t, the query's
+        caption (e.g. the generation prompt) for re-ranking; candidates/beta/w1/w2/no_rerank:
+        ProvenanceOptions; rrf_k: HybridOptions; after: answer once the server holds this store
+        position. Returns a SearchResult (iterable of Hit)."""
         request = rq.search_request(collection, image, text, embedding, mode, top_k, caption,
-                                    candidates, beta, w1, w2, no_rerank, rrf_k, after)
+                                    candidates, beta, w1, w2, no_rerank, rrf_k, after, item_id,
+                                    include_self)
         return t.search_result_from_proto(self._call(self._stub.Search, request))
+
+    def search_batch(self, queries):
+        """Several searches in one call (SearchBatch, for bulk audits): `queries` are dicts of
+        search()'s arguments, each with its "collection". Returns one SearchBatchResult per
+        query, in order; a bad query fails only its own (check result.ok)."""
+        request = rq.search_batch_request(queries)
+        return t.search_batch_results_from_proto(self._call(self._stub.SearchBatch, request))
 
     def get(self, collection, ids, embeddings=False, after=None):
         """One GetResult per id, in order (NOT_FOUND per id that is not stored)."""

@@ -50,6 +50,11 @@ class IndexResult:
     caption: str = ""
     unchanged: bool = False
     position: int = 0
+    # index(..., near_duplicate=...): the most similar stored item at or above the threshold
+    # and its similarity ("" and 0.0 when none); skipped: not stored because of it.
+    near_duplicate_id: str = ""
+    near_duplicate_similarity: float = 0.0
+    skipped: bool = False
 
     @property
     def ok(self):
@@ -97,6 +102,18 @@ class SearchResult:
 
     def __getitem__(self, i):
         return self.hits[i]
+
+
+@dataclasses.dataclass
+class SearchBatchResult:
+    """One query of Client.search_batch(): its status and, when OK, its SearchResult."""
+    code: grpc.StatusCode
+    message: str                           # names the query: "queries[2]: ..."
+    result: Optional[SearchResult] = None  # set when OK
+
+    @property
+    def ok(self):
+        return self.code == grpc.StatusCode.OK
 
 
 @dataclasses.dataclass
@@ -161,7 +178,10 @@ def collection_from_proto(c):
 
 def index_result_from_proto(r, position):
     return IndexResult(id=r.id, code=status_code(r.status.code), message=r.status.message,
-                       caption=r.caption, unchanged=r.unchanged, position=position)
+                       caption=r.caption, unchanged=r.unchanged, position=position,
+                       near_duplicate_id=r.near_duplicate_id,
+                       near_duplicate_similarity=r.near_duplicate_similarity,
+                       skipped=r.skipped)
 
 
 def search_result_from_proto(response):
@@ -178,6 +198,13 @@ def search_result_from_proto(response):
                         attributes=dict(h.attributes), provenance=provenance, hybrid=hybrid))
     return SearchResult(hits=hits, query_caption=response.query_caption,
                         applied_position=response.applied_position, stale=response.stale)
+
+
+def search_batch_results_from_proto(response):
+    return [SearchBatchResult(code=status_code(r.status.code), message=r.status.message,
+                              result=search_result_from_proto(r.response)
+                              if r.status.code == 0 else None)
+            for r in response.results]
 
 
 def get_results_from_proto(ids, response):

@@ -169,4 +169,19 @@ TEST(ValidationTest, SearchFilterAndMinScoreBounds) {
                                 "min_score: -0.1 is not in 0..1"));
 }
 
+TEST(ValidationTest, NearDuplicateThresholdBounds) {
+  NearDuplicateCheck check;
+  EXPECT_TRUE(ValidateNearDuplicate(check).ok()) << "the default";
+  for (float ok : {defaults::kMinNearDuplicateThreshold, 0.99f, 1.0f}) {
+    check.threshold = ok;
+    EXPECT_TRUE(ValidateNearDuplicate(check).ok()) << ok;
+  }
+  for (float bad : {0.0f, 0.49f, 1.01f, -1.0f, std::nanf(""), INFINITY}) {
+    check.threshold = bad;
+    const absl::Status s = ValidateNearDuplicate(check);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_TRUE(absl::StartsWith(s.message(), "near_duplicate.threshold: ")) << s;
+  }
+}
+
 }  // namespace retrace::engine
