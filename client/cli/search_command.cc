@@ -22,9 +22,9 @@ constexpr char kCommand[] = "search";
 
 constexpr char kSearchUsage[] =
     R"(usage: retrace search --collection NAME (--image FILE | --text TEXT | --embedding V1,V2,...)
-                      [--top-k K] [--mode caption|provenance|hybrid]
+                      [--top-k K] [--mode caption|provenance|hybrid|caption-text]
                       [--caption TEXT] [--candidates N] [--beta B] [--w1 W] [--w2 W]
-                      [--no-rerank] [--rrf-k K] [--after POSITION]
+                      [--no-rerank] [--rrf-k K] [--lexical] [--after POSITION]
                       [--filter EXPR] [--min-score S]
 
 --mode caption (default): Caption-Matching, the query's CLIP embedding against the
@@ -37,6 +37,10 @@ constexpr char kSearchUsage[] =
   Prints "rank  score  base  P  P'  id  caption".
 --mode hybrid: both rankings fused by reciprocal rank, 1/(K + rank + 1) each (--rrf-k,
   default 60). Prints "rank  score  caption-rank  provenance-rank  id  caption".
+  --lexical fuses a third ranking, caption-text's of the --text (else the --caption),
+  and adds a "lexical-rank" column.
+--mode caption-text: the --text query's words against the captions' words (the
+  store's full-text index: BM25 on SQLite); the score is that relevance, higher first.
 An --embedding is of the collection's caption_dim (caption) or image_dim (the others).
 --top-k: default 10. An item's attributes follow its caption as k=v. With --json,
 prints the SearchResponse.
@@ -47,7 +51,8 @@ prints the SearchResponse.
   parentheses (not binds tightest, then and, then or). Quote a key that is not a
   bare word ("my key") or is a keyword; strings take \" and \\.
 --min-score S: drop hits scoring below S (the score column: S in caption mode, S' in
-  provenance mode, the fused score in hybrid mode); prints how many were dropped.
+  provenance mode, the fused score in hybrid mode, the lexical relevance in caption-text
+  mode); prints how many were dropped.
 --after POSITION: answer only once the server has applied the store's changes up to
   POSITION (what `index` and `delete` print), so a search on any replica sees those
   writes; DEADLINE_EXCEEDED if it has not within --timeout.
@@ -73,8 +78,9 @@ absl::StatusOr<v1::SearchMode> ParseSearchMode(absl::string_view name) {
   if (lower == "caption") return v1::CAPTION_MATCH;
   if (lower == "provenance") return v1::PROVENANCE;
   if (lower == "hybrid") return v1::HYBRID;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--mode: expected caption, provenance or hybrid, got '", name, "'"));
+  if (lower == "caption-text") return v1::CAPTION_TEXT;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--mode: expected caption, provenance, hybrid or caption-text, got '", name, "'"));
 }
 
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) {
@@ -91,6 +97,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"w2", true},
                                  {"no-rerank", false},
                                  {"rrf-k", true},
+                                 {"lexical", false},
                                  {"after", true},
                                  {"filter", true},
                                  {"min-score", true},
@@ -128,7 +135,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   } else {
     request.set_mode(v1::CAPTION_MATCH);
   }
-  if (request.mode() == v1::CAPTION_MATCH) {
+  if (request.mode() == v1::CAPTION_MATCH || request.mode() == v1::CAPTION_TEXT) {
     for (const char* option : {"caption", "candidates", "beta", "w1", "w2", "no-rerank", "rrf-k"}) {
       if (parsed->Has(option)) {
         return context.UsageError(
@@ -137,9 +144,13 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
       }
     }
   }
-  if (parsed->Has("rrf-k") && request.mode() != v1::HYBRID) {
-    return context.UsageError(kCommand, "--rrf-k goes with --mode hybrid", kSearchUsage);
+  for (const char* option : {"rrf-k", "lexical"}) {
+    if (parsed->Has(option) && request.mode() != v1::HYBRID) {
+      return context.UsageError(kCommand, absl::StrCat("--", option, " goes with --mode hybrid"),
+                                kSearchUsage);
+    }
   }
+  if (parsed->Has("lexical")) request.mutable_hybrid()->set_lexical(true);
   if (parsed->Has("caption")) request.set_query_caption(parsed->Value("caption"));
   if (parsed->Has("after")) {
     auto after = ParseInt("after", parsed->Value("after"), 0, INT64_MAX);
@@ -230,6 +241,11 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
              {},
              {true, true, true, true, true},
              /*flexible_column=*/6};
+  } else if (request.mode() == v1::HYBRID && request.hybrid().lexical()) {
+    table = {{"rank", "score", "caption-rank", "provenance-rank", "lexical-rank", "id", "caption"},
+             {},
+             {true, true, true, true, true},
+             /*flexible_column=*/6};
   } else if (request.mode() == v1::HYBRID) {
     table = {{"rank", "score", "caption-rank", "provenance-rank", "id", "caption"},
              {},
@@ -248,6 +264,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     } else if (request.mode() == v1::HYBRID) {
       row.push_back(Rank(hit.hybrid().caption_match_rank()));
       row.push_back(Rank(hit.hybrid().provenance_rank()));
+      if (request.hybrid().lexical()) row.push_back(Rank(hit.hybrid().lexical_rank()));
     }
     row.push_back(hit.id());
     row.push_back(CaptionWithAttributes(hit.caption(), hit.attributes()));
