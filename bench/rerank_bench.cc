@@ -155,6 +155,11 @@ class GetItemsTimer : public store::ItemStore {
   absl::Status CompactDeletions(const std::string& collection, int64_t up_to) override {
     return store_->CompactDeletions(collection, up_to);
   }
+  absl::StatusOr<std::vector<store::CaptionMatch>> SearchCaptions(
+      const std::string& collection, const std::vector<std::string>& terms,
+      int limit) const override {
+    return store_->SearchCaptions(collection, terms, limit);
+  }
   absl::Status ReportReplica(const store::ReplicaRecord& replica) override {
     return store_->ReportReplica(replica);
   }

@@ -38,6 +38,7 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
     case v1::CAPTION_MATCH: query.mode = engine::SearchMode::kCaptionMatch; break;
     case v1::PROVENANCE: query.mode = engine::SearchMode::kProvenance; break;
     case v1::HYBRID: query.mode = engine::SearchMode::kHybrid; break;
+    case v1::CAPTION_TEXT: query.mode = engine::SearchMode::kCaptionText; break;
     default: return absl::InvalidArgumentError("mode: unknown search mode");
   }
   query.top_k = request.top_k() == 0 ? engine::defaults::kTopK : request.top_k();
@@ -50,6 +51,7 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
   if (p.has_w2()) options.w2 = p.w2();
   options.rerank = !p.no_rerank();
   if (request.hybrid().rrf_k() != 0) query.rrf_k = request.hybrid().rrf_k();
+  query.lexical = request.hybrid().lexical();
   if (request.has_filter()) {
     absl::StatusOr<filter::Filter> f = FilterFromProto(request.filter(), "filter");
     if (!f.ok()) return f.status();
@@ -142,6 +144,8 @@ void ToProto(const engine::SearchResult& result, v1::SearchResponse* out) {
       p->set_caption_match_rank(hit.hybrid->caption_match_rank);
       p->set_caption_match_score(hit.hybrid->caption_match_score);
       p->set_provenance_rank(hit.hybrid->provenance_rank);
+      p->set_lexical_rank(hit.hybrid->lexical_rank);
+      p->set_lexical_score(hit.hybrid->lexical_score);
     }
   }
   out->set_query_caption(result.query_caption);

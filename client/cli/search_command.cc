@@ -26,9 +26,9 @@ constexpr char kCommand[] = "search";
 constexpr char kSearchUsage[] =
     R"(usage: retrace search --collection NAME (--image FILE | --text TEXT | --embedding V1,V2,...
                                             | --item ID [--include-self])
-                      [--top-k K] [--mode caption|provenance|hybrid]
+                      [--top-k K] [--mode caption|provenance|hybrid|caption-text]
                       [--caption TEXT] [--candidates N] [--beta B] [--w1 W] [--w2 W]
-                      [--no-rerank] [--rrf-k K] [--after POSITION]
+                      [--no-rerank] [--rrf-k K] [--lexical] [--after POSITION]
                       [--filter EXPR] [--min-score S]
        retrace search --batch FILE.jsonl [--collection NAME]
 
@@ -42,6 +42,10 @@ constexpr char kSearchUsage[] =
   Prints "rank  score  base  P  P'  id  caption".
 --mode hybrid: both rankings fused by reciprocal rank, 1/(K + rank + 1) each (--rrf-k,
   default 60). Prints "rank  score  caption-rank  provenance-rank  id  caption".
+  --lexical fuses a third ranking, caption-text's of the --text (else the --caption),
+  and adds a "lexical-rank" column.
+--mode caption-text: the --text query's words against the captions' words (the
+  store's full-text index: BM25 on SQLite); the score is that relevance, higher first.
 An --embedding is of the collection's caption_dim (caption) or image_dim (the others).
 --item ID: search with a stored item of the collection (its stored embeddings and
   caption stand for its image; no model runs); the item itself is left out of the hits
@@ -57,7 +61,8 @@ prints the SearchResponse.
   @created and @updated with <, <=, >, >= against a quoted RFC 3339 time or date
   ("2026-01-31", midnight UTC) or milliseconds since the Unix epoch.
 --min-score S: drop hits scoring below S (the score column: S in caption mode, S' in
-  provenance mode, the fused score in hybrid mode); prints how many were dropped.
+  provenance mode, the fused score in hybrid mode, the lexical relevance in caption-text
+  mode); prints how many were dropped.
 --after POSITION: answer only once the server has applied the store's changes up to
   POSITION (what `index` and `delete` print), so a search on any replica sees those
   writes; DEADLINE_EXCEEDED if it has not within --timeout.
@@ -145,8 +150,9 @@ absl::StatusOr<v1::SearchMode> ParseSearchMode(absl::string_view name) {
   if (lower == "caption") return v1::CAPTION_MATCH;
   if (lower == "provenance") return v1::PROVENANCE;
   if (lower == "hybrid") return v1::HYBRID;
-  return absl::InvalidArgumentError(
-      absl::StrCat("--mode: expected caption, provenance or hybrid, got '", name, "'"));
+  if (lower == "caption-text") return v1::CAPTION_TEXT;
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--mode: expected caption, provenance, hybrid or caption-text, got '", name, "'"));
 }
 
 int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) {
@@ -163,6 +169,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"w2", true},
                                  {"no-rerank", false},
                                  {"rrf-k", true},
+                                 {"lexical", false},
                                  {"after", true},
                                  {"filter", true},
                                  {"min-score", true},
@@ -221,7 +228,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   } else {
     request.set_mode(v1::CAPTION_MATCH);
   }
-  if (request.mode() == v1::CAPTION_MATCH) {
+  if (request.mode() == v1::CAPTION_MATCH || request.mode() == v1::CAPTION_TEXT) {
     for (const char* option : {"caption", "candidates", "beta", "w1", "w2", "no-rerank", "rrf-k"}) {
       if (parsed->Has(option)) {
         return context.UsageError(
@@ -230,9 +237,13 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
       }
     }
   }
-  if (parsed->Has("rrf-k") && request.mode() != v1::HYBRID) {
-    return context.UsageError(kCommand, "--rrf-k goes with --mode hybrid", kSearchUsage);
+  for (const char* option : {"rrf-k", "lexical"}) {
+    if (parsed->Has(option) && request.mode() != v1::HYBRID) {
+      return context.UsageError(kCommand, absl::StrCat("--", option, " goes with --mode hybrid"),
+                                kSearchUsage);
+    }
   }
+  if (parsed->Has("lexical")) request.mutable_hybrid()->set_lexical(true);
   if (parsed->Has("caption")) request.set_query_caption(parsed->Value("caption"));
   if (parsed->Has("after")) {
     auto after = ParseInt("after", parsed->Value("after"), 0, INT64_MAX);
@@ -318,6 +329,11 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
              {},
              {true, true, true, true, true},
              /*flexible_column=*/6};
+  } else if (request.mode() == v1::HYBRID && request.hybrid().lexical()) {
+    table = {{"rank", "score", "caption-rank", "provenance-rank", "lexical-rank", "id", "caption"},
+             {},
+             {true, true, true, true, true},
+             /*flexible_column=*/6};
   } else if (request.mode() == v1::HYBRID) {
     table = {{"rank", "score", "caption-rank", "provenance-rank", "id", "caption"},
              {},
@@ -336,6 +352,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     } else if (request.mode() == v1::HYBRID) {
       row.push_back(Rank(hit.hybrid().caption_match_rank()));
       row.push_back(Rank(hit.hybrid().provenance_rank()));
+      if (request.hybrid().lexical()) row.push_back(Rank(hit.hybrid().lexical_rank()));
     }
     row.push_back(hit.id());
     row.push_back(CaptionWithAttributes(hit.caption(), hit.attributes()));

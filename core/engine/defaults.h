@@ -43,6 +43,14 @@ inline constexpr float kBeta = 1.0f;
 inline constexpr float kW1 = 0.1f;
 inline constexpr float kW2 = 0.1f;
 inline constexpr int kRrfK = 60;  // Cormack et al. 2009
+// Lexical search (CAPTION_TEXT, HYBRID's lexical ranking): the store ranks captions, then this
+// replica keeps the items it holds that pass the filter. The first store read asks for
+// kLexicalOverfetch times the ranking's depth; while the items kept fall short and the store
+// had more, it asks again for twice as many, up to kMaxLexicalFetch rows. So a filter (or a
+// replica behind the store) that keeps one matching item in 4 costs one read; past
+// kMaxLexicalFetch rows the ranking may hold fewer items than pass (search.h).
+inline constexpr int kLexicalOverfetch = 4;
+inline constexpr int kMaxLexicalFetch = 10000;
 
 // Filtered search (SearchRequest.filter; core/index/sharded_index.h's banner). A shard where at
 // most kFilterExactMaxIds items pass, or less than kFilterExactFraction of its items, scores
@@ -82,6 +90,9 @@ inline constexpr float kMinNearDuplicateThreshold = 0.5f;
 // alone is one level). Keys and values are bounded as attributes are.
 inline constexpr int kMaxFilterTerms = 256;
 inline constexpr int kMaxFilterDepth = 8;
+// The words of a lexical query (store::CaptionTerms): each is one more term for the store's
+// full-text index to look up.
+inline constexpr int kMaxQueryTerms = 32;
 inline constexpr int64_t kMaxItemsPerStream = 10'000'000;
 inline constexpr int kMaxIndexStreams = 64;
 inline constexpr int kMaxPendingCalls = 1024;

@@ -40,6 +40,9 @@ struct EngineLimits {
   int max_filter_terms = defaults::kMaxFilterTerms;  // SearchQuery.filter
   int max_filter_depth = defaults::kMaxFilterDepth;
   int max_queries_per_call = defaults::kMaxQueriesPerCall;  // SearchBatch
+  // The words of a lexical query (CAPTION_TEXT's text, HYBRID's lexical text), as
+  // store::CaptionTerms counts them.
+  int max_query_terms = defaults::kMaxQueryTerms;
 };
 
 // ReplicationOptions: how this process's indexes follow the store and report to it
@@ -119,7 +122,9 @@ struct WriteResult {
   int64_t position = 0;
 };
 
-enum class SearchMode { kCaptionMatch, kProvenance, kHybrid };
+// kCaptionText ranks items by their captions' lexical (full-text) relevance to a text query:
+// ItemStore::SearchCaptions, intersected with this replica's item table (search.h).
+enum class SearchMode { kCaptionMatch, kProvenance, kHybrid, kCaptionText };
 
 // ProvenanceOptions: the candidate depth and re-ranking of PROVENANCE (and HYBRID); the
 // formula is in core/search/rerank.h. Defaults equal the proto's.
@@ -151,13 +156,16 @@ struct SearchQuery {
   std::string query_caption;
   ProvenanceOptions provenance;
   int rrf_k = defaults::kRrfK;     // HYBRID; 1..kMaxRrfK
+  // HYBRID: fuse a third ranking, the lexical one (as CAPTION_TEXT ranks), of the query's text:
+  // the text query, else query_caption (one is required). Off: two rankings, as before.
+  bool lexical = false;
   // Only items whose attributes satisfy it are ranked, in every mode (PROVENANCE re-ranks and
   // HYBRID fuses only passing candidates). Bounded by EngineLimits' max_filter_* and the
   // attribute key and value bounds.
   std::optional<filter::Filter> filter;
   // Hits scoring below it are cut from the top_k (SearchResult::cut_by_min_score counts them):
   // on S in CAPTION_MATCH (-1..1), on S' in PROVENANCE (-1..1 + w1 + w2), on the fused score in
-  // HYBRID (0..1).
+  // HYBRID (0..1; 0..1.5 with lexical), on the store's lexical score in CAPTION_TEXT (>= 0).
   std::optional<float> min_score;
 };
 
@@ -174,6 +182,9 @@ struct HybridParts {
   int caption_match_rank = -1;
   float caption_match_score = 0;
   int provenance_rank = -1;
+  // The lexical ranking (SearchQuery::lexical): the hit's rank and the store's score there.
+  int lexical_rank = -1;
+  float lexical_score = 0;
 };
 
 struct SearchHit {

@@ -22,6 +22,10 @@
 // takes its N candidates among them, HYBRID fuses two rankings of them. Hits are checked again
 // against the attributes they are shown with (the table's, or the store's for candidates), so an
 // item changed since the match cannot slip through. min_score then cuts the top_k's tail.
+//
+// CAPTION_TEXT and HYBRID's lexical ranking come from the store's full-text index, not from an
+// index of this replica: LexicalRanking keeps what this replica holds and the filter passes
+// (search.h's banner).
 #include <algorithm>
 #include <cmath>
 #include <optional>
@@ -40,6 +44,7 @@
 #include "core/image/decode.h"
 #include "core/search/rank_fusion.h"
 #include "core/search/rerank.h"
+#include "core/store/caption_terms.h"
 
 namespace retrace::engine {
 
@@ -251,6 +256,43 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
   return hits;
 }
 
+absl::StatusOr<std::vector<SearchHit>> Searcher::LexicalRanking(
+    const LiveCollection& collection, const ItemTable& table, absl::string_view text, int depth,
+    const std::optional<filter::Filter>& filter) {
+  const std::vector<std::string> terms = store::CaptionTerms(text);
+  int fetch = std::min(depth * defaults::kLexicalOverfetch, defaults::kMaxLexicalFetch);
+  std::vector<SearchHit> hits;
+  while (true) {
+    RETRACE_ASSIGN_OR_RETURN(std::vector<store::CaptionMatch> matches,
+                             store_->SearchCaptions(collection.name(), terms, fetch));
+    std::vector<std::string> ids;
+    ids.reserve(matches.size());
+    for (const store::CaptionMatch& m : matches) ids.push_back(m.id);
+    std::vector<std::optional<ItemTable::Entry>> entries = table.Get(ids);
+    hits.clear();
+    for (size_t i = 0; i < matches.size() && hits.size() < static_cast<size_t>(depth); ++i) {
+      // Absent: not applied here yet, or deleted here; failing: the filter cuts it.
+      if (!entries[i].has_value()) continue;
+      if (filter.has_value() &&
+          !filter::Evaluate(*filter, {entries[i]->attributes, entries[i]->created_ms,
+                                      entries[i]->updated_ms})) {
+        continue;
+      }
+      SearchHit& hit = hits.emplace_back();
+      hit.id = std::move(matches[i].id);
+      hit.score = static_cast<float>(matches[i].score);
+      hit.caption = std::move(entries[i]->caption);
+      hit.attributes = std::move(entries[i]->attributes);
+    }
+    // Done when the ranking is full, the store has no more matches, or the bound is reached.
+    if (hits.size() >= static_cast<size_t>(depth) || matches.size() < static_cast<size_t>(fetch) ||
+        fetch >= defaults::kMaxLexicalFetch) {
+      return hits;
+    }
+    fetch = std::min(fetch * 2, defaults::kMaxLexicalFetch);
+  }
+}
+
 std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<SearchHit> hits,
                                       const std::vector<bool>& shown,
                                       const std::optional<filter::Filter>& filter) {
@@ -335,6 +377,12 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
   // The position first: the indexes hold at least every change up to it.
   result.applied_position = collection.applied();
   const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
+  // CAPTION_TEXT searches no index of this replica: it applies the filter to the store's matches.
+  if (query.mode == SearchMode::kCaptionText) {
+    RETRACE_ASSIGN_OR_RETURN(result.hits, LexicalRanking(collection, *indexes->items, query.text,
+                                                         query.top_k, query.filter));
+    return result;  // Search cuts below min_score
+  }
   // The filter's passing ids, matched once for every index search of this call.
   ItemTable::Matched matched;
   index::SearchFilter search_filter;
@@ -388,9 +436,17 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
         caption_match,
         batchers_->Search(*indexes->captions, clip_query.data(), depth, call, filter));
   }
-  std::vector<std::vector<std::string>> rankings(2);
+  // With `lexical`, the third ranking: the query's words against the captions.
+  std::vector<SearchHit> lexical;
+  if (query.lexical) {
+    const std::optional<LexicalText> text = LexicalQueryText(query);  // validated: present
+    RETRACE_ASSIGN_OR_RETURN(lexical, LexicalRanking(collection, *indexes->items, text->text,
+                                                     depth, query.filter));
+  }
+  std::vector<std::vector<std::string>> rankings(query.lexical ? 3 : 2);
   for (const index::IndexHit& hit : caption_match) rankings[0].push_back(hit.id);
   for (const SearchHit& hit : provenance) rankings[1].push_back(hit.id);
+  for (const SearchHit& hit : lexical) rankings[2].push_back(hit.id);
   std::vector<search::FusedHit> fused = search::ReciprocalRankFusion(rankings, query.rrf_k);
   if (fused.size() > static_cast<size_t>(query.top_k)) fused.resize(query.top_k);
   std::vector<SearchHit> hits;
@@ -405,6 +461,10 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
     parts.caption_match_rank = f.ranks[0];
     if (f.ranks[0] >= 0) parts.caption_match_score = caption_match[f.ranks[0]].score;
     parts.provenance_rank = f.ranks[1];
+    if (query.lexical && f.ranks[2] >= 0) {
+      parts.lexical_rank = f.ranks[2];
+      parts.lexical_score = lexical[f.ranks[2]].score;
+    }
     hit.hybrid = parts;
     hits.push_back(std::move(hit));
     hydrated.push_back(f.ranks[1] >= 0);

@@ -3,9 +3,20 @@
 // CAPTION_MATCH (the Caption-Matching paper) scores the query's CLIP embedding (image tower for
 // an image, text tower for a text, or a raw vector) against the captions' CLIP text embeddings.
 // PROVENANCE (the CS-SLIP paper) takes N candidates from the image space and re-ranks them
-// cross-modally (core/search/rerank.h); HYBRID fuses the two rankings (core/search/rank_fusion.h).
+// cross-modally (core/search/rerank.h); HYBRID fuses the two rankings (core/search/rank_fusion.h),
+// and, with `lexical`, a third. CAPTION_TEXT ranks by the captions' words: the store's full-text
+// index (ItemStore::SearchCaptions) ranks, and the item table decides what may be a hit.
 // Hits are shown from the collection's item table, in memory: a search reads the store only
-// for PROVENANCE's candidate embeddings. search.cc walks through PROVENANCE step by step.
+// for PROVENANCE's candidate embeddings and for lexical rankings. search.cc walks through
+// PROVENANCE step by step.
+//
+// Lexical consistency: a replica searches its indexes as of its applied position while the store
+// may be ahead. A lexical ranking keeps only the store's matches that this replica's item table
+// holds (so a hit is never an item it has not applied, or has deleted) and that pass the filter
+// there, and asks the store for more while those cut it short (defaults.h, kLexicalOverfetch
+// and kMaxLexicalFetch: past that bound a ranking may hold fewer items than pass). The scores
+// are of the store's current captions, which for an item rewritten since the applied position
+// may be newer than the caption the hit shows.
 //
 // Thread-safety: safe for concurrent use.
 //
@@ -18,6 +29,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "core/engine/batchers.h"
 #include "core/engine/engine_types.h"
 #include "core/engine/live_collection.h"
@@ -70,6 +82,13 @@ class Searcher {
                                                            const ProvenanceQuery& pq, int depth,
                                                            const ModelCall& call,
                                                            const index::SearchFilter* filter);
+  // LexicalRanking: the collection's items ranked by their captions' lexical relevance to
+  // `text`, to `depth`, each one the item table holds and (with a filter) passing it there,
+  // shown from the table; see the banner.
+  absl::StatusOr<std::vector<SearchHit>> LexicalRanking(const LiveCollection& collection,
+                                                        const ItemTable& table,
+                                                        absl::string_view text, int depth,
+                                                        const std::optional<filter::Filter>& filter);
   // Show fills hits' captions and attributes from the item table, except where shown[i]; drops
   // hits the table no longer holds (deleted since the index was searched) and, with a filter,
   // hits whose attributes there no longer pass it.

@@ -1,11 +1,13 @@
 #include "core/engine/validation.h"
 
 #include <cmath>
+#include <limits>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/store/caption_terms.h"
 
 namespace retrace::engine {
 namespace {
@@ -121,10 +123,53 @@ absl::Status ValidateFilter(const filter::Filter& filter, const EngineLimits& li
   return filter::Validate(filter, filter_limits, "filter");
 }
 
+std::optional<LexicalText> LexicalQueryText(const SearchQuery& query) {
+  if (query.kind == SearchQuery::Kind::kText) return LexicalText{"text", query.text};
+  if (query.mode == SearchMode::kHybrid && !query.query_caption.empty()) {
+    return LexicalText{"query_caption", query.query_caption};
+  }
+  return std::nullopt;
+}
+
+namespace {
+
+// ValidateLexicalQuery: the lexical text's presence, bytes and words (ValidateSearchQuery).
+absl::Status ValidateLexicalQuery(const SearchQuery& query, const EngineLimits& limits) {
+  const std::optional<LexicalText> lexical = LexicalQueryText(query);
+  if (!lexical.has_value()) {
+    if (query.mode == SearchMode::kCaptionText) {
+      return absl::InvalidArgumentError(
+          "query: mode CAPTION_TEXT ranks captions by the words of a text query; give `text`, "
+          "not an image or an embedding");
+    }
+    return absl::InvalidArgumentError(
+        "hybrid.lexical: the lexical ranking needs words: give a text query or a query_caption");
+  }
+  RETRACE_RETURN_IF_ERROR(ValidateText(lexical->text, limits, lexical->field));
+  const size_t words = store::CaptionTerms(lexical->text).size();
+  if (words == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        lexical->field, ": no words (letters or digits) to match the captions against"));
+  }
+  if (words > static_cast<size_t>(limits.max_query_terms)) {
+    return absl::InvalidArgumentError(absl::StrCat(lexical->field, ": ", words,
+                                                   " distinct words, over the limit of ",
+                                                   limits.max_query_terms,
+                                                   " for a lexical search"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& limits) {
   if (query.top_k < 1 || query.top_k > limits.max_top_k) {
     return absl::InvalidArgumentError(
         absl::StrCat("top_k: ", query.top_k, " is not in 1..", limits.max_top_k));
+  }
+  if (query.mode == SearchMode::kCaptionText ||
+      (query.mode == SearchMode::kHybrid && query.lexical)) {
+    RETRACE_RETURN_IF_ERROR(ValidateLexicalQuery(query, limits));
   }
   if (query.filter.has_value()) RETRACE_RETURN_IF_ERROR(ValidateFilter(*query.filter, limits));
   if (query.min_score.has_value()) {
@@ -137,7 +182,13 @@ absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& l
       what = "PROVENANCE scores are S' = S + w1 * exp(-beta * P) + w2 * exp(-beta * P')";
     } else if (query.mode == SearchMode::kHybrid) {
       low = 0;
+      // Each fused ranking adds at most 1 / (rrf_k + 1) <= 1/2.
+      if (query.lexical) high = 1.5f;
       what = "HYBRID scores are reciprocal-rank fusion scores";
+    } else if (query.mode == SearchMode::kCaptionText) {
+      low = 0;
+      high = std::numeric_limits<float>::max();
+      what = "CAPTION_TEXT scores are the store's lexical relevance, 0 or more";
     }
     const float m = *query.min_score;
     if (!std::isfinite(m) || m < low || m > high) {
@@ -145,7 +196,9 @@ absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& l
           absl::StrCat("min_score: ", m, " is not in ", low, "..", high, " (", what, ")"));
     }
   }
-  if (query.mode == SearchMode::kCaptionMatch) return absl::OkStatus();
+  if (query.mode == SearchMode::kCaptionMatch || query.mode == SearchMode::kCaptionText) {
+    return absl::OkStatus();
+  }
   const ProvenanceOptions& p = query.provenance;
   if (p.candidates < 1 || p.candidates > limits.max_candidates) {
     return absl::InvalidArgumentError(absl::StrCat("provenance.candidates: ", p.candidates,

@@ -12,6 +12,8 @@
 #ifndef RETRACE_CORE_ENGINE_VALIDATION_H_
 #define RETRACE_CORE_ENGINE_VALIDATION_H_
 
+#include <optional>
+
 #include "absl/strings/string_view.h"
 
 #include "absl/status/status.h"
@@ -48,12 +50,23 @@ absl::Status ValidateFilter(const filter::Filter& filter, const EngineLimits& li
 // ValidateSearchQuery: the bounds of a search that need no collection: top_k in 1..max_top_k;
 // for PROVENANCE and HYBRID also provenance.candidates in 1..max_candidates, beta, w1 and w2
 // finite in 0..kMaxRerankParam, a non-empty query_caption as ValidateText; for HYBRID rrf_k in
-// 1..kMaxRrfK. The query itself (text, image, embedding) is checked where it is used.
+// 1..kMaxRrfK. The query itself (text, image, embedding) is checked where it is used, except
+// in lexical search: CAPTION_TEXT needs a text query (INVALID_ARGUMENT naming `query` and
+// `mode` otherwise), HYBRID with `lexical` needs a text query or a query_caption, and that text
+// must hold 1..max_query_terms words (store::CaptionTerms).
 absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& limits);
 
 // ValidateNearDuplicate: threshold finite in kMinNearDuplicateThreshold..1, INVALID_ARGUMENT
 // naming near_duplicate.threshold.
 absl::Status ValidateNearDuplicate(const NearDuplicateCheck& check);
+// LexicalText: the text a lexical ranking reads and the request field it came from.
+struct LexicalText {
+  absl::string_view field;
+  absl::string_view text;
+};
+// LexicalQueryText: CAPTION_TEXT's text query; HYBRID's text query, else its query_caption
+// (HYBRID's lexical ranking). nullopt when the query has no such text.
+std::optional<LexicalText> LexicalQueryText(const SearchQuery& query);
 
 }  // namespace retrace::engine
 

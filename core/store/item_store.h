@@ -138,6 +138,13 @@ struct ChangePage {
   int64_t last_position = 0;    // the store's last position as of this page's read
 };
 
+// CaptionMatch: one item SearchCaptions found, with its caption's lexical relevance (higher is
+// better; see SearchCaptions for the scale).
+struct CaptionMatch {
+  std::string id;
+  double score = 0;
+};
+
 // ReplicaCollectionPosition: how far one replica's indexes of one collection have come.
 struct ReplicaCollectionPosition {
   std::string collection;
@@ -254,6 +261,19 @@ class ItemStore {
   // compacts nothing more. NOT_FOUND if the collection is absent; INVALID_ARGUMENT if up_to
   // exceeds the last position.
   virtual absl::Status CompactDeletions(const std::string& collection, int64_t up_to) = 0;
+
+  // SearchCaptions ranks a collection's items by the lexical (full-text) relevance of their
+  // captions to `terms`, best first (ties by id), and returns up to `limit` (1..) of them. An
+  // item matches when its caption holds at least one of the terms as a word (OR); more of the
+  // terms, and rarer ones, rank higher. `terms` are words as CaptionTerms (caption_terms.h)
+  // makes them: the stores treat each as one literal word, never as query syntax. The score is
+  // the store's: SQLite's BM25 (negated so higher is better; > 0), PostgreSQL's ts_rank_cd
+  // (> 0; it counts matches and their proximity but not rarity). Both tokenise without
+  // stemming or stop words (a Unicode word tokeniser folding case), so the same words match.
+  // Reads the store's current captions, which may be ahead of an index following the feed.
+  // An empty `terms` matches nothing. NOT_FOUND if the collection is absent.
+  virtual absl::StatusOr<std::vector<CaptionMatch>> SearchCaptions(
+      const std::string& collection, const std::vector<std::string>& terms, int limit) const = 0;
 
   // ReportReplica records (replaces) a replica's address and positions, and stamps its
   // heartbeat with the store's clock; `started` is kept from the replica's first report after

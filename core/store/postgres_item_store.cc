@@ -100,8 +100,30 @@ CREATE TABLE thumbnails (
 ALTER TABLE thumbnails ALTER COLUMN jpeg SET STORAGE EXTERNAL;
 )sql";
 
+// Version 3 indexes the captions for lexical search (SearchCaptions): items.caption_words, a
+// tsvector the database computes from the caption (a stored generated column, so every write of
+// a caption — any statement, any transaction — updates it in the same row; adding it fills the
+// existing rows), with a GIN index. The 'simple' configuration, deliberately: no stemming and
+// no stop words, like the SQLite store's FTS5 unicode61 tokenizer, so both stores match the same
+// words; captions are BLIP-2's English but a given caption may be in any language, and an
+// English stemmer would mangle those. Captions are bytea (any bytes); one that is not UTF-8
+// text (or holds a NUL, which text cannot) is indexed from its escaped form, so its ASCII
+// words are still found and the write never fails because of it.
+constexpr char kMigrateToV3[] = R"sql(
+CREATE FUNCTION retrace_caption_words(caption bytea) RETURNS tsvector
+  LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+BEGIN
+  RETURN to_tsvector('simple', convert_from(caption, 'UTF8'));
+EXCEPTION WHEN others THEN
+  RETURN to_tsvector('simple', encode(caption, 'escape'));
+END $$;
+ALTER TABLE items ADD COLUMN caption_words tsvector
+  GENERATED ALWAYS AS (retrace_caption_words(caption)) STORED;
+CREATE INDEX items_caption_words ON items USING GIN (caption_words);
+)sql";
+
 // kMigrations[v - 1] takes the schema from version v - 1 to v.
-constexpr const char* kMigrations[] = {kSchemaV1, kMigrateToV2};
+constexpr const char* kMigrations[] = {kSchemaV1, kMigrateToV2, kMigrateToV3};
 static_assert(sizeof(kMigrations) / sizeof(kMigrations[0]) == PostgresItemStore::kSchemaVersion);
 
 // Any fixed number: the advisory lock that serialises migrations of one database.
@@ -757,6 +779,39 @@ absl::StatusOr<DeleteResult> PostgresItemStore::DeleteItems(const std::string& c
   Saw(position);
   result.position = position;
   return result;
+}
+
+absl::StatusOr<std::vector<CaptionMatch>> PostgresItemStore::SearchCaptions(
+    const std::string& collection, const std::vector<std::string>& terms, int limit) const {
+  RETRACE_ASSIGN_OR_RETURN(auto conn, pool_->Acquire());
+  Transaction txn(&*conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin("ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  RETRACE_RETURN_IF_ERROR(CheckCollection(*conn, collection));
+  std::vector<CaptionMatch> matches;
+  if (terms.empty()) return matches;
+  // Each term is a parameter that plainto_tsquery reads as plain words, never as tsquery
+  // syntax; `||` ORs them.
+  std::vector<Param> params = {Param::Bytes(collection), Param::Int(limit)};
+  std::string query;
+  for (const std::string& term : terms) {
+    params.push_back(Param::Text(term));
+    absl::StrAppend(&query, query.empty() ? "" : " || ", "plainto_tsquery('simple', $",
+                    params.size(), ")");
+  }
+  RETRACE_ASSIGN_OR_RETURN(
+      Result r,
+      conn->Exec(absl::StrCat("SELECT id, ts_rank_cd(caption_words, q, 1)::float8 AS score "
+                              "FROM items, (SELECT ",
+                              query,
+                              " AS q) AS query WHERE collection = $1 AND caption_words @@ q "
+                              "ORDER BY score DESC, id LIMIT $2"),
+                 params, absl::StrCat("search the captions of ", Quote(collection))));
+  matches.reserve(r.rows());
+  for (int row = 0; row < r.rows(); ++row) {
+    matches.push_back(CaptionMatch{std::string(r.Bytes(row, 0)), r.Float8(row, 1)});
+  }
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return matches;
 }
 
 absl::StatusOr<int64_t> PostgresItemStore::CountItems(const std::string& collection) const {

@@ -46,7 +46,7 @@ class Connection;
 class PostgresItemStore final : public ItemStore {
  public:
   // kSchemaVersion is the schema this build writes and reads (retrace_schema.version).
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   struct Options {
     // A libpq connection URI or key=value string, e.g. "postgresql://retrace@db:5432/retrace".
@@ -100,6 +100,12 @@ class PostgresItemStore final : public ItemStore {
   absl::Status ReportReplica(const ReplicaRecord& replica) override;
   absl::StatusOr<std::vector<ReplicaRecord>> ListReplicas() const override;
   absl::Status ForgetReplica(const std::string& replica) override;
+  // SearchCaptions: see ItemStore. ts_rank_cd (normalised by 1 + the log of the caption's
+  // length) over the GIN-indexed items.caption_words (schema version 3,
+  // postgres_item_store.cc).
+  absl::StatusOr<std::vector<CaptionMatch>> SearchCaptions(const std::string& collection,
+                                                           const std::vector<std::string>& terms,
+                                                           int limit) const override;
 
  private:
   class Pool;

@@ -15,6 +15,7 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
 #include "core/store/internal/item_rows.h"
@@ -158,6 +159,47 @@ CREATE TABLE thumbnails (
 PRAGMA user_version = 5;
 )sql";
 
+// kMigrateV5ToV6 indexes the captions for lexical search (SearchCaptions): an FTS5 table whose
+// content is items.caption (external content: the text is not stored twice, only the index),
+// keyed by the items' rowid. Triggers keep it in step with `items` inside the very statements
+// that write items — PutItems' upserts, DeleteItems, DropCollection — so it is always in the
+// same transaction as the write, whichever path writes. 'rebuild' fills it from the existing
+// rows. One index for every collection: SearchCaptions joins back to `items` for the
+// collection, and BM25's statistics (document count, average length, term frequencies) are
+// the whole store's. The tokenizer is unicode61 without diacritic removal, which splits and
+// folds case as PostgreSQL's 'simple' configuration does, so both stores match the same words.
+// A caution for operators: VACUUM may renumber the rowids of a table without an INTEGER PRIMARY
+// KEY, which `items` is; the store never runs it, and after a manual VACUUM run
+// "INSERT INTO captions_fts(captions_fts) VALUES ('rebuild')".
+constexpr char kMigrateV5ToV6[] = R"sql(
+CREATE VIRTUAL TABLE captions_fts USING fts5(
+  caption, content = 'items', content_rowid = 'rowid',
+  tokenize = 'unicode61 remove_diacritics 0');
+CREATE TRIGGER items_fts_insert AFTER INSERT ON items BEGIN
+  INSERT INTO captions_fts(rowid, caption) VALUES (new.rowid, new.caption);
+END;
+CREATE TRIGGER items_fts_delete AFTER DELETE ON items BEGIN
+  INSERT INTO captions_fts(captions_fts, rowid, caption) VALUES ('delete', old.rowid, old.caption);
+END;
+CREATE TRIGGER items_fts_update AFTER UPDATE OF caption ON items BEGIN
+  INSERT INTO captions_fts(captions_fts, rowid, caption) VALUES ('delete', old.rowid, old.caption);
+  INSERT INTO captions_fts(rowid, caption) VALUES (new.rowid, new.caption);
+END;
+INSERT INTO captions_fts(captions_fts) VALUES ('rebuild');
+PRAGMA user_version = 6;
+)sql";
+
+// FtsQuery writes `terms` as an FTS5 query: each a quoted string (a literal, whatever it holds;
+// a '"' inside is doubled), joined by OR.
+std::string FtsQuery(const std::vector<std::string>& terms) {
+  std::string query;
+  for (const std::string& term : terms) {
+    absl::StrAppend(&query, query.empty() ? "\"" : " OR \"",
+                    absl::StrReplaceAll(term, {{"\"", "\"\""}}), "\"");
+  }
+  return query;
+}
+
 int64_t NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -227,7 +269,11 @@ absl::Status InitializeSchema(Connection& conn, const std::string& path) {
     RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV3ToV4, "migrate schema 3 to 4"));
     version = 4;
   }
-  if (version == 4) RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV4ToV5, "migrate schema 4 to 5"));
+  if (version == 4) {
+    RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV4ToV5, "migrate schema 4 to 5"));
+    version = 5;
+  }
+  if (version == 5) RETRACE_RETURN_IF_ERROR(conn.Exec(kMigrateV5ToV6, "migrate schema 5 to 6"));
   return txn.Commit();
 }
 
@@ -691,6 +737,36 @@ absl::StatusOr<int64_t> SqliteItemStore::CountItems(const std::string& collectio
   int64_t count = stmt.ColumnInt64(0);
   RETRACE_RETURN_IF_ERROR(txn.Commit());
   return count;
+}
+
+absl::StatusOr<std::vector<CaptionMatch>> SqliteItemStore::SearchCaptions(
+    const std::string& collection, const std::vector<std::string>& terms, int limit) const {
+  absl::MutexLock lock(&read_mu_);
+  Connection& conn = *reader_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
+  RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
+  std::vector<CaptionMatch> matches;
+  if (terms.empty()) return matches;
+  // bm25() is lower for better matches; the store's score is its negation.
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare("SELECT items.id, bm25(captions_fts) FROM captions_fts "
+                   "JOIN items ON items.rowid = captions_fts.rowid "
+                   "WHERE captions_fts MATCH ?1 AND items.collection = ?2 "
+                   "ORDER BY bm25(captions_fts), items.id LIMIT ?3"));
+  stmt.BindText(1, FtsQuery(terms));
+  stmt.BindBytes(2, collection);
+  stmt.BindInt64(3, limit);
+  int rc;
+  while ((rc = stmt.Step()) == SQLITE_ROW) {
+    matches.push_back(CaptionMatch{std::string(stmt.ColumnBytes(0)), -stmt.ColumnDouble(1)});
+  }
+  if (rc != SQLITE_DONE) {
+    return conn.Error(rc, absl::StrCat("search the captions of ", Quote(collection)));
+  }
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return matches;
 }
 
 absl::StatusOr<int64_t> SqliteItemStore::LastPosition() const {

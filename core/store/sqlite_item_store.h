@@ -51,10 +51,10 @@ class Connection;
 class SqliteItemStore final : public ItemStore {
  public:
   // kSchemaVersion is the schema this build writes and reads (PRAGMA user_version).
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Open opens or creates `<data_dir>/retrace.db`, creating `data_dir` (and its parents) if
-  // needed, and migrates an older schema (2 and 3) in one transaction. Errors:
+  // needed, and migrates an older schema (2 to 5) in one transaction. Errors:
   // FAILED_PRECONDITION "data directory X is in use by another process (LOCK held)" if another
   // open store holds the lock (in this process or another); FAILED_PRECONDITION if the database
   // has another schema version (newer, or version 1, which kept no deletions and is not
@@ -117,6 +117,12 @@ class SqliteItemStore final : public ItemStore {
   absl::StatusOr<int64_t> WaitForChange(int64_t after, absl::Duration timeout) const override;
   // CompactDeletions: see ItemStore. Durable when it returns OK.
   absl::Status CompactDeletions(const std::string& collection, int64_t up_to) override;
+
+  // SearchCaptions: see ItemStore. FTS5's BM25 over the captions_fts table (schema version 6,
+  // sqlite_item_store.cc), whose statistics are the whole store's, not one collection's.
+  absl::StatusOr<std::vector<CaptionMatch>> SearchCaptions(const std::string& collection,
+                                                           const std::vector<std::string>& terms,
+                                                           int limit) const override;
 
   absl::Status ReportReplica(const ReplicaRecord& replica) override;
   absl::StatusOr<std::vector<ReplicaRecord>> ListReplicas() const override;

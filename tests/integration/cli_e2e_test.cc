@@ -201,6 +201,33 @@ TEST_F(CliE2eTest, ProvenanceAndHybridSearchShowTheirParts) {
   EXPECT_TRUE(absl::StrContains(r.err, "provenance.candidates")) << r.err;
 }
 
+// Lexical search: --mode caption-text ranks by the captions' words (the oracle captioner names
+// each photo's class); --lexical adds HYBRID's third ranking and its column.
+TEST_F(CliE2eTest, CaptionTextSearchAndHybridLexical) {
+  ASSERT_EQ(Run("collections create photos").exit_code, 0);
+  ASSERT_EQ(Run("index --collection photos " + FixtureDir() + "/images/photo").exit_code, 0);
+  CliResult r = Run("search --collection photos --mode caption-text --text \"Horse*\" --top-k 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  std::vector<std::string> lines = absl::StrSplit(r.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << r.out;  // the header, three hits
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::vector<std::string> row = absl::StrSplit(lines[i], ' ', absl::SkipEmpty());
+    ASSERT_GE(row.size(), 4u) << r.out;  // rank score id caption...
+    EXPECT_TRUE(absl::StartsWith(row[2], "horse/")) << r.out;
+  }
+
+  r = Run("search --collection photos --mode hybrid --lexical --text \"a horse\" --top-k 3");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(absl::StrContains(r.out, "lexical-rank")) << r.out;
+
+  EXPECT_EQ(Run("search --collection photos --lexical --text horse").exit_code, 2)
+      << "--lexical needs --mode hybrid";
+  r = Run("search --collection photos --mode caption-text --image " + FixtureDir() +
+          "/images/photo/horse/horse_0.png");
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_TRUE(absl::StrContains(r.err, "CAPTION_TEXT")) << r.err;
+}
+
 TEST_F(CliE2eTest, EvalRunsBothProtocolsAndWritesTheirFiles) {
   const std::string images = FixtureDir() + "/images";
   const std::string out = scratch_ + "/cm";

@@ -172,6 +172,58 @@ TEST_F(HttpApiTest, SearchOverHttpAnswersExactlyAsGrpcInEveryMode) {
   }
 }
 
+// Lexical search over HTTP: the mode and HybridOptions.lexical in JSON, answered as over gRPC.
+TEST_F(HttpApiTest, CaptionTextAndHybridLexicalOverHttpAnswerAsGrpc) {
+  IndexOracleImages();
+  v1::SearchRequest caption_text;
+  caption_text.set_collection("art");
+  caption_text.set_text("cat");
+  caption_text.set_mode(v1::CAPTION_TEXT);
+  caption_text.set_top_k(20);
+  v1::SearchRequest hybrid = caption_text;
+  hybrid.set_mode(v1::HYBRID);
+  hybrid.mutable_hybrid()->set_lexical(true);
+  for (const v1::SearchRequest& request : {caption_text, hybrid}) {
+    v1::SearchResponse over_grpc;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->Search(&context, request, &over_grpc).ok());
+    ASSERT_FALSE(over_grpc.hits().empty());
+    std::string body;
+    ASSERT_TRUE(google::protobuf::util::MessageToJsonString(request, &body).ok());
+    httplib::Result answer = Post("/v1/collections/art/search", body);
+    ASSERT_TRUE(answer);
+    ASSERT_EQ(answer->status, 200) << answer->body;
+    v1::SearchResponse over_http;
+    ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(answer->body, &over_http).ok());
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(over_grpc, over_http))
+        << "gRPC: " << over_grpc.ShortDebugString() << "\nHTTP: " << over_http.ShortDebugString();
+    if (request.mode() == v1::CAPTION_TEXT) {
+      // The oracle captioner names each image's class: only cats' captions hold "cat".
+      for (const v1::SearchHit& hit : over_http.hits()) {
+        EXPECT_EQ(hit.attributes().at("label"), "cat") << hit.ShortDebugString();
+      }
+    } else {
+      // The lexical ranking is fused: cats carry their rank in it, nothing else does.
+      int ranked = 0;
+      for (const v1::SearchHit& hit : over_http.hits()) {
+        if (hit.hybrid().lexical_rank() < 0) continue;
+        ++ranked;
+        EXPECT_EQ(hit.attributes().at("label"), "cat") << hit.ShortDebugString();
+      }
+      EXPECT_GT(ranked, 0);
+    }
+  }
+  // An image query in CAPTION_TEXT: 400, naming the query.
+  httplib::Result refused = Post(
+      "/v1/collections/art/search",
+      R"({"image":")" + absl::Base64Escape(testing::ReadFileBytes(
+                            FixtureDir() + "/images/sketch/cat/cat_0.png")) +
+          R"(","mode":"CAPTION_TEXT"})");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 400) << refused->body;
+  EXPECT_TRUE(absl::StrContains(refused->body, "CAPTION_TEXT")) << refused->body;
+}
+
 TEST_F(HttpApiTest, ErrorsAnswerTheMappedStatusWithAJsonBodyNamingTheField) {
   ASSERT_EQ(Post("/v1/collections", R"({"collection":{"name":"art"}})")->status, 200);
   struct Case {

@@ -341,6 +341,50 @@ TEST_F(StoreLogTest, ItemTimesFilterSearchesAndListsAcrossASnapshotAndARestart) 
   check("after a restart from the snapshot");
 }
 
+// Lexical search (CAPTION_TEXT) ranks in the store, which may be ahead of this replica: an item
+// stored but not applied here is never a hit until it is, and when a filter cuts the store's
+// first answer the engine reads deeper until top_k pass (search.h's banner).
+TEST_F(StoreLogTest, CaptionTextHitsOnlyItemsThisReplicaHoldsAndReadsDeeperForAFilter) {
+  auto engine = Open("r1");
+  ASSERT_NE(engine, nullptr);
+  ASSERT_TRUE(engine->CreateCollection({"c"}).ok());
+  // Ten equal captions (a tie, ranked by id); only the last passes the filter.
+  std::vector<engine::IndexItem> zebras;
+  for (int i = 0; i < 10; ++i) {
+    engine::IndexItem item = Item(absl::StrCat("z", i), 10 + i);
+    item.caption = "a zebra";
+    item.attributes["license"] = i == 9 ? "cc-by" : "proprietary";
+    zebras.push_back(std::move(item));
+  }
+  ASSERT_TRUE(engine->Index("c", zebras).ok());
+  engine::SearchQuery query = Text("zebra");
+  query.mode = engine::SearchMode::kCaptionText;
+  query.top_k = 1;
+  query.filter = filter::Filter::Equals("license", "cc-by");
+  auto found = engine->Search("c", query);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->hits.size(), 1u);  // past the first read of top_k x 4 matches
+  EXPECT_EQ(found->hits[0].id, "z9");
+  EXPECT_EQ(found->hits[0].attributes.at("license"), "cc-by");
+
+  failing_ = true;
+  engine::IndexItem okapi = Item("okapi", 30);
+  okapi.caption = "an okapi";
+  auto written = engine->Index("c", {okapi});
+  ASSERT_TRUE(written.ok()) << written.status();
+  ASSERT_EQ(written->items[0].status.code(), absl::StatusCode::kUnavailable);
+  query = Text("okapi");
+  query.mode = engine::SearchMode::kCaptionText;
+  found = engine->Search("c", query);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(found->hits.empty()) << "stored, but not applied on this replica";
+  failing_ = false;
+  EXPECT_TRUE(Eventually([&] {
+    auto again = engine->Search("c", query);
+    return again.ok() && again->hits.size() == 1 && again->hits[0].id == "okapi";
+  }));
+}
+
 class PostgresStoreLogTest : public StoreLogTest {
  protected:
   static void SetUpTestSuite() {

@@ -189,6 +189,19 @@ def test_search_hybrid_parts(client, gallery):
     assert result.hits[0].hybrid is not None and result.hits[0].hybrid.caption_match_rank == 0
 
 
+def test_search_caption_text_ranks_by_words(client, gallery):
+    # "guitar" and "bird" are given captions ("a picture of a <class>"); the query's quote and
+    # star are not query syntax.
+    result = client.search("gallery", text='"Guitar"* bird', mode="caption_text", top_k=20)
+    ids = [h.id for h in result.hits]
+    assert set(ids[:2]) == {"photo-guitar", "photo-bird"}, ids
+    assert all(h.score > 0 for h in result.hits)
+    assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
+    with pytest.raises(retrace.RetraceError) as e:
+        client.search("gallery", image=fixture_image("photo", "dog"), mode="caption_text")
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and "CAPTION_TEXT" in e.value.message
+
+
 def test_get_and_delete_with_positions(client, gallery):
     stream = client.index("gallery", [("extra", fixture_image("painting", "cat"), "a cat")])
     assert [r.ok for r in stream] == [True]

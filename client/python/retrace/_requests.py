@@ -24,6 +24,7 @@ except ImportError as e:  # pragma: no cover - a source checkout without generat
 MODES = {
     "caption": pb.CAPTION_MATCH, "caption_match": pb.CAPTION_MATCH,
     "provenance": pb.PROVENANCE, "hybrid": pb.HYBRID,
+    "caption_text": pb.CAPTION_TEXT, "caption-text": pb.CAPTION_TEXT,
 }
 
 # Messages up to the server's default limit (64 MiB) both ways; gRPC's default is 4 MiB.

@@ -75,6 +75,8 @@ class HybridParts:
     caption_match_rank: int
     caption_match_score: float
     provenance_rank: int
+    lexical_rank: int = -1       # with HybridOptions.lexical: the lexical ranking's rank
+    lexical_score: float = 0.0
 
 
 @dataclasses.dataclass
@@ -193,7 +195,8 @@ def search_result_from_proto(response):
             provenance = ProvenanceParts(p.base_score, p.caption_rank, p.image_rank, p.score)
         if h.HasField("hybrid"):
             y = h.hybrid
-            hybrid = HybridParts(y.caption_match_rank, y.caption_match_score, y.provenance_rank)
+            hybrid = HybridParts(y.caption_match_rank, y.caption_match_score, y.provenance_rank,
+                                 y.lexical_rank, y.lexical_score)
         hits.append(Hit(id=h.id, score=h.score, caption=h.caption,
                         attributes=dict(h.attributes), provenance=provenance, hybrid=hybrid))
     return SearchResult(hits=hits, query_caption=response.query_caption,

@@ -64,6 +64,15 @@ int32_t Result::Int32(int row, int col) const {
   std::memcpy(&big, PQgetvalue(result_, row, col), sizeof big);
   return static_cast<int32_t>(be32toh(big));
 }
+double Result::Float8(int row, int col) const {
+  // The binary format of float8 is the IEEE 754 double's bits, big-endian.
+  uint64_t big;
+  std::memcpy(&big, PQgetvalue(result_, row, col), sizeof big);
+  const uint64_t bits = be64toh(big);
+  double value;
+  std::memcpy(&value, &bits, sizeof value);
+  return value;
+}
 int64_t Result::affected() const {
   const char* n = PQcmdTuples(result_);
   return n == nullptr || *n == '\0' ? 0 : std::strtoll(n, nullptr, 10);

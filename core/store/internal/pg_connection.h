@@ -35,7 +35,7 @@ struct Param {
 };
 
 // Result: a statement's rows, read in binary format. Column types the store reads: bytea and
-// text (Bytes), int8 (Int64), int4 (Int32), bool.
+// text (Bytes), int8 (Int64), int4 (Int32), float8 (Float8), bool.
 class Result {
  public:
   explicit Result(pg_result* result);
@@ -47,6 +47,7 @@ class Result {
   absl::string_view Bytes(int row, int col) const;
   int64_t Int64(int row, int col) const;  // an int8 column
   int32_t Int32(int row, int col) const;  // an int4 column
+  double Float8(int row, int col) const;  // a float8 column
   // affected: how many rows an INSERT, UPDATE or DELETE touched.
   int64_t affected() const;
 

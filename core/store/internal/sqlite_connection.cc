@@ -52,6 +52,12 @@ void Statement::BindBytes(int index, absl::string_view bytes) {
   if (rc != SQLITE_OK && bind_rc_ == 0) bind_rc_ = rc;
 }
 
+void Statement::BindText(int index, absl::string_view text) {
+  int rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
+                               SQLITE_UTF8);
+  if (rc != SQLITE_OK && bind_rc_ == 0) bind_rc_ = rc;
+}
+
 void Statement::BindInt64(int index, int64_t value) {
   int rc = sqlite3_bind_int64(stmt_, index, value);
   if (rc != SQLITE_OK && bind_rc_ == 0) bind_rc_ = rc;
@@ -73,6 +79,8 @@ absl::string_view Statement::ColumnBytes(int col) {
 }
 
 int64_t Statement::ColumnInt64(int col) { return sqlite3_column_int64(stmt_, col); }
+
+double Statement::ColumnDouble(int col) { return sqlite3_column_double(stmt_, col); }
 
 absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& path, bool create) {
   sqlite3* db = nullptr;

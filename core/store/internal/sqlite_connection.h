@@ -54,6 +54,9 @@ class Statement {
   void BindBytes(int index, absl::string_view bytes);
   // BindInt64 binds an integer.
   void BindInt64(int index, int64_t value);
+  // BindText binds `text` as TEXT (for SQL functions that read text, such as FTS5's MATCH);
+  // copied, unlike BindBytes.
+  void BindText(int index, absl::string_view text);
 
   // Reset makes the statement ready to run again, keeping its bindings (rebind what changes).
   void Reset();
@@ -67,6 +70,8 @@ class Statement {
   absl::string_view ColumnBytes(int col);
   // ColumnInt64 returns column `col` of the current row as an integer (0 for NULL).
   int64_t ColumnInt64(int col);
+  // ColumnDouble returns column `col` of the current row as a double (0 for NULL).
+  double ColumnDouble(int col);
 
  private:
   friend class Connection;

@@ -39,10 +39,12 @@ TEST(ParseSearchModeTest, NamesInAnyCase) {
   EXPECT_EQ(*ParseSearchMode("caption"), v1::CAPTION_MATCH);
   EXPECT_EQ(*ParseSearchMode("Provenance"), v1::PROVENANCE);
   EXPECT_EQ(*ParseSearchMode("HYBRID"), v1::HYBRID);
-  for (const char* bad : {"", "caption_match", "CAPTION_MATCH", "fusion"}) {
+  EXPECT_EQ(*ParseSearchMode("Caption-Text"), v1::CAPTION_TEXT);
+  for (const char* bad : {"", "caption_match", "CAPTION_MATCH", "fusion", "caption_text"}) {
     auto mode = ParseSearchMode(bad);
     ASSERT_FALSE(mode.ok()) << bad;
-    EXPECT_THAT(mode.status().message(), HasSubstr("expected caption, provenance or hybrid"));
+    EXPECT_THAT(mode.status().message(),
+                HasSubstr("expected caption, provenance, hybrid or caption-text"));
   }
 }
 

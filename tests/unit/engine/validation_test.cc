@@ -184,4 +184,54 @@ TEST(ValidationTest, NearDuplicateThresholdBounds) {
   }
 }
 
+// Lexical search: CAPTION_TEXT takes a text query with 1..max_query_terms words; HYBRID's
+// lexical ranking reads the text query, else query_caption; min_score ranges follow.
+TEST(ValidationTest, LexicalQueries) {
+  EngineLimits limits;
+  SearchQuery query;
+  query.mode = SearchMode::kCaptionText;
+  query.text = "a red bicycle";
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.min_score = 12.5f;  // BM25 has no upper bound
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.min_score = -0.1f;
+  EXPECT_TRUE(absl::StartsWith(ValidateSearchQuery(query, limits).message(), "min_score: "));
+  query.min_score.reset();
+
+  query.text = "\"*\" (NEAR) -";  // all query syntax but the word NEAR
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.text = "\"*\" () -";
+  absl::Status s = ValidateSearchQuery(query, limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "text: no words")) << s;
+  query.text.clear();
+  for (int i = 0; i <= limits.max_query_terms; ++i) query.text += "w" + std::to_string(i) + " ";
+  s = ValidateSearchQuery(query, limits);
+  EXPECT_TRUE(absl::StrContains(s.message(), "33 distinct words, over the limit of 32")) << s;
+  query.text = "red red red";  // one distinct word
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+
+  query.kind = SearchQuery::Kind::kImage;
+  s = ValidateSearchQuery(query, limits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(s.message(), "query: mode CAPTION_TEXT")) << s;
+
+  // HYBRID: the lexical ranking is off by default; on, it needs a text or a query_caption.
+  query.mode = SearchMode::kHybrid;
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.lexical = true;
+  EXPECT_TRUE(absl::StartsWith(ValidateSearchQuery(query, limits).message(), "hybrid.lexical: "));
+  query.query_caption = "!!";
+  EXPECT_TRUE(
+      absl::StartsWith(ValidateSearchQuery(query, limits).message(), "query_caption: no words"));
+  query.query_caption = "a red bicycle";
+  ASSERT_TRUE(LexicalQueryText(query).has_value());
+  EXPECT_EQ(LexicalQueryText(query)->field, "query_caption");
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.min_score = 1.4f;  // three rankings: up to 1.5
+  EXPECT_TRUE(ValidateSearchQuery(query, limits).ok());
+  query.kind = SearchQuery::Kind::kText;  // a text query is the lexical text
+  EXPECT_EQ(LexicalQueryText(query)->field, "text");
+}
+
 }  // namespace retrace::engine

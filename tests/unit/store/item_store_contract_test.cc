@@ -13,6 +13,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "core/store/caption_terms.h"
 #include "core/store/postgres_item_store.h"
 #include "core/store/sqlite_item_store.h"
 #include "gmock/gmock.h"
@@ -678,6 +679,114 @@ TEST_P(StoreFixture, AFollowerNeverSkipsAChangeWhileWritersCommitConcurrently) {
   for (std::thread& t : threads) t.join();
   EXPECT_GT(checks, kWriters * kBatches);
   EXPECT_TRUE(SameState(Dump("art"), state));
+}
+
+// Lexical search over captions (SearchCaptions). Items with hand-written captions; every other
+// field from MakeItem.
+void PutCaptions(ItemStore& store, const std::string& collection,
+                 const std::vector<std::pair<std::string, std::string>>& captions) {
+  std::vector<StoredItem> items;
+  for (const auto& [id, caption] : captions) {
+    StoredItem item = MakeItem(id);
+    item.caption = caption;
+    items.push_back(std::move(item));
+  }
+  ASSERT_TRUE(store.PutItems(collection, std::move(items)).ok());
+}
+
+std::vector<std::string> FoundIds(const ItemStore& store, const std::string& collection,
+                                  const std::string& text, int limit = 100) {
+  auto found = store.SearchCaptions(collection, CaptionTerms(text), limit);
+  EXPECT_TRUE(found.ok()) << found.status();
+  std::vector<std::string> ids;
+  if (!found.ok()) return ids;
+  for (size_t i = 0; i < found->size(); ++i) {
+    EXPECT_GT((*found)[i].score, 0) << (*found)[i].id;
+    if (i > 0) EXPECT_LE((*found)[i].score, (*found)[i - 1].score) << "not best first";
+    ids.push_back((*found)[i].id);
+  }
+  return ids;
+}
+
+TEST_P(StoreFixture, SearchCaptionsRanksMoreMatchesFirstAndOnlyThisCollection) {
+  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
+  ASSERT_TRUE(store_->CreateCollection(TestCollection("other")).ok());
+  // "red" and "upper" match one word at the same place in captions as long: a tie, by id.
+  PutCaptions(*store_, "art",
+              {{"both", "a red bicycle by a red wall"},
+               {"red", "a red car"},
+               {"none", "a green tree in a field"},
+               {"upper", "A RED Umbrella"}});
+  PutCaptions(*store_, "other", {{"elsewhere", "a red bicycle"}});
+  EXPECT_THAT(FoundIds(*store_, "art", "red bicycle"), ElementsAre("both", "red", "upper"));
+  EXPECT_THAT(FoundIds(*store_, "art", "red bicycle", 1), ElementsAre("both"));
+  EXPECT_THAT(FoundIds(*store_, "art", "umbrella"), ElementsAre("upper"));  // case folded
+  EXPECT_THAT(FoundIds(*store_, "art", "unicorn"), ElementsAre());
+  EXPECT_THAT(FoundIds(*store_, "other", "bicycle"), ElementsAre("elsewhere"));
+  auto nothing = store_->SearchCaptions("art", {}, 10);
+  ASSERT_TRUE(nothing.ok()) << nothing.status();
+  EXPECT_TRUE(nothing->empty());
+  EXPECT_EQ(store_->SearchCaptions("absent", {"red"}, 10).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+// BM25 weighs a rare word above a common one; PostgreSQL's ts_rank_cd does not weigh rarity
+// (item_store.h), so there the two one-word matches only have to be found.
+TEST_P(StoreFixture, SearchCaptionsPrefersTheRarerWordOnSqlite) {
+  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
+  PutCaptions(*store_, "art",
+              {{"common", "a red car"},
+               {"rare", "a blue bicycle"},
+               {"r1", "red roses"},
+               {"r2", "red sky"},
+               {"r3", "a red door"}});
+  std::vector<std::string> ids = FoundIds(*store_, "art", "red bicycle");
+  ASSERT_EQ(ids.size(), 5u);
+  if (GetParam() == "sqlite") {
+    EXPECT_EQ(ids[0], "rare");
+  }
+}
+
+TEST_P(StoreFixture, SearchCaptionsFollowsReplacesDeletesAndDrops) {
+  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
+  PutCaptions(*store_, "art", {{"a", "a red bicycle"}, {"b", "a red car"}});
+  PutCaptions(*store_, "art", {{"a", "a blue boat"}});  // replaced: its old words are gone
+  EXPECT_THAT(FoundIds(*store_, "art", "bicycle"), ElementsAre());
+  EXPECT_THAT(FoundIds(*store_, "art", "boat"), ElementsAre("a"));
+  EXPECT_THAT(FoundIds(*store_, "art", "red"), ElementsAre("b"));
+  ASSERT_TRUE(store_->DeleteItems("art", {"b"}).ok());
+  EXPECT_THAT(FoundIds(*store_, "art", "red"), ElementsAre());
+  ASSERT_TRUE(store_->DropCollection("art").ok());
+  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
+  EXPECT_THAT(FoundIds(*store_, "art", "boat"), ElementsAre());
+  PutCaptions(*store_, "art", {{"c", "a boat again"}});
+  Reopen();
+  EXPECT_THAT(FoundIds(*store_, "art", "boat"), ElementsAre("c"));
+}
+
+// Terms are literal words: query syntax of either store (FTS5's quotes, OR/NOT/NEAR, '*', '^',
+// column filters; tsquery's '&', '|', '!', ':*', quotes) in a term is matched as text or
+// ignored, never parsed, and never an error.
+TEST_P(StoreFixture, QuerySyntaxInTermsIsHarmless) {
+  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
+  PutCaptions(*store_, "art", {{"a", "a red bicycle"}, {"b", "not a car"}});
+  for (const std::vector<std::string>& terms : std::vector<std::vector<std::string>>{
+           {"red\" OR \"car"},
+           {"NOT"},
+           {"NEAR(red", "bicycle)"},
+           {"bi*"},
+           {"^red"},
+           {"caption:red"},
+           {"red & car", "!bicycle", "car:*", "'"},
+           {"\"", "\\", ")", "(", "-"},
+           {"\xe2\x80\x94"}}) {
+    auto found = store_->SearchCaptions("art", terms, 10);
+    ASSERT_TRUE(found.ok()) << found.status() << " for " << terms[0];
+    for (const CaptionMatch& m : *found) EXPECT_THAT(m.id, ::testing::AnyOf("a", "b"));
+  }
+  // Through CaptionTerms the syntax characters only separate words.
+  EXPECT_THAT(FoundIds(*store_, "art", "\"bicycle\" NOT (car)*"),
+              ::testing::UnorderedElementsAre("a", "b"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreFixture, ::testing::Values("sqlite", "postgresql"),

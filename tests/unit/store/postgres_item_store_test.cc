@@ -185,5 +185,39 @@ TEST_F(PostgresStoreTest, WritesAreUnavailableWhileTheServerIsDownAndWorkAgainAf
   EXPECT_EQ(*store->CountItems("art"), 2);
 }
 
+// Version 3 added the captions' full-text column and index: a version-2 database (this one,
+// with them taken away) gets them filled from its existing items when a store opens it.
+TEST_F(PostgresStoreTest, SchemaVersionTwoIsMigratedFillingTheCaptionIndex) {
+  {
+    auto store = Open(uri_);
+    ASSERT_NE(store, nullptr);
+    ASSERT_TRUE(store->CreateCollection(TestCollection("art")).ok());
+    StoredItem a = MakeItem("a"), b = MakeItem("b");
+    a.caption = "a red bicycle";
+    b.caption = "a blue boat";
+    ASSERT_TRUE(store->PutItems("art", {a, b}).ok());
+  }
+  {
+    auto conn = pg::Connection::Open(uri_, 5);
+    ASSERT_TRUE(conn.ok()) << conn.status();
+    ASSERT_TRUE((*conn)
+                    ->ExecSimple("ALTER TABLE items DROP COLUMN caption_words; "
+                                 "DROP FUNCTION retrace_caption_words(bytea); "
+                                 "DELETE FROM retrace_schema WHERE version = 3",
+                                 "downgrade")
+                    .ok());
+  }
+  auto store = Open(uri_);
+  ASSERT_NE(store, nullptr);
+  auto found = store->SearchCaptions("art", {"bicycle"}, 10);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].id, "a");
+  ASSERT_TRUE(store->DeleteItems("art", {"a"}).ok());
+  found = store->SearchCaptions("art", {"bicycle"}, 10);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(found->empty());
+}
+
 }  // namespace
 }  // namespace retrace::store

@@ -271,5 +271,36 @@ TEST(SqliteErrorStatusTest, MapsResultCodesAndNamesTheOperation) {
             absl::StatusCode::kFailedPrecondition);
 }
 
+// Version 6 added the captions' full-text index: a version-5 database (this one, with the
+// index taken away) gets it filled from its existing items when it is opened.
+TEST(SqliteItemStoreFailureTest, SchemaVersionFiveIsMigratedFillingTheCaptionIndex) {
+  ScratchDir dir;
+  {
+    auto store = SqliteItemStore::Open(dir.path());
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->CreateCollection(TestCollection("art")).ok());
+    StoredItem a = MakeItem("a"), b = MakeItem("b");
+    a.caption = "a red bicycle";
+    b.caption = "a blue boat";
+    ASSERT_TRUE((*store)->PutItems("art", {a, b}).ok());
+  }
+  testing::ExecSql(dir.db(),
+                   "DROP TRIGGER items_fts_insert; DROP TRIGGER items_fts_delete; "
+                   "DROP TRIGGER items_fts_update; DROP TABLE captions_fts; "
+                   "PRAGMA user_version = 5;");
+  auto store = SqliteItemStore::Open(dir.path());
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(testing::QueryInt64(dir.db(), "PRAGMA user_version"), 6);
+  auto found = (*store)->SearchCaptions("art", {"bicycle"}, 10);
+  ASSERT_TRUE(found.ok()) << found.status();
+  ASSERT_EQ(found->size(), 1u);
+  EXPECT_EQ((*found)[0].id, "a");
+  // And it is kept in step from then on.
+  ASSERT_TRUE((*store)->DeleteItems("art", {"a"}).ok());
+  found = (*store)->SearchCaptions("art", {"bicycle"}, 10);
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_TRUE(found->empty());
+}
+
 }  // namespace
 }  // namespace retrace::store
