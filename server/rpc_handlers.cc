@@ -61,7 +61,7 @@ absl::Status HandleList(engine::Engine& engine, const Principal&, const engine::
   options.min_position = request.min_position();
   RETRACE_ASSIGN_OR_RETURN(
       engine::ListPage page,
-      engine.List(request.collection(), request.cursor(), request.page_size(),
+      engine.List(request.collection(), request.cursor(), request.page_size(), std::nullopt,
                   engine::GetFields{request.include_embeddings(), request.include_thumbnails()},
                   options));
   ToProto(page, response);

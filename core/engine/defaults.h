@@ -29,6 +29,10 @@ inline constexpr int kThumbnailJpegQuality = 85;
 // List: items per page when the request gives none, and the most a page may hold.
 inline constexpr int kListPageSize = 100;
 inline constexpr int kMaxListPageSize = 1000;
+// A filtered List (a filter, or a tenant's scope) reads at most this many store pages of
+// page_size for one answer, so a filter that few items pass costs a bounded read per call: a
+// page it could not fill comes back short, with a cursor to go on from.
+inline constexpr int kMaxListScanPages = 16;
 
 // Search.
 inline constexpr int kTopK = 10;

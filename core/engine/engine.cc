@@ -15,6 +15,7 @@
 #include "core/engine/replication.h"
 #include "core/engine/search.h"
 #include "core/engine/validation.h"
+#include "core/filter/scope.h"
 #include "core/image/decode.h"
 
 namespace retrace::engine {
@@ -126,7 +127,8 @@ absl::StatusOr<std::shared_ptr<LiveCollection>> Engine::Find(const std::string& 
   return collection;
 }
 
-CollectionInfo Engine::Describe(const LiveCollection& collection) const {
+CollectionInfo Engine::Describe(const LiveCollection& collection,
+                                const filter::Filter* scope) const {
   const store::CollectionRecord& r = collection.record();
   CollectionInfo info;
   info.spec = {r.name, r.shards, r.caption_index, r.image_index, r.thumbnail_side};
@@ -137,11 +139,15 @@ CollectionInfo Engine::Describe(const LiveCollection& collection) const {
   info.image_encoder_model = r.image_encoder_model;
   info.created_position = r.created_position;
   if (collection.refused().ok()) {
-    info.item_count = static_cast<int64_t>(collection.Indexes()->items->size());
+    const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
+    // A scoped caller counts its own items only (the item table's match, as a search sees).
+    info.item_count = static_cast<int64_t>(
+        scope == nullptr ? indexes->items->size() : indexes->items->Match(*scope).ids.size());
     info.applied_position = collection.applied();
     info.lag = std::max<int64_t>(0, replicator_->last_position() - info.applied_position);
     info.degraded = collection.degraded();
-  } else {
+  } else if (scope == nullptr) {
+    // A refused collection has no item table; a scoped caller is told 0 rather than everyone's.
     info.item_count = store_->CountItems(r.name).value_or(0);
   }
   return info;
@@ -229,7 +235,7 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
   RETRACE_RETURN_IF_ERROR(registry_->Reconcile().status());
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(record.name));
-  return Describe(*collection);
+  return Describe(*collection, nullptr);
 }
 
 absl::StatusOr<CollectionInfo> Engine::DescribeCollection(const std::string& name,
@@ -240,7 +246,7 @@ absl::StatusOr<CollectionInfo> Engine::DescribeCollection(const std::string& nam
                                                     "deadline"));
   }
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection, registry_->Find(name));
-  return Describe(*collection);
+  return Describe(*collection, call.scope.get());
 }
 
 absl::StatusOr<std::vector<CollectionInfo>> Engine::ListCollections(const CallOptions& call) {
@@ -250,7 +256,9 @@ absl::StatusOr<std::vector<CollectionInfo>> Engine::ListCollections(const CallOp
                                                     "deadline"));
   }
   std::vector<CollectionInfo> infos;
-  for (const auto& collection : registry_->All()) infos.push_back(Describe(*collection));
+  for (const auto& collection : registry_->All()) {
+    infos.push_back(Describe(*collection, call.scope.get()));
+  }
   return infos;
 }
 
@@ -309,8 +317,9 @@ absl::StatusOr<std::string> DecodeCursor(const std::string& cursor) {
 }  // namespace
 
 absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
-                                      const std::string& cursor, int page_size, GetFields fields,
-                                      const CallOptions& call) {
+                                      const std::string& cursor, int page_size,
+                                      const std::optional<filter::Filter>& filter,
+                                      GetFields fields, const CallOptions& call) {
   if (page_size == 0) page_size = defaults::kListPageSize;
   if (page_size < 1 || page_size > defaults::kMaxListPageSize) {
     return absl::InvalidArgumentError(absl::StrCat("page_size: ", page_size, " is not in 1..",
@@ -323,12 +332,35 @@ absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
     }
     RETRACE_ASSIGN_OR_RETURN(after, DecodeCursor(cursor));
   }
+  if (filter.has_value()) {
+    RETRACE_RETURN_IF_ERROR(filter::Validate(*filter, FilterLimitsFor(options_.limits), "filter"));
+  }
+  // The request's filter AND the caller's scope.
+  const std::optional<filter::Filter> passing = filter::Restrict(filter, call.scope.get());
   if (call.min_position > 0) RETRACE_RETURN_IF_ERROR(Find(collection_name, call).status());
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
-  RETRACE_ASSIGN_OR_RETURN(
-      std::vector<store::StoredItem> stored,
-      store_->ListItems(collection->name(), after, page_size, fields.embeddings));
+  // Store pages in id order until the page is full, the store has no more, or (filtered) the
+  // scan bound: then the page is short and its cursor is the last id read.
+  std::vector<store::StoredItem> stored;
+  bool more = true;
+  for (int read = 0; more && static_cast<int>(stored.size()) < page_size &&
+                     read < defaults::kMaxListScanPages;
+       ++read) {
+    RETRACE_ASSIGN_OR_RETURN(
+        std::vector<store::StoredItem> batch,
+        store_->ListItems(collection->name(), after, page_size, fields.embeddings));
+    more = static_cast<int>(batch.size()) == page_size;
+    for (store::StoredItem& s : batch) {
+      after = s.id;
+      if (passing.has_value() && !filter::Evaluate(*passing, s.attributes)) continue;
+      stored.push_back(std::move(s));
+      if (static_cast<int>(stored.size()) == page_size) {
+        more = true;  // a full page may have a next one
+        break;
+      }
+    }
+  }
   ListPage page;
   std::vector<std::string> ids;
   for (store::StoredItem& s : stored) {
@@ -351,9 +383,7 @@ absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
     }
   }
   // A full page may have a next one; the page after the last item is empty, with no cursor.
-  if (static_cast<int>(page.items.size()) == page_size) {
-    page.next_cursor = EncodeCursor(page.items.back().id);
-  }
+  if (more) page.next_cursor = EncodeCursor(after);
   return page;
 }
 
@@ -366,7 +396,7 @@ absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection
   // Get reads the store, which holds every committed write: a refused collection's items too.
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
-  return searcher_->Get(*collection, ids, fields);
+  return searcher_->Get(*collection, ids, fields, call.scope.get());
 }
 
 absl::Status Engine::SnapshotAll() { return replicator_->SnapshotAll(); }

@@ -22,6 +22,7 @@
 #define RETRACE_CORE_ENGINE_ENGINE_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -121,8 +122,8 @@ class Engine {
   absl::StatusOr<WriteResult> Index(const std::string& collection, std::vector<IndexItem> items,
                                     const CallOptions& call = {});
 
-  // Delete removes items; per id OK (deleted and applied here), NOT_FOUND or UNAVAILABLE (as
-  // Index).
+  // Delete removes items; per id OK (deleted and applied here), NOT_FOUND (also an item outside
+  // the call's scope, which is left alone) or UNAVAILABLE (as Index).
   absl::StatusOr<WriteResult> Delete(const std::string& collection,
                                      const std::vector<std::string>& ids,
                                      const CallOptions& call = {});
@@ -135,7 +136,8 @@ class Engine {
   absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query,
                                       const CallOptions& call = {});
 
-  // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings and
+  // Get returns stored items, one result per id in order (OK or NOT_FOUND, also for an item
+  // outside the call's scope); embeddings and
   // thumbnails only when `fields` asks. Reads the store. The call fails as a whole for
   // NOT_FOUND (collection), INVALID_ARGUMENT (id count) or the store's error.
   absl::StatusOr<std::vector<GetResult>> Get(const std::string& collection,
@@ -146,10 +148,14 @@ class Engine {
   // (empty: from the first; else a ListPage.next_cursor, which is opaque), at most `page_size`
   // (0: defaults::kListPageSize; 1..kMaxListPageSize) of them; embeddings and thumbnails when
   // `fields` asks. Paging to the end gives every item that exists throughout exactly once,
-  // whatever is written meanwhile. Reads the store. INVALID_ARGUMENT naming page_size or cursor;
-  // NOT_FOUND (collection).
+  // whatever is written meanwhile. With `filter` (and the call's scope, ANDed) only passing
+  // items are listed; such a page may hold fewer than page_size items (it reads at most
+  // defaults::kMaxListScanPages store pages) and only an empty next_cursor marks the end. Reads
+  // the store. INVALID_ARGUMENT naming page_size, cursor or the filter's field; NOT_FOUND
+  // (collection).
   absl::StatusOr<ListPage> List(const std::string& collection, const std::string& cursor,
-                                int page_size, GetFields fields, const CallOptions& call = {});
+                                int page_size, const std::optional<filter::Filter>& filter,
+                                GetFields fields, const CallOptions& call = {});
 
   // SnapshotAll writes a snapshot of every collection that changed since its last one, then
   // compacts the deletions no live replica needs. Returns the first error (the others are still
@@ -174,7 +180,9 @@ class Engine {
  private:
   Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::ItemStore> store,
          std::shared_ptr<spdlog::logger> log);
-  CollectionInfo Describe(const LiveCollection& collection) const;
+  // Describe: the collection's info; item_count counts only the items passing `scope` (null:
+  // all).
+  CollectionInfo Describe(const LiveCollection& collection, const filter::Filter* scope) const;
   // Find waits for the registry to reach call.min_position (so a collection created through
   // another replica is found), then finds the collection and, for reads, waits for its indexes.
   absl::StatusOr<std::shared_ptr<LiveCollection>> Find(const std::string& name,

@@ -13,6 +13,7 @@
 #include "core/engine/internal/content_hash.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
+#include "core/filter/scope.h"
 #include "core/image/decode.h"
 #include "core/image/thumbnail.h"
 
@@ -90,6 +91,35 @@ absl::StatusOr<std::vector<size_t>> Ingest::FindUnchanged(const std::string& col
   return unchanged;
 }
 
+absl::StatusOr<std::vector<size_t>> Ingest::KeepOwnIds(const std::string& collection,
+                                                       const filter::Filter& scope,
+                                                       const std::vector<IndexItem>& items,
+                                                       const std::vector<size_t>& candidates,
+                                                       std::vector<ItemResult>& results) {
+  if (candidates.empty()) return candidates;
+  std::vector<std::string> ids;
+  for (size_t i : candidates) ids.push_back(items[i].id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                           store_->GetItemsWithoutEmbeddings(collection, ids));
+  std::vector<size_t> own;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    const size_t i = candidates[k];
+    if (!stored[k].has_value() || filter::Evaluate(scope, stored[k]->attributes)) {
+      own.push_back(i);
+      continue;
+    }
+    // ALREADY_EXISTS, not PERMISSION_DENIED: the caller may write such an item, only not under
+    // this id, which another tenant's item holds (ids are per collection). Answering OK without
+    // writing, or NOT_FOUND, would lie about the write; the id's existence is the one thing a
+    // shared id space cannot hide.
+    results[i].status = absl::AlreadyExistsError(absl::StrCat(
+        ItemLabel("items", i, items[i].id, true),
+        ": id: taken in this collection by an item outside this token's filter; it is not "
+        "overwritten (ids are per collection: prefix them with your tenant's name)"));
+  }
+  return own;
+}
+
 absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
                                           std::vector<IndexItem> items, const CallOptions& call) {
   const ModelCall model_call{batching::Lane::kBulk, call.deadline};
@@ -121,6 +151,11 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
       }
     }
     if (status.ok()) status = ValidateCaption(item.caption, limits);
+    // A scoped caller's items get (or must already hold) its scope's attributes, before the
+    // bounds are checked and the content hashed.
+    if (status.ok() && call.scope != nullptr) {
+      status = filter::ApplyScope(*call.scope, item.attributes);
+    }
     if (status.ok()) status = ValidateAttributes(item.attributes, limits);
     if (status.ok() && item.image.empty()) status = absl::InvalidArgumentError("image: missing");
     if (!status.ok()) {
@@ -131,6 +166,9 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
     valid.push_back(i);
   }
 
+  if (call.scope != nullptr) {
+    RETRACE_ASSIGN_OR_RETURN(valid, KeepOwnIds(record.name, *call.scope, items, valid, results));
+  }
   // Unchanged re-sends are acknowledged with what is stored, before any decoding or inference.
   RETRACE_ASSIGN_OR_RETURN(std::vector<size_t> unchanged,
                            FindUnchanged(record.name, items, hashes, valid, results,
@@ -278,6 +316,27 @@ absl::StatusOr<WriteResult> Ingest::Delete(LiveCollection& collection,
       owner.push_back(i);
     }
   }
+  auto not_found = [&](size_t i) {
+    return absl::NotFoundError(absl::StrCat("ids[", i, "] '", ids[i], "': not in collection '",
+                                            collection.name(), "'"));
+  };
+  if (call.scope != nullptr && !valid.empty()) {
+    // An item outside the caller's scope is left alone and answered as an absent one.
+    RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                             store_->GetItemsWithoutEmbeddings(collection.name(), valid));
+    std::vector<std::string> own;
+    std::vector<size_t> own_owner;
+    for (size_t v = 0; v < valid.size(); ++v) {
+      if (stored[v].has_value() && filter::Evaluate(*call.scope, stored[v]->attributes)) {
+        own.push_back(std::move(valid[v]));
+        own_owner.push_back(owner[v]);
+      } else {
+        written.items[owner[v]].status = not_found(owner[v]);
+      }
+    }
+    valid = std::move(own);
+    owner = std::move(own_owner);
+  }
   if (valid.empty()) return written;
   absl::StatusOr<store::DeleteResult> deleted;
   {
@@ -292,8 +351,7 @@ absl::StatusOr<WriteResult> Ingest::Delete(LiveCollection& collection,
     if (deleted->present[v]) {
       removed.push_back(i);
     } else {
-      written.items[i].status = absl::NotFoundError(absl::StrCat(
-          "ids[", i, "] '", ids[i], "': not in collection '", collection.name(), "'"));
+      written.items[i].status = not_found(i);
     }
   }
   if (!removed.empty()) {

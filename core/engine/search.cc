@@ -31,6 +31,7 @@
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/filter/filter.h"
+#include "core/filter/scope.h"
 #include "core/image/decode.h"
 #include "core/search/rank_fusion.h"
 #include "core/search/rerank.h"
@@ -185,7 +186,7 @@ absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
 absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
     const LiveCollection& collection, const CollectionIndexes& indexes, const SearchQuery& query,
     const ProvenanceQuery& pq, int depth, const ModelCall& call,
-    const index::SearchFilter* filter) {
+    const index::SearchFilter* filter, const std::optional<filter::Filter>& passing) {
   const store::CollectionRecord& record = collection.record();
   RETRACE_ASSIGN_OR_RETURN(
       std::vector<index::IndexHit> found,
@@ -201,7 +202,7 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
   for (auto& item : records) {
     if (!item.has_value()) continue;  // deleted since the index was searched
     // Changed since the filter was matched: re-ranking sees only passing candidates.
-    if (query.filter.has_value() && !filter::Evaluate(*query.filter, item->attributes)) continue;
+    if (passing.has_value() && !filter::Evaluate(*passing, item->attributes)) continue;
     RETRACE_ASSIGN_OR_RETURN(std::vector<float> v,
                              ImageSpaceVector(record, item->image_features, item->clip_image));
     base.push_back(Dot(pq.image_space, v));
@@ -265,6 +266,8 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
                                               const CallOptions& options) {
   const ModelCall call{batching::Lane::kInteractive, options.deadline};
   RETRACE_RETURN_IF_ERROR(ValidateSearchQuery(query, options_.limits));
+  // The request's filter AND the caller's scope: what every ranking below may see.
+  const std::optional<filter::Filter> passing = filter::Restrict(query.filter, options.scope.get());
   const store::CollectionRecord& record = collection.record();
   SearchResult result;
   // The position first: the indexes hold at least every change up to it.
@@ -274,8 +277,8 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
   ItemTable::Matched matched;
   index::SearchFilter search_filter;
   const index::SearchFilter* filter = nullptr;
-  if (query.filter.has_value()) {
-    matched = indexes->items->Match(*query.filter);
+  if (passing.has_value()) {
+    matched = indexes->items->Match(*passing);
     search_filter = index::SearchFilter{&matched.ids, defaults::kFilterExactMaxIds,
                                         defaults::kFilterExactFraction,
                                         defaults::kFilterMinEfSearch,
@@ -293,7 +296,7 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
       hits[i].id = std::move(found[i].id);
       hits[i].score = found[i].score;
     }
-    result.hits = Show(*indexes->items, std::move(hits), {}, query.filter);
+    result.hits = Show(*indexes->items, std::move(hits), {}, passing);
     CutBelowMinScore(query, result);
     return result;
   }
@@ -306,7 +309,8 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
                         ? std::max(query.top_k, query.provenance.candidates)
                         : query.provenance.candidates;
   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> provenance,
-                           ProvenanceRanking(collection, *indexes, query, pq, depth, call, filter));
+                           ProvenanceRanking(collection, *indexes, query, pq, depth, call, filter,
+                                             passing));
   if (query.mode == SearchMode::kProvenance) {
     if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
     result.hits = std::move(provenance);
@@ -344,14 +348,15 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
     hits.push_back(std::move(hit));
     hydrated.push_back(f.ranks[1] >= 0);
   }
-  result.hits = Show(*indexes->items, std::move(hits), hydrated, query.filter);
+  result.hits = Show(*indexes->items, std::move(hits), hydrated, passing);
   CutBelowMinScore(query, result);
   return result;
 }
 
 absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& collection,
                                                      const std::vector<std::string>& ids,
-                                                     GetFields fields) {
+                                                     GetFields fields,
+                                                     const filter::Filter* scope) {
   RETRACE_RETURN_IF_ERROR(ValidateItemCount(ids.size(), "ids", options_.limits));
   std::vector<GetResult> results(ids.size());
   std::vector<std::string> valid;
@@ -377,7 +382,9 @@ absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& colle
   }
   for (size_t v = 0; v < valid.size(); ++v) {
     GetResult& result = results[valid_owner[v]];
-    if (!stored[v].has_value()) {
+    // An item outside the caller's scope answers exactly as an absent one: never leak existence.
+    if (!stored[v].has_value() ||
+        (scope != nullptr && !filter::Evaluate(*scope, stored[v]->attributes))) {
       result.status = absl::NotFoundError(absl::StrCat("ids[", valid_owner[v], "] '", valid[v],
                                                        "': not in collection '",
                                                        collection.name(), "'"));

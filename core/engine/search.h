@@ -40,10 +40,11 @@ class Searcher {
   // the result but `stale`.
   absl::StatusOr<SearchResult> Search(const LiveCollection& collection, const SearchQuery& query,
                                       const CallOptions& call);
-  // Get: see Engine::Get.
+  // Get: see Engine::Get. An id whose stored item fails `scope` (null: none) is NOT_FOUND, as
+  // an absent one.
   absl::StatusOr<std::vector<GetResult>> Get(const LiveCollection& collection,
                                              const std::vector<std::string>& ids,
-                                             GetFields fields);
+                                             GetFields fields, const filter::Filter* scope);
 
  private:
   struct ProvenanceQuery;
@@ -54,13 +55,12 @@ class Searcher {
                                                       const SearchQuery& query,
                                                       const ModelCall& call);
   // ProvenanceRanking: the top `depth` items of the image space, re-ranked (PROVENANCE passes
-  // provenance.candidates; HYBRID max(top_k, candidates), the depth of both its rankings).
-  absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const LiveCollection& collection,
-                                                           const CollectionIndexes& indexes,
-                                                           const SearchQuery& query,
-                                                           const ProvenanceQuery& pq, int depth,
-                                                           const ModelCall& call,
-                                                           const index::SearchFilter* filter);
+  // provenance.candidates; HYBRID max(top_k, candidates), the depth of both its rankings);
+  // with a filter, only candidates whose stored attributes pass `passing`.
+  absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(
+      const LiveCollection& collection, const CollectionIndexes& indexes,
+      const SearchQuery& query, const ProvenanceQuery& pq, int depth, const ModelCall& call,
+      const index::SearchFilter* filter, const std::optional<filter::Filter>& passing);
   // Show fills hits' captions and attributes from the item table, except where shown[i]; drops
   // hits the table no longer holds (deleted since the index was searched) and, with a filter,
   // hits whose attributes there no longer pass it.

@@ -114,16 +114,18 @@ absl::Status ValidateItemCount(size_t count, absl::string_view field, const Engi
   return absl::OkStatus();
 }
 
+filter::FilterLimits FilterLimitsFor(const EngineLimits& limits) {
+  return filter::FilterLimits{limits.max_filter_terms, limits.max_filter_depth,
+                              limits.max_attribute_key_bytes, limits.max_attribute_value_bytes};
+}
+
 absl::Status ValidateSearchQuery(const SearchQuery& query, const EngineLimits& limits) {
   if (query.top_k < 1 || query.top_k > limits.max_top_k) {
     return absl::InvalidArgumentError(
         absl::StrCat("top_k: ", query.top_k, " is not in 1..", limits.max_top_k));
   }
   if (query.filter.has_value()) {
-    const filter::FilterLimits filter_limits{limits.max_filter_terms, limits.max_filter_depth,
-                                             limits.max_attribute_key_bytes,
-                                             limits.max_attribute_value_bytes};
-    RETRACE_RETURN_IF_ERROR(filter::Validate(*query.filter, filter_limits, "filter"));
+    RETRACE_RETURN_IF_ERROR(filter::Validate(*query.filter, FilterLimitsFor(limits), "filter"));
   }
   if (query.min_score.has_value()) {
     // The range each mode's score can take; a threshold outside it is a mistake (a percentage,

@@ -41,6 +41,9 @@ absl::Status ValidateCollectionName(absl::string_view name);
 // ValidateItemCount: 1..max_items_per_call entries in `field`.
 absl::Status ValidateItemCount(size_t count, absl::string_view field, const EngineLimits& limits);
 
+// FilterLimitsFor: the bounds of a filter (a request's, or a token's scope) under `limits`.
+filter::FilterLimits FilterLimitsFor(const EngineLimits& limits);
+
 // ValidateSearchQuery: the bounds of a search that need no collection: top_k in 1..max_top_k;
 // for PROVENANCE and HYBRID also provenance.candidates in 1..max_candidates, beta, w1 and w2
 // finite in 0..kMaxRerankParam, a non-empty query_caption as ValidateText; for HYBRID rrf_k in
