@@ -61,10 +61,11 @@ class TenancyTest : public ::testing::Test {
                            "tokens { name: 'globex' sha256: '", server::Sha256Hex(globex_),
                            "' scopes: 'search' scopes: 'index' "
                            "filter: 'tenant = \"globex\"' }\n"));
-    ServerOptions options{.models_dir = FixtureDir() + "/demo",
-                          .data_dir = dir + "/data",
-                          .extra_args = {"--auth-tokens", tokens},
-                          .http = true};
+    ServerOptions options;
+    options.models_dir = FixtureDir() + "/demo";
+    options.data_dir = dir + "/data";
+    options.extra_args = {"--auth-tokens", tokens};
+    options.http = true;
     server_ = std::make_unique<ServerProcess>(options);
     ASSERT_TRUE(server_->Start().ok()) << server_->LogTail();
     stub_ = server_->NewStub();
@@ -323,6 +324,42 @@ TEST_F(TenancyTest, OverGrpcATenantSeesFindsCountsGetsListsAndDeletesOnlyItsOwnI
   EXPECT_EQ(ItemCount(acme_), 2);
 }
 
+TEST_F(TenancyTest, ListingPastManyOfAnotherTenantsItemsGivesShortPagesAndEveryOwnItemOnce) {
+  // 40 of acme's ids sort before globex's: at page_size 1 a List reads at most 16 store pages,
+  // so globex's first pages come back empty with a cursor, and paging on still gives each of its
+  // items exactly once.
+  std::vector<v1::Item> many;
+  for (int i = 0; i < 40; ++i) many.push_back(Item(absl::StrCat("a", 100 + i), 100 + i));
+  const v1::IndexResponse indexed = Index(acme_, many);
+  for (const auto& result : indexed.results()) {
+    ASSERT_EQ(result.status().code(), 0) << result.status().message();
+  }
+  Index(globex_, {Item("g1", 11), Item("g2", 12)});
+  int empty_pages = 0;
+  Ids listed;
+  std::string cursor;
+  for (int page = 0; page < 100; ++page) {
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer " + globex_);
+    v1::ListRequest request;
+    request.set_collection("shared");
+    request.set_page_size(1);
+    request.set_cursor(cursor);
+    v1::ListResponse response;
+    ASSERT_TRUE(stub_->List(&context, request, &response).ok());
+    if (response.items_size() == 0 && !response.next_cursor().empty()) ++empty_pages;
+    for (const v1::StoredItem& item : response.items()) {
+      EXPECT_TRUE(listed.insert(item.id()).second) << item.id() << " listed twice";
+    }
+    cursor = response.next_cursor();
+    if (cursor.empty()) break;
+  }
+  EXPECT_EQ(listed, (Ids{"g1", "g2"}));
+  EXPECT_GE(empty_pages, 2);
+  EXPECT_EQ(ListIds(acme_, 7).size(), 40u);
+  EXPECT_EQ(ItemCount(globex_), 2);
+}
+
 TEST_F(TenancyTest, OverHttpATenantSeesFindsCountsGetsListsAndDeletesOnlyItsOwnItems) {
   // Index over HTTP through the tenant token: stamped, as over gRPC.
   const json item = {{"id", "a1"}, {"image", absl::Base64Escape(NoiseImage(48, 40, 1, ".png"))},
@@ -401,9 +438,11 @@ TEST(TenancyStartTest, AMalformedTokenFilterStopsTheStartWithAClearMessage) {
   WriteFile(dir + "/tokens.txtpb",
             absl::StrCat("tokens { name: 'acme' sha256: '", server::Sha256Hex("s"),
                          "' scopes: 'search' filter: 'tenant = \"acme\" and' }\n"));
-  ServerProcess server({.models_dir = FixtureDir() + "/demo",
-                        .data_dir = dir + "/data",
-                        .extra_args = {"--auth-tokens", dir + "/tokens.txtpb"}});
+  ServerOptions options;
+  options.models_dir = FixtureDir() + "/demo";
+  options.data_dir = dir + "/data";
+  options.extra_args = {"--auth-tokens", dir + "/tokens.txtpb"};
+  ServerProcess server(options);
   EXPECT_FALSE(server.Start().ok());
   EXPECT_TRUE(absl::StrContains(server.LogTail(), "tokens[0].filter: ")) << server.LogTail();
   EXPECT_TRUE(absl::StrContains(server.LogTail(), "at column")) << server.LogTail();
