@@ -87,6 +87,7 @@ void CallGate::Run(const RpcSpec& rpc, const Principal& who,
     } else {
       engine::CallOptions call;
       call.deadline = absl::FromChrono(deadline);
+      call.scope = who.filter;  // a tenant token's filter binds every engine call it makes
       status = work(*engine(), who, call);
     }
     done(status);

@@ -27,6 +27,7 @@
 #include "core/common/status_macros.h"
 #include "core/common/thread_pool.h"
 #include "core/engine/engine.h"
+#include "core/engine/validation.h"
 #include "core/models/torch/torchscript_module.h"
 #include "core/store/postgres_item_store.h"
 #include "core/store/sqlite_item_store.h"
@@ -203,7 +204,8 @@ int Run(ServerLoggers& logs) {
 
   std::unique_ptr<TokenAuthorizer> auth = TokenAuthorizer::Disabled();
   if (!security.auth_tokens().empty()) {
-    auto loaded = TokenAuthorizer::Load(security.auth_tokens());
+    auto loaded = TokenAuthorizer::Load(security.auth_tokens(),
+                                        engine::FilterLimitsFor(ToEngineOptions(config).limits));
     if (!loaded.ok()) return Fail(*log, loaded.status(), "--auth-tokens");
     auth = std::move(*loaded);
   }

@@ -177,6 +177,7 @@ class RetraceService::IndexReactor final
       return;
     }
     who_ = std::move(*who);
+    call_.scope = who_.filter;  // as CallGate::Run does for every other call
     StartRead(&request_);
   }
 

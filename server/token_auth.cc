@@ -8,6 +8,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "core/filter/parse.h"
 #include "retrace/v1/config.pb.h"
 
 namespace retrace::server {
@@ -65,7 +66,8 @@ std::unique_ptr<TokenAuthorizer> TokenAuthorizer::Disabled() {
   return std::unique_ptr<TokenAuthorizer>(new TokenAuthorizer(false));
 }
 
-absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(const std::string& path) {
+absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(
+    const std::string& path, const filter::FilterLimits& limits) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat("auth tokens file not found: ", path));
   std::ostringstream text;
@@ -94,7 +96,7 @@ absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(const std
       return absl::InvalidArgumentError(absl::StrCat(
           where, ".sha256: expected 64 hex digits (printf %s \"$TOKEN\" | sha256sum)"));
     }
-    Principal principal{entry.name(), {}, {}};
+    Principal principal{entry.name(), {}, {}, nullptr};
     for (const std::string& name : entry.scopes()) {
       std::optional<Scope> scope = ParseScope(name);
       if (!scope) {
@@ -107,6 +109,15 @@ absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(const std
       return absl::InvalidArgumentError(absl::StrCat(where, ".scopes: none given"));
     }
     principal.collections.insert(entry.collections().begin(), entry.collections().end());
+    if (!entry.filter().empty()) {
+      absl::StatusOr<filter::Filter> parsed = filter::ParseFilter(entry.filter(), limits);
+      if (!parsed.ok()) {
+        // The parser's message begins "filter: ...", naming the token and column.
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ".", parsed.status().message()));
+      }
+      principal.filter = std::make_shared<const filter::Filter>(*std::move(parsed));
+    }
     if (!auth->by_hash_.emplace(hash, std::move(principal)).second) {
       return absl::InvalidArgumentError(
           absl::StrCat(where, ".sha256: the same token is listed twice"));
@@ -116,7 +127,7 @@ absl::StatusOr<std::unique_ptr<TokenAuthorizer>> TokenAuthorizer::Load(const std
 }
 
 absl::StatusOr<Principal> TokenAuthorizer::Authenticate(std::string_view authorization) const {
-  if (!enabled_) return Principal{"anonymous", {Scope::kAdmin}, {}};
+  if (!enabled_) return Principal{"anonymous", {Scope::kAdmin}, {}, nullptr};
   if (authorization.empty()) {
     return absl::UnauthenticatedError(
         "this server needs a bearer token: metadata 'authorization: Bearer <token>' "

@@ -6,9 +6,13 @@
 // Authorize checks the scope an RPC needs and the collection it names. With no file every call is
 // allowed as the anonymous principal. Messages name the holder, never the token.
 //
+// A token may carry a filter (a tenant's: `tenant = "acme"`), parsed at load; the gate hands it
+// to the engine as each call's CallOptions.scope, which ANDs it into every read and checks every
+// write (engine_types.h).
+//
 // Thread-safety: immutable after Load; safe for concurrent use.
 //
-//   RETRACE_ASSIGN_OR_RETURN(auto auth, TokenAuthorizer::Load(config.security().auth_tokens()));
+//   RETRACE_ASSIGN_OR_RETURN(auto auth, TokenAuthorizer::Load(path, filter_limits));
 //   RETRACE_ASSIGN_OR_RETURN(Principal who, auth->Authenticate(authorization_header));
 //   RETRACE_RETURN_IF_ERROR(auth->Authorize(who, Scope::kSearch, "art"));
 #ifndef RETRACE_SERVER_TOKEN_AUTH_H_
@@ -22,6 +26,7 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "core/filter/filter.h"
 
 namespace retrace::server {
 
@@ -35,15 +40,20 @@ struct Principal {
   std::string name;  // "anonymous" when authentication is off
   std::set<Scope> scopes;
   std::set<std::string> collections;  // empty: all
+  // The token's mandatory filter (AuthToken.filter), validated; null: none.
+  std::shared_ptr<const filter::Filter> filter;
 };
 
 class TokenAuthorizer {
  public:
   // Disabled: every call is allowed as "anonymous".
   static std::unique_ptr<TokenAuthorizer> Disabled();
-  // Load reads an AuthTokens text file. NOT_FOUND if missing; INVALID_ARGUMENT naming the entry
-  // and field for a malformed, duplicate or empty file.
-  static absl::StatusOr<std::unique_ptr<TokenAuthorizer>> Load(const std::string& path);
+  // Load reads an AuthTokens text file; a token's filter is parsed (core/filter/parse.h) within
+  // `limits`. NOT_FOUND if missing; INVALID_ARGUMENT naming the entry and field for a malformed,
+  // duplicate or empty file, and for a filter that does not parse (with the parser's message,
+  // which names the token and column) or is over a bound.
+  static absl::StatusOr<std::unique_ptr<TokenAuthorizer>> Load(const std::string& path,
+                                                               const filter::FilterLimits& limits);
 
   bool enabled() const { return enabled_; }
   size_t size() const { return by_hash_.size(); }

@@ -15,6 +15,7 @@
 #include "core/engine/replication.h"
 #include "core/engine/search.h"
 #include "core/engine/validation.h"
+#include "core/filter/scope.h"
 #include "core/image/decode.h"
 
 namespace retrace::engine {
@@ -126,7 +127,8 @@ absl::StatusOr<std::shared_ptr<LiveCollection>> Engine::Find(const std::string& 
   return collection;
 }
 
-CollectionInfo Engine::Describe(const LiveCollection& collection) const {
+CollectionInfo Engine::Describe(const LiveCollection& collection,
+                                const filter::Filter* scope) const {
   const store::CollectionRecord& r = collection.record();
   CollectionInfo info;
   info.spec = {r.name, r.shards, r.caption_index, r.image_index, r.thumbnail_side};
@@ -137,11 +139,15 @@ CollectionInfo Engine::Describe(const LiveCollection& collection) const {
   info.image_encoder_model = r.image_encoder_model;
   info.created_position = r.created_position;
   if (collection.refused().ok()) {
-    info.item_count = static_cast<int64_t>(collection.Indexes()->items->size());
+    const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
+    // A scoped caller counts its own items only (the item table's match, as a search sees).
+    info.item_count = static_cast<int64_t>(
+        scope == nullptr ? indexes->items->size() : indexes->items->Match(*scope).ids.size());
     info.applied_position = collection.applied();
     info.lag = std::max<int64_t>(0, replicator_->last_position() - info.applied_position);
     info.degraded = collection.degraded();
-  } else {
+  } else if (scope == nullptr) {
+    // A refused collection has no item table; a scoped caller is told 0 rather than everyone's.
     info.item_count = store_->CountItems(r.name).value_or(0);
   }
   return info;
@@ -229,7 +235,7 @@ absl::StatusOr<CollectionInfo> Engine::CreateCollection(const CollectionSpec& sp
   RETRACE_RETURN_IF_ERROR(registry_->Reconcile().status());
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(record.name));
-  return Describe(*collection);
+  return Describe(*collection, nullptr);
 }
 
 absl::StatusOr<CollectionInfo> Engine::DescribeCollection(const std::string& name,
@@ -240,7 +246,7 @@ absl::StatusOr<CollectionInfo> Engine::DescribeCollection(const std::string& nam
                                                     "deadline"));
   }
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection, registry_->Find(name));
-  return Describe(*collection);
+  return Describe(*collection, call.scope.get());
 }
 
 absl::StatusOr<std::vector<CollectionInfo>> Engine::ListCollections(const CallOptions& call) {
@@ -250,7 +256,9 @@ absl::StatusOr<std::vector<CollectionInfo>> Engine::ListCollections(const CallOp
                                                     "deadline"));
   }
   std::vector<CollectionInfo> infos;
-  for (const auto& collection : registry_->All()) infos.push_back(Describe(*collection));
+  for (const auto& collection : registry_->All()) {
+    infos.push_back(Describe(*collection, call.scope.get()));
+  }
   return infos;
 }
 
@@ -339,12 +347,14 @@ absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
     }
     RETRACE_ASSIGN_OR_RETURN(after, DecodeCursor(cursor));
   }
+  // The request's filter AND the caller's scope.
+  const std::optional<filter::Filter> passing = filter::Restrict(filter, call.scope.get());
   if (call.min_position > 0) RETRACE_RETURN_IF_ERROR(Find(collection_name, call).status());
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
   // Read in id order until the page is full, the store ends or the scan budget is spent; with
   // no filter that is one read of page_size items.
-  const int budget = filter.has_value()
+  const int budget = passing.has_value()
                          ? std::max(defaults::kListFilterScanPages * page_size,
                                     defaults::kListFilterMinScan)
                          : page_size;
@@ -361,8 +371,8 @@ absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
     for (store::StoredItem& s : stored) {
       ++scanned;
       after = s.id;
-      if (filter.has_value() &&
-          !filter::Evaluate(*filter, {s.attributes, s.created_ms, s.updated_ms})) {
+      if (passing.has_value() &&
+          !filter::Evaluate(*passing, {s.attributes, s.created_ms, s.updated_ms})) {
         continue;
       }
       ids.push_back(s.id);
@@ -390,6 +400,8 @@ absl::StatusOr<FilterDeleteResult> Engine::DeleteMatching(const std::string& col
                                                           const filter::Filter& filter,
                                                           bool dry_run, const CallOptions& call) {
   RETRACE_RETURN_IF_ERROR(ValidateFilter(filter, options_.limits));
+  // The request's filter AND the caller's scope: a tenant counts and deletes only its own.
+  const filter::Filter passing = *filter::Restrict(filter, call.scope.get());
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
   if (!dry_run) RETRACE_RETURN_IF_ERROR(collection->refused());
@@ -414,7 +426,7 @@ absl::StatusOr<FilterDeleteResult> Engine::DeleteMatching(const std::string& col
     if (!stored->empty()) after = stored->back().id;
     std::vector<std::string> matching;
     for (const store::StoredItem& s : *stored) {
-      if (filter::Evaluate(filter, {s.attributes, s.created_ms, s.updated_ms})) {
+      if (filter::Evaluate(passing, {s.attributes, s.created_ms, s.updated_ms})) {
         matching.push_back(s.id);
       }
     }
@@ -451,7 +463,7 @@ absl::StatusOr<std::vector<GetResult>> Engine::Get(const std::string& collection
   // Get reads the store, which holds every committed write: a refused collection's items too.
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
                            registry_->Find(collection_name));
-  return searcher_->Get(*collection, ids, fields);
+  return searcher_->Get(*collection, ids, fields, call.scope.get());
 }
 
 absl::Status Engine::SnapshotAll() { return replicator_->SnapshotAll(); }

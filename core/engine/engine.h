@@ -126,8 +126,8 @@ class Engine {
                                     const CallOptions& call = {},
                                     std::optional<NearDuplicateCheck> near_duplicate = {});
 
-  // Delete removes items; per id OK (deleted and applied here), NOT_FOUND or UNAVAILABLE (as
-  // Index).
+  // Delete removes items; per id OK (deleted and applied here), NOT_FOUND (also an item outside
+  // the call's scope, which is left alone) or UNAVAILABLE (as Index).
   absl::StatusOr<WriteResult> Delete(const std::string& collection,
                                      const std::vector<std::string>& ids,
                                      const CallOptions& call = {});
@@ -152,7 +152,8 @@ class Engine {
   absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query,
                                       const CallOptions& call = {});
 
-  // Get returns stored items, one result per id in order (OK or NOT_FOUND); embeddings and
+  // Get returns stored items, one result per id in order (OK or NOT_FOUND, also for an item
+  // outside the call's scope); embeddings and
   // thumbnails only when `fields` asks. Reads the store. The call fails as a whole for
   // NOT_FOUND (collection), INVALID_ARGUMENT (id count) or the store's error.
   absl::StatusOr<std::vector<GetResult>> Get(const std::string& collection,
@@ -163,9 +164,10 @@ class Engine {
   // (empty: from the first; else a ListPage.next_cursor, which is opaque), at most `page_size`
   // (0: defaults::kListPageSize; 1..kMaxListPageSize) of them; embeddings and thumbnails when
   // `fields` asks. Paging to the end gives every item that exists throughout exactly once,
-  // whatever is written meanwhile. Reads the store. With `filter`, only items that satisfy it:
-  // a call reads at most max(kListFilterScanPages x page_size, kListFilterMinScan) stored items,
-  // so a page may hold fewer than page_size (even none) and still have a next_cursor.
+  // whatever is written meanwhile. Reads the store. With `filter` (and the call's scope, ANDed),
+  // only items that satisfy it: a call reads at most max(kListFilterScanPages x page_size,
+  // kListFilterMinScan) stored items, so a page may hold fewer than page_size (even none) and
+  // still have a next_cursor; only an empty next_cursor marks the end.
   // INVALID_ARGUMENT naming page_size, cursor or the filter's field; NOT_FOUND (collection).
   absl::StatusOr<ListPage> List(const std::string& collection, const std::string& cursor,
                                 int page_size, GetFields fields,
@@ -195,7 +197,9 @@ class Engine {
  private:
   Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::ItemStore> store,
          std::shared_ptr<spdlog::logger> log);
-  CollectionInfo Describe(const LiveCollection& collection) const;
+  // Describe: the collection's info; item_count counts only the items passing `scope` (null:
+  // all).
+  CollectionInfo Describe(const LiveCollection& collection, const filter::Filter* scope) const;
   // Find waits for the registry to reach call.min_position (so a collection created through
   // another replica is found), then finds the collection and, for reads, waits for its indexes.
   absl::StatusOr<std::shared_ptr<LiveCollection>> Find(const std::string& name,

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -81,6 +82,13 @@ struct CallOptions {
   // Search: the batchers' lane of its model and index work. Bulk audits (SearchBatch) pass
   // kBulk, so that they queue behind interactive searches, as Index does.
   batching::Lane search_lane = batching::Lane::kInteractive;
+  // The caller's mandatory filter (a tenant token's; filter/scope.h), null for none. Every item
+  // the call reads, counts, deletes or overwrites must pass it, and what it cannot see answers
+  // as if absent: Search and List rank and list only passing items, Get and Delete answer
+  // NOT_FOUND for a failing id, DescribeCollection and ListCollections count passing items.
+  // Index sets a conjunction of equalities on each item (or checks any other shape) and never
+  // overwrites a stored item that fails it. REQUIRES: filter::Validate passed.
+  std::shared_ptr<const filter::Filter> scope;
 };
 
 struct CaptionResult {

@@ -13,6 +13,7 @@
 #include "core/engine/internal/content_hash.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
+#include "core/filter/scope.h"
 #include "core/image/decode.h"
 #include "core/image/thumbnail.h"
 
@@ -94,9 +95,20 @@ void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDupl
                                 const std::vector<IndexItem>& items,
                                 const std::vector<size_t>& good,
                                 const std::vector<store::StoredItem>& stored,
-                                std::vector<ItemResult>& results, const ModelCall& call) {
+                                std::vector<ItemResult>& results, const ModelCall& call,
+                                const filter::Filter* scope) {
   const store::CollectionRecord& record = collection.record();
   const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
+  ItemTable::Matched own;
+  index::SearchFilter own_filter;
+  const index::SearchFilter* filter = nullptr;
+  if (scope != nullptr) {
+    own = indexes->items->Match(*scope);
+    own_filter = index::SearchFilter{&own.ids, defaults::kFilterExactMaxIds,
+                                     defaults::kFilterExactFraction, defaults::kFilterMinEfSearch,
+                                     defaults::kFilterMaxEfSearch};
+    filter = &own_filter;
+  }
   std::vector<std::vector<float>> kept;  // the image-space vectors of earlier items to store
   std::vector<size_t> kept_owner;
   for (size_t i : good) {
@@ -110,7 +122,7 @@ void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDupl
     }
     // Two: a changed item's own stored version may be the nearest, and is not its duplicate.
     absl::StatusOr<std::vector<index::IndexHit>> found =
-        batchers_->Search(*indexes->images, v->data(), 2, call);
+        batchers_->Search(*indexes->images, v->data(), 2, call, filter);
     if (!found.ok()) {
       results[i].status = Prefixed(Prefixed(found.status(), "near_duplicate"), label);
       continue;
@@ -146,6 +158,37 @@ void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDupl
   }
 }
 
+absl::StatusOr<std::vector<size_t>> Ingest::KeepOwnIds(const std::string& collection,
+                                                       const filter::Filter& scope,
+                                                       const std::vector<IndexItem>& items,
+                                                       const std::vector<size_t>& candidates,
+                                                       std::vector<ItemResult>& results) {
+  if (candidates.empty()) return candidates;
+  std::vector<std::string> ids;
+  for (size_t i : candidates) ids.push_back(items[i].id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                           store_->GetItemsWithoutEmbeddings(collection, ids));
+  std::vector<size_t> own;
+  for (size_t k = 0; k < candidates.size(); ++k) {
+    const size_t i = candidates[k];
+    if (!stored[k].has_value() ||
+        filter::Evaluate(scope, {stored[k]->attributes, stored[k]->created_ms,
+                                 stored[k]->updated_ms})) {
+      own.push_back(i);
+      continue;
+    }
+    // ALREADY_EXISTS, not PERMISSION_DENIED: the caller may write such an item, only not under
+    // this id, which another tenant's item holds (ids are per collection). Answering OK without
+    // writing, or NOT_FOUND, would lie about the write; the id's existence is the one thing a
+    // shared id space cannot hide.
+    results[i].status = absl::AlreadyExistsError(absl::StrCat(
+        ItemLabel("items", i, items[i].id, true),
+        ": id: taken in this collection by an item outside this token's filter; it is not "
+        "overwritten (ids are per collection: prefix them with your tenant's name)"));
+  }
+  return own;
+}
+
 absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
                                           std::vector<IndexItem> items, const CallOptions& call,
                                           const std::optional<NearDuplicateCheck>& near_duplicate) {
@@ -179,6 +222,11 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
       }
     }
     if (status.ok()) status = ValidateCaption(item.caption, limits);
+    // A scoped caller's items get (or must already hold) its scope's attributes, before the
+    // bounds are checked and the content hashed.
+    if (status.ok() && call.scope != nullptr) {
+      status = filter::ApplyScope(*call.scope, item.attributes);
+    }
     if (status.ok()) status = ValidateAttributes(item.attributes, limits);
     if (status.ok() && item.image.empty()) status = absl::InvalidArgumentError("image: missing");
     if (!status.ok()) {
@@ -189,6 +237,9 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
     valid.push_back(i);
   }
 
+  if (call.scope != nullptr) {
+    RETRACE_ASSIGN_OR_RETURN(valid, KeepOwnIds(record.name, *call.scope, items, valid, results));
+  }
   // Unchanged re-sends are acknowledged with what is stored, before any decoding or inference.
   RETRACE_ASSIGN_OR_RETURN(std::vector<size_t> unchanged,
                            FindUnchanged(record.name, items, hashes, valid, results,
@@ -278,7 +329,8 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
   }
 
   if (near_duplicate.has_value()) {
-    FindNearDuplicates(collection, *near_duplicate, items, good, stored, results, model_call);
+    FindNearDuplicates(collection, *near_duplicate, items, good, stored, results, model_call,
+                       call.scope.get());
   }
 
   std::vector<store::StoredItem> batch;
@@ -340,6 +392,29 @@ absl::StatusOr<WriteResult> Ingest::Delete(LiveCollection& collection,
       owner.push_back(i);
     }
   }
+  auto not_found = [&](size_t i) {
+    return absl::NotFoundError(absl::StrCat("ids[", i, "] '", ids[i], "': not in collection '",
+                                            collection.name(), "'"));
+  };
+  if (call.scope != nullptr && !valid.empty()) {
+    // An item outside the caller's scope is left alone and answered as an absent one.
+    RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                             store_->GetItemsWithoutEmbeddings(collection.name(), valid));
+    std::vector<std::string> own;
+    std::vector<size_t> own_owner;
+    for (size_t v = 0; v < valid.size(); ++v) {
+      if (stored[v].has_value() &&
+          filter::Evaluate(*call.scope, {stored[v]->attributes, stored[v]->created_ms,
+                                         stored[v]->updated_ms})) {
+        own.push_back(std::move(valid[v]));
+        own_owner.push_back(owner[v]);
+      } else {
+        written.items[owner[v]].status = not_found(owner[v]);
+      }
+    }
+    valid = std::move(own);
+    owner = std::move(own_owner);
+  }
   if (valid.empty()) return written;
   absl::StatusOr<store::DeleteResult> deleted;
   {
@@ -354,8 +429,7 @@ absl::StatusOr<WriteResult> Ingest::Delete(LiveCollection& collection,
     if (deleted->present[v]) {
       removed.push_back(i);
     } else {
-      written.items[i].status = absl::NotFoundError(absl::StrCat(
-          "ids[", i, "] '", ids[i], "': not in collection '", collection.name(), "'"));
+      written.items[i].status = not_found(i);
     }
   }
   if (!removed.empty()) {

@@ -11,6 +11,11 @@
 // the reason; it stays pending, the follower retries, and a retry of the same item answers
 // `unchanged` only once it is applied. So no item is ever "stored but never searchable".
 // Delete has the same shape: one store transaction, then wait for the follower.
+// A call with a scope (CallOptions.scope, a tenant's filter) sets or checks the scope's
+// attributes on each item, never overwrites a stored item outside it (ALREADY_EXISTS) and
+// deletes only items inside it (NOT_FOUND for the others, as for an absent id). The check reads
+// the store before the write's transaction: a concurrent write of the same id by another
+// tenant between the two is not caught (advise tenants to prefix their ids).
 //
 // Thread-safety: safe for concurrent use; calls on one collection run concurrently too (the
 // store orders their commits, the follower applies them in that order).
@@ -69,11 +74,23 @@ class Ingest {
                                                     int64_t* position);
   // FindNearDuplicates: for each of `good` still OK, in order, the nearest other item of the
   // image index or of the earlier items kept; at or above the threshold it is named in the
-  // item's result and, with skip, the item fails ALREADY_EXISTS (so it is not stored).
+  // item's result and, with skip, the item fails ALREADY_EXISTS (so it is not stored). With a
+  // `scope` (the caller's; null: none) only items passing it are compared: a tenant is never
+  // told of another's item.
   void FindNearDuplicates(const LiveCollection& collection, const NearDuplicateCheck& check,
                           const std::vector<IndexItem>& items, const std::vector<size_t>& good,
                           const std::vector<store::StoredItem>& stored,
-                          std::vector<ItemResult>& results, const ModelCall& call);
+                          std::vector<ItemResult>& results, const ModelCall& call,
+                          const filter::Filter* scope);
+
+  // KeepOwnIds returns the candidates whose id is absent or holds an item passing `scope`; each
+  // other one's result becomes ALREADY_EXISTS (a scoped caller never overwrites an item it
+  // cannot see).
+  absl::StatusOr<std::vector<size_t>> KeepOwnIds(const std::string& collection,
+                                                 const filter::Filter& scope,
+                                                 const std::vector<IndexItem>& items,
+                                                 const std::vector<size_t>& candidates,
+                                                 std::vector<ItemResult>& results);
 
   const Options options_;
   Batchers* const batchers_;

@@ -41,6 +41,7 @@
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/filter/filter.h"
+#include "core/filter/scope.h"
 #include "core/image/decode.h"
 #include "core/search/rank_fusion.h"
 #include "core/search/rerank.h"
@@ -326,15 +327,23 @@ std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<Search
 }
 
 absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
-                                              const SearchQuery& query,
+                                              const SearchQuery& request,
                                               const CallOptions& options) {
-  RETRACE_RETURN_IF_ERROR(ValidateSearchQuery(query, options_.limits));
+  RETRACE_RETURN_IF_ERROR(ValidateSearchQuery(request, options_.limits));
+  // The request's filter AND the caller's scope: what every ranking below may see.
+  SearchQuery scoped;
+  if (options.scope != nullptr) {
+    scoped = request;
+    scoped.filter = filter::Restrict(request.filter, options.scope.get());
+  }
+  const SearchQuery& query = options.scope != nullptr ? scoped : request;
   if (query.kind != SearchQuery::Kind::kItem) {
     RETRACE_ASSIGN_OR_RETURN(SearchResult result, Rank(collection, query, nullptr, options));
     CutBelowMinScore(query, result);
     return result;
   }
-  RETRACE_ASSIGN_OR_RETURN(ItemRecord item, QueryItem(collection, query.item_id));
+  RETRACE_ASSIGN_OR_RETURN(ItemRecord item,
+                           QueryItem(collection, query.item_id, options.scope.get()));
   // The item would rank among its own hits (first, as a rule): rank one more, then drop it, so
   // the others fill top_k. The copy holds no image bytes.
   SearchQuery ranked = query;
@@ -351,12 +360,13 @@ absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
 }
 
 absl::StatusOr<ItemRecord> Searcher::QueryItem(const LiveCollection& collection,
-                                               const std::string& id) {
+                                               const std::string& id,
+                                               const filter::Filter* scope) {
   absl::Status valid = ValidateId(id, options_.limits);
   if (!valid.ok()) return Prefixed(valid, "query.item_id");
   // Through Get, so that the query item is one the caller could read.
   RETRACE_ASSIGN_OR_RETURN(std::vector<GetResult> found,
-                           Get(collection, {id}, GetFields{/*embeddings=*/true}));
+                           Get(collection, {id}, GetFields{/*embeddings=*/true}, scope));
   if (!found[0].status.ok()) {
     // INVALID_ARGUMENT, not NOT_FOUND: the request names a query that does not exist, and
     // the answer is the same whether the item is absent or only hidden from the caller.
@@ -475,7 +485,8 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
 
 absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& collection,
                                                      const std::vector<std::string>& ids,
-                                                     GetFields fields) {
+                                                     GetFields fields,
+                                                     const filter::Filter* scope) {
   RETRACE_RETURN_IF_ERROR(ValidateItemCount(ids.size(), "ids", options_.limits));
   std::vector<GetResult> results(ids.size());
   std::vector<std::string> valid;
@@ -501,7 +512,11 @@ absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& colle
   }
   for (size_t v = 0; v < valid.size(); ++v) {
     GetResult& result = results[valid_owner[v]];
-    if (!stored[v].has_value()) {
+    // An item outside the caller's scope answers exactly as an absent one: never leak existence.
+    if (!stored[v].has_value() ||
+        (scope != nullptr &&
+         !filter::Evaluate(*scope, {stored[v]->attributes, stored[v]->created_ms,
+                                    stored[v]->updated_ms}))) {
       result.status = absl::NotFoundError(absl::StrCat("ids[", valid_owner[v], "] '", valid[v],
                                                        "': not in collection '",
                                                        collection.name(), "'"));

@@ -52,10 +52,11 @@ class Searcher {
   // the result but `stale`.
   absl::StatusOr<SearchResult> Search(const LiveCollection& collection, const SearchQuery& query,
                                       const CallOptions& call);
-  // Get: see Engine::Get.
+  // Get: see Engine::Get. An id whose stored item fails `scope` (null: none) is NOT_FOUND, as
+  // an absent one.
   absl::StatusOr<std::vector<GetResult>> Get(const LiveCollection& collection,
                                              const std::vector<std::string>& ids,
-                                             GetFields fields);
+                                             GetFields fields, const filter::Filter* scope);
 
  private:
   struct ProvenanceQuery;
@@ -65,7 +66,9 @@ class Searcher {
                                     const ItemRecord* query_item, const CallOptions& options);
   // QueryItem reads a kItem query's item, embeddings included, through Get; INVALID_ARGUMENT
   // naming query.item_id for a bad id or one Get does not find.
-  absl::StatusOr<ItemRecord> QueryItem(const LiveCollection& collection, const std::string& id);
+  // An item outside `scope` (the caller's; null: none) is as absent.
+  absl::StatusOr<ItemRecord> QueryItem(const LiveCollection& collection, const std::string& id,
+                                       const filter::Filter* scope);
   absl::StatusOr<std::vector<float>> CaptionMatchQuery(const store::CollectionRecord& record,
                                                        const SearchQuery& query,
                                                        const ItemRecord* query_item,

@@ -116,11 +116,13 @@ absl::Status ValidateItemCount(size_t count, absl::string_view field, const Engi
   return absl::OkStatus();
 }
 
+filter::FilterLimits FilterLimitsFor(const EngineLimits& limits) {
+  return filter::FilterLimits{limits.max_filter_terms, limits.max_filter_depth,
+                              limits.max_attribute_key_bytes, limits.max_attribute_value_bytes};
+}
+
 absl::Status ValidateFilter(const filter::Filter& filter, const EngineLimits& limits) {
-  const filter::FilterLimits filter_limits{limits.max_filter_terms, limits.max_filter_depth,
-                                           limits.max_attribute_key_bytes,
-                                           limits.max_attribute_value_bytes};
-  return filter::Validate(filter, filter_limits, "filter");
+  return filter::Validate(filter, FilterLimitsFor(limits), "filter");
 }
 
 std::optional<LexicalText> LexicalQueryText(const SearchQuery& query) {

@@ -43,6 +43,8 @@ absl::Status ValidateCollectionName(absl::string_view name);
 // ValidateItemCount: 1..max_items_per_call entries in `field`.
 absl::Status ValidateItemCount(size_t count, absl::string_view field, const EngineLimits& limits);
 
+// FilterLimitsFor: the bounds of a filter (a request's, or a token's scope) under `limits`.
+filter::FilterLimits FilterLimitsFor(const EngineLimits& limits);
 // ValidateFilter: a request's filter (named "filter") within max_filter_terms,
 // max_filter_depth and the attribute key and value bounds (filter::Validate).
 absl::Status ValidateFilter(const filter::Filter& filter, const EngineLimits& limits);

@@ -2,14 +2,20 @@
 #include "server/token_auth.h"
 
 #include <fstream>
+#include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "core/engine/validation.h"
+#include "core/filter/filter.h"
 #include "gtest/gtest.h"
 #include "tests/support/shared_data.h"
 
 namespace retrace::server {
 namespace {
+
+// The server's default filter bounds (ServerConfig.limits).
+const filter::FilterLimits kLimits = engine::FilterLimitsFor(engine::EngineLimits{});
 
 std::string WriteTokens(const std::string& name, const std::string& text) {
   const std::string path = ::testing::TempDir() + "/" + name;
@@ -41,7 +47,7 @@ TEST(TokenAuthorizerTest, AuthenticatesByHashAndEnforcesScopesAndCollections) {
                           "' scopes: 'index' }\n"
                           "tokens { name: 'root' sha256: '" +
                           Sha256Hex("a-secret") + "' scopes: 'admin' }\n");
-  auto auth = TokenAuthorizer::Load(path);
+  auto auth = TokenAuthorizer::Load(path, kLimits);
   ASSERT_TRUE(auth.ok()) << auth.status();
   EXPECT_EQ((*auth)->size(), 3u);
 
@@ -106,13 +112,66 @@ TEST(TokenAuthorizerTest, BadFilesNameTheEntryAndField) {
        "tokens[1].sha256: the same token is listed twice"},
   };
   for (const Case& c : cases) {
-    auto auth = TokenAuthorizer::Load(WriteTokens("bad.txtpb", c.text));
+    auto auth = TokenAuthorizer::Load(WriteTokens("bad.txtpb", c.text), kLimits);
     ASSERT_FALSE(auth.ok()) << c.text;
     EXPECT_EQ(auth.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_TRUE(absl::StrContains(auth.status().message(), c.expect)) << auth.status();
   }
-  EXPECT_EQ(TokenAuthorizer::Load("/nonexistent/tokens").status().code(),
+  EXPECT_EQ(TokenAuthorizer::Load("/nonexistent/tokens", kLimits).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(TokenAuthorizerTest, ATokensFilterIsParsedAtLoadAndCarriedByItsPrincipal) {
+  const std::string path = WriteTokens(
+      "tenants.txtpb",
+      "tokens { name: 'acme' sha256: '" + Sha256Hex("a-secret") +
+          "' scopes: 'search' scopes: 'index' filter: 'tenant = \"acme\" and region = \"eu\"' }\n"
+          "tokens { name: 'ops' sha256: '" + Sha256Hex("o-secret") + "' scopes: 'admin' }\n");
+  auto auth = TokenAuthorizer::Load(path, kLimits);
+  ASSERT_TRUE(auth.ok()) << auth.status();
+  auto acme = (*auth)->Authenticate("Bearer a-secret");
+  ASSERT_TRUE(acme.ok());
+  ASSERT_NE(acme->filter, nullptr);
+  EXPECT_EQ(*acme->filter, filter::Filter::All({filter::Filter::Equals("tenant", "acme"),
+                                                filter::Filter::Equals("region", "eu")}));
+  using Attributes = std::map<std::string, std::string>;
+  EXPECT_TRUE(filter::Evaluate(*acme->filter,
+                               filter::ItemView{Attributes{{"tenant", "acme"}, {"region", "eu"}}}));
+  EXPECT_FALSE(filter::Evaluate(
+      *acme->filter, filter::ItemView{Attributes{{"tenant", "globex"}, {"region", "eu"}}}));
+  // A token without a filter (and the anonymous principal) is not scoped.
+  auto ops = (*auth)->Authenticate("Bearer o-secret");
+  ASSERT_TRUE(ops.ok());
+  EXPECT_EQ(ops->filter, nullptr);
+  EXPECT_EQ(TokenAuthorizer::Disabled()->Authenticate("")->filter, nullptr);
+}
+
+TEST(TokenAuthorizerTest, AMalformedFilterStopsTheLoadNamingTheEntryAndColumn) {
+  const std::string ok_hash = Sha256Hex("x");
+  struct Case {
+    std::string filter;  // in the file, single-quoted
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {"tenant = ", "tokens[1].filter: "},
+      {"tenant = \"acme\" and", "at column"},
+      {"tenant ~ \"acme\"", "tokens[1].filter: "},
+      {"(tenant = \"acme\"", "tokens[1].filter: "},
+      {"year >= \"soon\"", "tokens[1].filter"},
+      {std::string(300, 'k') + " = \"x\"", "tokens[1].filter"},  // key over its bound
+  };
+  for (const Case& c : cases) {
+    const std::string text =
+        "tokens { name: 'fine' sha256: '" + Sha256Hex("f") + "' scopes: 'search' }\n" +
+        "tokens { name: 'bad' sha256: '" + ok_hash + "' scopes: 'search' filter: '" + c.filter +
+        "' }\n";
+    auto auth = TokenAuthorizer::Load(WriteTokens("bad-filter.txtpb", text), kLimits);
+    ASSERT_FALSE(auth.ok()) << c.filter;
+    EXPECT_EQ(auth.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StrContains(auth.status().message(), c.expect)) << auth.status();
+    EXPECT_TRUE(absl::StrContains(auth.status().message(), "bad-filter.txtpb: tokens[1]"))
+        << auth.status();
+  }
 }
 
 }  // namespace
