@@ -395,3 +395,47 @@ def test_search_filter_and_min_score_through_the_server(client, gallery):
             stub.Search(request)
         assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, request
         assert field in error.value.details(), error.value.details()
+
+
+def test_filters_list_and_delete_through_the_client(client):
+    """Issue 17: search(filter=, min_score=), items(filter=) over List pages and delete(filter=,
+    dry_run=) through the Python client, filters given as dicts in the JSON form; a bad filter
+    or a mix of ids and filter is InvalidArgument before any call."""
+    client.create_collection("filtered")
+    items = [retrace.Item(id="photo-" + c, image=fixture_image("photo", c),
+                          caption="a picture of a %s" % c,
+                          attributes={"class": c, "legs": str(4 if c in ("cat", "dog", "horse")
+                                                              else 0)})
+             for c in CLASSES]
+    stream = client.index("filtered", items)
+    assert all(r.ok for r in stream)
+    four_legs = {"all": {"filters": [
+        {"condition": {"attribute": "legs", "range": {"gte": 4}}},
+        {"time": {"field": "CREATED", "range": {"gt": 0}}}]}}
+    hits = client.search("filtered", text="a picture of a cat", filter=four_legs, top_k=8,
+                         after=stream.position)
+    assert {h.attributes["class"] for h in hits} == {"cat", "dog", "horse"}
+    assert hits[0].attributes["class"] == "cat"
+    listed = list(client.items("filtered", filter=four_legs, page_size=1))
+    assert [i.id for i in listed] == ["photo-cat", "photo-dog", "photo-horse"]
+    assert all(i.created_ms > 0 and i.updated_ms >= i.created_ms for i in listed)
+    assert len(list(client.items("filtered"))) == len(CLASSES)
+
+    counted = client.delete("filtered", filter=four_legs, dry_run=True)
+    assert (counted.matched, counted.deleted) == (3, 0)
+    done = client.delete("filtered", filter=four_legs)
+    assert (done.matched, done.deleted) == (3, 3) and done.position > 0
+    left = {i.id for i in client.items("filtered", after=done.position)}
+    assert left == {"photo-" + c for c in CLASSES if c not in ("cat", "dog", "horse")}
+
+    with pytest.raises(retrace.InvalidArgument, match="filter: "):
+        client.search("filtered", text="x", filter={"no_such_field": 1})
+    with pytest.raises(retrace.InvalidArgument, match="ids: give ids or a filter"):
+        client.delete("filtered", ids=["photo-cat"], filter=four_legs)
+    with pytest.raises(retrace.InvalidArgument, match="dry_run"):
+        client.delete("filtered", ids=["photo-cat"], dry_run=True)
+    with pytest.raises(retrace.RetraceError) as error:  # the server's own bound
+        client.search("filtered", text="x", filter={"condition": {"attribute": "legs"}})
+    assert error.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "filter.condition" in error.value.message
+    client.drop_collection("filtered")

@@ -8,6 +8,7 @@ are configurable, so the client checks only what is wrong whatever the configura
 import os
 
 import grpc
+from google.protobuf import json_format
 
 from ._errors import InvalidArgument
 from .types import Item
@@ -178,8 +179,27 @@ def _index_requests(collection, items, batch, near_duplicate):
         yield request
 
 
+def to_filter(value, field="filter"):
+    """A Filter message from a retrace_pb2.Filter, or a dict in protobuf's JSON form, e.g.
+    {"condition": {"attribute": "license", "equals": "cc-by"}} or
+    {"all": {"filters": [..., {"time": {"field": "CREATED", "range": {"gte": 1767225600000}}}]}}.
+    None: no filter."""
+    if value is None:
+        return None
+    if isinstance(value, pb.Filter):
+        return value
+    if isinstance(value, dict):
+        try:
+            return json_format.ParseDict(value, pb.Filter())
+        except json_format.ParseError as e:
+            raise InvalidArgument("%s: %s" % (field, e)) from None
+    raise InvalidArgument("%s: a retrace_pb2.Filter or a dict in its JSON form, got %s"
+                          % (field, type(value).__name__))
+
+
 def search_request(collection, image, text, embedding, mode, top_k, caption, candidates, beta,
-                   w1, w2, no_rerank, rrf_k, after, item_id=None, include_self=False):
+                   w1, w2, no_rerank, rrf_k, after, item_id=None, include_self=False,
+                   filter=None, min_score=None, lexical=False):
     check_name(collection)
     given = [name for name, v in (("image", image), ("text", text), ("embedding", embedding),
                                   ("item_id", item_id)) if v is not None]
@@ -221,6 +241,13 @@ def search_request(collection, image, text, embedding, mode, top_k, caption, can
         if rrf_k < 1:
             raise InvalidArgument("rrf_k: at least 1, got %d" % rrf_k)
         request.hybrid.rrf_k = rrf_k
+    if lexical:
+        request.hybrid.lexical = True
+    flt = to_filter(filter)
+    if flt is not None:
+        request.filter.CopyFrom(flt)
+    if min_score is not None:
+        request.min_score = min_score
     return request
 
 
@@ -232,7 +259,8 @@ def search_batch_request(queries):
             raise InvalidArgument("queries[%d]: a dict of search() arguments" % i)
         args = dict(image=None, text=None, embedding=None, mode="caption", top_k=10,
                     caption=None, candidates=None, beta=None, w1=None, w2=None, no_rerank=False,
-                    rrf_k=None, after=None, item_id=None, include_self=False)
+                    rrf_k=None, after=None, item_id=None, include_self=False, filter=None,
+                    min_score=None, lexical=False)
         unknown = sorted(set(query) - set(args) - {"collection"})
         if unknown:
             raise InvalidArgument("queries[%d]: unknown argument %s" % (i, unknown[0]))
@@ -252,9 +280,30 @@ def get_request(collection, ids, embeddings, after):
                          include_embeddings=bool(embeddings), min_position=check_position(after))
 
 
-def delete_request(collection, ids):
+def delete_request(collection, ids=None, filter=None, dry_run=False):
+    """By ids, or (filter given) every item the filter matches; dry_run only counts them."""
     check_name(collection)
-    return pb.DeleteRequest(collection=collection, ids=check_ids(ids))
+    flt = to_filter(filter)
+    if (ids is None) == (flt is None):
+        raise InvalidArgument("ids: give ids or a filter, not both and not neither")
+    if flt is None:
+        if dry_run:
+            raise InvalidArgument("dry_run: counts what a filter would delete; give filter")
+        return pb.DeleteRequest(collection=collection, ids=check_ids(ids))
+    return pb.DeleteRequest(collection=collection, filter=flt, dry_run=bool(dry_run))
+
+
+def list_request(collection, filter, page_size, embeddings, after):
+    check_name(collection)
+    if not isinstance(page_size, int) or not 1 <= page_size <= 1000:
+        raise InvalidArgument("page_size: 1..1000, got %r" % (page_size,))
+    request = pb.ListRequest(collection=collection, page_size=page_size,
+                             include_embeddings=bool(embeddings),
+                             min_position=check_position(after))
+    flt = to_filter(filter)
+    if flt is not None:
+        request.filter.CopyFrom(flt)
+    return request
 
 
 # The standard grpc.health.v1 Check, spoken with hand-encoded bytes: HealthCheckRequest is

@@ -100,10 +100,12 @@ class Client:
 
     async def search(self, collection, image=None, text=None, embedding=None, mode="caption",
                      top_k=10, caption=None, candidates=None, beta=None, w1=None, w2=None,
-                     no_rerank=False, rrf_k=None, after=None, item_id=None, include_self=False):
+                     no_rerank=False, rrf_k=None, after=None, item_id=None, include_self=False,
+                     filter=None, min_score=None, lexical=False):
+        """See retrace.Client.search."""
         request = rq.search_request(collection, image, text, embedding, mode, top_k, caption,
                                     candidates, beta, w1, w2, no_rerank, rrf_k, after, item_id,
-                                    include_self)
+                                    include_self, filter, min_score, lexical)
         return t.search_result_from_proto(await self._call(self._stub.Search, request))
 
     async def search_batch(self, queries):
@@ -116,11 +118,21 @@ class Client:
         request = rq.get_request(collection, ids, embeddings, after)
         return t.get_results_from_proto(request.ids, await self._call(self._stub.Get, request))
 
-    async def delete(self, collection, ids):
-        request = rq.delete_request(collection, ids)
-        response = await self._call(self._stub.Delete, request)
-        return t.DeleteResult(position=response.position, results=[
-            t.index_result_from_proto(r, response.position) for r in response.results])
+    async def delete(self, collection, ids=None, filter=None, dry_run=False):
+        """See retrace.Client.delete."""
+        request = rq.delete_request(collection, ids, filter, dry_run)
+        return t.delete_result_from_proto(await self._call(self._stub.Delete, request))
+
+    async def items(self, collection, filter=None, page_size=500, embeddings=False, after=None):
+        """See retrace.Client.items (an async generator)."""
+        request = rq.list_request(collection, filter, page_size, embeddings, after)
+        while True:
+            page = await self._call(self._stub.List, request)
+            for s in page.items:
+                yield t.stored_item_from_proto(s)
+            if not page.next_cursor:
+                return
+            request.cursor = page.next_cursor
 
 
 class IndexStream:

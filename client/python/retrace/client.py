@@ -127,17 +127,20 @@ class Client:
 
     def search(self, collection, image=None, text=None, embedding=None, mode="caption", top_k=10,
                caption=None, candidates=None, beta=None, w1=None, w2=None, no_rerank=False,
-               rrf_k=None, after=None, item_id=None, include_self=False):
+               rrf_k=None, after=None, item_id=None, include_self=False, filter=None,
+               min_score=None, lexical=False):
         """The top_k hits for exactly one query: image (path or bytes), text, embedding (a
         sequence of floats) or item_id (a stored item of the collection, searched with its
         stored embeddings and caption; left out of the hits unless include_self). mode:
-        "caption" (Caption-Matching), "provenance" or "hybrid"; caption: Q_t, the query's
-        caption (e.g. the generation prompt) for re-ranking; candidates/beta/w1/w2/no_rerank:
-        ProvenanceOptions; rrf_k: HybridOptions; after: answer once the server holds this store
-        position. Returns a SearchResult (iterable of Hit)."""
+        "caption" (Caption-Matching), "provenance", "hybrid" or "caption_text"; caption: Q_t,
+        the query's caption (e.g. the generation prompt) for re-ranking;
+        candidates/beta/w1/w2/no_rerank: ProvenanceOptions; rrf_k, lexical: HybridOptions;
+        filter: rank only items that satisfy it (a retrace_pb2.Filter or a dict in its JSON
+        form, see README "Filters"); min_score: cut hits below it; after: answer once the server
+        holds this store position. Returns a SearchResult (iterable of Hit)."""
         request = rq.search_request(collection, image, text, embedding, mode, top_k, caption,
                                     candidates, beta, w1, w2, no_rerank, rrf_k, after, item_id,
-                                    include_self)
+                                    include_self, filter, min_score, lexical)
         return t.search_result_from_proto(self._call(self._stub.Search, request))
 
     def search_batch(self, queries):
@@ -152,12 +155,25 @@ class Client:
         request = rq.get_request(collection, ids, embeddings, after)
         return t.get_results_from_proto(request.ids, self._call(self._stub.Get, request))
 
-    def delete(self, collection, ids):
-        """Deletes by id: a DeleteResult with the deletion's position and one result per id."""
-        request = rq.delete_request(collection, ids)
-        response = self._call(self._stub.Delete, request)
-        return t.DeleteResult(position=response.position, results=[
-            t.index_result_from_proto(r, response.position) for r in response.results])
+    def delete(self, collection, ids=None, filter=None, dry_run=False):
+        """Deletes by id (a DeleteResult with the deletion's position and one result per id), or
+        every item `filter` matches (matched and deleted counts; dry_run only counts). A delete
+        by filter that fails part way raises with the count done; calling again finishes it."""
+        request = rq.delete_request(collection, ids, filter, dry_run)
+        return t.delete_result_from_proto(self._call(self._stub.Delete, request))
+
+    def items(self, collection, filter=None, page_size=500, embeddings=False, after=None):
+        """Every stored item (StoredItem), in id order, a List page at a time; with `filter`,
+        only those that satisfy it. Each item that exists throughout is yielded exactly once,
+        whatever is written meanwhile."""
+        request = rq.list_request(collection, filter, page_size, embeddings, after)
+        while True:
+            page = self._call(self._stub.List, request)
+            for s in page.items:
+                yield t.stored_item_from_proto(s)
+            if not page.next_cursor:
+                return
+            request.cursor = page.next_cursor
 
 
 class Progress:

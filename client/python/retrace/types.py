@@ -128,6 +128,8 @@ class StoredItem:
     clip_image: List[float] = dataclasses.field(default_factory=list)
     caption_text: List[float] = dataclasses.field(default_factory=list)
     image_features: List[float] = dataclasses.field(default_factory=list)
+    created_ms: int = 0  # when first stored, ms since the Unix epoch
+    updated_ms: int = 0  # when this version was stored
 
 
 @dataclasses.dataclass
@@ -145,7 +147,9 @@ class GetResult:
 @dataclasses.dataclass
 class DeleteResult:
     position: int              # the deletion's store position: read with after=position
-    results: List[IndexResult]  # one per id, same order; NOT_FOUND for an absent id
+    results: List[IndexResult]  # by ids: one per id, same order; NOT_FOUND for an absent id
+    matched: int = 0           # by filter: the items that matched it
+    deleted: int = 0           # by filter: how many of them were deleted (0 in a dry run)
 
 
 @dataclasses.dataclass
@@ -210,16 +214,27 @@ def search_batch_results_from_proto(response):
             for r in response.results]
 
 
+def stored_item_from_proto(s):
+    return StoredItem(id=s.id, caption=s.caption, attributes=dict(s.attributes),
+                      clip_image=list(s.clip_image.values),
+                      caption_text=list(s.caption_text.values),
+                      image_features=list(s.image_features.values),
+                      created_ms=s.created_ms, updated_ms=s.updated_ms)
+
+
+def delete_result_from_proto(response):
+    return DeleteResult(position=response.position, matched=response.matched,
+                        deleted=response.deleted,
+                        results=[index_result_from_proto(r, response.position)
+                                 for r in response.results])
+
+
 def get_results_from_proto(ids, response):
     results = []
     for requested, r in zip(ids, response.results):
         item = None
         if r.status.code == 0 and r.HasField("item"):
-            s = r.item
-            item = StoredItem(id=s.id, caption=s.caption, attributes=dict(s.attributes),
-                              clip_image=list(s.clip_image.values),
-                              caption_text=list(s.caption_text.values),
-                              image_features=list(s.image_features.values))
+            item = stored_item_from_proto(r.item)
         results.append(GetResult(id=requested, code=status_code(r.status.code),
                                  message=r.status.message, item=item))
     return results

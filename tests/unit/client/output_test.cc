@@ -87,7 +87,8 @@ TEST(ToJsonTest, ProtoNamesAndDefaults) {
   result.set_id("x.png");
   result.mutable_status();  // present, all defaults
   EXPECT_EQ(ToJson(result, /*multiline=*/false),
-            R"({"id":"x.png","status":{"code":0,"message":""},"caption":"","unchanged":false})");
+            R"({"id":"x.png","status":{"code":0,"message":""},"caption":"","unchanged":false,)"
+            R"("near_duplicate_id":"","near_duplicate_similarity":0,"skipped":false})");
   retrace::v1::SearchRequest request;
   request.set_top_k(5);
   const std::string json = ToJson(request, /*multiline=*/true);
