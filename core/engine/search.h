@@ -88,10 +88,9 @@ class Searcher {
   // LexicalRanking: the collection's items ranked by their captions' lexical relevance to
   // `text`, to `depth`, each one the item table holds and (with a filter) passing it there,
   // shown from the table; see the banner.
-  absl::StatusOr<std::vector<SearchHit>> LexicalRanking(const LiveCollection& collection,
-                                                        const ItemTable& table,
-                                                        absl::string_view text, int depth,
-                                                        const std::optional<filter::Filter>& filter);
+  absl::StatusOr<std::vector<SearchHit>> LexicalRanking(
+      const LiveCollection& collection, const ItemTable& table, absl::string_view text,
+      int depth, const std::optional<filter::Filter>& filter);
   // Show fills hits' captions and attributes from the item table, except where shown[i]; drops
   // hits the table no longer holds (deleted since the index was searched) and, with a filter,
   // hits whose attributes there no longer pass it.

@@ -245,8 +245,8 @@ bool operator==(const Bound& a, const Bound& b) {
   return a.value == b.value && a.inclusive == b.inclusive;
 }
 bool operator==(const Condition& a, const Condition& b) {
-  return a.subject == b.subject && a.attribute == b.attribute && a.op == b.op && a.values == b.values &&
-         a.exists == b.exists && a.lower == b.lower && a.upper == b.upper;
+  return a.subject == b.subject && a.attribute == b.attribute && a.op == b.op &&
+         a.values == b.values && a.exists == b.exists && a.lower == b.lower && a.upper == b.upper;
 }
 bool operator==(const Filter& a, const Filter& b) {
   return a.kind == b.kind && a.children == b.children &&

@@ -3,7 +3,8 @@
 //
 // A Filter is a condition on one attribute (equals, in a set, exists, prefix, or a numeric
 // range) or on one of the item's store times (a range of milliseconds since the Unix epoch:
-// when it was first stored, or when its current version was), or a group: all of its children (AND), any of them (OR), or the negation of one (NOT).
+// when it was first stored, or when its current version was), or a group: all of its children
+// (AND), any of them (OR), or the negation of one (NOT).
 // It mirrors retrace.proto's Filter message field for field, so that a bound error can name the
 // field as the API spells it ("filter.all.filters[2].condition.prefix: ..."). parse.h reads the
 // CLI's text syntax into one.

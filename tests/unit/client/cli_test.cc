@@ -68,7 +68,8 @@ TEST(CliUsageTest, HelpAndUsageErrors) {
       {{"--bogus", "search"}, "retrace: unknown option --bogus"},
       {{"--timeout", "soon", "collections", "list"}, "--timeout: expected a number of seconds"},
       {{"search", "--collection", "c", "--jsn"}, "retrace: search: unknown option --jsn"},
-      {{"search", "--collection", "c"}, "give exactly one of --image, --text, --embedding and --item"},
+      {{"search", "--collection", "c"},
+       "give exactly one of --image, --text, --embedding and --item"},
       {{"search", "--collection", "c", "--text", "t", "--mode", "fast"}, "--mode: expected"},
       {{"search", "--collection", "c", "--embedding", "1,x"}, "--embedding: element 2"},
       {{"search", "--text", "t"}, "retrace: search: missing --collection"},
@@ -234,10 +235,12 @@ TEST_F(CliTest, IndexJsonLinesAndStreamErrors) {
                          (root_ / "a").string()});
   EXPECT_EQ(json.status, kExitOk) << json.err;
   EXPECT_EQ(json.out,
-            R"({"id":"1.png","status":{"code":0,"message":""},"caption":"caption of 1.png","unchanged":false,)"
+            R"({"id":"1.png","status":{"code":0,"message":""},"caption":"caption of 1.png",)"
+            R"("unchanged":false,)"
             R"("near_duplicate_id":"","near_duplicate_similarity":0,"skipped":false})"
             "\n"
-            R"({"id":"2.png","status":{"code":0,"message":""},"caption":"caption of 2.png","unchanged":false,)"
+            R"({"id":"2.png","status":{"code":0,"message":""},"caption":"caption of 2.png",)"
+            R"("unchanged":false,)"
             R"("near_duplicate_id":"","near_duplicate_similarity":0,"skipped":false})"
             "\n");
 
