@@ -10,6 +10,7 @@
 #include "core/engine/batchers.h"
 #include "core/engine/collection_registry.h"
 #include "core/engine/ingest.h"
+#include "core/engine/internal/item_record.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/live_collection.h"
 #include "core/engine/replication.h"
@@ -315,19 +316,6 @@ absl::StatusOr<std::string> DecodeCursor(const std::string& cursor) {
   return decoded.substr(kCursorTag.size());
 }
 
-ItemRecord ToRecord(store::StoredItem s) {
-  ItemRecord item;
-  item.id = std::move(s.id);
-  item.caption = std::move(s.caption);
-  item.attributes = std::move(s.attributes);
-  item.clip_image = std::move(s.clip_image);
-  item.caption_text = std::move(s.caption_text);
-  item.image_features = std::move(s.image_features);
-  item.created_ms = s.created_ms;
-  item.updated_ms = s.updated_ms;
-  return item;
-}
-
 }  // namespace
 
 absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
@@ -376,7 +364,7 @@ absl::StatusOr<ListPage> Engine::List(const std::string& collection_name,
         continue;
       }
       ids.push_back(s.id);
-      page.items.push_back(ToRecord(std::move(s)));
+      page.items.push_back(internal::ToRecord(std::move(s)));
       if (static_cast<int>(page.items.size()) == page_size) {
         at_end = false;  // more may follow the item that filled the page
         break;

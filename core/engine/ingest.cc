@@ -11,6 +11,7 @@
 #include "core/engine/defaults.h"
 #include "core/engine/image_space.h"
 #include "core/engine/internal/content_hash.h"
+#include "core/engine/internal/passing_filter.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/filter/scope.h"
@@ -104,9 +105,7 @@ void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDupl
   const index::SearchFilter* filter = nullptr;
   if (scope != nullptr) {
     own = indexes->items->Match(*scope);
-    own_filter = index::SearchFilter{&own.ids, defaults::kFilterExactMaxIds,
-                                     defaults::kFilterExactFraction, defaults::kFilterMinEfSearch,
-                                     defaults::kFilterMaxEfSearch};
+    own_filter = internal::PassingFilter(own);
     filter = &own_filter;
   }
   std::vector<std::vector<float>> kept;  // the image-space vectors of earlier items to store

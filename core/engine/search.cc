@@ -38,6 +38,8 @@
 #include "absl/strings/escaping.h"
 #include "core/common/utf8.h"
 #include "core/engine/image_space.h"
+#include "core/engine/internal/item_record.h"
+#include "core/engine/internal/passing_filter.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/filter/filter.h"
@@ -399,10 +401,7 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
   const index::SearchFilter* filter = nullptr;
   if (query.filter.has_value()) {
     matched = indexes->items->Match(*query.filter);
-    search_filter = index::SearchFilter{&matched.ids, defaults::kFilterExactMaxIds,
-                                        defaults::kFilterExactFraction,
-                                        defaults::kFilterMinEfSearch,
-                                        defaults::kFilterMaxEfSearch};
+    search_filter = internal::PassingFilter(matched);
     filter = &search_filter;
   }
 
@@ -522,16 +521,9 @@ absl::StatusOr<std::vector<GetResult>> Searcher::Get(const LiveCollection& colle
                                                        collection.name(), "'"));
       continue;
     }
-    result.item.caption = std::move(stored[v]->caption);
-    result.item.created_ms = stored[v]->created_ms;
-    result.item.updated_ms = stored[v]->updated_ms;
-    result.item.attributes = std::move(stored[v]->attributes);
+    // Embeddings only when asked: otherwise the store read none.
+    result.item = internal::ToRecord(std::move(*stored[v]));
     if (thumbnails[v].has_value()) result.item.thumbnail = std::move(*thumbnails[v]);
-    if (fields.embeddings) {
-      result.item.clip_image = std::move(stored[v]->clip_image);
-      result.item.caption_text = std::move(stored[v]->caption_text);
-      result.item.image_features = std::move(stored[v]->image_features);
-    }
   }
   return results;
 }
