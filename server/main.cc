@@ -31,6 +31,9 @@
 #include "core/models/torch/torchscript_module.h"
 #include "core/store/postgres_item_store.h"
 #include "core/store/sqlite_item_store.h"
+#include "server/cluster/remote_spaces.h"
+#include "server/cluster/shard_map.h"
+#include "server/cluster/shard_service.h"
 #include "server/logging.h"
 #include "server/http/http_api.h"
 #include "server/metrics/metrics_http_server.h"
@@ -63,6 +66,12 @@ ABSL_FLAG(int, index_workers, 0,
 ABSL_FLAG(bool, no_batching, false,
           "run each call's model and search work on its own worker, without dynamic batching");
 ABSL_FLAG(std::string, port_file, "", "write the port actually listened on to this file");
+ABSL_FLAG(std::string, role, "",
+          "all (default: one process, every shard), frontend (models, writes, scatters searches "
+          "over the shard map) or shard (holds its shard group's indexes for the frontends)");
+ABSL_FLAG(std::string, shard_map, "", "the shard map file (retrace.v1.ShardMap, text format)");
+ABSL_FLAG(std::string, advertise, "",
+          "a shard server's address as the shard map writes it (default: --listen)");
 ABSL_FLAG(std::string, log_level, "info", "trace, debug, info, warn, error");
 ABSL_FLAG(std::string, log_format, "", "text (default) or json: one JSON object per line");
 ABSL_FLAG(bool, access_log, false,
@@ -181,6 +190,13 @@ int Run(ServerLoggers& logs) {
   if (auto v = absl::GetFlag(FLAGS_replica_id); !v.empty()) {
     config.mutable_replication()->set_replica_id(v);
   }
+  if (auto v = absl::GetFlag(FLAGS_role); !v.empty()) config.mutable_cluster()->set_role(v);
+  if (auto v = absl::GetFlag(FLAGS_shard_map); !v.empty()) {
+    config.mutable_cluster()->set_shard_map(v);
+  }
+  if (auto v = absl::GetFlag(FLAGS_advertise); !v.empty()) {
+    config.mutable_cluster()->set_advertise(v);
+  }
   if (auto v = absl::GetFlag(FLAGS_workers); v != 0) config.mutable_threads()->set_workers(v);
   if (auto v = absl::GetFlag(FLAGS_index_workers); v != 0) {
     config.mutable_threads()->set_index_workers(v);
@@ -200,6 +216,24 @@ int Run(ServerLoggers& logs) {
   if (observability.log_format() == "json") {
     logs = MakeServerLoggers(LogFormat::kJson, logs.events->level());
     log = logs.events.get();
+  }
+
+  // The sharded cluster's roles (ARCHITECTURE.md, "Cluster"): a shard server finds its group in
+  // the map by its address; a frontend follows the map file and scatters searches over it.
+  const std::string& role = config.cluster().role();
+  const bool shard_role = role == engine::defaults::kRoleShard;
+  const bool frontend_role = role == engine::defaults::kRoleFrontend;
+  std::unique_ptr<ShardMapFile> shard_map;
+  engine::ShardGroup shard_group;
+  if (shard_role || frontend_role) {
+    auto opened = ShardMapFile::Open(config.cluster().shard_map(), logs.events);
+    if (!opened.ok()) return Fail(*log, opened.status(), "--shard-map");
+    shard_map = std::move(*opened);
+  }
+  if (shard_role) {
+    auto group = GroupOf(*shard_map->Current(), config.cluster().advertise());
+    if (!group.ok()) return Fail(*log, group.status(), "--advertise");
+    shard_group = {*group, shard_map->Current()->groups_size()};
   }
 
   std::unique_ptr<TokenAuthorizer> auth = TokenAuthorizer::Disabled();
@@ -260,7 +294,13 @@ int Run(ServerLoggers& logs) {
   builder.AddListeningPort(config.listen(), *credentials, &port);
   builder.SetMaxReceiveMessageSize(static_cast<int>(limits.max_message_bytes()));
   builder.SetMaxSendMessageSize(static_cast<int>(limits.max_message_bytes()));
-  builder.RegisterService(&service);
+  // A shard server answers the frontends only: the public API is theirs.
+  ShardServiceImpl shard_service(&ready_engine, shard_group);
+  if (shard_role) {
+    builder.RegisterService(&shard_service);
+  } else {
+    builder.RegisterService(&service);
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     log->critical("cannot listen on {} (address in use, or not an address of this machine?)",
@@ -270,7 +310,7 @@ int Run(ServerLoggers& logs) {
   // Not ready until the models and collections are: load balancers and probes wait.
   server->GetHealthCheckService()->SetServingStatus(false);
   std::unique_ptr<http::HttpApi> http_api;
-  if (config.http_listen() != engine::defaults::kHttpOff) {
+  if (config.http_listen() != engine::defaults::kHttpOff && !shard_role) {
     http::HttpListener::Options http_options;
     http_options.what = "HTTP API";
     // An HTTP thread waits while a worker runs its call: as many as the workers of both lanes,
@@ -357,8 +397,11 @@ int Run(ServerLoggers& logs) {
     gethostname(host, sizeof host - 1);
     engine_options.replication.replica_id = absl::StrCat(host, ":", port);
   }
+  // A shard server records the address the shard map names it by, so that cluster status joins
+  // its positions to its place in the map.
   engine_options.replication.address =
-      absl::StrCat(config.listen().substr(0, config.listen().rfind(':')), ":", port);
+      shard_role ? config.cluster().advertise()
+                 : absl::StrCat(config.listen().substr(0, config.listen().rfind(':')), ":", port);
   engine_options.stage_observer = &metrics;
   // Each batcher thread runs one model (or the search) with the configured intra-op threads.
   for (batching::BatcherOptions* o :
@@ -367,6 +410,15 @@ int Run(ServerLoggers& logs) {
     o->on_start = [torch_threads] { models::ConfigureTorchThreads(torch_threads); };
   }
   engine_options.batching.search.on_start = [omp_threads] { omp_set_num_threads(omp_threads); };
+  engine_options.shard_group = shard_group;
+  if (frontend_role) {
+    shard_map->Watch(absl::Milliseconds(config.cluster().shard_map_poll_ms()));
+    engine_options.remote_spaces = std::make_shared<RemoteSpaces>(
+        shard_map.get(), [&metrics](int group, const std::string& replica, grpc::StatusCode code,
+                                    double seconds) {
+          metrics.RecordShardCall(group, replica, code, seconds);
+        });
+  }
   auto engine =
       engine::Engine::Open(engine_options, std::move(*models), std::move(*store), logs.events);
   if (!engine.ok()) return fail_started(engine.status(), "opening collections");
@@ -381,6 +433,13 @@ int Run(ServerLoggers& logs) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   if (!stopping) server->GetHealthCheckService()->SetServingStatus(true);
+  if (shard_role) {
+    log->info("shard server of group {} of {} (shards s with s mod {} = {} of each collection)",
+              shard_group.index, shard_group.count, shard_group.count, shard_group.index);
+  } else if (frontend_role) {
+    log->info("frontend over {} shard groups ({})", shard_map->Current()->groups_size(),
+              config.cluster().shard_map());
+  }
   log->info("ready: serving on {} as replica '{}' of {}; {} workers and {} index workers, {} "
             "intra-op threads, {} OpenMP threads; {}",
             config.listen(), engine_options.replication.replica_id, store_name,

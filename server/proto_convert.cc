@@ -59,6 +59,7 @@ absl::StatusOr<engine::SearchQuery> FromProto(const v1::SearchRequest& request) 
   }
   if (request.has_min_score()) query.min_score = request.min_score();
   query.include_self = request.include_self();
+  query.allow_partial = request.allow_partial();
   return query;
 }
 
@@ -126,6 +127,7 @@ void ToProto(const engine::CollectionInfo& info, v1::Collection* out) {
 
 void ToProto(const engine::SearchResult& result, v1::SearchResponse* out) {
   out->set_cut_by_min_score(result.cut_by_min_score);
+  out->mutable_missing_shards()->Add(result.missing_shards.begin(), result.missing_shards.end());
   for (const engine::SearchHit& hit : result.hits) {
     v1::SearchHit* h = out->add_hits();
     h->set_id(hit.id);
@@ -236,6 +238,15 @@ void ToProto(const engine::ClusterStatus& status, v1::ClusterStatus* out) {
       collection->set_applied_position(c.applied);
       collection->set_lag(c.lag);
       collection->set_resume_position(c.resume);
+    }
+  }
+  for (const engine::ShardGroupStatus& g : status.shard_groups) {
+    v1::ShardGroupStatus* group = out->add_shard_groups();
+    group->set_group(g.group);
+    for (const engine::ShardGroupStatus::Replica& r : g.replicas) {
+      v1::ShardReplicaStatus* replica = group->add_replicas();
+      replica->set_address(r.address);
+      replica->set_health(r.health);
     }
   }
 }

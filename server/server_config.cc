@@ -49,6 +49,10 @@ void ApplyDefaults(v1::ServerConfig& c) {
   namespace d = engine::defaults;
   if (c.listen().empty()) c.set_listen(d::kListen);
   if (c.http_listen().empty()) c.set_http_listen(d::kHttpListen);
+  v1::Cluster& cluster = *c.mutable_cluster();
+  if (cluster.role().empty()) cluster.set_role(d::kRoleAll);
+  if (cluster.advertise().empty()) cluster.set_advertise(c.listen());
+  if (cluster.shard_map_poll_ms() == 0) cluster.set_shard_map_poll_ms(d::kShardMapPollMs);
   if (c.models_dir().empty()) c.set_models_dir(d::kModelsDir);
   if (c.data_dir().empty()) c.set_data_dir(d::kDataDir);
   if (c.shutdown_grace_seconds() == 0) c.set_shutdown_grace_seconds(d::kShutdownGraceSeconds);
@@ -213,8 +217,30 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
         range("replication.poll_interval_ms", c.replication().poll_interval_ms(), 10, 600000),
         range("replication.postgres_pool_size", c.replication().postgres_pool_size(), 1, 256),
         range("replication.replica_id bytes", c.replication().replica_id().size(), 0, 256),
-        range("snapshot_interval_seconds", c.snapshot_interval_seconds(), -1, 86400)}) {
+        range("snapshot_interval_seconds", c.snapshot_interval_seconds(), -1, 86400),
+        range("cluster.shard_map_poll_ms", c.cluster().shard_map_poll_ms(), 10, 3600 * 1000)}) {
     if (!s.ok()) return s;
+  }
+  namespace d = engine::defaults;
+  const v1::Cluster& cluster = c.cluster();
+  if (cluster.role() != d::kRoleAll && cluster.role() != d::kRoleFrontend &&
+      cluster.role() != d::kRoleShard) {
+    return absl::InvalidArgumentError(absl::StrCat("config: cluster.role = '", cluster.role(),
+                                                   "' is not all, frontend or shard (--role)"));
+  }
+  if (cluster.role() != d::kRoleAll) {
+    if (c.store().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config: cluster.role ", cluster.role(),
+          " needs a PostgreSQL store shared by the cluster (--store postgresql://...)"));
+    }
+    if (cluster.shard_map().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("config: cluster.role ", cluster.role(),
+                                                     " needs cluster.shard_map (--shard-map)"));
+    }
+  } else if (!cluster.shard_map().empty()) {
+    return absl::InvalidArgumentError(
+        "config: cluster.shard_map is for --role frontend or shard; role all holds every shard");
   }
   auto finite_range = [](const char* field, float value, float lo, float hi) -> absl::Status {
     if (!(value >= lo && value <= hi)) {  // also refuses NaN

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "core/engine/engine.h"
 #include "server/logging.h"
 #include "server/call_gate.h"
@@ -63,6 +64,15 @@ ServiceMetrics::ServiceMetrics(metrics::Registry* registry) : registry_(registry
     stage_seconds_[s] = &stage_seconds->WithLabels({name});
     stage_batch_[s] = &stage_batch->WithLabels({name});
   }
+  shard_calls_ = Registered(registry->AddCounter(
+      "retrace_shard_calls_total",
+      "A frontend's calls to shard servers (each attempt of a failover counts), by shard group, "
+      "replica address and gRPC code.",
+      {"group", "replica", "code"}));
+  shard_seconds_ = Registered(registry->AddHistogram(
+      "retrace_shard_call_duration_seconds",
+      "Latency of a frontend's calls to shard servers, by shard group and replica address.",
+      {"group", "replica"}, metrics::LatencyBucketsSeconds()));
 }
 
 void ServiceMetrics::WatchServer(const CallGate* gate,
@@ -167,6 +177,13 @@ void ServiceMetrics::RecordCall(std::string_view rpc, grpc::StatusCode code, dou
         .Increment();
   }
   call_seconds_[i]->Observe(seconds);
+}
+
+void ServiceMetrics::RecordShardCall(int group, const std::string& replica,
+                                     grpc::StatusCode code, double seconds) {
+  const std::string g = absl::StrCat(group);
+  shard_calls_->WithLabels({g, replica, StatusCodeName(code)}).Increment();
+  shard_seconds_->WithLabels({g, replica}).Observe(seconds);
 }
 
 void ServiceMetrics::Observe(engine::Stage stage, double seconds, int batch_size) {

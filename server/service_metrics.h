@@ -11,6 +11,8 @@
 //   index_streams_open                   Index streams now open
 //   ready                                1 once models are warm and collections open
 //   collection_items{collection}         items per collection
+//   shard_calls_total{group,replica,code}   a frontend's calls to shard servers (each attempt)
+//   shard_call_duration_seconds{group,replica}  their latency
 //
 // Thread-safety: RecordCall and Observe are called from every worker and gRPC thread; both are
 // lock-free on the common path (children for code OK are looked up once, at construction).
@@ -61,6 +63,10 @@ class ServiceMetrics final : public engine::StageObserver {
 
   void Observe(engine::Stage stage, double seconds, int batch_size) override;
 
+  // RecordShardCall: one attempt of a frontend's call to shard server `replica` of `group`.
+  void RecordShardCall(int group, const std::string& replica, grpc::StatusCode code,
+                       double seconds);
+
  private:
   metrics::Registry* const registry_;
   metrics::CounterFamily* calls_;
@@ -68,6 +74,8 @@ class ServiceMetrics final : public engine::StageObserver {
   std::array<metrics::Histogram*, kRpcNames.size()> call_seconds_{};
   std::array<metrics::Histogram*, engine::kStageCount> stage_seconds_{};
   std::array<metrics::Histogram*, engine::kStageCount> stage_batch_{};
+  metrics::CounterFamily* shard_calls_;
+  metrics::HistogramFamily* shard_seconds_;
 };
 
 }  // namespace retrace::server

@@ -23,6 +23,7 @@ class Batch {
       : indexes_(indexes), record_(record) {}
 
   absl::Status Put(const store::StoredItem& item) {
+    if (!indexes_.group.Holds(item.id, record_.shards)) return absl::OkStatus();  // another group's
     RETRACE_RETURN_IF_ERROR(FlushRemovals());
     if (item.caption_text.size() != static_cast<size_t>(record_.caption_dim)) {
       return absl::DataLossError(absl::StrCat("item '", item.id, "' of collection '",
@@ -91,11 +92,24 @@ class Batch {
 
 const char* SpaceName(Space space) { return space == Space::kCaption ? "caption" : "image"; }
 
+// SnapshotTag: what a snapshot must have been taken of to be loaded: this collection (not an
+// earlier one of the same name) and, on a shard server, the same group.
+std::string SnapshotTag(const store::CollectionRecord& record, const ShardGroup& group) {
+  if (group.count <= 1) return absl::StrCat(record.created_position);
+  return absl::StrCat(record.created_position, " group ", group.index, "/", group.count);
+}
+
 std::string ItemsDir(const std::string& snapshot_root, const std::string& collection) {
   return (std::filesystem::path(snapshot_root) / collection / "items").string();
 }
 
 }  // namespace
+
+bool ShardGroup::Holds(std::string_view id, int shards) const {
+  if (count <= 1) return true;
+  const uint32_t shard = index::ShardedIndex::ShardOf(id, shards);
+  return static_cast<int>(shard % static_cast<uint32_t>(count)) == index;
+}
 
 index::IndexOptions IndexOptionsFor(const store::CollectionRecord& record, Space space) {
   index::IndexOptions options;
@@ -110,8 +124,10 @@ index::IndexOptions IndexOptionsFor(const store::CollectionRecord& record, Space
   return options;
 }
 
-absl::StatusOr<CollectionIndexes> CreateIndexes(const store::CollectionRecord& record) {
+absl::StatusOr<CollectionIndexes> CreateIndexes(const store::CollectionRecord& record,
+                                                const ShardGroup& group) {
   CollectionIndexes indexes;
+  indexes.group = group;
   for (Space space : {Space::kCaption, Space::kImage}) {
     auto created = index::ShardedIndex::Create(IndexOptionsFor(record, space));
     if (!created.ok()) {
@@ -142,12 +158,13 @@ absl::Status ApplyChanges(CollectionIndexes& indexes, const store::CollectionRec
 
 absl::StatusOr<RecoveredIndexes> BuildFromItems(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
-                                                const std::string& why) {
+                                                const std::string& why,
+                                                const ShardGroup& group) {
   const absl::Time start = absl::Now();
   RecoveredIndexes recovered;
   // The position first: whatever the scan misses (a change during it) is after it in the feed.
   RETRACE_ASSIGN_OR_RETURN(recovered.applied, store.LastPosition());
-  RETRACE_ASSIGN_OR_RETURN(recovered.indexes, CreateIndexes(record));
+  RETRACE_ASSIGN_OR_RETURN(recovered.indexes, CreateIndexes(record, group));
   Batch batch(recovered.indexes, record);
   RETRACE_RETURN_IF_ERROR(store.ForEachItem(
       record.name, [&](const store::StoredItem& item) { return batch.Put(item); }));
@@ -159,45 +176,45 @@ absl::StatusOr<RecoveredIndexes> BuildFromItems(const store::ItemStore& store,
 
 absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
-                                                const std::string& snapshot_root) {
-  if (snapshot_root.empty()) return BuildFromItems(store, record, "snapshots are off");
+                                                const std::string& snapshot_root,
+                                                const ShardGroup& group) {
+  auto build = [&](const std::string& why) { return BuildFromItems(store, record, why, group); };
+  if (snapshot_root.empty()) return build("snapshots are off");
   const absl::Time start = absl::Now();
-  const std::string tag = absl::StrCat(record.created_position);
+  const std::string tag = SnapshotTag(record, group);
   std::vector<index::LoadedIndex> loaded;
   for (Space space : {Space::kCaption, Space::kImage}) {
     auto snapshot = index::ShardedIndex::LoadSnapshot(
         SnapshotDir(snapshot_root, record.name, space), IndexOptionsFor(record, space));
     if (!snapshot.ok()) {
-      return BuildFromItems(store, record,
-                            snapshot.status().code() == absl::StatusCode::kNotFound
+      return build(snapshot.status().code() == absl::StatusCode::kNotFound
                                 ? absl::StrCat("no ", SpaceName(space), " snapshot")
                                 : absl::StrCat(SpaceName(space), " snapshot unusable: ",
                                                snapshot.status().ToString()));
     }
     if (snapshot->tag != tag) {
-      return BuildFromItems(store, record,
-                            "the snapshot is of an earlier collection of the same name");
+      return build("the snapshot is of an earlier collection of the same name, or another "
+                   "shard group");
     }
     loaded.push_back(std::move(*snapshot));
   }
   auto items = ItemTable::Load(ItemsDir(snapshot_root, record.name));
   if (!items.ok()) {
-    return BuildFromItems(store, record,
-                          absl::StrCat("item table unusable: ", items.status().ToString()));
+    return build(absl::StrCat("item table unusable: ", items.status().ToString()));
   }
   const int64_t position = loaded[0].sequence;
   if (loaded[1].sequence != position || items->position != position || items->tag != tag) {
-    return BuildFromItems(store, record,
-                          absl::StrCat("the caption, image and item snapshots are of positions ",
+    return build(absl::StrCat("the caption, image and item snapshots are of positions ",
                                        position, ", ", loaded[1].sequence, " and ",
                                        items->position));
   }
   RETRACE_ASSIGN_OR_RETURN(int64_t last, store.LastPosition());
   if (position > last) {
-    return BuildFromItems(store, record, absl::StrCat("the snapshot (position ", position,
+    return build(absl::StrCat("the snapshot (position ", position,
                                                       ") is newer than the store (", last, ")"));
   }
   RecoveredIndexes recovered;
+  recovered.indexes.group = group;
   recovered.indexes.captions = std::move(loaded[0].index);
   recovered.indexes.images = std::move(loaded[1].index);
   recovered.indexes.items = std::move(items->table);
@@ -211,7 +228,7 @@ absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
 
 absl::Status SaveSnapshots(const CollectionIndexes& indexes, const store::CollectionRecord& record,
                            int64_t position, const std::string& snapshot_root) {
-  const std::string tag = absl::StrCat(record.created_position);
+  const std::string tag = SnapshotTag(record, indexes.group);
   RETRACE_RETURN_IF_ERROR(indexes.captions->SaveSnapshot(
       SnapshotDir(snapshot_root, record.name, Space::kCaption), position, tag));
   RETRACE_RETURN_IF_ERROR(indexes.images->SaveSnapshot(

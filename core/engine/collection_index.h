@@ -18,6 +18,7 @@
 
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 #include "core/engine/item_table.h"
@@ -28,7 +29,19 @@ namespace retrace::engine {
 
 enum class Space { kCaption, kImage };
 
+// ShardGroup: which of a collection's shards this process holds. A shard server of a sharded
+// cluster (ARCHITECTURE.md, "Cluster") holds the shards s with s mod count == index, every other
+// process all of them (count 1). Placement is index::ShardedIndex::ShardOf, so a shard server's
+// shard s holds exactly what shard s of a whole process holds.
+struct ShardGroup {
+  int index = 0;
+  int count = 1;
+  bool Holds(std::string_view id, int shards) const;
+  bool operator==(const ShardGroup& o) const { return index == o.index && count == o.count; }
+};
+
 struct CollectionIndexes {
+  ShardGroup group;  // what the indexes and the table hold: only this group's items
   std::unique_ptr<index::ShardedIndex> captions;  // CLIP text embeddings of the captions
   std::unique_ptr<index::ShardedIndex> images;    // image-space vectors (image_space.h)
   std::unique_ptr<ItemTable> items;               // captions and attributes, for hits
@@ -47,31 +60,36 @@ index::IndexOptions IndexOptionsFor(const store::CollectionRecord& record, Space
 
 // CreateIndexes makes a collection's two empty indexes. INVALID_ARGUMENT naming caption_index
 // or image_index when a spec cannot be built.
-absl::StatusOr<CollectionIndexes> CreateIndexes(const store::CollectionRecord& record);
+absl::StatusOr<CollectionIndexes> CreateIndexes(const store::CollectionRecord& record,
+                                                const ShardGroup& group = {});
 
 // SnapshotDir: where a collection's snapshot of `space` lives under `snapshot_root`.
 std::string SnapshotDir(const std::string& snapshot_root, const std::string& collection,
                         Space space);
 
 // ApplyChanges applies a page of the change feed, in order, to the indexes and the item table:
-// a put upserts the item, a deletion removes it (absent ids are ignored). Idempotent: applying a
+// a put upserts the item, a deletion removes it (absent ids are ignored); a put of an item
+// outside indexes.group is skipped. Idempotent: applying a
 // page again leaves the same state, so a failed apply is retried from the same page. DATA_LOSS
 // if an item's embeddings do not fit the collection's dimensions; the index's error otherwise.
 absl::Status ApplyChanges(CollectionIndexes& indexes, const store::CollectionRecord& record,
                           const std::vector<store::Change>& changes);
 
-// RecoverIndexes builds the indexes and item table of `record` from its snapshot under
-// `snapshot_root` (empty: none) or from the store's items. Errors: the store's, DATA_LOSS for a
+// RecoverIndexes builds the indexes and item table of `record` (the items `group` holds) from its
+// snapshot under `snapshot_root` (empty: none; one of another group is not used) or from the
+// store's items. Errors: the store's, DATA_LOSS for a
 // stored item that does not fit, or INVALID_ARGUMENT when an index spec cannot be built.
 absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
-                                                const std::string& snapshot_root);
+                                                const std::string& snapshot_root,
+                                                const ShardGroup& group = {});
 
 // BuildFromItems builds them from the store's items alone (reading the last position first, so
 // the feed from RecoveredIndexes.applied holds whatever the scan missed). `why` goes to `how`.
 absl::StatusOr<RecoveredIndexes> BuildFromItems(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
-                                                const std::string& why);
+                                                const std::string& why,
+                                                const ShardGroup& group = {});
 
 // SaveSnapshots writes the indexes and the item table as the collection's snapshot of store
 // position `position`. REQUIRES: every change up to `position` is in them (changes after it

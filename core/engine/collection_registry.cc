@@ -31,11 +31,14 @@ absl::Status Incompatible(const store::CollectionRecord& r, const ModelIdentitie
 
 CollectionRegistry::CollectionRegistry(ModelIdentities models, const store::ItemStore* store,
                                        std::string snapshot_root,
-                                       std::shared_ptr<spdlog::logger> log)
+                                       std::shared_ptr<spdlog::logger> log, ShardGroup group,
+                                       bool holds_indexes)
     : models_(std::move(models)),
       store_(store),
       snapshot_root_(std::move(snapshot_root)),
-      log_(std::move(log)) {}
+      log_(std::move(log)),
+      group_(group),
+      holds_indexes_(holds_indexes) {}
 
 absl::StatusOr<std::shared_ptr<LiveCollection>> CollectionRegistry::Make(
     const store::CollectionRecord& record) {
@@ -49,8 +52,9 @@ absl::StatusOr<std::shared_ptr<LiveCollection>> CollectionRegistry::Make(
     log_->warn("collection '{}' was captioned by '{}'; new items will be captioned by '{}'",
                record.name, record.captioner_model, models_.captioner);
   }
+  if (!holds_indexes_) return std::make_shared<LiveCollection>(record);
   RETRACE_ASSIGN_OR_RETURN(RecoveredIndexes recovered,
-                           RecoverIndexes(*store_, record, snapshot_root_));
+                           RecoverIndexes(*store_, record, snapshot_root_, group_));
   log_->info("collection '{}': {}", record.name, recovered.how);
   return std::make_shared<LiveCollection>(record, std::move(recovered));
 }

@@ -43,8 +43,11 @@ class CollectionRegistry {
  public:
   // `store` and `log` are not owned and must outlive the registry. `snapshot_root` is where
   // snapshots live (empty: none).
+  // `group`: the shards this process holds; `holds_indexes` false: none (a frontend, whose
+  // collections are records only).
   CollectionRegistry(ModelIdentities models, const store::ItemStore* store,
-                     std::string snapshot_root, std::shared_ptr<spdlog::logger> log);
+                     std::string snapshot_root, std::shared_ptr<spdlog::logger> log,
+                     ShardGroup group = {}, bool holds_indexes = true);
 
   // Reconcile: see the banner. Returns the state it read (the caller follows the collections'
   // changes with it). The store's error when it cannot be read; a collection whose indexes
@@ -75,6 +78,8 @@ class CollectionRegistry {
   const store::ItemStore* const store_;
   const std::string snapshot_root_;
   const std::shared_ptr<spdlog::logger> log_;
+  const ShardGroup group_;
+  const bool holds_indexes_;
 
   absl::Mutex reconcile_mu_ ABSL_ACQUIRED_BEFORE(map_mu_);
   mutable absl::Mutex map_mu_;

@@ -104,6 +104,17 @@ inline constexpr char kListen[] = "127.0.0.1:50051";
 inline constexpr char kHttpListen[] = "127.0.0.1:8080";
 inline constexpr char kHttpOff[] = "off";
 inline constexpr char kModelsDir[] = "build/models";
+// Sharded cluster (ServerConfig.cluster): the roles, the shard map's bounds, how often a frontend
+// looks for a changed map, and the longest a frontend waits before reconnecting to a shard
+// server that went away (gRPC's own default, 120 s, would keep a restarted replica idle).
+inline constexpr char kRoleAll[] = "all";
+inline constexpr char kRoleFrontend[] = "frontend";
+inline constexpr char kRoleShard[] = "shard";
+inline constexpr int kShardMapPollMs = 1000;
+inline constexpr int kMaxShardGroups = 256;
+inline constexpr int kMaxReplicasPerGroup = 64;
+inline constexpr int kShardReconnectBackoffMaxMs = 1000;
+inline constexpr absl::Duration kShardHealthProbeTimeout = absl::Seconds(1);  // cluster status
 inline constexpr char kDataDir[] = "retrace-data";
 inline constexpr int kShutdownGraceSeconds = 30;
 inline constexpr int kSnapshotIntervalSeconds = 300;

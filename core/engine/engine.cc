@@ -68,8 +68,12 @@ Engine::Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::It
   if (models_.image_encoder != nullptr) {
     identities.image_encoder = models_.image_encoder->manifest().Identity();
   }
+  local_spaces_ = std::make_unique<LocalSpaces>(batchers_.get(), store_.get());
+  const bool frontend = options_.remote_spaces != nullptr;
+  spaces_ = frontend ? options_.remote_spaces.get() : local_spaces_.get();
   registry_ = std::make_unique<CollectionRegistry>(std::move(identities), store_.get(),
-                                                   options_.snapshot_dir, log_);
+                                                   options_.snapshot_dir, log_,
+                                                   options_.shard_group, !frontend);
   FollowOptions follow;
   follow.page_size = options_.replication.change_page;
   follow.fault_hook = options_.apply_fault_hook;
@@ -83,13 +87,14 @@ Engine::Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::It
   ingest.retry_min = options_.replication.retry_min;
   ingest.follow = follow;
   ingest.stage_observer = options_.stage_observer;
-  ingest_ = std::make_unique<Ingest>(std::move(ingest), batchers_.get(), store_.get());
+  ingest_ = std::make_unique<Ingest>(std::move(ingest), batchers_.get(), spaces_, store_.get());
 
   Searcher::Options search;
   search.limits = options_.limits;
   search.caption = options_.caption;
   search.stage_observer = options_.stage_observer;
-  searcher_ = std::make_unique<Searcher>(std::move(search), batchers_.get(), store_.get());
+  searcher_ = std::make_unique<Searcher>(std::move(search), batchers_.get(), spaces_,
+                                         store_.get());
 
   Replicator::Options replication;
   replication.replication = options_.replication;
@@ -122,7 +127,9 @@ absl::StatusOr<std::shared_ptr<LiveCollection>> Engine::Find(const std::string& 
   }
   RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection, registry_->Find(name));
   RETRACE_RETURN_IF_ERROR(collection->refused());
-  if (call.min_position > 0 && !collection->WaitApplied(call.min_position, call.deadline)) {
+  // A frontend holds no index to wait for: the shard servers wait for min_position.
+  if (call.min_position > 0 && collection->holds_indexes() &&
+      !collection->WaitApplied(call.min_position, call.deadline)) {
     return late(collection->applied());
   }
   return collection;
@@ -139,7 +146,7 @@ CollectionInfo Engine::Describe(const LiveCollection& collection,
   info.image_dim = r.image_dim;
   info.image_encoder_model = r.image_encoder_model;
   info.created_position = r.created_position;
-  if (collection.refused().ok()) {
+  if (collection.holds_indexes()) {
     const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
     // A scoped caller counts its own items only (the item table's match, as a search sees).
     info.item_count = static_cast<int64_t>(
@@ -148,7 +155,8 @@ CollectionInfo Engine::Describe(const LiveCollection& collection,
     info.lag = std::max<int64_t>(0, replicator_->last_position() - info.applied_position);
     info.degraded = collection.degraded();
   } else if (scope == nullptr) {
-    // A refused collection has no item table; a scoped caller is told 0 rather than everyone's.
+    // A refused collection (or a frontend's) has no item table; a scoped caller is told 0
+    // rather than everyone's.
     info.item_count = store_->CountItems(r.name).value_or(0);
   }
   return info;
@@ -295,6 +303,34 @@ absl::StatusOr<SearchResult> Engine::Search(const std::string& collection_name,
   RETRACE_ASSIGN_OR_RETURN(SearchResult result, searcher_->Search(*collection, query, call));
   result.stale = !replicator_->store_reachable();
   return result;
+}
+
+absl::StatusOr<SpaceResult> Engine::SearchSpaces(const std::string& collection_name,
+                                                 const std::vector<SpaceQuery>& queries,
+                                                 const std::optional<filter::Filter>& filter,
+                                                 const CallOptions& call) {
+  RETRACE_ASSIGN_OR_RETURN(std::shared_ptr<LiveCollection> collection,
+                           Find(collection_name, call));
+  if (!collection->holds_indexes()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("collection '", collection_name, "': this server holds no index of it"));
+  }
+  const store::CollectionRecord& record = collection->record();
+  for (size_t i = 0; i < queries.size(); ++i) {
+    const int dim = queries[i].space == Space::kCaption ? record.caption_dim : record.image_dim;
+    if (queries[i].vector.size() != static_cast<size_t>(dim)) {
+      return absl::InvalidArgumentError(absl::StrCat("queries[", i, "].vector: ",
+                                                     queries[i].vector.size(),
+                                                     " values, but the space has ", dim));
+    }
+    const int max_k = std::max(options_.limits.max_top_k, options_.limits.max_candidates);
+    if (queries[i].k < 1 || queries[i].k > max_k) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("queries[", i, "].k: ", queries[i].k, " is not in 1..", max_k));
+    }
+  }
+  if (filter.has_value()) RETRACE_RETURN_IF_ERROR(ValidateFilter(*filter, options_.limits));
+  return local_spaces_->Search(*collection, queries, filter, call, false);
 }
 
 namespace {
@@ -465,6 +501,7 @@ absl::StatusOr<ClusterStatus> Engine::Cluster() const {
   status.store = store_->Describe();
   RETRACE_ASSIGN_OR_RETURN(status.last_position, store_->LastPosition());
   RETRACE_ASSIGN_OR_RETURN(std::vector<store::ReplicaRecord> replicas, store_->ListReplicas());
+  status.shard_groups = spaces_->Groups(absl::Now() + defaults::kShardHealthProbeTimeout);
   const absl::Time live_since = absl::Now() - options_.replication.replica_expiry;
   for (store::ReplicaRecord& r : replicas) {
     ReplicaStatus& out = status.replicas.emplace_back();
@@ -486,7 +523,7 @@ std::vector<CollectionReplication> Engine::Replication() const {
   std::vector<CollectionReplication> out;
   const int64_t last = replicator_->last_position();
   for (const auto& collection : registry_->All()) {
-    if (!collection->refused().ok()) continue;
+    if (!collection->holds_indexes()) continue;
     CollectionReplication& r = out.emplace_back();
     r.collection = collection->name();
     r.applied_position = collection->applied();

@@ -29,6 +29,7 @@
 #include "absl/status/statusor.h"
 #include "core/engine/engine_types.h"
 #include "core/engine/follower.h"
+#include "core/engine/space_search.h"
 #include "core/engine/stage_observer.h"
 #include "core/models/captioner.h"
 #include "core/models/clip_model.h"
@@ -71,6 +72,12 @@ struct EngineOptions {
   BatchingOptions batching;
   // Tests only: called before the follower applies each page of changes (follower.h).
   ApplyFaultHook apply_fault_hook;
+  // Sharded cluster (ARCHITECTURE.md, "Cluster"). A shard server holds only `shard_group`'s
+  // shards of each collection. A frontend sets `remote_spaces` (the shard servers): it holds no
+  // index, searches through them, and acknowledges writes once committed (a read that must see
+  // a write passes its position as min_position, which the shard servers honour).
+  ShardGroup shard_group;
+  std::shared_ptr<SpaceSearcher> remote_spaces;
 };
 
 // ReplicationMetrics: how one collection follows the store here (for /metrics).
@@ -152,6 +159,15 @@ class Engine {
   absl::StatusOr<SearchResult> Search(const std::string& collection, const SearchQuery& query,
                                       const CallOptions& call = {});
 
+  // SearchSpaces: a shard server's answer to a frontend (LocalSpaces over this process's
+  // indexes, after waiting for call.min_position). NOT_FOUND; FAILED_PRECONDITION (refused, or
+  // this process holds no indexes); DEADLINE_EXCEEDED as Search; INVALID_ARGUMENT naming
+  // queries[i] for a vector of the wrong dimension or a k out of range.
+  absl::StatusOr<SpaceResult> SearchSpaces(const std::string& collection,
+                                           const std::vector<SpaceQuery>& queries,
+                                           const std::optional<filter::Filter>& filter,
+                                           const CallOptions& call = {});
+
   // Get returns stored items, one result per id in order (OK or NOT_FOUND, also for an item
   // outside the call's scope); embeddings and
   // thumbnails only when `fields` asks. Reads the store. The call fails as a whole for
@@ -211,6 +227,8 @@ class Engine {
   const std::shared_ptr<spdlog::logger> log_;
   // Declared in the order they are built; destroyed in reverse (the replicator stops first).
   std::unique_ptr<Batchers> batchers_;
+  std::unique_ptr<LocalSpaces> local_spaces_;
+  SpaceSearcher* spaces_ = nullptr;  // local_spaces_, or a frontend's remote_spaces
   std::unique_ptr<CollectionRegistry> registry_;
   std::unique_ptr<Ingest> ingest_;
   std::unique_ptr<Searcher> searcher_;

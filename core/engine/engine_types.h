@@ -175,6 +175,9 @@ struct SearchQuery {
   // on S in CAPTION_MATCH (-1..1), on S' in PROVENANCE (-1..1 + w1 + w2), on the fused score in
   // HYBRID (0..1; 0..1.5 with lexical), on the store's lexical score in CAPTION_TEXT (>= 0).
   std::optional<float> min_score;
+  // A frontend of a sharded cluster: answer without the shard groups that cannot be searched
+  // (SearchResult::missing_shards lists their shards) instead of failing UNAVAILABLE.
+  bool allow_partial = false;
 };
 
 // ProvenanceParts: a hit's S, P, P' and S' (ranks -1 when not scored).
@@ -214,6 +217,8 @@ struct SearchResult {
   bool stale = false;
   // How many of the top_k hits SearchQuery::min_score cut (0 without one).
   int64_t cut_by_min_score = 0;
+  // allow_partial: the collection's shards missing from the answer, ascending; else empty.
+  std::vector<int> missing_shards;
 };
 
 // ItemRecord: a stored item as Get returns it.
@@ -297,10 +302,21 @@ struct ReplicaStatus {
   std::vector<Collection> collections;
 };
 
+// ShardGroupStatus: one group of a frontend's shard map, each replica's health probed now.
+struct ShardGroupStatus {
+  int group = 0;
+  struct Replica {
+    std::string address;
+    std::string health;  // SERVING, NOT_SERVING or UNREACHABLE: ...
+  };
+  std::vector<Replica> replicas;
+};
+
 struct ClusterStatus {
   std::string store;            // the store's description (never a password)
   int64_t last_position = 0;    // the store's
   std::vector<ReplicaStatus> replicas;
+  std::vector<ShardGroupStatus> shard_groups;  // a frontend's shard map; else empty
 };
 
 // BatcherDepth: how many inputs wait in one batcher's lane (for metrics).

@@ -21,8 +21,10 @@ absl::Status CatchUp(LiveCollection& collection, const store::ItemStore& store,
       // replicas' expiry): start again from the items.
       RETRACE_ASSIGN_OR_RETURN(
           RecoveredIndexes rebuilt,
-          BuildFromItems(store, record, absl::StrCat("deletions after position ", cursor.position,
-                                                     " were compacted")));
+          BuildFromItems(store, record,
+                         absl::StrCat("deletions after position ", cursor.position,
+                                      " were compacted"),
+                         collection.Indexes()->group));
       if (options.log != nullptr) options.log->warn("collection '{}': {}", record.name, rebuilt.how);
       collection.SetIndexes(std::make_shared<CollectionIndexes>(std::move(rebuilt.indexes)));
       cursor = {rebuilt.applied, std::nullopt};

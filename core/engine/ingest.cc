@@ -11,7 +11,6 @@
 #include "core/engine/defaults.h"
 #include "core/engine/image_space.h"
 #include "core/engine/internal/content_hash.h"
-#include "core/engine/internal/passing_filter.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/filter/scope.h"
@@ -36,11 +35,13 @@ std::string Echo(const std::string& id) { return IsValidUtf8(id) ? id : absl::CH
 
 }  // namespace
 
-Ingest::Ingest(Options options, Batchers* batchers, store::ItemStore* store)
-    : options_(std::move(options)), batchers_(batchers), store_(store) {}
+Ingest::Ingest(Options options, Batchers* batchers, SpaceSearcher* spaces,
+               store::ItemStore* store)
+    : options_(std::move(options)), batchers_(batchers), spaces_(spaces), store_(store) {}
 
 absl::Status Ingest::AwaitApplied(LiveCollection& collection, int64_t position,
                                   absl::Time deadline) {
+  if (!collection.holds_indexes()) return absl::OkStatus();
   absl::Status last;
   while (collection.applied() < position) {
     last = CatchUp(collection, *store_, options_.follow);
@@ -99,15 +100,12 @@ void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDupl
                                 std::vector<ItemResult>& results, const ModelCall& call,
                                 const filter::Filter* scope) {
   const store::CollectionRecord& record = collection.record();
-  const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
-  ItemTable::Matched own;
-  index::SearchFilter own_filter;
-  const index::SearchFilter* filter = nullptr;
-  if (scope != nullptr) {
-    own = indexes->items->Match(*scope);
-    own_filter = internal::PassingFilter(own);
-    filter = &own_filter;
-  }
+  // The caller's scope: only its own items are compared (never another tenant's named).
+  std::optional<filter::Filter> own;
+  if (scope != nullptr) own = *scope;
+  CallOptions search_call;
+  search_call.deadline = call.deadline;
+  search_call.search_lane = call.lane;
   std::vector<std::vector<float>> kept;  // the image-space vectors of earlier items to store
   std::vector<size_t> kept_owner;
   for (size_t i : good) {
@@ -120,18 +118,18 @@ void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDupl
       continue;
     }
     // Two: a changed item's own stored version may be the nearest, and is not its duplicate.
-    absl::StatusOr<std::vector<index::IndexHit>> found =
-        batchers_->Search(*indexes->images, v->data(), 2, call, filter);
+    absl::StatusOr<SpaceResult> found =
+        spaces_->Search(collection, {{Space::kImage, *v, 2}}, own, search_call, false);
     if (!found.ok()) {
       results[i].status = Prefixed(Prefixed(found.status(), "near_duplicate"), label);
       continue;
     }
     std::string best_id;
     float best = -2;  // below any cosine similarity
-    for (const index::IndexHit& hit : *found) {
-      if (hit.id != items[i].id && hit.score > best) {
+    for (const SpaceHit& hit : found->hits[0]) {
+      if (hit.item.id != items[i].id && hit.score > best) {
         best = hit.score;
-        best_id = hit.id;
+        best_id = hit.item.id;
       }
     }
     for (size_t k = 0; k < kept.size(); ++k) {

@@ -34,6 +34,7 @@
 #include "core/engine/engine_types.h"
 #include "core/engine/follower.h"
 #include "core/engine/live_collection.h"
+#include "core/engine/space_search.h"
 #include "core/engine/stage_observer.h"
 #include "core/store/item_store.h"
 
@@ -50,8 +51,8 @@ class Ingest {
     FollowOptions follow;
     StageObserver* stage_observer = nullptr;
   };
-  // Not owned; must outlive this object.
-  Ingest(Options options, Batchers* batchers, store::ItemStore* store);
+  // Not owned; must outlive this object. `spaces` answers the near-duplicate check.
+  Ingest(Options options, Batchers* batchers, SpaceSearcher* spaces, store::ItemStore* store);
 
   // Index and Delete: see Engine::Index and Engine::Delete. REQUIRES: not refused.
   absl::StatusOr<WriteResult> Index(LiveCollection& collection, std::vector<IndexItem> items,
@@ -63,6 +64,8 @@ class Ingest {
  private:
   // AwaitApplied catches the collection up (in this thread, or waiting for the thread that is)
   // until `position` is applied: OK, or UNAVAILABLE naming the reason at the ack deadline.
+  // OK at once for a collection this process holds no index of (a frontend's: the commit is
+  // the acknowledgement).
   absl::Status AwaitApplied(LiveCollection& collection, int64_t position, absl::Time deadline);
   // FindUnchanged returns, sorted, the candidates whose stored content hash equals theirs, puts
   // each one's stored caption in its result, and raises *position to their stored versions'.
@@ -94,6 +97,7 @@ class Ingest {
 
   const Options options_;
   Batchers* const batchers_;
+  SpaceSearcher* const spaces_;
   store::ItemStore* const store_;
 };
 

@@ -8,6 +8,9 @@
 // with WaitApplied. `degraded` is the reason the follower cannot apply the next change (it keeps
 // retrying); OK otherwise.
 //
+// A frontend of a sharded cluster keeps collections without indexes (holds_indexes false), as it
+// keeps refused ones: only records, which its searches send to the shard servers.
+//
 // Thread-safety: safe for concurrent use. Indexes() hands out the current indexes (they are
 // replaced whole when rebuilt); apply_mu is held by the one thread applying changes.
 //
@@ -35,6 +38,7 @@ class LiveCollection {
   // A collection this replica serves, with its recovered indexes.
   LiveCollection(store::CollectionRecord record, RecoveredIndexes recovered)
       : record_(std::move(record)),
+        holds_indexes_(true),
         indexes_(std::make_shared<CollectionIndexes>(std::move(recovered.indexes))),
         cursor_{recovered.applied, std::nullopt},
         applied_(recovered.applied),
@@ -42,6 +46,9 @@ class LiveCollection {
   // A collection built with other models: every use answers `refused`; it holds no index.
   LiveCollection(store::CollectionRecord record, absl::Status refused)
       : record_(std::move(record)), refused_(std::move(refused)) {}
+  // A collection a frontend of a sharded cluster serves: it holds no index (the shard servers
+  // do) and follows nothing; its writes are acknowledged once committed.
+  explicit LiveCollection(store::CollectionRecord record) : record_(std::move(record)) {}
   LiveCollection(const LiveCollection&) = delete;
   LiveCollection& operator=(const LiveCollection&) = delete;
 
@@ -49,6 +56,9 @@ class LiveCollection {
   const std::string& name() const { return record_.name; }
   // refused: not OK for a collection built with other models.
   const absl::Status& refused() const { return refused_; }
+  // holds_indexes: this process holds (and follows) the collection's indexes and item table:
+  // not a refused collection, nor a frontend's.
+  bool holds_indexes() const { return holds_indexes_; }
 
   std::shared_ptr<CollectionIndexes> Indexes() const {
     absl::MutexLock lock(&indexes_mu_);
@@ -131,6 +141,7 @@ class LiveCollection {
  private:
   const store::CollectionRecord record_;
   const absl::Status refused_;
+  const bool holds_indexes_ = false;
 
   mutable absl::Mutex indexes_mu_;
   std::shared_ptr<CollectionIndexes> indexes_ ABSL_GUARDED_BY(indexes_mu_);

@@ -81,7 +81,7 @@ absl::Duration Replicator::FollowOnce() {
   absl::Duration wait = r.poll_interval;
   bool caught_up = true;
   for (const std::shared_ptr<LiveCollection>& c : registry_->All()) {
-    if (!c->refused().ok()) continue;
+    if (!c->holds_indexes()) continue;
     const auto key = std::make_pair(c->name(), c->record().created_position);
     auto changed = last_change.find(key);
     if (changed == last_change.end()) continue;  // dropped since the reconcile
@@ -138,7 +138,7 @@ absl::Status Replicator::ReportNow() {
   record.address = options_.replication.address;
   record.started = started_;
   for (const std::shared_ptr<LiveCollection>& c : registry_->All()) {
-    if (!c->refused().ok()) continue;
+    if (!c->holds_indexes()) continue;
     record.positions.push_back(
         {c->name(), c->record().created_position, c->applied(), c->resume()});
   }
@@ -163,7 +163,7 @@ absl::Status Replicator::SnapshotAll() {
   absl::Status first;
   std::vector<std::shared_ptr<LiveCollection>> saved;
   for (const std::shared_ptr<LiveCollection>& c : registry_->All()) {
-    if (!c->refused().ok()) continue;
+    if (!c->holds_indexes()) continue;
     // Everything up to `applied` is in the indexes; later changes may be too (harmless: a
     // restart applies them again).
     if (!c->ChangedSinceSnapshot()) continue;

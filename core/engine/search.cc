@@ -39,7 +39,6 @@
 #include "core/common/utf8.h"
 #include "core/engine/image_space.h"
 #include "core/engine/internal/item_record.h"
-#include "core/engine/internal/passing_filter.h"
 #include "core/engine/internal/prefixed.h"
 #include "core/engine/validation.h"
 #include "core/filter/filter.h"
@@ -96,10 +95,21 @@ absl::StatusOr<std::vector<float>> CheckedEmbedding(const std::vector<float>& va
   return v;
 }
 
+// ToSearchHit: a space's hit as Search shows it.
+SearchHit ToSearchHit(SpaceHit hit) {
+  SearchHit out;
+  out.id = std::move(hit.item.id);
+  out.score = hit.score;
+  out.caption = std::move(hit.item.caption);
+  out.attributes = std::move(hit.item.attributes);
+  return out;
+}
+
 }  // namespace
 
-Searcher::Searcher(Options options, Batchers* batchers, const store::ItemStore* store)
-    : options_(std::move(options)), batchers_(batchers), store_(store) {}
+Searcher::Searcher(Options options, Batchers* batchers, SpaceSearcher* spaces,
+                   const store::ItemStore* store)
+    : options_(std::move(options)), batchers_(batchers), spaces_(spaces), store_(store) {}
 
 absl::StatusOr<std::vector<float>> Searcher::CaptionMatchQuery(
     const store::CollectionRecord& record, const SearchQuery& query, const ItemRecord* query_item,
@@ -209,36 +219,24 @@ absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
 }
 
 absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
-    const LiveCollection& collection, const CollectionIndexes& indexes, const SearchQuery& query,
-    const ProvenanceQuery& pq, int depth, const ModelCall& call,
-    const index::SearchFilter* filter) {
-  const store::CollectionRecord& record = collection.record();
-  RETRACE_ASSIGN_OR_RETURN(
-      std::vector<index::IndexHit> found,
-      batchers_->Search(*indexes.images, pq.image_space.data(), depth, call, filter));
+    const store::CollectionRecord& record, const SearchQuery& query, const ProvenanceQuery& pq,
+    std::vector<SpaceHit> found) {
   ScopedStage rerank_timer(options_.stage_observer, Stage::kRerank,
                            static_cast<int>(found.size()));
-  std::vector<std::string> ids;
-  for (const index::IndexHit& hit : found) ids.push_back(hit.id);
-  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> records,
-                           store_->GetItems(record.name, ids));
-  std::vector<store::StoredItem> candidates;
+  std::vector<ItemRecord> candidates;
   std::vector<float> base, caption_scores, image_scores;
-  for (auto& item : records) {
-    if (!item.has_value()) continue;  // deleted since the index was searched
-    // Changed since the filter was matched: re-ranking sees only passing candidates.
-    if (query.filter.has_value() &&
-        !filter::Evaluate(*query.filter, {item->attributes, item->created_ms, item->updated_ms})) {
-      continue;
-    }
+  candidates.reserve(found.size());
+  for (SpaceHit& hit : found) {
+    ItemRecord& item = hit.item;
+    // S recomputed from the stored embeddings: exact whatever the index type.
     RETRACE_ASSIGN_OR_RETURN(std::vector<float> v,
-                             ImageSpaceVector(record, item->image_features, item->clip_image));
+                             ImageSpaceVector(record, item.image_features, item.clip_image));
     base.push_back(Dot(pq.image_space, v));
     if (query.provenance.rerank && !pq.clip_probe.empty()) {
-      caption_scores.push_back(Dot(pq.clip_probe, item->caption_text));
+      caption_scores.push_back(Dot(pq.clip_probe, item.caption_text));
     }
-    if (!pq.caption_vector.empty()) image_scores.push_back(Dot(pq.caption_vector, item->clip_image));
-    candidates.push_back(std::move(*item));
+    if (!pq.caption_vector.empty()) image_scores.push_back(Dot(pq.caption_vector, item.clip_image));
+    candidates.push_back(std::move(item));
   }
   search::RerankParams params{query.provenance.beta, query.provenance.w1, query.provenance.w2};
   const std::vector<search::Reranked> order =
@@ -247,7 +245,7 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
   std::vector<SearchHit> hits;
   hits.reserve(order.size());
   for (const search::Reranked& r : order) {
-    store::StoredItem& item = candidates[r.candidate];
+    ItemRecord& item = candidates[r.candidate];
     SearchHit hit;
     hit.id = std::move(item.id);
     hit.score = r.score;
@@ -259,8 +257,23 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
   return hits;
 }
 
+absl::StatusOr<std::vector<std::optional<ItemTable::Entry>>> Searcher::Lookup(
+    const LiveCollection& collection, const std::vector<std::string>& ids) {
+  if (collection.holds_indexes()) return collection.Indexes()->items->Get(ids);
+  // A frontend holds no item table: the store is what it knows.
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                           store_->GetItemsWithoutEmbeddings(collection.name(), ids));
+  std::vector<std::optional<ItemTable::Entry>> entries(stored.size());
+  for (size_t i = 0; i < stored.size(); ++i) {
+    if (!stored[i].has_value()) continue;
+    entries[i] = ItemTable::Entry{std::move(stored[i]->caption), std::move(stored[i]->attributes),
+                                  stored[i]->created_ms, stored[i]->updated_ms};
+  }
+  return entries;
+}
+
 absl::StatusOr<std::vector<SearchHit>> Searcher::LexicalRanking(
-    const LiveCollection& collection, const ItemTable& table, absl::string_view text, int depth,
+    const LiveCollection& collection, absl::string_view text, int depth,
     const std::optional<filter::Filter>& filter) {
   const std::vector<std::string> terms = store::CaptionTerms(text);
   int fetch = std::min(depth * defaults::kLexicalOverfetch, defaults::kMaxLexicalFetch);
@@ -271,7 +284,8 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::LexicalRanking(
     std::vector<std::string> ids;
     ids.reserve(matches.size());
     for (const store::CaptionMatch& m : matches) ids.push_back(m.id);
-    std::vector<std::optional<ItemTable::Entry>> entries = table.Get(ids);
+    RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<ItemTable::Entry>> entries,
+                             Lookup(collection, ids));
     hits.clear();
     for (size_t i = 0; i < matches.size() && hits.size() < static_cast<size_t>(depth); ++i) {
       // Absent: not applied here yet, or deleted here; failing: the filter cuts it.
@@ -294,38 +308,6 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::LexicalRanking(
     }
     fetch = std::min(fetch * 2, defaults::kMaxLexicalFetch);
   }
-}
-
-std::vector<SearchHit> Searcher::Show(const ItemTable& table, std::vector<SearchHit> hits,
-                                      const std::vector<bool>& shown,
-                                      const std::optional<filter::Filter>& filter) {
-  std::vector<std::string> ids;
-  std::vector<size_t> owners;
-  for (size_t i = 0; i < hits.size(); ++i) {
-    if (i < shown.size() && shown[i]) continue;
-    ids.push_back(hits[i].id);
-    owners.push_back(i);
-  }
-  std::vector<std::optional<ItemTable::Entry>> entries = table.Get(ids);
-  std::vector<bool> deleted(hits.size(), false);
-  for (size_t k = 0; k < owners.size(); ++k) {
-    SearchHit& hit = hits[owners[k]];
-    if (!entries[k].has_value() ||
-        (filter.has_value() &&
-         !filter::Evaluate(*filter, {entries[k]->attributes, entries[k]->created_ms,
-                                     entries[k]->updated_ms}))) {
-      deleted[owners[k]] = true;  // deleted, or changed to fail the filter, since the search
-      continue;
-    }
-    hit.caption = std::move(entries[k]->caption);
-    hit.attributes = std::move(entries[k]->attributes);
-  }
-  std::vector<SearchHit> kept;
-  kept.reserve(hits.size());
-  for (size_t i = 0; i < hits.size(); ++i) {
-    if (!deleted[i]) kept.push_back(std::move(hits[i]));
-  }
-  return kept;
 }
 
 absl::StatusOr<SearchResult> Searcher::Search(const LiveCollection& collection,
@@ -386,37 +368,32 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
   const ModelCall call{options.search_lane, options.deadline};
   const store::CollectionRecord& record = collection.record();
   SearchResult result;
-  // The position first: the indexes hold at least every change up to it.
-  result.applied_position = collection.applied();
-  const std::shared_ptr<CollectionIndexes> indexes = collection.Indexes();
-  // CAPTION_TEXT searches no index of this replica: it applies the filter to the store's matches.
+  // CAPTION_TEXT searches no vector index: it applies the filter to the store's matches.
   if (query.mode == SearchMode::kCaptionText) {
-    RETRACE_ASSIGN_OR_RETURN(result.hits, LexicalRanking(collection, *indexes->items, query.text,
-                                                         query.top_k, query.filter));
+    if (collection.holds_indexes()) {
+      result.applied_position = collection.applied();
+    } else {
+      // A frontend ranks and shows from the store alone: it is as new as the store, read first.
+      RETRACE_ASSIGN_OR_RETURN(result.applied_position, store_->LastPosition());
+    }
+    RETRACE_ASSIGN_OR_RETURN(result.hits,
+                             LexicalRanking(collection, query.text, query.top_k, query.filter));
     return result;  // Search cuts below min_score
   }
-  // The filter's passing ids, matched once for every index search of this call.
-  ItemTable::Matched matched;
-  index::SearchFilter search_filter;
-  const index::SearchFilter* filter = nullptr;
-  if (query.filter.has_value()) {
-    matched = indexes->items->Match(*query.filter);
-    search_filter = internal::PassingFilter(matched);
-    filter = &search_filter;
-  }
+  auto searched = [&result](SpaceResult& r) {
+    result.applied_position = r.applied_position;
+    result.missing_shards = std::move(r.missing_shards);
+  };
 
   if (query.mode == SearchMode::kCaptionMatch) {
     RETRACE_ASSIGN_OR_RETURN(std::vector<float> q,
                              CaptionMatchQuery(record, query, query_item, call));
     RETRACE_ASSIGN_OR_RETURN(
-        std::vector<index::IndexHit> found,
-        batchers_->Search(*indexes->captions, q.data(), query.top_k, call, filter));
-    std::vector<SearchHit> hits(found.size());
-    for (size_t i = 0; i < found.size(); ++i) {
-      hits[i].id = std::move(found[i].id);
-      hits[i].score = found[i].score;
-    }
-    result.hits = Show(*indexes->items, std::move(hits), {}, query.filter);
+        SpaceResult found,
+        spaces_->Search(collection, {{Space::kCaption, std::move(q), query.top_k}}, query.filter,
+                        options, query.allow_partial));
+    searched(found);
+    for (SpaceHit& hit : found.hits[0]) result.hits.push_back(ToSearchHit(std::move(hit)));
     return result;
   }
 
@@ -428,42 +405,52 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
   const int depth = query.mode == SearchMode::kHybrid
                         ? std::max(query.top_k, query.provenance.candidates)
                         : query.provenance.candidates;
+  // The image space's candidates, with the embeddings re-ranking needs; and for HYBRID the
+  // Caption-Matching ranking of the same query (its CLIP embedding against the captions), in
+  // the same call (one round trip to each shard server in a cluster).
+  std::vector<SpaceQuery> spaces = {{Space::kImage, pq.image_space, depth, true}};
+  const bool caption_ranking = query.mode == SearchMode::kHybrid && !pq.clip_probe.empty();
+  if (caption_ranking) spaces.push_back({Space::kCaption, pq.clip_probe, depth});
+  RETRACE_ASSIGN_OR_RETURN(SpaceResult found, spaces_->Search(collection, spaces, query.filter,
+                                                              options, query.allow_partial));
+  searched(found);
   RETRACE_ASSIGN_OR_RETURN(std::vector<SearchHit> provenance,
-                           ProvenanceRanking(collection, *indexes, query, pq, depth, call, filter));
+                           ProvenanceRanking(record, query, pq, std::move(found.hits[0])));
   if (query.mode == SearchMode::kProvenance) {
     if (provenance.size() > static_cast<size_t>(query.top_k)) provenance.resize(query.top_k);
     result.hits = std::move(provenance);
     return result;
   }
 
-  // HYBRID: the Caption-Matching ranking of the same query (its CLIP embedding against the
-  // captions), fused by rank with the provenance ranking.
-  const std::vector<float>& clip_query = pq.clip_probe;
-  std::vector<index::IndexHit> caption_match;
-  if (!clip_query.empty()) {
-    RETRACE_ASSIGN_OR_RETURN(
-        caption_match,
-        batchers_->Search(*indexes->captions, clip_query.data(), depth, call, filter));
+  // HYBRID: the two rankings, and with `lexical` the third (the query's words against the
+  // captions), fused by rank.
+  std::vector<SearchHit> caption_match;
+  if (caption_ranking) {
+    for (SpaceHit& hit : found.hits[1]) caption_match.push_back(ToSearchHit(std::move(hit)));
   }
-  // With `lexical`, the third ranking: the query's words against the captions.
   std::vector<SearchHit> lexical;
   if (query.lexical) {
     const std::optional<LexicalText> text = LexicalQueryText(query);  // validated: present
-    RETRACE_ASSIGN_OR_RETURN(lexical, LexicalRanking(collection, *indexes->items, text->text,
-                                                     depth, query.filter));
+    RETRACE_ASSIGN_OR_RETURN(lexical, LexicalRanking(collection, text->text, depth, query.filter));
   }
   std::vector<std::vector<std::string>> rankings(query.lexical ? 3 : 2);
-  for (const index::IndexHit& hit : caption_match) rankings[0].push_back(hit.id);
+  for (const SearchHit& hit : caption_match) rankings[0].push_back(hit.id);
   for (const SearchHit& hit : provenance) rankings[1].push_back(hit.id);
   for (const SearchHit& hit : lexical) rankings[2].push_back(hit.id);
   std::vector<search::FusedHit> fused = search::ReciprocalRankFusion(rankings, query.rrf_k);
   if (fused.size() > static_cast<size_t>(query.top_k)) fused.resize(query.top_k);
-  std::vector<SearchHit> hits;
-  std::vector<bool> hydrated;  // provenance candidates were read from the store already
-  hits.reserve(fused.size());
+  result.hits.reserve(fused.size());
   for (search::FusedHit& f : fused) {
+    // Shown as the ranking that holds it shows it: the provenance candidate (with its parts),
+    // else the Caption-Matching hit, else the lexical one.
     SearchHit hit;
-    if (f.ranks[1] >= 0) hit = std::move(provenance[f.ranks[1]]);  // caption, attributes, parts
+    if (f.ranks[1] >= 0) {
+      hit = std::move(provenance[f.ranks[1]]);
+    } else if (f.ranks[0] >= 0) {
+      hit = caption_match[f.ranks[0]];
+    } else {
+      hit = lexical[f.ranks[2]];
+    }
     hit.id = std::move(f.id);
     hit.score = f.score;
     HybridParts parts;
@@ -475,10 +462,8 @@ absl::StatusOr<SearchResult> Searcher::Rank(const LiveCollection& collection,
       parts.lexical_score = lexical[f.ranks[2]].score;
     }
     hit.hybrid = parts;
-    hits.push_back(std::move(hit));
-    hydrated.push_back(f.ranks[1] >= 0);
+    result.hits.push_back(std::move(hit));
   }
-  result.hits = Show(*indexes->items, std::move(hits), hydrated, query.filter);
   return result;
 }
 

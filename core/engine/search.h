@@ -6,9 +6,11 @@
 // cross-modally (core/search/rerank.h); HYBRID fuses the two rankings (core/search/rank_fusion.h),
 // and, with `lexical`, a third. CAPTION_TEXT ranks by the captions' words: the store's full-text
 // index (ItemStore::SearchCaptions) ranks, and the item table decides what may be a hit.
-// Hits are shown from the collection's item table, in memory: a search reads the store only
-// for PROVENANCE's candidate embeddings and for lexical rankings. search.cc walks through
-// PROVENANCE step by step.
+// The index searches go through a SpaceSearcher (space_search.h): this process's indexes, or on
+// a frontend of a sharded cluster the shard servers'. Hits are shown from the item table, in
+// memory: a search reads the store only for PROVENANCE's candidate embeddings and for lexical
+// rankings (and, on a frontend, which has no item table, for the lexical hits' captions).
+// search.cc walks through PROVENANCE step by step.
 //
 // Lexical consistency: a replica searches its indexes as of its applied position while the store
 // may be ahead. A lexical ranking keeps only the store's matches that this replica's item table
@@ -33,6 +35,7 @@
 #include "core/engine/batchers.h"
 #include "core/engine/engine_types.h"
 #include "core/engine/live_collection.h"
+#include "core/engine/space_search.h"
 #include "core/engine/stage_observer.h"
 #include "core/store/item_store.h"
 
@@ -46,7 +49,8 @@ class Searcher {
     StageObserver* stage_observer = nullptr;
   };
   // Not owned; must outlive this object.
-  Searcher(Options options, Batchers* batchers, const store::ItemStore* store);
+  Searcher(Options options, Batchers* batchers, SpaceSearcher* spaces,
+           const store::ItemStore* store);
 
   // Search: see Engine::Search. REQUIRES: the collection is not refused. Fills every field of
   // the result but `stale`.
@@ -77,29 +81,25 @@ class Searcher {
                                                       const SearchQuery& query,
                                                       const ItemRecord* query_item,
                                                       const ModelCall& call);
-  // ProvenanceRanking: the top `depth` items of the image space, re-ranked (PROVENANCE passes
-  // provenance.candidates; HYBRID max(top_k, candidates), the depth of both its rankings).
-  absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const LiveCollection& collection,
-                                                           const CollectionIndexes& indexes,
+  // ProvenanceRanking re-ranks the image space's candidates (hits with their embeddings).
+  absl::StatusOr<std::vector<SearchHit>> ProvenanceRanking(const store::CollectionRecord& record,
                                                            const SearchQuery& query,
-                                                           const ProvenanceQuery& pq, int depth,
-                                                           const ModelCall& call,
-                                                           const index::SearchFilter* filter);
+                                                           const ProvenanceQuery& pq,
+                                                           std::vector<SpaceHit> found);
   // LexicalRanking: the collection's items ranked by their captions' lexical relevance to
-  // `text`, to `depth`, each one the item table holds and (with a filter) passing it there,
-  // shown from the table; see the banner.
+  // `text`, to `depth`, each one this process holds (Lookup) and (with a filter) passing it
+  // there, shown from there; see the banner.
   absl::StatusOr<std::vector<SearchHit>> LexicalRanking(
-      const LiveCollection& collection, const ItemTable& table, absl::string_view text,
-      int depth, const std::optional<filter::Filter>& filter);
-  // Show fills hits' captions and attributes from the item table, except where shown[i]; drops
-  // hits the table no longer holds (deleted since the index was searched) and, with a filter,
-  // hits whose attributes there no longer pass it.
-  static std::vector<SearchHit> Show(const ItemTable& table, std::vector<SearchHit> hits,
-                                     const std::vector<bool>& shown,
-                                     const std::optional<filter::Filter>& filter);
+      const LiveCollection& collection, absl::string_view text, int depth,
+      const std::optional<filter::Filter>& filter);
+  // Lookup: what a hit shows of each id, from the item table (a frontend: the store); absent
+  // for an id not applied here, or deleted.
+  absl::StatusOr<std::vector<std::optional<ItemTable::Entry>>> Lookup(
+      const LiveCollection& collection, const std::vector<std::string>& ids);
 
   const Options options_;
   Batchers* const batchers_;
+  SpaceSearcher* const spaces_;
   const store::ItemStore* const store_;
 };
 

@@ -209,7 +209,7 @@ function checkRender(objects, { name, defaults, demo }) {
       const env = new Map((c.env || []).map((e) => [e.name, e]));
       const fromField = (n, path) => ((env.get(n) || {}).valueFrom || {}).fieldRef &&
                                      env.get(n).valueFrom.fieldRef.fieldPath === path;
-      // The PostgreSQL store (replicas, and the sharded preview's roles): its URI and password
+      // The PostgreSQL store (replicas, and the sharded cluster's roles): its URI and password
       // from the Secret, and for a replica (a store without a role) its name in the store.
       const role = flag(args, "--role");
       const store = flag(args, "--store");

@@ -15,14 +15,6 @@ const { spawnSync } = require("child_process");
 const YAML = require("yaml");
 const { isRetrace } = require("./invariants");
 
-// Pending issue 15 (the sharded cluster): deploy/sharded/ is a preview written for flags the
-// server does not have yet. They are allowed only in deploy/sharded/ and overlays/sharded-*,
-// and the check fails once the server knows one of them: whoever implements issue 15 empties
-// this list (and then the sharded renders are checked like the others).
-const PENDING_ISSUE_15 = ["--role", "--shard-map", "--advertise"];
-const pendingAllowed = (name) => name === "sharded" || name.startsWith("sharded/") ||
-                                 name.startsWith("overlays/sharded-");
-
 // acceptedFlags: the server's flags, by absl name (underscores), with whether each is boolean
 // (absl also takes --noNAME for those).
 function acceptedFlags(server) {
@@ -44,8 +36,8 @@ function acceptedFlags(server) {
 const absl = (flag) => flag.replace(/^--?/, "").replace(/-/g, "_");
 
 // checkArgs: the problems of one argument list given to the server. `where` names it in the
-// reports; `name` (the render, relative to deploy/) decides where pending flags may be.
-function checkArgs(args, accepted, where, name) {
+// reports.
+function checkArgs(args, accepted, where) {
   const errors = [];
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
@@ -64,14 +56,6 @@ function checkArgs(args, accepted, where, name) {
     // --flag value: the next argument is the value unless the flag is boolean.
     if (known && eq < 0 && accepted.get(key) !== true) i++;
     if (known) continue;
-    if (PENDING_ISSUE_15.some((p) => absl(p) === key)) {
-      if (!pendingAllowed(name)) {
-        errors.push(`${where}: ${shown}: pending issue 15 (the sharded cluster), allowed only in ` +
-                    "deploy/sharded/ and overlays/sharded-*; the server does not have it");
-      }
-      if (eq < 0) i++;
-      continue;
-    }
     errors.push(`${where}: ${shown}: not a flag of the server (retrace-server --helpfull); ` +
                 "a pod given it exits at start");
   }
@@ -90,7 +74,7 @@ function checkRender(objects, accepted, name) {
       // Another program of the image (the CLI, say) is not the server.
       if (command.length && path.basename(command[0]) !== "retrace-server") continue;
       const where = `deploy/${name}: ${o.kind}/${o.metadata.name}: container ${c.name}`;
-      errors.push(...checkArgs(command.slice(1).concat(c.args || []), accepted, where, name));
+      errors.push(...checkArgs(command.slice(1).concat(c.args || []), accepted, where));
     }
   }
   return errors;
@@ -114,19 +98,7 @@ function checkDockerfile(file, text, accepted) {
   const entrypoint = parse("ENTRYPOINT");
   const cmd = parse("CMD");
   if (entrypoint.length && path.basename(entrypoint[0]) === "retrace-server") {
-    errors.push(...checkArgs(entrypoint.slice(1).concat(cmd), accepted, `${file}: ENTRYPOINT`, ""));
-  }
-  return errors;
-}
-
-// checkPending: the pending lists hold only flags the server does not have.
-function checkPending(accepted) {
-  const errors = [];
-  for (const f of PENDING_ISSUE_15) {
-    if (accepted.has(absl(f))) {
-      errors.push(`${f}: the server has it now; remove it from PENDING_ISSUE_15 ` +
-                  "(deploy/validate/server_flags.js), and check deploy/sharded/ against the flag as it is");
-    }
+    errors.push(...checkArgs(entrypoint.slice(1).concat(cmd), accepted, `${file}: ENTRYPOINT`));
   }
   return errors;
 }
@@ -138,7 +110,7 @@ function main() {
     return 2;
   }
   const accepted = acceptedFlags(server);
-  const errors = checkPending(accepted);
+  const errors = [];
 
   const renders = new Map();
   for (const k of walk(deploy, (n) => n === "kustomization.yaml").sort()) {
@@ -184,10 +156,10 @@ function main() {
   expect("single given --rest_listen 0.0.0.0:8080",
          mutate("single", "StatefulSet", (c) => c.args.push("--rest_listen", "0.0.0.0:8080")),
          "container retrace: --rest_listen: not a flag");
-  expect("replicas given --role=all (pending issue 15, outside deploy/sharded)",
-         mutate("replicas", "Deployment", (c) => c.args.push("--role=all")),
-         "--role: pending issue 15");
-  expect("overlays/sharded-demo given a misspelled pending flag",
+  expect("replicas given --role (misspelled --rol)",
+         mutate("replicas", "Deployment", (c) => c.args.push("--rol=all")),
+         "--rol: not a flag");
+  expect("overlays/sharded-demo given a misspelled --shard-map",
          mutate("overlays/sharded-demo", "StatefulSet", (c) => c.args.push("--shardmap=/x"), "retrace-shard"),
          "--shardmap: not a flag");
   expect("retrace-server as the command",
@@ -200,14 +172,16 @@ function main() {
          checkDockerfile("docker/Dockerfile", dockerText.get(dockerfile).replace(
            /^ENTRYPOINT \["retrace-server", /m, 'ENTRYPOINT ["retrace-server", "--rest-listen=:8080", '), accepted),
          "docker/Dockerfile: ENTRYPOINT: --rest-listen: not a flag");
-  expect("a pending flag the server has",
-         checkPending(new Map([...accepted, ["shard_map", false]])), "--shard-map: the server has it now");
+  expect("a shard server given --role without its value's flag name",
+         mutate("sharded", "StatefulSet", (c) => c.args.push("--roles=shard"), "retrace-shard"),
+         "--roles: not a flag");
   const mustPass = [
     ["--noaccess_log (a boolean's negation)", ["--noaccess_log"]],
     ["--log-format json (the value apart)", ["--log-format", "json"]],
+    ["--role shard --shard-map FILE (the sharded cluster's)", ["--role", "shard", "--shard-map", "/m"]],
   ];
   for (const [what, args] of mustPass) {
-    const errs = checkArgs(args, accepted, what, "single");
+    const errs = checkArgs(args, accepted, what);
     if (errs.length) {
       failures++;
       console.error(`FAILED: ${what}: expected no report, got: ${JSON.stringify(errs)}`);
@@ -216,7 +190,7 @@ function main() {
 
   console.log(`server_flags: ${accepted.size} flags of ${server}; ${renders.size} renders, ` +
               `${containers} server containers, ${dockerfiles.length} Dockerfiles: ${errors.length} problem(s); ` +
-              `pending issue 15: ${PENDING_ISSUE_15.join(" ")} (deploy/sharded/, overlays/sharded-* only); mutations: ${failures} not reported`);
+              `mutations: ${failures} not reported`);
   return errors.length || failures ? 1 : 0;
 }
 
