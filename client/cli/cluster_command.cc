@@ -1,5 +1,7 @@
 // `retrace cluster status`: the replicas that share the server's store, as they last recorded
 // themselves there — their applied positions, lag and heartbeat (core/engine/replication.h).
+#include <algorithm>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,9 @@ replica's id and address, whether it is live (heartbeat within the server's
 replication.replica_expiry_seconds), its last heartbeat, and per collection the store
 position its indexes have applied, its lag behind the store's latest position and the
 snapshot position it would resume from after a restart (- for none: it would rebuild).
-With --json, prints the ClusterStatus.
+Through a frontend of a sharded cluster, then its shard map: per group each replica's
+address, its health now (SERVING, NOT_SERVING, UNREACHABLE), its replica id and its largest
+lag over the collections. With --json, prints the ClusterStatus.
 )";
 
 std::string Ago(int64_t unix_ms) {
@@ -74,6 +78,32 @@ int RunClusterCommand(CliContext& context, const std::vector<std::string>& args)
     }
   }
   context.out() << RenderTable(table);
+  if (!status.shard_groups().empty()) {
+    // A frontend: its shard map, with each replica's health now and its applied positions (the
+    // replica that records the same address above).
+    std::map<std::string, const v1::ReplicaStatus*> by_address;
+    for (const v1::ReplicaStatus& r : status.replicas()) by_address[r.address()] = &r;
+    Table shards{{"group", "replica address", "health", "replica", "max lag"},
+                 {},
+                 {true, false, false, false, true},
+                 /*flexible_column=*/2};
+    for (const v1::ShardGroupStatus& g : status.shard_groups()) {
+      for (const v1::ShardReplicaStatus& r : g.replicas()) {
+        auto known = by_address.find(r.address());
+        std::string replica = "-", lag = "-";
+        if (known != by_address.end()) {
+          replica = known->second->replica();
+          int64_t most = 0;
+          for (const v1::ReplicaCollectionStatus& c : known->second->collections()) {
+            most = std::max(most, c.lag());
+          }
+          lag = absl::StrCat(most);
+        }
+        shards.rows.push_back({absl::StrCat(g.group()), r.address(), r.health(), replica, lag});
+      }
+    }
+    context.out() << "\nshard map\n" << RenderTable(shards);
+  }
   return kExitOk;
 }
 

@@ -9,6 +9,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_format.h"
 #include "client/cli/args.h"
 #include "client/cli/cli.h"
@@ -29,7 +30,7 @@ constexpr char kSearchUsage[] =
                       [--top-k K] [--mode caption|provenance|hybrid|caption-text]
                       [--caption TEXT] [--candidates N] [--beta B] [--w1 W] [--w2 W]
                       [--no-rerank] [--rrf-k K] [--lexical] [--after POSITION]
-                      [--filter EXPR] [--min-score S]
+                      [--filter EXPR] [--min-score S] [--allow-partial]
        retrace search --batch FILE.jsonl [--collection NAME]
 
 --mode caption (default): Caption-Matching, the query's CLIP embedding against the
@@ -63,6 +64,8 @@ prints the SearchResponse.
 --min-score S: drop hits scoring below S (the score column: S in caption mode, S' in
   provenance mode, the fused score in hybrid mode, the lexical relevance in caption-text
   mode); prints how many were dropped.
+--allow-partial: through a sharded cluster's frontend, answer without the shard groups
+  that cannot be searched (it prints the shards left out) rather than fail UNAVAILABLE.
 --after POSITION: answer only once the server has applied the store's changes up to
   POSITION (what `index` and `delete` print), so a search on any replica sees those
   writes; DEADLINE_EXCEEDED if it has not within --timeout.
@@ -175,6 +178,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
                                  {"min-score", true},
                                  {"item", true},
                                  {"include-self", false},
+                                 {"allow-partial", false},
                                  {"batch", true},
                                  {"help", false}});
   if (!parsed.ok()) return context.UsageError(kCommand, parsed.status().message(), kSearchUsage);
@@ -190,7 +194,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   if (parsed->Has("batch")) {
     for (const char* option : {"image", "text", "embedding", "item", "include-self", "top-k",
                                "mode", "caption", "candidates", "beta", "w1", "w2", "no-rerank",
-                               "rrf-k", "after", "filter", "min-score"}) {
+                               "rrf-k", "after", "filter", "min-score", "allow-partial"}) {
       if (parsed->Has(option)) {
         return context.UsageError(
             kCommand, absl::StrCat("--", option, " does not go with --batch (put it in the file)"),
@@ -254,6 +258,7 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
     absl::Status f = ParseFilterArg(parsed->Value("filter"), request.mutable_filter());
     if (!f.ok()) return context.UsageError(kCommand, f.message(), kSearchUsage);
   }
+  request.set_allow_partial(parsed->Has("allow-partial"));
   if (parsed->Has("min-score")) {
     auto min_score = ParseFloat("min-score", parsed->Value("min-score"));
     if (!min_score.ok()) {
@@ -305,6 +310,10 @@ int RunSearchCommand(CliContext& context, const std::vector<std::string>& args) 
   if (context.json()) {
     context.out() << ToJson(response, /*multiline=*/true) << "\n";
     return kExitOk;
+  }
+  if (!response.missing_shards().empty()) {
+    context.out() << "partial answer: shards " << absl::StrJoin(response.missing_shards(), ", ")
+                  << " could not be searched\n";
   }
   if (response.cut_by_min_score() > 0) {
     context.out() << response.cut_by_min_score() << " hit"

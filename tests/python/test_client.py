@@ -100,6 +100,10 @@ def test_search_by_text_and_image(client, gallery):
     assert result.hits[0].attributes == {"class": "horse"}
     assert result.hits[0].provenance is None and len(result) == 3
     assert result.applied_position >= gallery and not result.stale
+    assert result.missing_shards == []
+    # One process holds every shard: allow_partial changes nothing there.
+    partial = client.search("gallery", text="a picture of a horse", top_k=3, allow_partial=True)
+    assert [h.id for h in partial] == [h.id for h in result] and partial.missing_shards == []
 
     with open(fixture_image("sketch", "guitar"), "rb") as f:
         by_bytes = client.search("gallery", image=f.read(), top_k=1)

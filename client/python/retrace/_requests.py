@@ -199,7 +199,7 @@ def to_filter(value, field="filter"):
 
 def search_request(collection, image, text, embedding, mode, top_k, caption, candidates, beta,
                    w1, w2, no_rerank, rrf_k, after, item_id=None, include_self=False,
-                   filter=None, min_score=None, lexical=False):
+                   filter=None, min_score=None, lexical=False, allow_partial=False):
     check_name(collection)
     given = [name for name, v in (("image", image), ("text", text), ("embedding", embedding),
                                   ("item_id", item_id)) if v is not None]
@@ -248,6 +248,7 @@ def search_request(collection, image, text, embedding, mode, top_k, caption, can
         request.filter.CopyFrom(flt)
     if min_score is not None:
         request.min_score = min_score
+    request.allow_partial = bool(allow_partial)
     return request
 
 
@@ -260,7 +261,7 @@ def search_batch_request(queries):
         args = dict(image=None, text=None, embedding=None, mode="caption", top_k=10,
                     caption=None, candidates=None, beta=None, w1=None, w2=None, no_rerank=False,
                     rrf_k=None, after=None, item_id=None, include_self=False, filter=None,
-                    min_score=None, lexical=False)
+                    min_score=None, lexical=False, allow_partial=False)
         unknown = sorted(set(query) - set(args) - {"collection"})
         if unknown:
             raise InvalidArgument("queries[%d]: unknown argument %s" % (i, unknown[0]))

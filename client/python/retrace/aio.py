@@ -101,11 +101,12 @@ class Client:
     async def search(self, collection, image=None, text=None, embedding=None, mode="caption",
                      top_k=10, caption=None, candidates=None, beta=None, w1=None, w2=None,
                      no_rerank=False, rrf_k=None, after=None, item_id=None, include_self=False,
-                     filter=None, min_score=None, lexical=False):
+                     filter=None, min_score=None, lexical=False, allow_partial=False):
         """See retrace.Client.search."""
         request = rq.search_request(collection, image, text, embedding, mode, top_k, caption,
                                     candidates, beta, w1, w2, no_rerank, rrf_k, after, item_id,
-                                    include_self, filter, min_score, lexical)
+                                    include_self, filter, min_score, lexical,
+                                    allow_partial)
         return t.search_result_from_proto(await self._call(self._stub.Search, request))
 
     async def search_batch(self, queries):

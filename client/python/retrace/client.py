@@ -128,7 +128,7 @@ class Client:
     def search(self, collection, image=None, text=None, embedding=None, mode="caption", top_k=10,
                caption=None, candidates=None, beta=None, w1=None, w2=None, no_rerank=False,
                rrf_k=None, after=None, item_id=None, include_self=False, filter=None,
-               min_score=None, lexical=False):
+               min_score=None, lexical=False, allow_partial=False):
         """The top_k hits for exactly one query: image (path or bytes), text, embedding (a
         sequence of floats) or item_id (a stored item of the collection, searched with its
         stored embeddings and caption; left out of the hits unless include_self). mode:
@@ -137,10 +137,13 @@ class Client:
         candidates/beta/w1/w2/no_rerank: ProvenanceOptions; rrf_k, lexical: HybridOptions;
         filter: rank only items that satisfy it (a retrace_pb2.Filter or a dict in its JSON
         form, see README "Filters"); min_score: cut hits below it; after: answer once the server
-        holds this store position. Returns a SearchResult (iterable of Hit)."""
+        holds this store position; allow_partial: through a sharded cluster's frontend, answer
+        without shard groups that are down (SearchResult.missing_shards lists their shards)
+        rather than fail. Returns a SearchResult (iterable of Hit)."""
         request = rq.search_request(collection, image, text, embedding, mode, top_k, caption,
                                     candidates, beta, w1, w2, no_rerank, rrf_k, after, item_id,
-                                    include_self, filter, min_score, lexical)
+                                    include_self, filter, min_score, lexical,
+                                    allow_partial)
         return t.search_result_from_proto(self._call(self._stub.Search, request))
 
     def search_batch(self, queries):

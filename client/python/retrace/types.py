@@ -95,6 +95,8 @@ class SearchResult:
     query_caption: str      # the Q_t re-ranking used; empty when none was needed
     applied_position: int   # the store position the searched index held
     stale: bool             # the replica could not reach its store: hits may miss recent writes
+    # allow_partial: the shards left out of the answer (their shard group was down); else empty
+    missing_shards: List[int] = dataclasses.field(default_factory=list)
 
     def __iter__(self):
         return iter(self.hits)
@@ -204,7 +206,8 @@ def search_result_from_proto(response):
         hits.append(Hit(id=h.id, score=h.score, caption=h.caption,
                         attributes=dict(h.attributes), provenance=provenance, hybrid=hybrid))
     return SearchResult(hits=hits, query_caption=response.query_caption,
-                        applied_position=response.applied_position, stale=response.stale)
+                        applied_position=response.applied_position, stale=response.stale,
+                        missing_shards=list(response.missing_shards))
 
 
 def search_batch_results_from_proto(response):
