@@ -31,11 +31,12 @@
 // Memory-mapped snapshots (IndexOptions::mmap_snapshots): LoadSnapshot reads a trained IVF
 // shard's file with FAISS's IO_FLAG_MMAP, which keeps the coarse quantizer and the list sizes in
 // memory and maps the file read-only (PROT_READ, MAP_SHARED) for the codes and ids of the lists;
-// pages come in as searches touch them and the kernel may drop them again, so resident memory
-// follows the lists searched, not the index size. FAISS 1.7.3 maps nothing else: a Flat, SQ, PQ
-// or HNSW index, and an IVF shard still pending training, load into memory as without the
-// option. The file's checksum is still verified, by streaming it (start-up reads the file once).
-// The mapped lists cannot change: the first Add or Remove that touches a mapped shard first
+// pages come in as searches touch them (FAISS's per-search prefetch threads are turned off: they
+// cost more than they save once pages are cached, and serialise concurrent searches) and the
+// kernel may drop them again, so resident memory follows the lists searched, not the index
+// size. FAISS 1.7.3 maps nothing else: a Flat, SQ, PQ or HNSW index, and an IVF shard still
+// pending training, load into memory as without the option. The file's checksum is still
+// verified, by streaming it (start-up reads the file once). The mapped lists cannot change: the first Add or Remove that touches a mapped shard first
 // copies its lists into memory (copy-on-write, per shard; under the exclusive lock, so searches
 // wait for it), and from then on the shard is an ordinary in-memory IVF. SaveSnapshot writes an
 // untouched mapped shard as the bytes of the file it maps (the same state), so saving does not

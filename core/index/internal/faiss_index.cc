@@ -151,8 +151,12 @@ absl::StatusOr<std::unique_ptr<faiss::Index>> IndexFromBytes(std::vector<uint8_t
 absl::StatusOr<std::unique_ptr<faiss::Index>> IndexFromFile(const std::string& path,
                                                             bool map_lists) {
   try {
-    return std::unique_ptr<faiss::Index>(
+    std::unique_ptr<faiss::Index> index(
         faiss::read_index(path.c_str(), map_lists ? faiss::IO_FLAG_MMAP : 0));
+    // FAISS would start prefetch threads (32) for every search of mapped lists, and serialise
+    // concurrent searches on their mutex; pages are faulted in by the search itself instead.
+    if (faiss::OnDiskInvertedLists* mapped = MappedLists(*index)) mapped->prefetch_nthread = 0;
+    return index;
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("FAISS cannot read the index: ", e.what()));
   }
