@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # capacity.sh — the figures of BENCHMARKS.md "Capacity at 1M x 768": capacity_bench once per
-# index type, one process each, `uptime` before each. HNSW32 runs at HNSW_ITEMS (its graph build
-# does not fit the time of a run on 2 cores at 1M; raise it on a bigger machine). The SQ types
+# index type, one process each, `uptime` before each. HNSW32 runs at HNSW_ITEMS: Debian's FAISS
+# computes its 768-d distances without SIMD, and its graph build did not get through 50,000
+# items in 10 minutes on 2 shared cores; raise it on a bigger machine. The SQ types
 # measure recall on SQ_QUERIES queries: Debian's FAISS decodes them without SIMD, so 1,000
 # exhaustive queries over 1M items take over 10 minutes on 2 cores.
 #
@@ -13,8 +14,8 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$repo/build}
 TYPES=${TYPES:-Flat SQfp16 SQ8 IVF1024,PQ96 HNSW32}
 ITEMS=${ITEMS:-1000000}
-HNSW_ITEMS=${HNSW_ITEMS:-200000}
-SQ_QUERIES=${SQ_QUERIES:-200}
+HNSW_ITEMS=${HNSW_ITEMS:-20000}
+SQ_QUERIES=${SQ_QUERIES:-100}
 DIM=${DIM:-768}
 DIR=${DIR:-/tmp/retrace_capacity_bench}
 # OpenMP threads that spin while waiting cost 3-4x in k-means on a shared, loaded machine.
