@@ -342,6 +342,13 @@ bool ShardedIndex::trained() const {
   return true;
 }
 
+int ShardedIndex::mapped_shards() const {
+  absl::ReaderMutexLock lock(&mu_);
+  int mapped = 0;
+  for (const std::unique_ptr<Shard>& shard : shards_) mapped += shard->mapped() ? 1 : 0;
+  return mapped;
+}
+
 size_t ShardedIndex::size() const {
   absl::ReaderMutexLock lock(&mu_);
   size_t total = 0;

@@ -28,6 +28,23 @@
 // Snapshots: SaveSnapshot writes the index to a directory and LoadSnapshot reads it back, with
 // the store sequence it includes; see their comments for the files and the crash guarantees.
 //
+// Memory-mapped snapshots (IndexOptions::mmap_snapshots): LoadSnapshot reads a trained IVF
+// shard's file with FAISS's IO_FLAG_MMAP, which keeps the coarse quantizer and the list sizes in
+// memory and maps the file read-only (PROT_READ, MAP_SHARED) for the codes and ids of the lists;
+// pages come in as searches touch them (FAISS's per-search prefetch threads are turned off: they
+// cost more than they save once pages are cached, and serialise concurrent searches) and the
+// kernel may drop them again, so resident memory follows the lists searched, not the index
+// size. FAISS 1.7.3 maps nothing else: a Flat, SQ, PQ or HNSW index, and an IVF shard still
+// pending training, load into memory as without the option. The file's checksum is still
+// verified, by streaming it (start-up reads the file once). The mapped lists cannot change: the first Add or Remove that touches a mapped shard first
+// copies its lists into memory (copy-on-write, per shard; under the exclusive lock, so searches
+// wait for it), and from then on the shard is an ordinary in-memory IVF. SaveSnapshot writes an
+// untouched mapped shard as the bytes of the file it maps (the same state), so saving does not
+// need the lists in memory beyond the copy it writes. The mapped file must not be modified while
+// mapped (SaveSnapshot never does: it writes new files and only unlinks old ones, and an unlinked
+// file stays readable while mapped); IO_FLAG_ONDISK_SAME_DIR only concerns FAISS's own on-disk
+// index format (OnDiskInvertedLists written by merge_ondisk), which snapshots never use.
+//
 // Filtered search: Search may take a SearchFilter, the set of ids it may return. The filter is
 // applied inside each shard's search, not to its top k afterwards (which returns too few hits, or
 // none, when few items pass). A shard where few of its items pass scores just those exactly
@@ -90,6 +107,12 @@ struct IndexOptions {
   // nprobe is how many IVF lists a search visits once trained; values above nlist mean nlist.
   // Default 0: max(1, nlist / 16). Ignored without an IVF.
   int nprobe = 0;
+  // mmap_snapshots makes LoadSnapshot memory-map the inverted lists of trained IVF shards
+  // ("IVF4096,PQ96", "IVF1024,Flat", "IVF256,SQ8", ...) from the snapshot files instead of
+  // reading them into memory, so the index may be larger than RAM. Default false. Other types
+  // and untrained shards (Flat, SQ8, PQ, HNSW) load into memory whatever this says: FAISS 1.7.3
+  // maps only IVF lists. See "Memory-mapped snapshots" in the banner.
+  bool mmap_snapshots = false;
 };
 
 // IndexHit is one search result: the caller's id and its inner product with the query.
@@ -147,7 +170,9 @@ class ShardedIndex {
   static absl::StatusOr<std::unique_ptr<ShardedIndex>> Create(const IndexOptions& options);
 
   // LoadSnapshot reads the snapshot SaveSnapshot last completed in `dir` into a new index with
-  // options `expected` (train_min_vectors and nprobe come from `expected`, not the snapshot).
+  // options `expected` (train_min_vectors, nprobe and mmap_snapshots come from `expected`, not
+  // the snapshot; with mmap_snapshots, trained IVF shards stay mapped from the files, see the
+  // banner).
   // NOT_FOUND when `dir` holds no manifest (or does not exist). DATA_LOSS, naming the file and
   // the reason, when the manifest or a file it names is missing, truncated, fails its checksum,
   // or does not parse (FAISS's message quoted). FAILED_PRECONDITION when the snapshot's dim,
@@ -204,6 +229,10 @@ class ShardedIndex {
   // no training; false until the first Add that reaches train_min_vectors (or after a failed
   // training) otherwise.
   bool trained() const;
+
+  // mapped_shards is how many shards keep their IVF lists memory-mapped from a snapshot: those
+  // LoadSnapshot mapped (IndexOptions::mmap_snapshots) that no Add or Remove has touched since.
+  int mapped_shards() const;
 
   // SaveSnapshot writes the whole index to `dir` (created if missing) so that LoadSnapshot can
   // read it back, with `sequence` (the store sequence the index includes) and `tag` (any bytes;

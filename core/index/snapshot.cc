@@ -11,10 +11,14 @@
 //
 // Files are listed shard by shard (.faiss then .ids), then the prototype when there is one.
 #include <faiss/Index.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -147,27 +151,59 @@ absl::StatusOr<Manifest> DecodeManifest(std::string_view bytes) {
   return manifest;
 }
 
+absl::Status MissingListedFile(const std::string& path) {
+  return absl::DataLossError(absl::StrCat(path, ": missing, but the manifest names it"));
+}
+
+// CheckAgainstEntry compares the size and CRC-32 of what `path` holds with its manifest entry.
+absl::Status CheckAgainstEntry(const std::string& path, const FileEntry& entry, uint64_t size,
+                               uint32_t crc) {
+  if (size != entry.size) {
+    return absl::DataLossError(absl::StrCat(path, ": ", size, " bytes but the manifest says ",
+                                            entry.size, " (truncated or overwritten)"));
+  }
+  if (crc != entry.crc) {
+    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch (CRC-32 ", absl::Hex(crc),
+                                            ", the manifest says ", absl::Hex(entry.crc), ")"));
+  }
+  return absl::OkStatus();
+}
+
 // ReadListedFile reads a file the manifest names and checks its size and checksum.
 absl::StatusOr<std::vector<uint8_t>> ReadListedFile(const std::string& dir,
                                                     const FileEntry& entry) {
   const std::string path = Join(dir, entry.name);
   absl::StatusOr<std::vector<uint8_t>> bytes = files::ReadWholeFile(path);
-  if (absl::IsNotFound(bytes.status())) {
-    return absl::DataLossError(absl::StrCat(path, ": missing, but the manifest names it"));
-  }
+  if (absl::IsNotFound(bytes.status())) return MissingListedFile(path);
   if (!bytes.ok()) return bytes.status();
-  if (bytes->size() != entry.size) {
-    return absl::DataLossError(absl::StrCat(path, ": ", bytes->size(),
-                                            " bytes but the manifest says ", entry.size,
-                                            " (truncated or overwritten)"));
-  }
   const uint32_t crc = files::Crc32(
       std::string_view(reinterpret_cast<const char*>(bytes->data()), bytes->size()));
-  if (crc != entry.crc) {
-    return absl::DataLossError(absl::StrCat(path, ": checksum mismatch (CRC-32 ", absl::Hex(crc),
-                                            ", the manifest says ", absl::Hex(entry.crc), ")"));
-  }
+  RETRACE_RETURN_IF_ERROR(CheckAgainstEntry(path, entry, bytes->size(), crc));
   return bytes;
+}
+
+// CheckListedFile checks a file the manifest names as ReadListedFile does, reading it in chunks
+// so that checking a file to be memory-mapped does not hold it in memory. Returns its path.
+absl::StatusOr<std::string> CheckListedFile(const std::string& dir, const FileEntry& entry) {
+  constexpr size_t kChunkBytes = size_t{4} << 20;
+  const std::string path = Join(dir, entry.name);
+  std::ifstream in(path, std::ios::binary);
+  if (!in.is_open()) {
+    if (errno == ENOENT) return MissingListedFile(path);
+    return absl::UnavailableError(absl::StrCat(path, ": cannot open: ", std::strerror(errno)));
+  }
+  std::vector<char> chunk(kChunkBytes);
+  uLong crc = ::crc32(0L, Z_NULL, 0);
+  uint64_t size = 0;
+  while (in) {
+    in.read(chunk.data(), static_cast<std::streamsize>(chunk.size()));
+    const auto got = static_cast<size_t>(in.gcount());
+    crc = ::crc32(crc, reinterpret_cast<const Bytef*>(chunk.data()), static_cast<uInt>(got));
+    size += got;
+  }
+  if (in.bad()) return absl::UnavailableError(absl::StrCat(path, ": read failed"));
+  RETRACE_RETURN_IF_ERROR(CheckAgainstEntry(path, entry, size, static_cast<uint32_t>(crc)));
+  return path;
 }
 
 std::string_view AsChars(const std::vector<uint8_t>& bytes) {
@@ -298,7 +334,11 @@ absl::StatusOr<LoadedIndex> ShardedIndex::LoadSnapshot(const std::string& dir,
   std::vector<absl::Status> errors(shards);
   auto load = [&](size_t s) -> absl::Status {
     Shard::Image image;
-    RETRACE_ASSIGN_OR_RETURN(image.index, ReadListedFile(dir, files[2 * s]));
+    if (expected.mmap_snapshots) {
+      RETRACE_ASSIGN_OR_RETURN(image.index_file, CheckListedFile(dir, files[2 * s]));
+    } else {
+      RETRACE_ASSIGN_OR_RETURN(image.index, ReadListedFile(dir, files[2 * s]));
+    }
     RETRACE_ASSIGN_OR_RETURN(const std::vector<uint8_t> ids, ReadListedFile(dir, files[2 * s + 1]));
     image.ids.assign(ids.begin(), ids.end());
     absl::StatusOr<std::unique_ptr<Shard>> shard = Shard::Restore(

@@ -11,6 +11,8 @@
 #include <faiss/impl/io.h>
 #include <faiss/index_factory.h>
 #include <faiss/index_io.h>
+#include <faiss/invlists/InvertedLists.h>
+#include <faiss/invlists/OnDiskInvertedLists.h>
 
 #include <algorithm>
 #include <exception>
@@ -27,6 +29,13 @@ const faiss::Index* BelowPreTransforms(const faiss::Index* index) {
     index = pre->index;
   }
   return index;
+}
+
+// MappedLists returns the memory-mapped lists of the IVF in `index` (what IO_FLAG_MMAP reads an
+// ArrayInvertedLists into), or null when it has no IVF or its lists are in memory.
+faiss::OnDiskInvertedLists* MappedLists(const faiss::Index& index) {
+  const faiss::IndexIVF* ivf = faiss::ivflib::try_extract_index_ivf(&index);
+  return ivf == nullptr ? nullptr : dynamic_cast<faiss::OnDiskInvertedLists*>(ivf->invlists);
 }
 
 }  // namespace
@@ -137,6 +146,48 @@ absl::StatusOr<std::unique_ptr<faiss::Index>> IndexFromBytes(std::vector<uint8_t
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat("FAISS cannot read the index: ", e.what()));
   }
+}
+
+absl::StatusOr<std::unique_ptr<faiss::Index>> IndexFromFile(const std::string& path,
+                                                            bool map_lists) {
+  try {
+    std::unique_ptr<faiss::Index> index(
+        faiss::read_index(path.c_str(), map_lists ? faiss::IO_FLAG_MMAP : 0));
+    // FAISS would start prefetch threads (32) for every search of mapped lists, and serialise
+    // concurrent searches on their mutex; pages are faulted in by the search itself instead.
+    if (faiss::OnDiskInvertedLists* mapped = MappedLists(*index)) mapped->prefetch_nthread = 0;
+    return index;
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat("FAISS cannot read the index: ", e.what()));
+  }
+}
+
+std::string_view MappedFileBytes(const faiss::Index& index) {
+  const faiss::OnDiskInvertedLists* lists = MappedLists(index);
+  // FAISS maps the whole file from offset 0 (totsize is its size) and reads list offsets into it.
+  if (lists == nullptr || lists->ptr == nullptr) return {};
+  return std::string_view(reinterpret_cast<const char*>(lists->ptr), lists->totsize);
+}
+
+absl::Status CopyMappedListsIntoMemory(faiss::Index& index) {
+  faiss::OnDiskInvertedLists* mapped = MappedLists(index);
+  if (mapped == nullptr) return absl::OkStatus();
+  try {
+    auto copy = std::make_unique<faiss::ArrayInvertedLists>(mapped->nlist, mapped->code_size);
+    for (size_t list = 0; list < mapped->nlist; ++list) {
+      const size_t n = mapped->list_size(list);
+      if (n == 0) continue;
+      faiss::InvertedLists::ScopedIds ids(mapped, list);
+      faiss::InvertedLists::ScopedCodes codes(mapped, list);
+      copy->add_entries(list, n, ids.get(), codes.get());
+    }
+    // The IVF owns the mapped lists (read_index made them): replacing them unmaps the file.
+    faiss::ivflib::extract_index_ivf(&index)->replace_invlists(copy.release(), true);
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("FAISS failed to copy memory-mapped IVF lists into memory: ", e.what()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace retrace::index::internal

@@ -15,8 +15,10 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
 namespace faiss {
@@ -86,6 +88,23 @@ absl::StatusOr<std::vector<uint8_t>> IndexToBytes(const faiss::Index& index);
 // IndexFromBytes reads an index IndexToBytes wrote (consumes `bytes`). DATA_LOSS, quoting FAISS,
 // when FAISS cannot read it.
 absl::StatusOr<std::unique_ptr<faiss::Index>> IndexFromBytes(std::vector<uint8_t> bytes);
+
+// IndexFromFile reads an index write_index wrote to `path`. With map_lists, the inverted lists of
+// an IVF (bare or under an IndexIDMap, pre-transforms or IndexRefine) are memory-mapped read-only
+// from the file instead of read (FAISS's IO_FLAG_MMAP; other types read normally). DATA_LOSS,
+// quoting FAISS, when FAISS cannot read or map it.
+absl::StatusOr<std::unique_ptr<faiss::Index>> IndexFromFile(const std::string& path,
+                                                            bool map_lists);
+
+// MappedFileBytes returns the whole file whose mapping holds the IVF lists of `index` (what
+// IndexFromFile read with map_lists), or an empty view when its lists are in memory. The view
+// lives as long as the lists stay mapped.
+std::string_view MappedFileBytes(const faiss::Index& index);
+
+// CopyMappedListsIntoMemory replaces memory-mapped IVF lists of `index` by an in-memory copy, so
+// they can change; no-op when they are in memory already. INTERNAL (index unchanged) when FAISS
+// fails or memory runs out.
+absl::Status CopyMappedListsIntoMemory(faiss::Index& index);
 
 }  // namespace retrace::index::internal
 

@@ -132,6 +132,7 @@ Shard::~Shard() = default;
 absl::Status Shard::Upsert(const std::vector<std::string>& ids, const float* vectors,
                            const std::vector<size_t>& rows) {
   if (rows.empty()) return absl::OkStatus();
+  RETRACE_RETURN_IF_ERROR(CopyMappedListsIntoMemory(*index_));
   std::vector<int64_t> previous;
   for (size_t r : rows) {
     auto it = label_of_.find(ids[r]);
@@ -183,6 +184,7 @@ absl::StatusOr<size_t> Shard::Remove(const std::vector<std::string>& ids,
 
 absl::Status Shard::DropLabels(const std::vector<int64_t>& labels) {
   if (labels.empty()) return absl::OkStatus();
+  RETRACE_RETURN_IF_ERROR(CopyMappedListsIntoMemory(*index_));
   if (can_remove_) {
     try {
       faiss::IDSelectorBatch selector(labels.size(), labels.data());
@@ -382,6 +384,8 @@ absl::StatusOr<std::vector<std::vector<ShardHit>>> Shard::SearchFiltered(
   return hits;
 }
 
+bool Shard::mapped() const { return !MappedFileBytes(*index_).empty(); }
+
 bool Shard::Contains(std::string_view id) const { return label_of_.contains(AsAbsl(id)); }
 
 absl::Status Shard::CopyLiveVectors(const std::vector<size_t>& ordinals, float* out) const {
@@ -479,7 +483,12 @@ void Shard::MaybeCompact() {
 
 absl::StatusOr<Shard::Image> Shard::Serialize() const {
   Image image;
-  RETRACE_ASSIGN_OR_RETURN(image.index, IndexToBytes(*index_));
+  // A mapped shard is unchanged since Restore (mutations unmap it first), so its file is its state.
+  if (const std::string_view file = MappedFileBytes(*index_); !file.empty()) {
+    image.index.assign(file.begin(), file.end());
+  } else {
+    RETRACE_ASSIGN_OR_RETURN(image.index, IndexToBytes(*index_));
+  }
   // Sorted by label, so one state always gives the same bytes.
   std::vector<std::pair<int64_t, const std::string*>> live;
   live.reserve(id_of_.size());
@@ -566,7 +575,9 @@ absl::StatusOr<std::unique_ptr<Shard>> Shard::Restore(int dim, const std::string
     return absl::DataLossError("a trained shard needs the trained prototype, which is missing");
   }
   RETRACE_ASSIGN_OR_RETURN(std::unique_ptr<faiss::Index> index,
-                           IndexFromBytes(std::move(image.index)));
+                           image.index_file.empty()
+                               ? IndexFromBytes(std::move(image.index))
+                               : IndexFromFile(image.index_file, /*map_lists=*/true));
   try {
     if (index->d != dim || index->metric_type != faiss::METRIC_INNER_PRODUCT) {
       return absl::DataLossError(absl::StrCat("index: dimension ", index->d, ", metric ",

@@ -18,7 +18,9 @@
 // vectors as the index reconstructs them (lossy for compressed codes, but not retrained).
 //
 // Snapshots: Serialize copies the state out as bytes (the FAISS index as write_index writes it,
-// and the id map in the format below); Restore rebuilds a shard from them.
+// and the id map in the format below); Restore rebuilds a shard from them. A trained IVF shard
+// restored from a file may keep its lists memory-mapped from it: Upsert and Remove copy them into
+// memory first, and Serialize copies out the mapped file's bytes, which are the shard's state.
 //
 // Thread-safety: not thread-safe. ShardedIndex serialises the mutators and lets the const methods
 // run concurrently (FAISS searches on one index may run concurrently).
@@ -74,9 +76,13 @@ class Shard {
   //   u64 live count, then per live item:         i64 label, u64 length, the id's bytes
   //   u64 tombstone count, then per tombstone:    i64 label
   // All integers little-endian; ids are raw bytes (NUL and non-UTF-8 allowed).
+  // For Restore, `index` may instead stay empty and `index_file` name a file holding those bytes:
+  // Restore then reads it with the IVF lists memory-mapped (ShardedIndex's banner). Serialize
+  // never sets index_file.
   struct Image {
     std::vector<uint8_t> index;
     std::string ids;
+    std::string index_file;
   };
 
   // kCompactMinTombstones is the smallest tombstone count that can trigger a rebuild, so small
@@ -107,12 +113,14 @@ class Shard {
   // the vector of an id already present. REQUIRES: the ids named by `rows` are distinct and
   // non-empty and the rows finite (ShardedIndex validates). INTERNAL when FAISS fails; the shard
   // stays consistent, but may hold the call's effect for none, or only for the removal of the
-  // previous versions.
+  // previous versions. A shard with memory-mapped lists copies them into memory first (INTERNAL,
+  // nothing changed, when that fails).
   absl::Status Upsert(const std::vector<std::string>& ids, const float* vectors,
                       const std::vector<size_t>& rows);
 
   // Remove drops ids[r] for every r in `rows`; ids not present are ignored. Returns how many were
-  // removed; INTERNAL when FAISS fails (nothing removed then).
+  // removed; INTERNAL when FAISS fails (nothing removed then), or when copying memory-mapped lists
+  // into memory, which a removal from a mapped shard does first, fails.
   absl::StatusOr<size_t> Remove(const std::vector<std::string>& ids,
                                 const std::vector<size_t>& rows);
 
@@ -146,6 +154,9 @@ class Shard {
 
   // state says what the FAISS index is; see State.
   State state() const { return state_; }
+
+  // mapped reports whether the shard's IVF lists are memory-mapped from a snapshot file.
+  bool mapped() const;
 
   // prototype is the trained prototype of a kTrained shard, else null.
   const std::shared_ptr<const faiss::Index>& prototype() const { return prototype_; }

@@ -104,7 +104,8 @@ class IndexSnapshotTest : public ::testing::Test {
 // PrintTo keeps CTest's test names short (gtest would print the options' bytes). It must live in
 // IndexOptions' namespace for gtest to find it.
 void PrintTo(const IndexOptions& o, std::ostream* os) {
-  *os << o.factory << " x" << o.shards << " train_min_vectors=" << o.train_min_vectors;
+  *os << o.factory << " x" << o.shards << " train_min_vectors=" << o.train_min_vectors
+      << (o.mmap_snapshots ? " mmap" : "");
 }
 namespace {
 
@@ -120,16 +121,22 @@ TEST_P(IndexSnapshotRoundTripTest, LoadAnswersAsTheSavedIndexDid) {
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->sequence, 1234);
   EXPECT_EQ(loaded->tag, "created-at-7");
+  // FAISS maps the lists of a trained IVF only.
+  const bool maps = options.mmap_snapshots && index->trained() &&
+                    options.factory.compare(0, 3, "IVF") == 0;
+  EXPECT_EQ(loaded->index->mapped_shards(), maps ? options.shards : 0);
   ExpectSameAnswers(*index, *loaded->index);
   EXPECT_TRUE(loaded->index->Contains("item-0"));
   EXPECT_FALSE(loaded->index->Contains("item-100"));
 
-  // Both go on the same way: labels, tombstones and training state came back.
+  // Both go on the same way: labels, tombstones and training state came back (and mapped lists
+  // were copied into memory to take the changes).
   for (ShardedIndex* each : {index.get(), loaded->index.get()}) {
     ASSERT_TRUE(each->Add(Ids(200, "more-"), RandomUnitVectors(200, kDim, 3).data(), 200).ok());
     ASSERT_TRUE(each->Add(Ids(20), RandomUnitVectors(20, kDim, 4).data(), 20).ok());
     ASSERT_EQ(*each->Remove(Ids(10, "more-")), 10u);
   }
+  EXPECT_EQ(loaded->index->mapped_shards(), 0);
   ExpectSameAnswers(*index, *loaded->index);
 }
 
@@ -139,10 +146,21 @@ INSTANTIATE_TEST_SUITE_P(Factories, IndexSnapshotRoundTripTest,
                                            // Untrained when saved; the Adds after loading train it.
                                            IndexOptions{kDim, 3, "IVF8,Flat", 400},
                                            IndexOptions{kDim, 3, "IVF8,Flat", 200, 2},
-                                           IndexOptions{kDim, 2, "IVF8,PQ4", 256}),
+                                           IndexOptions{kDim, 2, "IVF8,PQ4", 256},
+                                           // The compressed types of README's capacity table.
+                                           IndexOptions{kDim, 3, "SQfp16"},
+                                           IndexOptions{kDim, 3, "SQ8", 256},
+                                           IndexOptions{kDim, 2, "IVF8,SQ8", 256},
+                                           // Memory-mapped: trained IVFs map, the others load.
+                                           IndexOptions{kDim, 3, "IVF8,Flat", 200, 2, true},
+                                           IndexOptions{kDim, 2, "IVF8,PQ4", 256, 0, true},
+                                           IndexOptions{kDim, 3, "IVF8,Flat", 400, 0, true},
+                                           IndexOptions{kDim, 3, "HNSW32", 0, 0, true},
+                                           IndexOptions{kDim, 3, "SQ8", 256, 0, true}),
                          [](const auto& info) {
                            std::string name = info.param.factory + "_" +
-                                              std::to_string(info.param.train_min_vectors);
+                                              std::to_string(info.param.train_min_vectors) +
+                                              (info.param.mmap_snapshots ? "_mmap" : "");
                            for (char& c : name)
                              c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
                            return name;
@@ -165,6 +183,58 @@ TEST_F(IndexSnapshotTest, HnswTombstonesSurvive) {
     EXPECT_EQ(std::find(removed.begin() + 100, removed.end(), hit.id), removed.end()) << hit.id;
   }
   EXPECT_GE(seen.size(), 270u * 9 / 10);
+}
+
+// A mapped index saved before any change writes the files it maps; saving over them unlinks the
+// mapped files, which stay readable; a removal, then an add, copy the lists of the shards they
+// touch into memory first. Throughout, it answers as the index it was saved from (nprobe = nlist:
+// exact, so removals cannot reorder approximate hits).
+TEST_F(IndexSnapshotTest, MappedIvfSavesRemovesAndAddsLikeTheOriginal) {
+  const IndexOptions options{kDim, 2, "IVF8,Flat", 200, 8, true};
+  auto index = Filled(options);
+  ASSERT_NE(index, nullptr);
+  ASSERT_TRUE(index->trained());
+  ASSERT_TRUE(index->SaveSnapshot(dir_, 1, "").ok());
+  auto mapped = ShardedIndex::LoadSnapshot(dir_, options);
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  ASSERT_EQ(mapped->index->mapped_shards(), 2);
+  const std::string copy_dir = dir_ + "/copy";
+  ASSERT_TRUE(mapped->index->SaveSnapshot(copy_dir, 2, "").ok());
+  ASSERT_TRUE(mapped->index->SaveSnapshot(dir_, 3, "").ok());  // unlinks the mapped files
+  EXPECT_FALSE(fs::exists(Path("index-00000001-shard-000.faiss")));
+  EXPECT_EQ(ReadFile(Path("index-00000002-shard-000.faiss")),
+            ReadFile(copy_dir + "/index-00000001-shard-000.faiss"));
+  EXPECT_EQ(mapped->index->mapped_shards(), 2);
+  ExpectSameAnswers(*index, *mapped->index);
+  for (const std::string& dir : {copy_dir, dir_}) {
+    auto again = ShardedIndex::LoadSnapshot(dir, options);
+    ASSERT_TRUE(again.ok()) << again.status();
+    ExpectSameAnswers(*index, *again->index);
+  }
+
+  // One removal touches one shard; the other stays mapped.
+  ASSERT_EQ(*mapped->index->Remove({"item-0"}), 1u);
+  ASSERT_EQ(*index->Remove({"item-0"}), 1u);
+  EXPECT_EQ(mapped->index->mapped_shards(), 1);
+  ExpectSameAnswers(*index, *mapped->index);
+  const std::vector<std::string> ids = Ids(60, "new-");
+  const std::vector<float> data = RandomUnitVectors(60, kDim, 8);
+  ASSERT_TRUE(mapped->index->Add(ids, data.data(), ids.size()).ok());
+  ASSERT_TRUE(index->Add(ids, data.data(), ids.size()).ok());
+  EXPECT_EQ(mapped->index->mapped_shards(), 0);
+  ExpectSameAnswers(*index, *mapped->index);
+  auto top = mapped->index->Search(data.data(), 1, 1);
+  ASSERT_TRUE(top.ok());
+  EXPECT_EQ((*top)[0][0].id, "new-0");
+
+  // Saved from memory now, and loaded without mapping.
+  ASSERT_TRUE(mapped->index->SaveSnapshot(dir_, 4, "").ok());
+  IndexOptions in_memory = options;
+  in_memory.mmap_snapshots = false;
+  auto reloaded = ShardedIndex::LoadSnapshot(dir_, in_memory);
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_EQ(reloaded->index->mapped_shards(), 0);
+  ExpectSameAnswers(*index, *reloaded->index);
 }
 
 TEST_F(IndexSnapshotTest, OddIdsAndTagSurvive) {
@@ -219,10 +289,15 @@ TEST_F(IndexSnapshotTest, DamageIsDataLossNamingTheFile) {
   ASSERT_TRUE(index->SaveSnapshot(dir_, 1, "").ok());
   const std::string faiss = "index-00000001-shard-001.faiss";
   const std::string ids = "index-00000002-shard-002.ids";  // after the second save below
+  IndexOptions mmap_options = options;
+  mmap_options.mmap_snapshots = true;
   auto expect_data_loss = [&](const std::string& needle) {
-    const absl::Status status = ShardedIndex::LoadSnapshot(dir_, options).status();
-    EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
-    EXPECT_THAT(std::string(status.message()), HasSubstr(needle));
+    // A file to be mapped is checked by streaming it, the others once read: the same verdicts.
+    for (const IndexOptions& each : {options, mmap_options}) {
+      const absl::Status status = ShardedIndex::LoadSnapshot(dir_, each).status();
+      EXPECT_EQ(status.code(), absl::StatusCode::kDataLoss) << status;
+      EXPECT_THAT(std::string(status.message()), HasSubstr(needle));
+    }
   };
 
   const std::string good = ReadFile(Path(faiss));
