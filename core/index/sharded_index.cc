@@ -305,7 +305,7 @@ absl::StatusOr<std::vector<std::vector<IndexHit>>> ShardedIndex::Search(
   // (searching threads + 1) * n * k hits whatever the shard count.
   absl::Mutex merge_mu;
   QueryHits best(n);
-  absl::Status failed;              // the failure of the first failing shard, by number
+  absl::Status failed;             // the failure of the first failing shard, by number
   size_t failed_at = busy.size();  // its position in busy
   auto search = [&](size_t i) {
     absl::Status status;

@@ -35,8 +35,8 @@
 // FAISS index with an IDSelector over a bitmap of the passing labels, raising HNSW's efSearch and
 // an IVF's nprobe by the inverse of the passing fraction so the graph or the lists still yield k
 // passing hits (FAISS 1.7.3 reads no efSearch from search parameters, so HNSW is widened by
-// asking it for that many hits and keeping the best k). Every hit is checked against the bitmap again, so an index type that ignored the
-// selector could cost recall, never correctness.
+// asking it for that many hits and keeping the best k). Every hit is checked against the bitmap
+// again, so an index type that ignored the selector could cost recall, never correctness.
 //
 // Parallelism: a Search with one non-empty shard runs it on the calling thread with that thread's
 // own OpenMP setting (FAISS may open a team there; the server sets threads.faiss_omp on its
