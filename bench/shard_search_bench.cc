@@ -4,10 +4,13 @@
 // this binary built at two commits side by side and prints their ratio.
 //
 // Every caller thread runs with one OpenMP thread, as the server's workers do by default
-// (threads.faiss_omp); the queries are random unit vectors, unrelated to the items.
+// (threads.faiss_omp); the queries are random unit vectors, unrelated to the items. Besides QPS
+// it prints the process's CPU time per search, the figure neighbours on a shared machine stretch
+// least.
 //
 //   build/bench/shard_search_bench --items 100000 --dim 512 --shards 8 --callers 1,8 --seconds 5
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -48,6 +51,14 @@ std::vector<float> Unit(size_t n, int dim, uint32_t seed) {
   return v;
 }
 
+// CpuSeconds is the CPU time (user + system) this process has used so far.
+double CpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_utime.tv_sec + usage.ru_stime.tv_sec +
+         (usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
+}
+
 // Run has `callers` threads search one query at a time for `seconds`; returns the searches done,
 // or -1 when one failed.
 long Run(const retrace::index::ShardedIndex& index, const std::vector<float>& queries, int dim,
@@ -83,8 +94,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> ids;
   for (int i = 0; i < n; ++i) ids.push_back(absl::StrCat("item-", i));
   const std::vector<float> data = Unit(n, dim, 1), queries = Unit(256, dim, 2);
-  auto index = index::ShardedIndex::Create(
-      index::IndexOptions{dim, shards, absl::GetFlag(FLAGS_factory)});
+  auto index =
+      index::ShardedIndex::Create(index::IndexOptions{dim, shards, absl::GetFlag(FLAGS_factory)});
   if (!index.ok()) {
     std::fprintf(stderr, "%s\n", index.status().ToString().c_str());
     return 1;
@@ -100,11 +111,13 @@ int main(int argc, char** argv) {
       return 1;
     }
     if (Run(**index, queries, dim, k, callers, 1.0) < 0) return 1;  // warm-up
+    const double cpu_before = CpuSeconds();
     const long searches = Run(**index, queries, dim, k, callers, seconds);
     if (searches < 0) return 1;
-    std::printf("items %d dim %d %s shards %d callers %d searches %ld qps %.1f\n", n, dim,
-                absl::GetFlag(FLAGS_factory).c_str(), shards, callers, searches,
-                searches / seconds);
+    const double cpu_ms = (CpuSeconds() - cpu_before) * 1e3 / std::max(1L, searches);
+    std::printf("items %d dim %d %s shards %d callers %d searches %ld qps %.1f cpu_ms %.3f\n", n,
+                dim, absl::GetFlag(FLAGS_factory).c_str(), shards, callers, searches,
+                searches / seconds, cpu_ms);
     std::fflush(stdout);
   }
   return 0;
