@@ -5,10 +5,15 @@
 # line with the load average at its end beside it, then a markdown table of the mean QPS and CPU
 # milliseconds per search of each side and their new / old ratios.
 #
-#   git worktree add /tmp/retrace-old 0cfbc1a   # the bench's commit, before the pool
-#   cmake -S /tmp/retrace-old -B /tmp/retrace-old/build -G Ninja -DRETRACE_BUILD_BENCHMARKS=ON
-#   cmake --build /tmp/retrace-old/build --target shard_search_bench
-#   OLD=/tmp/retrace-old/build/bench/shard_search_bench ROUNDS=2 bench/shard_pool.sh
+# The old side is this bench linked with sharded_index.cc from before the pool (49ab596):
+#   cmake -S . -B build -G Ninja -DRETRACE_BUILD_BENCHMARKS=ON
+#   git show 49ab596:core/index/sharded_index.cc > core/index/sharded_index.cc
+#   cmake --build build --target shard_search_bench && cp build/bench/shard_search_bench /tmp/old
+#   git checkout core/index/sharded_index.cc && cmake --build build --target shard_search_bench
+#   OLD=/tmp/old ROUNDS=2 bench/shard_pool.sh
+#   OLD=/tmp/old ITEMS=20000 DIM=64 SECONDS_PER_RUN=3 ROUNDS=2 bench/shard_pool.sh
+# The two binaries place FAISS's code at different addresses, which alone moves its scalar inner
+# product loop's speed by about 20% here; the 1-shard rows, the same code on both sides, show it.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
