@@ -1,12 +1,12 @@
 #include "core/index/sharded_index.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <exception>
-#include <future>
 #include <numeric>
 #include <random>
-#include <system_error>
 #include <thread>
 #include <utility>
 
@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/common/status_macros.h"
+#include "core/common/thread_pool.h"
 #include "core/index/internal/faiss_index.h"
 #include "core/index/internal/shard.h"
 
@@ -67,6 +68,28 @@ void MergeInto(QueryHits& best, const QueryHits& more, int k) {
 absl::Status WithShard(const absl::Status& status, size_t shard) {
   return absl::Status(status.code(), absl::StrCat("shard ", shard, ": ", status.message()));
 }
+
+// ShardSearchPool holds the process's shard-search threads (banner: Parallelism), one fewer than
+// the cores since the searching thread takes shards too, each with one OpenMP thread. Started by
+// the first search over several shards; its idle threads are joined when the process exits.
+ThreadPool& ShardSearchPool() {
+  static ThreadPool pool(static_cast<int>(std::max(2u, std::thread::hardware_concurrency())) - 1,
+                         [] { omp_set_num_threads(1); });
+  return pool;
+}
+
+// OneOpenMpThread gives the calling thread's FAISS calls one OpenMP thread while it lives, then
+// gives the thread back its own setting (a per-thread value, so other threads are unaffected).
+class OneOpenMpThread {
+ public:
+  OneOpenMpThread() : saved_(omp_get_max_threads()) { omp_set_num_threads(1); }
+  ~OneOpenMpThread() { omp_set_num_threads(saved_); }
+  OneOpenMpThread(const OneOpenMpThread&) = delete;
+  OneOpenMpThread& operator=(const OneOpenMpThread&) = delete;
+
+ private:
+  const int saved_;
+};
 
 }  // namespace
 
@@ -278,53 +301,43 @@ absl::StatusOr<std::vector<std::vector<IndexHit>>> ShardedIndex::Search(
     busy.push_back(s);
     busy_shards.push_back(shards_[s].get());
   }
-  const size_t threads =
-      std::min<size_t>(busy.size(), std::max(1u, std::thread::hardware_concurrency()));
-  // Worker t searches busy[t], busy[t + threads], ... and keeps a running top k per query, so
-  // memory stays at threads * n * k hits whatever the shard count. It writes only slot t.
-  std::vector<QueryHits> best(threads, QueryHits(n));
-  std::vector<absl::Status> failed(threads);
-  auto work = [&](size_t t) {
-    for (size_t i = t; i < busy.size(); i += threads) {
-      try {
-        absl::StatusOr<QueryHits> found = busy_shards[i]->Search(queries, n, k, filter);
-        if (!found.ok()) {
-          failed[t] = WithShard(found.status(), busy[i]);
-          return;
-        }
-        MergeInto(best[t], *found, k);
-      } catch (const std::exception& e) {  // e.g. std::bad_alloc for the result buffers
-        failed[t] = WithShard(absl::InternalError(e.what()), busy[i]);
+  // Each shard's hits are merged into `best` as soon as they are found, so memory stays at
+  // (searching threads + 1) * n * k hits whatever the shard count.
+  absl::Mutex merge_mu;
+  QueryHits best(n);
+  absl::Status failed;             // the failure of the first failing shard, by number
+  size_t failed_at = busy.size();  // its position in busy
+  auto search = [&](size_t i) {
+    absl::Status status;
+    try {
+      absl::StatusOr<QueryHits> found = busy_shards[i]->Search(queries, n, k, filter);
+      if (found.ok()) {
+        absl::MutexLock merge(&merge_mu);
+        MergeInto(best, *found, k);
         return;
       }
+      status = found.status();
+    } catch (const std::exception& e) {  // e.g. std::bad_alloc for the result buffers
+      status = absl::InternalError(e.what());
+    }
+    absl::MutexLock merge(&merge_mu);
+    if (i < failed_at) {
+      failed_at = i;
+      failed = WithShard(status, busy[i]);
     }
   };
-  if (threads > 1) {
-    std::vector<std::future<void>> helpers;
-    size_t started = 1;
-    try {
-      for (; started < threads; ++started) {
-        helpers.push_back(std::async(std::launch::async, work, started));
-      }
-    } catch (const std::system_error&) {
-      // No thread to be had: this thread does the remaining workers' share itself.
-    }
-    for (size_t t = started; t < threads; ++t) work(t);
-    work(0);
-    for (std::future<void>& helper : helpers) helper.get();
-  } else if (threads == 1) {
-    work(0);
+  if (busy.size() == 1) {
+    search(0);  // on this thread, with its own OpenMP setting
+  } else if (busy.size() > 1) {
+    OneOpenMpThread one_thread;
+    ShardSearchPool().ParallelFor(busy.size(), busy.size() - 1, search);
   }
-  for (const absl::Status& status : failed) {
-    if (!status.ok()) return status;
-  }
+  if (!failed.ok()) return failed;
 
   std::vector<std::vector<IndexHit>> results(n);
-  if (threads == 0) return results;
-  for (size_t t = 1; t < threads; ++t) MergeInto(best[0], best[t], k);
   for (size_t q = 0; q < n; ++q) {
-    results[q].reserve(best[0][q].size());
-    for (const ShardHit& hit : best[0][q]) results[q].push_back(IndexHit{*hit.id, hit.score});
+    results[q].reserve(best[q].size());
+    for (const ShardHit& hit : best[q]) results[q].push_back(IndexHit{*hit.id, hit.score});
   }
   return results;
 }

@@ -52,11 +52,29 @@
 // FAISS index with an IDSelector over a bitmap of the passing labels, raising HNSW's efSearch and
 // an IVF's nprobe by the inverse of the passing fraction so the graph or the lists still yield k
 // passing hits (FAISS 1.7.3 reads no efSearch from search parameters, so HNSW is widened by
-// asking it for that many hits and keeping the best k). Every hit is checked against the bitmap again, so an index type that ignored the
-// selector could cost recall, never correctness.
+// asking it for that many hits and keeping the best k). Every hit is checked against the bitmap
+// again, so an index type that ignored the selector could cost recall, never correctness.
 //
-// Parallelism: Search runs the shards on min(shards, hardware_concurrency) threads (std::async,
-// started per call); FAISS adds OpenMP threads inside each shard search.
+// Parallelism: a Search with one non-empty shard runs it on the calling thread with that thread's
+// own OpenMP setting (FAISS may open a team there; the server sets threads.faiss_omp on its
+// workers). With several, the calling thread and the process's shard-search pool take the shards
+// one at a time until none is left (ThreadPool::ParallelFor): no thread is started per call, and
+// the caller never waits for a pool thread that has not started (with the pool busy, it searches
+// every shard itself). Every shard search there, the caller's included, runs with ONE OpenMP
+// thread, so S concurrent searches use at most S + the pool's threads, never shards x OpenMP.
+// Why one suffices, from FAISS 1.7.3 as linked here (threads in /proc/self/task after one search
+// on a fresh process): a Flat or IVF search of one query opens no OpenMP team at all, while HNSW
+// opens a full team even for one query (every member allocating an ntotal-byte visited table,
+// the idle ones spinning), so for single queries, the server's case, one thread is strictly
+// better. Batches (n >= 2) open a team in every type; over several shards they now get their
+// parallelism from the shards alone, so a batch over fewer non-empty shards than cores uses fewer
+// cores than nested teams would, the price of not oversubscribing when callers search at once.
+// (A Flat batch of 20 or more queries calls BLAS's sgemm, whose threads OpenBLAS sizes itself.)
+// The pool has hardware_concurrency - 1 threads (at least 1), is started by the first search over
+// several shards, and is joined at exit (a function-local static); it is one per process, not one
+// per index, because it stands for the cores, which every index shares: per-index pools would
+// keep threads x indexes threads and bound nothing across indexes. REQUIRES: no search runs while
+// the process destroys its statics (after main returns or in exit()).
 //
 // Thread-safety: safe for concurrent use. Search, Contains, size, trained and SaveSnapshot share a
 // reader lock (SaveSnapshot only while it copies the state to memory); Add and Remove take it
@@ -206,10 +224,11 @@ class ShardedIndex {
   // min(k, size()) hits, best first (ties by id ascending), merged exactly across shards.
   // With a Flat factory results are exact; with HNSW they are approximate and may be fewer; with
   // a type that needs training they are exact until trained() and approximate after.
-  // The n queries go to FAISS as one batch per shard; shards are searched in parallel on up to
-  // hardware_concurrency threads. INVALID_ARGUMENT when k is outside 1..kMaxK, n exceeds
-  // kMaxQueries, n * k exceeds kMaxHitsPerSearch, queries is null while n > 0, or a query has a
-  // non-finite value. INTERNAL when FAISS fails.
+  // The n queries go to FAISS as one batch per shard; shards are searched in parallel on the
+  // calling thread and the process's shard-search pool (banner: Parallelism).
+  // INVALID_ARGUMENT when k is outside 1..kMaxK, n exceeds kMaxQueries, n * k exceeds
+  // kMaxHitsPerSearch, queries is null while n > 0, or a query has a non-finite value. INTERNAL
+  // when FAISS fails.
   // With a `filter` (not owned; null: none), only ids in filter->allowed are returned, with the
   // same exactness as without one, except that a shard where few items pass is exact (banner);
   // INVALID_ARGUMENT when filter->allowed is null.

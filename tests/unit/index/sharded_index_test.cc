@@ -1,12 +1,16 @@
 // Tests for retrace::index::ShardedIndex: exact merging across shards, stable placement,
-// upsert/remove (Flat removes, HNSW tombstones), batching, input errors and concurrent use.
+// upsert/remove (Flat removes, HNSW tombstones), batching, input errors and concurrent use (the
+// shard-search pool: serial answers under concurrency, no thread per call, a clean exit).
 #include "core/index/sharded_index.h"
 
 #include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
+#include <set>
 #include <string>
 #include <thread>
 #include <utility>
@@ -17,6 +21,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/support/thread_ids.h"
 #include "tests/unit/index/index_test_util.h"
 
 namespace retrace::index {
@@ -26,6 +31,7 @@ using ::retrace::index::testing::BruteForce;
 using ::retrace::index::testing::Dot;
 using ::retrace::index::testing::Ids;
 using ::retrace::index::testing::RandomUnitVectors;
+using ::retrace::testing::ThreadIds;
 using ::testing::HasSubstr;
 
 std::unique_ptr<ShardedIndex> MustCreate(int dim, int shards, const std::string& factory) {
@@ -396,6 +402,159 @@ TEST(ShardedIndexConcurrencyTest, SearchesWhileWriting) {
   EXPECT_EQ(failures.load(), 0);
   EXPECT_GE(searches.load(), 300);
   EXPECT_EQ(index->size(), kStable + 10 * 10);
+}
+
+// OrthantVectors returns n unit rows of `dim` whose components all have `sign`'s sign, so any two
+// rows of the same sign have a positive inner product and rows of opposite signs a negative one.
+std::vector<float> OrthantVectors(size_t n, int dim, uint32_t seed, float sign) {
+  std::vector<float> rows = RandomUnitVectors(n, dim, seed);
+  for (float& x : rows) x = sign * std::fabs(x);
+  return rows;
+}
+
+// SameHits reports whether two searches' answers are identical: ids, order and scores, bit for
+// bit (every shard search is deterministic, and the merge does not depend on the order shards
+// finish in).
+bool SameHits(const std::vector<std::vector<IndexHit>>& a,
+              const std::vector<std::vector<IndexHit>>& b) {
+  if (a.size() != b.size()) return false;
+  for (size_t q = 0; q < a.size(); ++q) {
+    if (a[q].size() != b[q].size()) return false;
+    for (size_t j = 0; j < a[q].size(); ++j) {
+      if (a[q][j].id != b[q][j].id || a[q][j].score != b[q][j].score) return false;
+    }
+  }
+  return true;
+}
+
+// Four threads search an 8-shard Flat index at once, single queries and batches of 3, with and
+// without a filter, while a writer adds and removes other items; every answer must equal the one
+// the same search gave before, on one thread. The stable items and the queries lie in the
+// positive orthant and the writer's items in the negative one, so the writer's items always score
+// below every stable item and never belong in a top 10 (the filter allows some of them anyway).
+TEST(ShardedIndexConcurrencyTest, ConcurrentSearchesGiveTheSerialAnswers) {
+  constexpr int kDim = 16;
+  constexpr size_t kStable = 2000;
+  constexpr size_t kQueries = 48;
+  constexpr size_t kBatch = 3;
+  constexpr int kK = 10;
+  auto index = MustCreate(kDim, 8, "Flat");
+  ASSERT_NE(index, nullptr);
+  const std::vector<std::string> stable_ids = Ids(kStable, "stable-");
+  const std::vector<float> stable = OrthantVectors(kStable, kDim, 91, 1.0f);
+  ASSERT_TRUE(index->Add(stable_ids, stable.data(), kStable).ok());
+  const std::vector<float> queries = OrthantVectors(kQueries, kDim, 92, 1.0f);
+  absl::flat_hash_set<std::string> allowed;
+  for (size_t i = 0; i < kStable; i += 3) allowed.insert(stable_ids[i]);
+  for (size_t i = 0; i < 20; i += 2) allowed.insert(absl::StrCat("churn-", i % 10, "-", i));
+  const SearchFilter filter{&allowed};
+
+  // serial[f][q]: the answer to the batch starting at query q, filtered when f is 1.
+  std::vector<std::vector<std::vector<std::vector<IndexHit>>>> serial(2);
+  for (int f = 0; f < 2; ++f) {
+    for (size_t q = 0; q + kBatch <= kQueries; ++q) {
+      auto hits = index->Search(&queries[q * kDim], kBatch, kK, f == 1 ? &filter : nullptr);
+      ASSERT_TRUE(hits.ok()) << hits.status();
+      ASSERT_EQ((*hits)[0].size(), static_cast<size_t>(kK));
+      serial[f].push_back(*std::move(hits));
+    }
+  }
+
+  std::atomic<bool> writing{true};
+  std::atomic<int> mismatches{0};
+  std::atomic<int> searches{0};
+  std::vector<std::thread> readers;
+  for (int r = 0; r < 4; ++r) {
+    readers.emplace_back([&, r] {
+      for (size_t round = 0; writing.load(); ++round) {
+        const size_t q = (round * 7 + static_cast<size_t>(r) * 11) % serial[0].size();
+        const int f = static_cast<int>((round + static_cast<size_t>(r)) % 2);
+        const size_t n = round % 2 == 0 ? 1 : kBatch;
+        auto hits = index->Search(&queries[q * kDim], n, kK, f == 1 ? &filter : nullptr);
+        const std::vector<std::vector<IndexHit>> expected(serial[f][q].begin(),
+                                                          serial[f][q].begin() + n);
+        if (!hits.ok() || !SameHits(*hits, expected)) mismatches.fetch_add(1);
+        searches.fetch_add(1);
+      }
+    });
+  }
+  int write_failures = 0;
+  // The writer goes on until the readers have searched 400 times, all while it writes.
+  for (uint32_t round = 0; round < 100 || searches.load() < 400; ++round) {
+    const std::vector<std::string> churn = Ids(20, absl::StrCat("churn-", round % 10, "-"));
+    const std::vector<float> vectors = OrthantVectors(churn.size(), kDim, 2000 + round, -1.0f);
+    if (!index->Add(churn, vectors.data(), churn.size()).ok()) ++write_failures;
+    if (!index->Remove({churn.begin(), churn.begin() + 10}).ok()) ++write_failures;
+  }
+  writing.store(false);
+  for (std::thread& reader : readers) reader.join();
+  EXPECT_EQ(write_failures, 0);
+  EXPECT_EQ(mismatches.load(), 0) << "of " << searches.load() << " searches";
+  EXPECT_GE(searches.load(), 400);
+  EXPECT_EQ(index->size(), kStable + 10 * 10);
+}
+
+// 1,000 searches over 4 shards, filtered and not, start no thread: a sampler that lists the
+// process's threads throughout sees none outside the set alive before, and that set is the same
+// after. (A thread per call, as std::async was, shows up in the sampler's lists.)
+TEST(ShardedIndexConcurrencyTest, SearchesStartNoThreadPerCall) {
+  constexpr int kDim = 16;
+  constexpr size_t kItems = 400;
+  auto index = MustCreate(kDim, 4, "Flat");
+  ASSERT_NE(index, nullptr);
+  const std::vector<std::string> ids = Ids(kItems);
+  const std::vector<float> data = RandomUnitVectors(kItems, kDim, 95);
+  ASSERT_TRUE(index->Add(ids, data.data(), kItems).ok());
+  const absl::flat_hash_set<std::string> allowed(ids.begin(), ids.begin() + kItems / 2);
+  const SearchFilter filter{&allowed};
+  ASSERT_TRUE(index->Search(data.data(), 1, 5).ok());  // the first search starts the pool
+
+  std::atomic<bool> searching{true};
+  std::set<int> seen;
+  std::atomic<bool> sampler_started{false};
+  std::thread sampler([&] {
+    sampler_started.store(true);
+    while (searching.load()) {
+      const std::set<int> now = ThreadIds();
+      seen.insert(now.begin(), now.end());
+    }
+  });
+  while (!sampler_started.load()) std::this_thread::yield();
+  const std::set<int> before = ThreadIds();
+  ASSERT_FALSE(before.empty());
+  int failures = 0;
+  for (size_t call = 0; call < 1000; ++call) {
+    const float* query = &data[(call % kItems) * kDim];
+    auto hits = index->Search(query, 1, 5, call % 2 == 0 ? nullptr : &filter);
+    if (!hits.ok() || (*hits)[0].empty()) ++failures;
+  }
+  searching.store(false);
+  sampler.join();
+  EXPECT_EQ(failures, 0);
+  std::set<int> after = ThreadIds();
+  EXPECT_EQ(after.size() + 1, before.size());  // all but the sampler
+  std::set<int> appeared;
+  for (int id : seen) {
+    if (!before.count(id)) appeared.insert(id);
+  }
+  EXPECT_TRUE(appeared.empty()) << appeared.size() << " threads appeared during the searches";
+}
+
+// A process that has searched several shards, so holds the idle shard-search pool, exits cleanly:
+// exit() destroys the pool, which joins its threads.
+TEST(ShardedIndexConcurrencyTest, ExitWithAnIdlePoolIsClean) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  EXPECT_EXIT(
+      {
+        auto index = MustCreate(8, 4, "Flat");
+        const std::vector<float> data = RandomUnitVectors(100, 8, 96);
+        if (index == nullptr || !index->Add(Ids(100), data.data(), 100).ok()) std::exit(2);
+        auto hits = index->Search(data.data(), 1, 5);
+        if (!hits.ok() || (*hits)[0].size() != 5) std::exit(3);
+        std::fprintf(stderr, "searched 4 shards\n");
+        std::exit(0);
+      },
+      ::testing::ExitedWithCode(0), "searched 4 shards");
 }
 
 }  // namespace
