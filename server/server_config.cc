@@ -299,6 +299,7 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
   o.caption.prompt = cap.prompt();
   o.snapshot_dir = (std::filesystem::path(c.data_dir()) / "snapshots").string();
   o.snapshot_interval_seconds = c.snapshot_interval_seconds();
+  o.mmap_snapshots = c.mmap_snapshots();
   const v1::Replication& r = c.replication();
   o.replication.replica_id = r.replica_id();
   o.replication.ack_timeout = absl::Milliseconds(r.ack_timeout_ms());

@@ -177,15 +177,17 @@ absl::StatusOr<RecoveredIndexes> BuildFromItems(const store::ItemStore& store,
 absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
                                                 const std::string& snapshot_root,
-                                                const ShardGroup& group) {
+                                                const ShardGroup& group, bool mmap_snapshots) {
   auto build = [&](const std::string& why) { return BuildFromItems(store, record, why, group); };
   if (snapshot_root.empty()) return build("snapshots are off");
   const absl::Time start = absl::Now();
   const std::string tag = SnapshotTag(record, group);
   std::vector<index::LoadedIndex> loaded;
   for (Space space : {Space::kCaption, Space::kImage}) {
-    auto snapshot = index::ShardedIndex::LoadSnapshot(
-        SnapshotDir(snapshot_root, record.name, space), IndexOptionsFor(record, space));
+    index::IndexOptions options = IndexOptionsFor(record, space);
+    options.mmap_snapshots = mmap_snapshots;
+    auto snapshot =
+        index::ShardedIndex::LoadSnapshot(SnapshotDir(snapshot_root, record.name, space), options);
     if (!snapshot.ok()) {
       return build(snapshot.status().code() == absl::StatusCode::kNotFound
                                 ? absl::StrCat("no ", SpaceName(space), " snapshot")

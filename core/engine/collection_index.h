@@ -76,13 +76,15 @@ absl::Status ApplyChanges(CollectionIndexes& indexes, const store::CollectionRec
                           const std::vector<store::Change>& changes);
 
 // RecoverIndexes builds the indexes and item table of `record` (the items `group` holds) from its
-// snapshot under `snapshot_root` (empty: none; one of another group is not used) or from the
-// store's items. Errors: the store's, DATA_LOSS for a
+// snapshot under `snapshot_root` (empty: none; one of another group is not used; with
+// `mmap_snapshots`, trained IVF indexes keep their lists mapped from it) or from the store's
+// items. Errors: the store's, DATA_LOSS for a
 // stored item that does not fit, or INVALID_ARGUMENT when an index spec cannot be built.
 absl::StatusOr<RecoveredIndexes> RecoverIndexes(const store::ItemStore& store,
                                                 const store::CollectionRecord& record,
                                                 const std::string& snapshot_root,
-                                                const ShardGroup& group = {});
+                                                const ShardGroup& group = {},
+                                                bool mmap_snapshots = false);
 
 // BuildFromItems builds them from the store's items alone (reading the last position first, so
 // the feed from RecoveredIndexes.applied holds whatever the scan missed). `why` goes to `how`.

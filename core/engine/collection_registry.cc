@@ -32,13 +32,14 @@ absl::Status Incompatible(const store::CollectionRecord& r, const ModelIdentitie
 CollectionRegistry::CollectionRegistry(ModelIdentities models, const store::ItemStore* store,
                                        std::string snapshot_root,
                                        std::shared_ptr<spdlog::logger> log, ShardGroup group,
-                                       bool holds_indexes)
+                                       bool holds_indexes, bool mmap_snapshots)
     : models_(std::move(models)),
       store_(store),
       snapshot_root_(std::move(snapshot_root)),
       log_(std::move(log)),
       group_(group),
-      holds_indexes_(holds_indexes) {}
+      holds_indexes_(holds_indexes),
+      mmap_snapshots_(mmap_snapshots) {}
 
 absl::StatusOr<std::shared_ptr<LiveCollection>> CollectionRegistry::Make(
     const store::CollectionRecord& record) {
@@ -54,7 +55,7 @@ absl::StatusOr<std::shared_ptr<LiveCollection>> CollectionRegistry::Make(
   }
   if (!holds_indexes_) return std::make_shared<LiveCollection>(record);
   RETRACE_ASSIGN_OR_RETURN(RecoveredIndexes recovered,
-                           RecoverIndexes(*store_, record, snapshot_root_, group_));
+                           RecoverIndexes(*store_, record, snapshot_root_, group_, mmap_snapshots_));
   log_->info("collection '{}': {}", record.name, recovered.how);
   return std::make_shared<LiveCollection>(record, std::move(recovered));
 }

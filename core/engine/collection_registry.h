@@ -44,10 +44,11 @@ class CollectionRegistry {
   // `store` and `log` are not owned and must outlive the registry. `snapshot_root` is where
   // snapshots live (empty: none).
   // `group`: the shards this process holds; `holds_indexes` false: none (a frontend, whose
-  // collections are records only).
+  // collections are records only); `mmap_snapshots`: RecoverIndexes'.
   CollectionRegistry(ModelIdentities models, const store::ItemStore* store,
                      std::string snapshot_root, std::shared_ptr<spdlog::logger> log,
-                     ShardGroup group = {}, bool holds_indexes = true);
+                     ShardGroup group = {}, bool holds_indexes = true,
+                     bool mmap_snapshots = false);
 
   // Reconcile: see the banner. Returns the state it read (the caller follows the collections'
   // changes with it). The store's error when it cannot be read; a collection whose indexes
@@ -80,6 +81,7 @@ class CollectionRegistry {
   const std::shared_ptr<spdlog::logger> log_;
   const ShardGroup group_;
   const bool holds_indexes_;
+  const bool mmap_snapshots_;
 
   absl::Mutex reconcile_mu_ ABSL_ACQUIRED_BEFORE(map_mu_);
   mutable absl::Mutex map_mu_;

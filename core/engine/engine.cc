@@ -73,7 +73,8 @@ Engine::Engine(EngineOptions options, ModelSet models, std::unique_ptr<store::It
   spaces_ = frontend ? options_.remote_spaces.get() : local_spaces_.get();
   registry_ = std::make_unique<CollectionRegistry>(std::move(identities), store_.get(),
                                                    options_.snapshot_dir, log_,
-                                                   options_.shard_group, !frontend);
+                                                   options_.shard_group, !frontend,
+                                                   options_.mmap_snapshots);
   FollowOptions follow;
   follow.page_size = options_.replication.change_page;
   follow.fault_hook = options_.apply_fault_hook;

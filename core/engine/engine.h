@@ -65,6 +65,9 @@ struct EngineOptions {
   // only on request).
   std::string snapshot_dir;
   int snapshot_interval_seconds = defaults::kSnapshotIntervalSeconds;
+  // Snapshots of trained IVF indexes load with their lists memory-mapped
+  // (index::IndexOptions::mmap_snapshots).
+  bool mmap_snapshots = false;
   ReplicationOptions replication;
   // Told each stage's duration (stage_observer.h); not owned, may be null, must outlive the
   // engine.

@@ -1,6 +1,9 @@
-// A shard server's indexes (engine::ShardGroup): built from the store, followed from its feed and
-// snapshotted, they hold exactly the items of the group's shards; a snapshot of another group
-// (a changed shard map, the same volume) is not loaded, and the indexes are rebuilt instead.
+// What a process derives from the store for a collection (core/engine/collection_index.h).
+// - A shard server's indexes (engine::ShardGroup): built from the store, followed from its feed
+//   and snapshotted, they hold exactly the items of the group's shards; a snapshot of another
+//   group (a changed shard map, the same volume) is not loaded, and the indexes are rebuilt.
+// - With mmap_snapshots, a trained IVF collection's snapshot loads with its lists mapped, and
+//   answers as the index it was saved from.
 #include <filesystem>
 #include <set>
 
@@ -138,6 +141,46 @@ TEST_F(ShardGroupTest, ASnapshotOfAnotherGroupIsNotLoaded) {
   auto whole = RecoverIndexes(*store_, record_, snapshots);
   ASSERT_TRUE(whole.ok()) << whole.status();
   EXPECT_EQ(whole->indexes.items->size(), 40u);
+}
+
+TEST_F(ShardGroupTest, IvfSnapshotsLoadMappedWhenAsked) {
+  store::CollectionRecord record = record_;
+  record.name = "ivf";
+  record.caption_index = record.image_index = "IVF2,Flat";
+  ASSERT_TRUE(store_->CreateCollection(record).ok());
+  auto state = store_->ReadState();
+  ASSERT_TRUE(state.ok());
+  for (const store::CollectionRecord& r : state->collections) {
+    if (r.name == "ivf") record = r;
+  }
+  // Past FAISS's training threshold (39 x nlist = 78 vectors): trained, then snapshotted.
+  std::vector<store::StoredItem> items;
+  for (int i = 0; i < 120; ++i) items.push_back(Item(i));
+  ASSERT_TRUE(store_->PutItems("ivf", items).ok());
+  auto built = BuildFromItems(*store_, record, "test");
+  ASSERT_TRUE(built.ok()) << built.status();
+  ASSERT_TRUE(built->indexes.captions->trained());
+  const std::string snapshots = root_ + "/snapshots";
+  ASSERT_TRUE(SaveSnapshots(built->indexes, record, built->applied, snapshots).ok());
+
+  const std::vector<float> query = {0.f, 1.f, 0.f, 0.f};
+  auto hits = [&](const CollectionIndexes& indexes) {
+    auto found = indexes.captions->Search(query.data(), 1, 10);
+    EXPECT_TRUE(found.ok()) << found.status();
+    std::vector<std::string> ids;
+    for (const index::IndexHit& hit : (*found)[0]) ids.push_back(hit.id);
+    return ids;
+  };
+  auto mapped = RecoverIndexes(*store_, record, snapshots, {}, /*mmap_snapshots=*/true);
+  ASSERT_TRUE(mapped.ok()) << mapped.status();
+  EXPECT_EQ(mapped->snapshot_position, built->applied) << mapped->how;
+  EXPECT_EQ(mapped->indexes.captions->mapped_shards(), kShards);
+  EXPECT_EQ(mapped->indexes.images->mapped_shards(), kShards);
+  EXPECT_EQ(hits(mapped->indexes), hits(built->indexes));
+  auto read = RecoverIndexes(*store_, record, snapshots);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(read->indexes.captions->mapped_shards(), 0);
+  EXPECT_EQ(hits(read->indexes), hits(built->indexes));
 }
 
 }  // namespace
