@@ -45,26 +45,17 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
   return context;
 }
 
-class ClusterTest : public ::testing::Test {
+class ClusterTest : public testing::SharedPostgres<> {
  protected:
-  static void SetUpTestSuite() {
-    auto started = testing::PostgresServer::Start();
-    ASSERT_TRUE(started.ok()) << started.status();
-    postgres_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete postgres_;
-    postgres_ = nullptr;
-  }
   void SetUp() override {
     if (!fs::exists(FixtureDir() + "/oracle/clip/model.pt")) {
       GTEST_SKIP() << "oracle models not found in " << FixtureDir();
     }
-    ASSERT_NE(postgres_, nullptr);
-    uri_ = postgres_->NewDatabase("cluster");
+    ASSERT_NE(postgres(), nullptr);
+    uri_ = postgres()->NewDatabase("cluster");
     pool_ = testing::LoadOracleImages();
     ASSERT_FALSE(pool_.empty());
-    dir_ = absl::StrCat(testing::BinaryDir(), "/test_tmp/cluster-", postgres_->port(), "-",
+    dir_ = absl::StrCat(testing::BinaryDir(), "/test_tmp/cluster-", postgres()->port(), "-",
                         uri_.substr(uri_.rfind('/') + 1));
     fs::create_directories(dir_);
   }
@@ -205,14 +196,12 @@ class ClusterTest : public ::testing::Test {
     return requests;
   }
 
-  static testing::PostgresServer* postgres_;
   std::string uri_, dir_, map_;
   std::vector<testing::OracleImage> pool_;
   std::vector<std::vector<std::string>> addresses_;
   std::map<std::pair<int, int>, std::unique_ptr<testing::ServerProcess>> shards_;
   std::unique_ptr<testing::ServerProcess> frontend_;
 };
-testing::PostgresServer* ClusterTest::postgres_ = nullptr;
 
 TEST_F(ClusterTest, AFrontendAnswersEveryModeAsOneProcessDoes) {
   StartCluster(/*groups=*/3, /*replicas=*/1);

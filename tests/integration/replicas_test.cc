@@ -40,23 +40,14 @@ std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
   return context;
 }
 
-class ReplicasTest : public ::testing::Test {
+class ReplicasTest : public testing::SharedPostgres<> {
  protected:
-  static void SetUpTestSuite() {
-    auto started = testing::PostgresServer::Start();
-    ASSERT_TRUE(started.ok()) << started.status();
-    postgres_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete postgres_;
-    postgres_ = nullptr;
-  }
   void SetUp() override {
     if (!fs::exists(FixtureDir() + "/oracle/clip/model.pt")) {
       GTEST_SKIP() << "oracle models not found in " << FixtureDir();
     }
-    ASSERT_NE(postgres_, nullptr);
-    uri_ = postgres_->NewDatabase("replicas");
+    ASSERT_NE(postgres(), nullptr);
+    uri_ = postgres()->NewDatabase("replicas");
     pool_ = testing::LoadOracleImages();
     ASSERT_FALSE(pool_.empty());
   }
@@ -68,7 +59,7 @@ class ReplicasTest : public ::testing::Test {
     // The PostgreSQL server's port tells this test's folders from those of tests running beside
     // it (each test process starts a server of its own).
     const std::string dir = absl::StrCat(testing::BinaryDir(), "/test_tmp/replicas-",
-                                         postgres_->port(), "-", uri_.substr(uri_.rfind('/') + 1),
+                                         postgres()->port(), "-", uri_.substr(uri_.rfind('/') + 1),
                                          "-", name);
     fs::create_directories(dir);
     const std::string config = dir + ".textproto";
@@ -155,11 +146,9 @@ class ReplicasTest : public ::testing::Test {
     return ranking;
   }
 
-  static testing::PostgresServer* postgres_;
   std::string uri_;
   std::vector<PoolImage> pool_;
 };
-testing::PostgresServer* ReplicasTest::postgres_ = nullptr;
 
 TEST_F(ReplicasTest, WritesThroughOneReplicaAreReadThroughTheOthersAtTheirPosition) {
   auto a = Replica("a"), b = Replica("b"), c = Replica("c");
@@ -395,13 +384,13 @@ TEST_F(ReplicasTest, PostgresRestartDuringIngestLosesAndDuplicatesNothing) {
   };
   std::thread ca(client, sa.get(), "a"), cb(client, sb.get(), "b");
   absl::SleepFor(absl::Milliseconds(600));
-  ASSERT_TRUE(postgres_->Stop("fast").ok());
+  ASSERT_TRUE(postgres()->Stop("fast").ok());
   absl::SleepFor(absl::Milliseconds(1500));
   // Meanwhile: a search is answered from memory, and says so.
   v1::SearchResponse stale;
   Ranking(*sb, "a picture of a " + pool_[0].label, 0, &stale);
   EXPECT_TRUE(stale.stale());
-  ASSERT_TRUE(postgres_->Restart().ok());
+  ASSERT_TRUE(postgres()->Restart().ok());
   ca.join();
   cb.join();
   EXPECT_GT(unavailable.load(), 0) << "no client saw the store go away";
@@ -453,7 +442,7 @@ TEST_F(ReplicasTest, BadStoreSettingsStopTheStartWithAClearError) {
   };
   for (const Case& bad :
        {Case{"postgresql://retrace@127.0.0.1:notaport/db", "expected e.g. postgresql://"},
-        Case{absl::StrCat("postgresql://secured:wrong@127.0.0.1:", postgres_->port(), "/postgres"),
+        Case{absl::StrCat("postgresql://secured:wrong@127.0.0.1:", postgres()->port(), "/postgres"),
              "password authentication failed"},
         Case{"postgresql://retrace@127.0.0.1:1/db", "cannot connect to PostgreSQL at "
                                                     "retrace@127.0.0.1:1/db"}}) {

@@ -385,27 +385,14 @@ TEST_F(StoreLogTest, CaptionTextHitsOnlyItemsThisReplicaHoldsAndReadsDeeperForAF
   }));
 }
 
-class PostgresStoreLogTest : public StoreLogTest {
- protected:
-  static void SetUpTestSuite() {
-    auto started = testing::PostgresServer::Start();
-    ASSERT_TRUE(started.ok()) << started.status();
-    postgres_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete postgres_;
-    postgres_ = nullptr;
-  }
-  static testing::PostgresServer* postgres_;
-};
-testing::PostgresServer* PostgresStoreLogTest::postgres_ = nullptr;
+using PostgresStoreLogTest = testing::SharedPostgres<StoreLogTest>;
 
 // Two replicas share a store; A deletes and snapshots. The deletions stay recorded while B, which
 // has not snapshotted since, would need them to resume; once B has snapshotted past them, A's
 // next snapshot compacts them.
 TEST_F(PostgresStoreLogTest, DeletionsAreCompactedOnlyBelowEveryLiveReplicasResumePosition) {
-  ASSERT_NE(postgres_, nullptr);
-  const std::string uri = postgres_->NewDatabase("compaction");
+  ASSERT_NE(postgres(), nullptr);
+  const std::string uri = postgres()->NewDatabase("compaction");
   auto a = Open("replica-a", uri, dir_ + "/snapshots-a");
   auto b = Open("replica-b", uri, dir_ + "/snapshots-b");
   ASSERT_NE(a, nullptr);
@@ -446,8 +433,8 @@ TEST_F(PostgresStoreLogTest, DeletionsAreCompactedOnlyBelowEveryLiveReplicasResu
 // A creation that waits in the store (another transaction holds the position counter) must not
 // hold up searches of another collection, nor another replica's view of the cluster.
 TEST_F(PostgresStoreLogTest, ACollectionCreationBlockedInTheStoreDoesNotStallSearches) {
-  ASSERT_NE(postgres_, nullptr);
-  const std::string uri = postgres_->NewDatabase("blocked");
+  ASSERT_NE(postgres(), nullptr);
+  const std::string uri = postgres()->NewDatabase("blocked");
   auto engine = Open("replica-a", uri);
   ASSERT_NE(engine, nullptr);
   ASSERT_TRUE(engine->CreateCollection({"a"}).ok());

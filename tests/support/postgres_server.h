@@ -19,6 +19,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gtest/gtest.h"
 
 namespace retrace::testing {
 
@@ -63,6 +64,31 @@ class PostgresServer {
   bool durable_;
   bool running_ = false;
   int databases_ = 0;
+};
+
+// SharedPostgres<Base>: a fixture base whose test suite shares one PostgreSQL server, started
+// before the suite's first test and stopped after its last; each test takes a database of its
+// own (postgres()->NewDatabase), so tests never see each other's data. A server that does not
+// start fails the suite's tests (postgres() is null then).
+template <typename Base = ::testing::Test>
+class SharedPostgres : public Base {
+ protected:
+  static void SetUpTestSuite() {
+    auto started = PostgresServer::Start();
+    ASSERT_TRUE(started.ok()) << started.status();
+    Server() = started->release();
+  }
+  static void TearDownTestSuite() {
+    delete Server();
+    Server() = nullptr;
+  }
+  static PostgresServer* postgres() { return Server(); }
+
+ private:
+  static PostgresServer*& Server() {
+    static PostgresServer* server = nullptr;
+    return server;
+  }
 };
 
 }  // namespace retrace::testing

@@ -22,20 +22,11 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 namespace pg = internal::pg;
 
-class PostgresStoreTest : public ::testing::Test {
+class PostgresStoreTest : public retrace::testing::SharedPostgres<> {
  protected:
-  static void SetUpTestSuite() {
-    auto started = retrace::testing::PostgresServer::Start();
-    ASSERT_TRUE(started.ok()) << started.status();
-    server_ = started->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-  }
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    uri_ = server_->NewDatabase("pgstore");
+    ASSERT_NE(postgres(), nullptr);
+    uri_ = postgres()->NewDatabase("pgstore");
   }
   std::unique_ptr<PostgresItemStore> Open(const std::string& uri) {
     PostgresItemStore::Options options;
@@ -47,11 +38,8 @@ class PostgresStoreTest : public ::testing::Test {
     return store.ok() ? std::move(*store) : nullptr;
   }
 
-  static retrace::testing::PostgresServer* server_;
   std::string uri_;
 };
-
-retrace::testing::PostgresServer* PostgresStoreTest::server_ = nullptr;
 
 // PostgreSQL sequences would let a reader that resumes after "the highest position seen" skip a
 // row whose transaction took a lower value and committed later. The store's counter row makes
@@ -113,14 +101,14 @@ TEST_F(PostgresStoreTest, BadConnectionSettingsAreClearErrorsThatNameTheTarget) 
   EXPECT_THAT(std::string(malformed.status().message()), HasSubstr("postgresql://"));
 
   options.conninfo = absl::StrCat("postgresql://secured:wrong-password@127.0.0.1:",
-                                  server_->port(), "/postgres");
+                                  postgres()->port(), "/postgres");
   auto refused = PostgresItemStore::Open(options);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated) << refused.status();
   EXPECT_THAT(std::string(refused.status().message()),
-              HasSubstr(absl::StrCat("secured@127.0.0.1:", server_->port(), "/postgres")));
+              HasSubstr(absl::StrCat("secured@127.0.0.1:", postgres()->port(), "/postgres")));
   EXPECT_THAT(std::string(refused.status().message()), Not(HasSubstr("wrong-password")));
 
-  options.conninfo = absl::StrCat("postgresql://retrace@127.0.0.1:", server_->port(), "/nosuchdb");
+  options.conninfo = absl::StrCat("postgresql://retrace@127.0.0.1:", postgres()->port(), "/nosuchdb");
   auto missing = PostgresItemStore::Open(options);
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound) << missing.status();
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("nosuchdb"));
@@ -170,11 +158,11 @@ TEST_F(PostgresStoreTest, WritesAreUnavailableWhileTheServerIsDownAndWorkAgainAf
   ASSERT_NE(store, nullptr);
   ASSERT_TRUE(store->CreateCollection(TestCollection("art")).ok());
   ASSERT_TRUE(store->PutItems("art", {MakeItem("a")}).ok());
-  ASSERT_TRUE(server_->Stop("fast").ok());
+  ASSERT_TRUE(postgres()->Stop("fast").ok());
   auto down = store->PutItems("art", {MakeItem("b")});
   EXPECT_EQ(down.status().code(), absl::StatusCode::kUnavailable) << down.status();
   EXPECT_EQ(store->GetItems("art", {"a"}).status().code(), absl::StatusCode::kUnavailable);
-  ASSERT_TRUE(server_->Restart().ok());
+  ASSERT_TRUE(postgres()->Restart().ok());
   absl::StatusOr<int64_t> up;
   for (int attempt = 0; attempt < 50; ++attempt) {
     up = store->PutItems("art", {MakeItem("b")});
