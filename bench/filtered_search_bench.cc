@@ -16,6 +16,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "core/engine/defaults.h"
+#include "bench/random_items.h"
 #include "core/index/sharded_index.h"
 
 ABSL_FLAG(int, items, 100000, "items in the index");
@@ -25,22 +26,6 @@ ABSL_FLAG(std::string, factory, "HNSW32", "FAISS factory string");
 ABSL_FLAG(int, queries, 200, "queries per selectivity (searched one at a time)");
 ABSL_FLAG(int, k, 10, "top k");
 
-namespace {
-
-std::vector<float> Unit(size_t n, int dim, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(n * dim);
-  for (size_t i = 0; i < n; ++i) {
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) norm += (v[i * dim + j] = g(rng)) * v[i * dim + j];
-    for (int j = 0; j < dim; ++j) v[i * dim + j] /= static_cast<float>(std::sqrt(norm));
-  }
-  return v;
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   using namespace retrace;
@@ -48,7 +33,8 @@ int main(int argc, char** argv) {
             nq = absl::GetFlag(FLAGS_queries), k = absl::GetFlag(FLAGS_k);
   std::vector<std::string> ids;
   for (int i = 0; i < n; ++i) ids.push_back(absl::StrCat("item-", i));
-  const std::vector<float> data = Unit(n, dim, 1), queries = Unit(nq, dim, 2);
+  const std::vector<float> data = retrace::bench::RandomUnits(n, dim, 1);
+  const std::vector<float> queries = retrace::bench::RandomUnits(nq, dim, 2);
   auto index = index::ShardedIndex::Create(
       index::IndexOptions{dim, absl::GetFlag(FLAGS_shards), absl::GetFlag(FLAGS_factory)});
   if (!index.ok() || !(*index)->Add(ids, data.data(), ids.size()).ok()) return 1;

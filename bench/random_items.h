@@ -1,5 +1,5 @@
 // random_items.h — random unit vectors and stored items for the benchmarks that fill a store
-// directly (startup_bench, rerank_bench, search_overhead_bench).
+// directly (startup_bench, rerank_bench, search_overhead_bench) and the index benchmarks.
 //
 // Thread-safety: functions; each call uses only the generator it is given.
 //
@@ -28,6 +28,18 @@ inline std::vector<float> RandomUnit(std::mt19937& rng, size_t dim) {
     norm += double{x} * x;
   }
   for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
+  return v;
+}
+
+// RandomUnits: n such vectors, row-major, from a generator seeded with `seed`.
+inline std::vector<float> RandomUnits(size_t n, size_t dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::vector<float> v;
+  v.reserve(n * dim);
+  for (size_t i = 0; i < n; ++i) {
+    const std::vector<float> row = RandomUnit(rng, dim);
+    v.insert(v.end(), row.begin(), row.end());
+  }
   return v;
 }
 

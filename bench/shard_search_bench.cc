@@ -27,6 +27,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "bench/random_items.h"
 #include "core/index/sharded_index.h"
 
 ABSL_FLAG(int, items, 100000, "items in the index");
@@ -38,18 +39,6 @@ ABSL_FLAG(double, seconds, 5, "seconds measured per caller count (after a 1 s wa
 ABSL_FLAG(int, k, 10, "top k");
 
 namespace {
-
-std::vector<float> Unit(size_t n, int dim, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> g;
-  std::vector<float> v(n * dim);
-  for (size_t i = 0; i < n; ++i) {
-    double norm = 0;
-    for (int j = 0; j < dim; ++j) norm += (v[i * dim + j] = g(rng)) * v[i * dim + j];
-    for (int j = 0; j < dim; ++j) v[i * dim + j] /= static_cast<float>(std::sqrt(norm));
-  }
-  return v;
-}
 
 // CpuSeconds is the CPU time (user + system) this process has used so far.
 double CpuSeconds() {
@@ -93,7 +82,8 @@ int main(int argc, char** argv) {
   const double seconds = absl::GetFlag(FLAGS_seconds);
   std::vector<std::string> ids;
   for (int i = 0; i < n; ++i) ids.push_back(absl::StrCat("item-", i));
-  const std::vector<float> data = Unit(n, dim, 1), queries = Unit(256, dim, 2);
+  const std::vector<float> data = retrace::bench::RandomUnits(n, dim, 1);
+  const std::vector<float> queries = retrace::bench::RandomUnits(256, dim, 2);
   auto index =
       index::ShardedIndex::Create(index::IndexOptions{dim, shards, absl::GetFlag(FLAGS_factory)});
   if (!index.ok()) {

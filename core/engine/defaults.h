@@ -114,6 +114,8 @@ inline constexpr int kShardMapPollMs = 1000;
 inline constexpr int kMaxShardGroups = 256;
 inline constexpr int kMaxReplicasPerGroup = 64;
 inline constexpr int kShardReconnectBackoffMaxMs = 1000;
+// A frontend's SearchSpaces call carries at most a search's index searches (HYBRID's two).
+inline constexpr size_t kMaxSpaceQueries = 4;
 inline constexpr absl::Duration kShardHealthProbeTimeout = absl::Seconds(1);  // cluster status
 inline constexpr char kDataDir[] = "retrace-data";
 inline constexpr int kShutdownGraceSeconds = 30;

@@ -317,6 +317,10 @@ absl::StatusOr<SpaceResult> Engine::SearchSpaces(const std::string& collection_n
         absl::StrCat("collection '", collection_name, "': this server holds no index of it"));
   }
   const store::CollectionRecord& record = collection->record();
+  if (queries.empty() || queries.size() > defaults::kMaxSpaceQueries) {
+    return absl::InvalidArgumentError(absl::StrCat("queries: ", queries.size(),
+                                                   " queries, not 1..", defaults::kMaxSpaceQueries));
+  }
   for (size_t i = 0; i < queries.size(); ++i) {
     const int dim = queries[i].space == Space::kCaption ? record.caption_dim : record.image_dim;
     if (queries[i].vector.size() != static_cast<size_t>(dim)) {

@@ -33,17 +33,12 @@ namespace retrace {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Context;
 using testing::FixtureDir;
 using ::testing::HasSubstr;
 
 constexpr int kShards = 6;
 constexpr int kItems = 36;
-
-std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-  return context;
-}
 
 class ClusterTest : public testing::SharedPostgres<> {
  protected:
@@ -430,6 +425,19 @@ TEST_F(ClusterTest, BadShardMapsAreRefusedAtStartAndAtReload) {
   grpc::Status status = stub->SearchSpaces(Context().get(), other, &unused);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_THAT(status.error_message(), HasSubstr("serves group 0 of 1, not group 1 of 2"));
+  // Its own group, asked badly: errors name the field.
+  v1::SearchSpacesRequest bad;
+  bad.set_collection("c");
+  bad.set_groups(1);
+  status = stub->SearchSpaces(Context().get(), bad, &unused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("queries: 0 queries, not 1..4"));
+  v1::SpaceQuery& query = *bad.add_queries();
+  query.add_vector(1.f);
+  query.set_k(5);
+  status = stub->SearchSpaces(Context().get(), bad, &unused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(status.error_message(), HasSubstr("queries[0].vector: 1 values, but the space has"));
 }
 
 }  // namespace

@@ -29,16 +29,11 @@ namespace retrace {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::Context;
 using testing::FixtureDir;
 using ::testing::HasSubstr;
 
 using PoolImage = testing::OracleImage;
-
-std::unique_ptr<grpc::ClientContext> Context(int seconds = 30) {
-  auto context = std::make_unique<grpc::ClientContext>();
-  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
-  return context;
-}
 
 class ReplicasTest : public testing::SharedPostgres<> {
  protected:

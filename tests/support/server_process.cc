@@ -210,6 +210,12 @@ std::string ServerProcess::LogTail() const {
   return log.size() > 4000 ? log.substr(log.size() - 4000) : log;
 }
 
+std::unique_ptr<grpc::ClientContext> Context(int seconds) {
+  auto context = std::make_unique<grpc::ClientContext>();
+  context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(seconds));
+  return context;
+}
+
 int FreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in address{};

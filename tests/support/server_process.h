@@ -87,6 +87,9 @@ std::string ServerBinary();
 std::string CliBinary();
 // FixtureDir: where the CTest fixture step writes models and images: <build>/test_fixtures.
 std::string FixtureDir();
+// Context: a client context whose deadline is `seconds` from now.
+std::unique_ptr<grpc::ClientContext> Context(int seconds = 30);
+
 // NewTempDir makes a fresh empty directory for one test.
 std::string NewTempDir(const std::string& name);
 // FreePort: a loopback port nothing listens on now (bound to 0 and released), for the servers'
