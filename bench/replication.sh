@@ -29,45 +29,15 @@ REPL_SECONDS=${REPL_SECONDS:-15}
 REPL_CONCURRENCY=${REPL_CONCURRENCY:-8}
 REPL_JOIN_ITEMS=${REPL_JOIN_ITEMS:-1000000}
 REPL_JOIN_DIM=${REPL_JOIN_DIM:-64}
-python=/usr/bin/python3
-cli=$BUILD/retrace
-pgbin=/usr/lib/postgresql/15/bin
+. "$repo/bench/lib.sh"
 for f in "$BUILD/retrace-server" "$cli" "$MODELS/clip/model.pt" "$BENCH_BUILD/bench/freshness_bench" \
          "$BENCH_BUILD/bench/startup_bench" "$pgbin/initdb"; do
   [ -e "$f" ] || { echo "replication: $f not found (see the usage in $0)" >&2; exit 1; }
 done
 [ -d "$REPL_IMAGES" ] || { echo "replication: no images at $REPL_IMAGES" >&2; exit 1; }
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/retrace-replication.XXXXXX")
-chmod 755 "$work"
-pids=()
-as_pg=()
-[ "$(id -u)" = 0 ] && as_pg=(runuser -u postgres --)  # PostgreSQL refuses to run as root
-stop_servers() {
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-  pids=()
-}
-cleanup() {
-  stop_servers
-  [ -d "$work/pg" ] && "${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -m immediate -w stop >/dev/null 2>&1 || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-field() { "$python" -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {}, {"d": d}))' "$@"; }
-ratio() { "$python" -c "print(f'{$1 / $2:.2f}x')"; }
-load() { cut -d' ' -f1-3 /proc/loadavg; }
-
-# PostgreSQL on loopback, trust auth for user retrace (nothing but this host can reach it).
-pg_port=$(free_port)
-mkdir -p "$work/pg" "$work/pg-socket"
-[ ${#as_pg[@]} -gt 0 ] && chown postgres: "$work/pg" "$work/pg-socket"
-"${as_pg[@]}" "$pgbin/initdb" -D "$work/pg" -A trust -U retrace >"$work/initdb.log" 2>&1
-"${as_pg[@]}" "$pgbin/pg_ctl" -D "$work/pg" -w -l "$work/pg-socket/log" \
-  -o "-p $pg_port -k $work/pg-socket -c listen_addresses=127.0.0.1" start >/dev/null
-store="postgresql://retrace@127.0.0.1:$pg_port/postgres"
+bench_init replication
+start_postgres
 
 # Only the JPEG files, in a folder of links (pacs-mini also holds PNGs).
 mkdir -p "$work/jpeg"
@@ -75,24 +45,7 @@ find "$REPL_IMAGES" -type f \( -iname '*.jpg' -o -iname '*.jpeg' \) | sort | whi
   ln -s "$(cd "$(dirname "$f")" && pwd)/$(basename "$f")" "$work/jpeg/$(echo "${f#"$REPL_IMAGES"/}" | tr / _)"
 done
 count=$(ls "$work/jpeg" | wc -l)
-probe=$(ls "$work/jpeg" | head -n 1)
-
-start_server() {  # NAME [taskset CPU] -- ARGS...: starts a server, sets $server to its address
-  local name=$1; shift
-  local pin=()
-  if [ "$1" = taskset ]; then pin=(taskset -c "$2"); shift 2; fi
-  [ "$1" = -- ] && shift
-  rm -f "$work/$name.port"
-  "${pin[@]}" "$BUILD/retrace-server" --models "$MODELS" --data-dir "$work/$name-data" \
-    --listen 127.0.0.1:0 --port-file "$work/$name.port" --log-level warn "$@" >"$work/$name.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 240); do
-    [ -s "$work/$name.port" ] && "$cli" --server "127.0.0.1:$(cat "$work/$name.port")" health \
-      >/dev/null 2>&1 && break
-    sleep 0.5
-  done
-  server="127.0.0.1:$(cat "$work/$name.port")"
-}
+probe=$(ls "$work/jpeg" | sed -n 1p)  # sed reads to the end: no SIGPIPE under pipefail
 
 echo "replication: $(nproc) cores; load $(load); models $MODELS; PostgreSQL 15 on 127.0.0.1:$pg_port"
 

@@ -11,6 +11,11 @@
 // no image embedding, which makes the store smaller than a real one and so favours the build
 // from items. It then takes one snapshot, adds --changes upserts and deletions after it, and
 // times both starts side by side.
+//
+// With --collection it only fills: random items into an existing collection (one a server
+// created, so the items fit its models' identities and dimensions), for benchmarks that load a
+// running cluster (bench/cluster.sh).
+//   build/bench/startup_bench --store postgresql://... --collection big --items 1000000
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -34,6 +39,8 @@ ABSL_FLAG(int, dim, 1024, "embedding dimension");
 ABSL_FLAG(int, shards, 4, "shards");
 ABSL_FLAG(std::string, index, "Flat", "FAISS factory string of the caption space");
 ABSL_FLAG(int, changes, 1000, "upserts (and as many deletions) after the snapshot");
+ABSL_FLAG(std::string, collection, "",
+          "fill this existing collection with --items random items and stop (no start-up timing)");
 
 namespace retrace {
 namespace {
@@ -46,6 +53,29 @@ int Check(const absl::Status& s, const char* what) {
   if (s.ok()) return 0;
   std::fprintf(stderr, "startup_bench: %s: %s\n", what, s.ToString().c_str());
   std::exit(1);
+}
+
+// Fill writes items "item-0".."item-<items-1>" with random unit embeddings of the collection's
+// dimensions, 1,024 per PutItems (one transaction each), and prints the rate.
+void Fill(store::ItemStore& store, const store::CollectionRecord& record, int64_t items,
+          std::mt19937& rng) {
+  const size_t clip_dim = static_cast<size_t>(record.caption_dim);
+  const size_t encoder_dim = static_cast<size_t>(record.image_dim) - clip_dim;
+  const auto start = std::chrono::steady_clock::now();
+  for (int64_t begin = 0; begin < items; begin += 1024) {
+    std::vector<store::StoredItem> batch;
+    for (int64_t i = begin; i < std::min(items, begin + 1024); ++i) {
+      batch.push_back(bench::RandomItem(rng, i, clip_dim, encoder_dim));
+    }
+    Check(store.PutItems(record.name, std::move(batch)).status(), "put");
+    if ((begin / 1024) % 100 == 0) {
+      std::fprintf(stderr, "\rfilling the store: %lld / %lld", static_cast<long long>(begin),
+                   static_cast<long long>(items));
+    }
+  }
+  const double seconds = Seconds(start);
+  std::fprintf(stderr, "\rfilled the store with %lld items in %.1f s (%.0f items/s)\n",
+               static_cast<long long>(items), seconds, items / seconds);
 }
 
 int Run() {
@@ -70,14 +100,23 @@ int Run() {
   std::printf("store: %s\n", store.Describe().c_str());
   const std::string snapshots = dir + "/snapshots";
 
-  auto find = [&]() -> std::optional<store::CollectionRecord> {
+  auto find = [&](const std::string& wanted) -> std::optional<store::CollectionRecord> {
     auto all = store.ReadState();
     Check(all.status(), "list");
-    for (auto& r : all->collections) if (r.name == name) return r;
+    for (auto& r : all->collections) if (r.name == wanted) return r;
     return std::nullopt;
   };
-  std::optional<store::CollectionRecord> record = find();
   std::mt19937 rng(7);
+  if (const std::string given = absl::GetFlag(FLAGS_collection); !given.empty()) {
+    const std::optional<store::CollectionRecord> existing = find(given);
+    if (!existing.has_value()) {
+      std::fprintf(stderr, "startup_bench: no collection '%s' in the store\n", given.c_str());
+      return 1;
+    }
+    Fill(store, *existing, items, rng);
+    return 0;
+  }
+  std::optional<store::CollectionRecord> record = find(name);
   // A store filled by an earlier run holds items minus the deletions made after its snapshot.
   const int64_t at_least = items - absl::GetFlag(FLAGS_changes);
   if (!record.has_value() || store.CountItems(name).value_or(0) < at_least) {
@@ -91,21 +130,8 @@ int Run() {
     r.image_dim = dim;  // no image encoder: the image space is the CLIP image embedding
     r.clip_model = r.captioner_model = "random";
     Check(store.CreateCollection(r).status(), "create");
-    const auto start = std::chrono::steady_clock::now();
-    for (int64_t begin = 0; begin < items; begin += 1024) {
-      std::vector<store::StoredItem> batch;
-      for (int64_t i = begin; i < std::min(items, begin + 1024); ++i) {
-        batch.push_back(bench::RandomItem(rng, i, dim, 0));
-      }
-      Check(store.PutItems(name, std::move(batch)).status(), "put");
-      if ((begin / 1024) % 100 == 0) {
-        std::fprintf(stderr, "\rfilling the store: %lld / %lld", static_cast<long long>(begin),
-                     static_cast<long long>(items));
-      }
-    }
-    std::fprintf(stderr, "\rfilled the store with %lld items in %.1f s\n",
-                 static_cast<long long>(items), Seconds(start));
-    record = find();
+    Fill(store, r, items, rng);
+    record = find(name);
     auto built = engine::RecoverIndexes(store, *record, "");
     Check(built.status(), "build");
     const auto save = std::chrono::steady_clock::now();
