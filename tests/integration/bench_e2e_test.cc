@@ -19,10 +19,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::FixtureDir;
 
-struct CliResult {
-  int exit_code;
-  std::string out, err;
-};
+using testing::CliResult;
 
 class BenchE2eTest : public ::testing::Test {
  protected:
@@ -46,14 +43,7 @@ class BenchE2eTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << r.out << r.err;
   }
 
-  CliResult Run(const std::string& args) {
-    const std::string out = scratch_ + "/out", err = scratch_ + "/err";
-    const std::string command = absl::StrCat(testing::CliBinary(), " --server ", server_->address(),
-                                             " ", args, " >", out, " 2>", err, " </dev/null");
-    const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, testing::ReadFileBytes(out),
-            testing::ReadFileBytes(err)};
-  }
+  CliResult Run(const std::string& args) { return testing::RunCli(server_->address(), args, scratch_); }
 
   // ExpectSeedItemsUntouched: the collection holds exactly the items indexed in SetUp.
   void ExpectSeedItemsUntouched() {

@@ -18,10 +18,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::FixtureDir;
 
-struct CliResult {
-  int exit_code;
-  std::string out, err;
-};
+using testing::CliResult;
 
 class CaptionDecodingE2eTest : public ::testing::Test {
  protected:
@@ -57,15 +54,7 @@ class CaptionDecodingE2eTest : public ::testing::Test {
     return server_->NewStub()->Caption(&context, request, response);
   }
 
-  CliResult Run(const std::string& args) {
-    const std::string out = scratch_ + "/out", err = scratch_ + "/err";
-    const std::string command =
-        absl::StrCat(testing::CliBinary(), " --server ", server_->address(), " ", args, " >", out,
-                     " 2>", err, " </dev/null");
-    const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, testing::ReadFileBytes(out),
-            testing::ReadFileBytes(err)};
-  }
+  CliResult Run(const std::string& args) { return testing::RunCli(server_->address(), args, scratch_); }
 
   std::unique_ptr<testing::ServerProcess> server_;
   std::string scratch_;

@@ -23,10 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 using testing::FixtureDir;
 
-struct CliResult {
-  int exit_code;
-  std::string out, err;
-};
+using testing::CliResult;
 
 class CliE2eTest : public ::testing::Test {
  protected:
@@ -42,12 +39,7 @@ class CliE2eTest : public ::testing::Test {
 
   CliResult Run(const std::string& args) { return RunOn(server_->address(), args); }
   CliResult RunOn(const std::string& servers, const std::string& args) {
-    const std::string out = scratch_ + "/out", err = scratch_ + "/err";
-    const std::string command = absl::StrCat(testing::CliBinary(), " --server ", servers, " ",
-                                             args, " >", out, " 2>", err, " </dev/null");
-    const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, testing::ReadFileBytes(out),
-            testing::ReadFileBytes(err)};
+    return testing::RunCli(servers, args, scratch_);
   }
 
   std::unique_ptr<testing::ServerProcess> server_;

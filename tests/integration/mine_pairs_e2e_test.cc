@@ -32,10 +32,7 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 using testing::FixtureDir;
 
-struct CliResult {
-  int exit_code;
-  std::string out, err;
-};
+using testing::CliResult;
 
 // The hand-built collection: id -> caption.
 const std::map<std::string, std::string> kCaptions = {
@@ -70,12 +67,7 @@ class MinePairsE2eTest : public ::testing::Test {
   }
 
   CliResult Run(const std::string& args, const std::string& stdin_file = "/dev/null") {
-    const std::string out = scratch_ + "/stdout", err = scratch_ + "/stderr";
-    const std::string command = absl::StrCat(testing::CliBinary(), " --server ", server_->address(),
-                                             " ", args, " >", out, " 2>", err, " <", stdin_file);
-    const int status = std::system(command.c_str());
-    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, testing::ReadFileBytes(out),
-            testing::ReadFileBytes(err)};
+    return testing::RunCli(server_->address(), args, scratch_, stdin_file);
   }
 
   // IndexCaptioned makes collection `name` holding kCaptions' items with `retrace index

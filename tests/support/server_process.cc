@@ -44,6 +44,15 @@ std::string ReadFileBytes(const std::string& path) {
   return out.str();
 }
 
+CliResult RunCli(const std::string& servers, const std::string& args, const std::string& scratch,
+                 const std::string& stdin_file) {
+  const std::string out = scratch + "/cli.out", err = scratch + "/cli.err";
+  const std::string command = absl::StrCat(CliBinary(), " --server ", servers, " ", args, " >",
+                                           out, " 2>", err, " <", stdin_file);
+  const int status = std::system(command.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFileBytes(out), ReadFileBytes(err)};
+}
+
 std::vector<OracleImage> LoadOracleImages() {
   const std::string root = FixtureDir() + "/images";
   std::vector<OracleImage> images;

@@ -98,6 +98,16 @@ int FreePort();
 // ReadFileBytes reads a whole file; empty when it cannot.
 std::string ReadFileBytes(const std::string& path);
 
+// CliResult: what one run of the `retrace` CLI did.
+struct CliResult {
+  int exit_code;  // -1 when it did not exit normally
+  std::string out, err;
+};
+// RunCli runs `retrace --server <servers> <args>` through the shell (args may quote and
+// redirect), stdin from `stdin_file`; its output goes through files in `scratch`.
+CliResult RunCli(const std::string& servers, const std::string& args, const std::string& scratch,
+                 const std::string& stdin_file = "/dev/null");
+
 // OracleImage: one of the fixture's images (FixtureDir()/images/<domain>/<label>/...) whose
 // oracle class, and so its caption ("a picture of a <label>"), is known.
 struct OracleImage {
