@@ -38,7 +38,7 @@
 # (151 and 152 QPS; the others 75-148), though 4 x 2 and 2 x 2 were within the machine's noise.
 #
 # Needs build/retrace-server and build/retrace (cmake --build build) and, in /usr/bin/python3:
-#   apt-get install -y python3-torch python3-pil python3-numpy python3-grpcio python3-protobuf python3-faiss
+#   tools/install_deps.sh (python3-torch python3-pil python3-numpy python3-grpcio python3-protobuf python3-faiss)
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)

@@ -36,6 +36,7 @@ packages=(
   # only recommended by clang, so not installed with it) and its OpenMP (the build links OpenMP)
   clang llvm libclang-rt-dev libomp-dev
   git  # the fresh-root CI copies the checkout's files (tools/fresh_root.sh)
+  python3-faiss  # bench/python_baseline.sh: the Python server that benchmark (c) compares with
 )
 
 if [ "${1:-}" = "--list" ]; then
