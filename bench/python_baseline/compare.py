@@ -103,6 +103,8 @@ def table(a):
                                     med[server][1] / med["baseline"][1],
                                     med[server][3] / med["baseline"][3]))
         print()
+        if not summary:  # BASELINE=0
+            continue
         print("| concurrency | server | QPS / baseline's (target >= 3) | p99 / baseline's"
               " (target <= 0.5) | p50 ratio | CPU per call ratio |")
         print("| ---: | --- | ---: | ---: | ---: | ---: |")

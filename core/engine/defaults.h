@@ -130,12 +130,14 @@ struct BatcherDefaults {
   double adaptive_wait_fraction;
   int adaptive_wait_max_us;
 };
-// The model batchers' adaptive wait. A CPU ViT-B/32's batch runs for seconds, and a closed loop
-// of 32 callers split into two halves of 16 that took turns (BENCHMARKS.md (b)); a 50 ms wait,
-// 2.5% of such a batch, merged them (0.65x -> 0.88x of eager PyTorch). A demo model's batch
-// runs for a few ms, so its window is a fraction of a ms; a lone call after an idle spell waits
-// none of it.
-inline constexpr double kModelAdaptiveWaitFraction = 0.05;
+// The model batchers' adaptive wait: off by default, by measurement (BENCHMARKS.md (c)). On the
+// demo models, whose batch of n costs about n batches of one, 0.05 cost 2-20% of the QPS at
+// concurrency 32 (median 15%, five rounds): each freed thread idled while it waited. It
+// pays where a batch costs much less than its inputs one by one and runs long: a CPU ViT-B/32,
+// whose closed loop of 32 callers split into two halves of 16 that took turns (BENCHMARKS.md
+// (b)); a 50 ms wait, 2.5% of such a batch, merged them (0.65x -> 0.88x of eager PyTorch) —
+// hence the cap, and 0.05 as the setting to try for such a model.
+inline constexpr double kModelAdaptiveWaitFraction = 0;
 inline constexpr int kModelAdaptiveWaitMaxUs = 50000;
 inline constexpr BatcherDefaults kClipImageBatcher{32, 2000, kModelAdaptiveWaitFraction,
                                                    kModelAdaptiveWaitMaxUs};
