@@ -130,6 +130,9 @@ void ApplyDefaults(v1::ServerConfig& c) {
   // saturated server used 1.33 of 2 cores — the model's batch ran on one core while the other
   // had only decoding to do — and a batch on both cores loses to two on one each (idle OpenMP
   // and OpenBLAS threads spin). A lone call runs as before, on one batch's intra-op threads.
+  // Measured (BENCHMARKS.md (b), (c)): 1.22x the QPS at concurrency 32 on the demo models, 2.1x
+  // on a CPU ViT-B/32; at concurrency 8, 0.87x on the demo models (two smaller batches cost
+  // more per call than one, and 8 callers do not fill 2 cores).
   const int model_threads = std::max(1, cores / t.torch_intra_op());
   batcher(b.mutable_clip_image(), d::kClipImageBatcher, model_threads);
   batcher(b.mutable_clip_text(), d::kClipTextBatcher, model_threads);

@@ -136,7 +136,9 @@ struct BatcherDefaults {
 // pays where a batch costs much less than its inputs one by one and runs long: a CPU ViT-B/32,
 // whose closed loop of 32 callers split into two halves of 16 that took turns (BENCHMARKS.md
 // (b)); a 50 ms wait, 2.5% of such a batch, merged them (0.65x -> 0.88x of eager PyTorch) —
-// hence the cap, and 0.05 as the setting to try for such a model.
+// hence the cap, and 0.05 as the setting to try for such a model. With two batches per model
+// (below, in server_config.cc) the halves no longer take turns on one thread, and 0.05 did not
+// speed that ViT up either (20.15 against 20.40 images/s, p50 worse).
 inline constexpr double kModelAdaptiveWaitFraction = 0;
 inline constexpr int kModelAdaptiveWaitMaxUs = 50000;
 inline constexpr BatcherDefaults kClipImageBatcher{32, 2000, kModelAdaptiveWaitFraction,
