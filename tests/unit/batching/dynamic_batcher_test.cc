@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace retrace::batching {
 namespace {
@@ -411,8 +413,11 @@ TEST(DynamicBatcherTest, TheAdaptiveWaitMergesInputsThatArriveWithinItsWindow) {
   {
     DynamicBatcher<int, int> b(AdaptiveOptions(4, 1e9, absl::Hours(1)), std::ref(recorder));
     HoldFirstThenQueue(b, recorder, results, {2});
-    // Without the window, input 2 would run alone at once (no queue delay); with it, the freed
-    // thread waits for a full batch, which these make.
+    results.WaitFor(1);  // the thread has freed up, with input 2 waiting
+    // Without the window, input 2 would run alone at once (no queue delay). With it, the thread
+    // waits for a full batch: however long this pause, input 2 has not run.
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_EQ(recorder.batches().size(), 1u) << "input 2 ran alone instead of waiting";
     for (int x : {3, 4, 5}) SubmitOk(b, {x}, Lane::kInteractive, results, x);
     results.WaitFor(5);
   }
