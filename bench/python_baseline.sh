@@ -14,6 +14,8 @@
 #   ROUNDS=1 SECONDS_PER_RUN=5 bench/python_baseline.sh   # a quick look
 #   PERF=1 bench/python_baseline.sh                   # also perf record -g each server in round 1
 #                                                     # at the highest concurrency (reports in OUT)
+#   BEFORE_BUILD=../main/build bench/python_baseline.sh   # also another build's retrace-server
+#                                                     # ("retrace-before"), in the same rounds
 #
 # Environment (defaults in brackets):
 #   MODEL_SETS [demo]             demo (build/models, made when missing) and/or vitb32
@@ -25,6 +27,11 @@
 #   GALLERY_ITEMS_VITB32 [32]     fewer: indexing runs the big CLIP once per image
 #   BASELINE_WORKERS [8]          the baseline's ThreadPoolExecutor max_workers
 #   BASELINE_TORCH_THREADS [1]    the baseline's torch.set_num_threads (0: the cores)
+#   BEFORE_BUILD []               a second build whose retrace-server runs as "retrace-before"
+#                                 beside BUILD's, on the same gallery (before/after a change)
+#   BASELINE [1]                  0: no Python baseline (retrace and retrace-before only; needs
+#                                 neither PyTorch nor FAISS in Python)
+#   RETRACE_ARGS []               extra flags for the retrace servers, e.g. --config FILE
 #   SERVER_ENV []                 environment for both servers, e.g. OPENBLAS_NUM_THREADS=1
 #                                 (neither LibTorch's nor PyTorch's thread setting bounds OpenBLAS's
 #                                 own pool, whose idle threads yield-spin on a busy machine)
@@ -53,6 +60,9 @@ GALLERY_ITEMS_VITB32=${GALLERY_ITEMS_VITB32:-32}
 BASELINE_WORKERS=${BASELINE_WORKERS:-8}
 BASELINE_TORCH_THREADS=${BASELINE_TORCH_THREADS:-1}
 SERVER_ENV=${SERVER_ENV:-}
+BEFORE_BUILD=${BEFORE_BUILD:-}
+BASELINE=${BASELINE:-1}
+RETRACE_ARGS=${RETRACE_ARGS:-}
 shared=${RETRACE_SHARED_DATA:-$repo/../shared/data}
 IMAGES=${IMAGES:-$shared/pacs-mini}
 OUT=${OUT:-$BUILD/python-baseline/$(date +%Y%m%d-%H%M%S)}
@@ -62,13 +72,18 @@ say() { echo "python_baseline: $*"; }
 fail() { echo "python_baseline: FAILED: $*" >&2; exit 1; }
 
 missing=""
-for m in torch PIL numpy grpc google.protobuf faiss; do
+python_modules="grpc google.protobuf"
+[ "$BASELINE" = 1 ] && python_modules="torch PIL numpy $python_modules faiss"
+for m in $python_modules; do
   "$python" -c "import $m" 2>/dev/null || missing="$missing $m"
 done
 [ -z "$missing" ] || fail "python modules missing:$missing (apt-get install -y python3-torch python3-pil python3-numpy python3-grpcio python3-protobuf python3-faiss)"
 for f in "$BUILD/retrace-server" "$BUILD/retrace"; do
   [ -x "$f" ] || fail "$f not found (cmake --build build)"
 done
+if [ -n "$BEFORE_BUILD" ]; then
+  [ -x "$BEFORE_BUILD/retrace-server" ] || fail "$BEFORE_BUILD/retrace-server not found (BEFORE_BUILD)"
+fi
 [ -d "$IMAGES" ] || fail "no images at $IMAGES (set IMAGES or RETRACE_SHARED_DATA)"
 if [ "${PERF:-0}" = 1 ] && ! command -v perf >/dev/null; then fail "PERF=1 but perf is not installed"; fi
 
@@ -95,6 +110,14 @@ cpu_seconds() {
   awk -v tck="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / tck }' "/proc/$1/stat"
 }
 
+# How busy the machine was, for every run line: the 1-minute load average, and the busy CPU
+# seconds of every process so far (from /proc/stat), whose difference over a run, less the
+# server's and its client's, is what the rest of the machine took.
+load_average() { cut -d' ' -f1 /proc/loadavg; }
+machine_busy_seconds() {
+  awk -v tck="$(getconf CLK_TCK)" '/^cpu / { printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / tck }' /proc/stat
+}
+
 # wait_port NAME PID: waits for $work/NAME.port; prints the port.
 wait_port() {
   for _ in $(seq 1 480); do
@@ -103,6 +126,23 @@ wait_port() {
     sleep 0.25
   done
   fail "$1 wrote no port file in 120 s"
+}
+
+# start_retrace BUILD NAME MODELS_DIR GALLERY: starts BUILD's retrace-server and indexes the
+# gallery into collection "bench"; sets started_pid and started_addr.
+start_retrace() {
+  local build=$1 name=$2 models=$3 gallery=$4
+  # shellcheck disable=SC2086  # SERVER_ENV is a list of NAME=VALUE, RETRACE_ARGS of flags
+  env $SERVER_ENV "$build/retrace-server" --models "$models" --data-dir "$work/data-$name" --listen 127.0.0.1:0 \
+    --port-file "$work/$name.port" --log-level warn $RETRACE_ARGS 2>"$out/$name.log" &
+  pids+=($!)
+  started_pid=$!
+  started_addr=127.0.0.1:$(wait_port "$name" "$started_pid")
+  "$python" "$repo/bench/grpc_py.py" wait-serving "$started_addr" --timeout 300 \
+    || fail "$name never became SERVING (see $out/$name.log)"
+  local cli=("$BUILD/retrace" --server "$started_addr" --timeout 300)
+  "${cli[@]}" collections create bench >/dev/null
+  "${cli[@]}" index --collection bench "$gallery" | sed "s/^/python_baseline: $name: /"
 }
 
 run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
@@ -118,42 +158,42 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
     ln -s "$IMAGES/$rel" "$gallery/$rel"
   done
 
-  # shellcheck disable=SC2086  # SERVER_ENV is a list of NAME=VALUE
-  env $SERVER_ENV "$BUILD/retrace-server" --models "$models" --data-dir "$work/data-$set" --listen 127.0.0.1:0 \
-    --port-file "$work/retrace-$set.port" --log-level warn 2>"$out/retrace-$set.log" &
-  pids+=($!)
-  local retrace_pid=$! baseline_pid retrace_addr baseline_addr
-  retrace_addr=127.0.0.1:$(wait_port "retrace-$set" $!)
-  "$python" "$repo/bench/grpc_py.py" wait-serving "$retrace_addr" --timeout 300 \
-    || fail "retrace-server never became SERVING (see $out/retrace-$set.log)"
-  local cli=("$BUILD/retrace" --server "$retrace_addr" --timeout 300)
-  "${cli[@]}" collections create bench >/dev/null
-  "${cli[@]}" index --collection bench "$gallery" | sed "s/^/python_baseline: $set: /"
-  "$python" "$repo/bench/python_baseline/gallery.py" --server "$retrace_addr" --collection bench \
-    --images "$gallery" --out "$work/gallery-$set.npz" | sed "s/^/python_baseline: $set: /"
+  local retrace_pid baseline_pid="" retrace_addr baseline_addr before_pid="" before_addr=""
+  start_retrace "$BUILD" "retrace-$set" "$models" "$gallery"
+  retrace_pid=$started_pid; retrace_addr=$started_addr
+  if [ -n "$BEFORE_BUILD" ]; then
+    start_retrace "$BEFORE_BUILD" "retrace-before-$set" "$models" "$gallery"
+    before_pid=$started_pid; before_addr=$started_addr
+  fi
+  if [ "$BASELINE" = 1 ]; then
+    "$python" "$repo/bench/python_baseline/gallery.py" --server "$retrace_addr" --collection bench \
+      --images "$gallery" --out "$work/gallery-$set.npz" | sed "s/^/python_baseline: $set: /"
+    # shellcheck disable=SC2086
+    env $SERVER_ENV "$python" "$repo/bench/python_baseline/server.py" --clip "$models/clip" \
+      --gallery "$work/gallery-$set.npz" --collection bench --port-file "$work/baseline-$set.port" \
+      --workers "$BASELINE_WORKERS" --torch-threads "$BASELINE_TORCH_THREADS" \
+      >"$out/baseline-$set.log" 2>&1 &
+    pids+=($!)
+    baseline_pid=$!
+    baseline_addr=127.0.0.1:$(wait_port "baseline-$set" $!)
+    "$python" "$repo/bench/grpc_py.py" wait-serving "$baseline_addr" --timeout 300 \
+      || fail "the baseline never became SERVING (see $out/baseline-$set.log)"
+    say "$set: retrace-server on $retrace_addr, baseline on $baseline_addr ($(head -1 "$out/baseline-$set.log"))"
+    "$python" "$repo/bench/python_baseline/compare.py" parity --retrace "$retrace_addr" \
+      --baseline "$baseline_addr" --collection bench --images "$IMAGES" | sed "s/^/python_baseline: $set: /"
+  fi
 
-  # shellcheck disable=SC2086
-  env $SERVER_ENV "$python" "$repo/bench/python_baseline/server.py" --clip "$models/clip" \
-    --gallery "$work/gallery-$set.npz" --collection bench --port-file "$work/baseline-$set.port" \
-    --workers "$BASELINE_WORKERS" --torch-threads "$BASELINE_TORCH_THREADS" \
-    >"$out/baseline-$set.log" 2>&1 &
-  pids+=($!)
-  baseline_pid=$!
-  baseline_addr=127.0.0.1:$(wait_port "baseline-$set" $!)
-  "$python" "$repo/bench/grpc_py.py" wait-serving "$baseline_addr" --timeout 300 \
-    || fail "the baseline never became SERVING (see $out/baseline-$set.log)"
-  say "$set: retrace-server on $retrace_addr, baseline on $baseline_addr ($(head -1 "$out/baseline-$set.log"))"
-  "$python" "$repo/bench/python_baseline/compare.py" parity --retrace "$retrace_addr" \
-    --baseline "$baseline_addr" --collection bench --images "$IMAGES" | sed "s/^/python_baseline: $set: /"
-
-  local round c server addr pid cpu0 t0 run perf_pid last_c=${CONCURRENCY##* }
+  local round c server addr pid cpu0 busy0 t0 run perf_pid last_c=${CONCURRENCY##* }
   for round in $(seq 1 "$ROUNDS"); do
     for c in $CONCURRENCY; do
-      for server in retrace baseline; do
-        addr=$retrace_addr; pid=$retrace_pid
-        if [ "$server" = baseline ]; then addr=$baseline_addr; pid=$baseline_pid; fi
+      for server in retrace ${before_pid:+retrace-before} ${baseline_pid:+baseline}; do
+        case $server in
+          retrace) addr=$retrace_addr; pid=$retrace_pid ;;
+          retrace-before) addr=$before_addr; pid=$before_pid ;;
+          baseline) addr=$baseline_addr; pid=$baseline_pid ;;
+        esac
         run=$out/$set-$server-c$c-r$round
-        cpu0=$(cpu_seconds "$pid"); t0=$(date +%s.%N)
+        cpu0=$(cpu_seconds "$pid"); busy0=$(machine_busy_seconds); t0=$(date +%s.%N)
         perf_pid=""
         if [ "${PERF:-0}" = 1 ] && [ "$round" = 1 ] && [ "$c" = "$last_c" ]; then
           perf record -F 199 -g -p "$pid" -o "$run.perf.data" -- sleep "$((WARMUP_SECONDS + SECONDS_PER_RUN))" \
@@ -170,9 +210,10 @@ run_set() {  # run_set NAME MODELS_DIR GALLERY_ITEMS
           perf report -i "$run.perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 --stdio \
             >"$run.perf-sym.txt" 2>/dev/null || true
         fi
-        "$python" -c 'import json,sys; json.dump({"cpu_s": float(sys.argv[2]) - float(sys.argv[3]), "wall_s": float(sys.argv[4]) - float(sys.argv[5])}, open(sys.argv[1], "w"))' \
-          "$run.cpu.json" "$(cpu_seconds "$pid")" "$cpu0" "$(date +%s.%N)" "$t0"
-        "$python" -c 'import json,sys; r = json.load(open(sys.argv[1] + ".json")); t = r["total"]; u = json.load(open(sys.argv[1] + ".cpu.json")); print("python_baseline: %s round %s concurrency %s %-8s %7.1f QPS  p50 %6.1f ms  p99 %6.1f ms  %d errors  CPU %.1f ms/call, %.2f cores" % (*sys.argv[2:], t["qps"], t["latency_ms"]["p50"], t["latency_ms"]["p99"], t["errors"], 1000 * u["cpu_s"] / (t["calls"] + r["warmup_calls"]), u["cpu_s"] / u["wall_s"]))' \
+        "$python" -c 'import json,sys; w = float(sys.argv[4]) - float(sys.argv[5]); json.dump({"cpu_s": float(sys.argv[2]) - float(sys.argv[3]), "wall_s": w, "load": float(sys.argv[6]), "machine_cores": (float(sys.argv[7]) - float(sys.argv[8])) / w}, open(sys.argv[1], "w"))' \
+          "$run.cpu.json" "$(cpu_seconds "$pid")" "$cpu0" "$(date +%s.%N)" "$t0" "$(load_average)" \
+          "$(machine_busy_seconds)" "$busy0"
+        "$python" -c 'import json,sys; r = json.load(open(sys.argv[1] + ".json")); t = r["total"]; u = json.load(open(sys.argv[1] + ".cpu.json")); print("python_baseline: %s round %s concurrency %s %-14s %7.1f QPS  p50 %6.1f ms  p99 %6.1f ms  %d errors  CPU %.1f ms/call, %.2f cores (machine %.2f busy, load %.2f)" % (*sys.argv[2:], t["qps"], t["latency_ms"]["p50"], t["latency_ms"]["p99"], t["errors"], 1000 * u["cpu_s"] / (t["calls"] + r["warmup_calls"]), u["cpu_s"] / u["wall_s"], u["machine_cores"], u["load"]))' \
           "$run" "$set" "$round" "$c" "$server"
       done
     done

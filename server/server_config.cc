@@ -121,11 +121,23 @@ void ApplyDefaults(v1::ServerConfig& c) {
       o->set_max_queue_size(std::max(d::kBatcherQueueSize, o->max_batch_size()));
     }
     if (o->threads() == 0) o->set_threads(threads);
+    if (!o->has_adaptive_wait_fraction()) {
+      o->set_adaptive_wait_fraction(defaults.adaptive_wait_fraction);
+    }
+    if (!o->has_adaptive_wait_max_us()) o->set_adaptive_wait_max_us(defaults.adaptive_wait_max_us);
   };
-  batcher(b.mutable_clip_image(), d::kClipImageBatcher, 1);
-  batcher(b.mutable_clip_text(), d::kClipTextBatcher, 1);
-  batcher(b.mutable_image_encoder(), d::kImageEncoderBatcher, 1);
-  batcher(b.mutable_captioner(), d::kCaptionerBatcher, 1);
+  // Two batches of a model at once (on 2 cores, each on 1 intra-op thread): with one, a
+  // saturated server used 1.33 of 2 cores — the model's batch ran on one core while the other
+  // had only decoding to do — and a batch on both cores loses to two on one each (idle OpenMP
+  // and OpenBLAS threads spin). A lone call runs as before, on one batch's intra-op threads.
+  // Measured (BENCHMARKS.md (b), (c)): 1.22x the QPS at concurrency 32 on the demo models, 2.1x
+  // on a CPU ViT-B/32; at concurrency 8, 0.87x on the demo models (two smaller batches cost
+  // more per call than one, and 8 callers do not fill 2 cores).
+  const int model_threads = std::max(1, cores / t.torch_intra_op());
+  batcher(b.mutable_clip_image(), d::kClipImageBatcher, model_threads);
+  batcher(b.mutable_clip_text(), d::kClipTextBatcher, model_threads);
+  batcher(b.mutable_image_encoder(), d::kImageEncoderBatcher, model_threads);
+  batcher(b.mutable_captioner(), d::kCaptionerBatcher, model_threads);
   batcher(b.mutable_search(), d::kSearchBatcher, cores);
   v1::Captioning& cap = *c.mutable_captioning();
   if (cap.num_beams() == 0) cap.set_num_beams(1);
@@ -147,6 +159,15 @@ absl::Status ValidateBatcher(const std::string& name, const v1::Batcher& b) {
   if (b.max_queue_delay_us() < 0 || b.max_queue_delay_us() > 1'000'000) {
     return absl::InvalidArgumentError(absl::StrCat("config: ", name, ".max_queue_delay_us = ",
                                                    b.max_queue_delay_us(),
+                                                   " is not in 0..1000000"));
+  }
+  if (!(b.adaptive_wait_fraction() >= 0 && b.adaptive_wait_fraction() <= 1)) {  // NaN too
+    return absl::InvalidArgumentError(absl::StrCat("config: ", name, ".adaptive_wait_fraction = ",
+                                                   b.adaptive_wait_fraction(), " is not in 0..1"));
+  }
+  if (b.adaptive_wait_max_us() < 0 || b.adaptive_wait_max_us() > 1'000'000) {
+    return absl::InvalidArgumentError(absl::StrCat("config: ", name, ".adaptive_wait_max_us = ",
+                                                   b.adaptive_wait_max_us(),
                                                    " is not in 0..1000000"));
   }
   // An Index or Caption call hands over up to 16 images at once (the engine's chunk), and a
@@ -314,6 +335,8 @@ engine::EngineOptions ToEngineOptions(const v1::ServerConfig& c) {
     to.max_queue_delay = absl::Microseconds(from.max_queue_delay_us());
     to.max_queue_size = from.max_queue_size();
     to.threads = from.threads();
+    to.adaptive_wait_fraction = from.adaptive_wait_fraction();
+    to.adaptive_wait_max = absl::Microseconds(from.adaptive_wait_max_us());
   };
   batcher(b.clip_image(), o.batching.clip_image);
   batcher(b.clip_text(), o.batching.clip_text);

@@ -53,7 +53,7 @@ def parity(a):
 def table(a):
     runs = defaultdict(list)  # (set, concurrency, server) -> [total]
     for name in os.listdir(a.dir):
-        m = re.match(r"(.+)-(retrace|baseline)-c(\d+)-r(\d+)\.json$", name)
+        m = re.match(r"(.+?)-(retrace-before|retrace|baseline)-c(\d+)-r(\d+)\.json$", name)
         if m:
             report = json.load(open(os.path.join(a.dir, name)))
             total = report["total"]
@@ -63,17 +63,21 @@ def table(a):
                 total["cpu_ms_per_call"] = 1000 * cpu["cpu_s"] / max(
                     1, total["calls"] + report["warmup_calls"])
                 total["cores"] = cpu["cpu_s"] / cpu["wall_s"]
+                if "machine_cores" in cpu:  # older runs have neither
+                    total["machine_cores"] = cpu["machine_cores"]
+                    total["load"] = cpu["load"]
             runs[(m.group(1), int(m.group(3)), m.group(2))].append((int(m.group(4)), total))
     sets = sorted(set(k[0] for k in runs))
     for model_set in sets:
         print("models: %s" % model_set)
         print("| concurrency | server | QPS per round | median QPS | median p50 ms | median p99 ms |"
-              " errors | median CPU ms per call | median cores used |")
-        print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+              " errors | median CPU ms per call | median cores used | machine busy cores,"
+              " load (per round) |")
+        print("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         summary = []
         for c in sorted(set(k[1] for k in runs if k[0] == model_set)):
             med = {}
-            for server in ("retrace", "baseline"):
+            for server in ("retrace", "retrace-before", "baseline"):
                 rounds = sorted(runs.get((model_set, c, server), []), key=lambda r: r[0])
                 if not rounds:
                     continue
@@ -85,21 +89,28 @@ def table(a):
                 med[server] = (statistics.median(qps), statistics.median(p50),
                                statistics.median(p99),
                                statistics.median(cpu) if cpu else float("nan"))
-                print("| %d | %s | %s | %.1f | %.1f | %.1f | %d | %.2f | %.2f |"
+                busy = " / ".join("%.2f, %.2f" % (t["machine_cores"], t["load"])
+                                  for _, t in rounds if "machine_cores" in t)
+                print("| %d | %s | %s | %.1f | %.1f | %.1f | %d | %.2f | %.2f | %s |"
                       % (c, server, " / ".join("%.1f" % q for q in qps), med[server][0],
                          med[server][1], med[server][2], sum(t["errors"] for _, t in rounds),
-                         med[server][3], statistics.median(cores) if cores else float("nan")))
-            if len(med) == 2:
-                summary.append((c, med["retrace"][0] / med["baseline"][0],
-                                med["retrace"][2] / med["baseline"][2],
-                                med["retrace"][1] / med["baseline"][1],
-                                med["retrace"][3] / med["baseline"][3]))
+                         med[server][3], statistics.median(cores) if cores else float("nan"),
+                         busy))
+            for server in ("retrace", "retrace-before"):
+                if server in med and "baseline" in med:
+                    summary.append((c, server, med[server][0] / med["baseline"][0],
+                                    med[server][2] / med["baseline"][2],
+                                    med[server][1] / med["baseline"][1],
+                                    med[server][3] / med["baseline"][3]))
         print()
-        print("| concurrency | retrace / baseline QPS (target >= 3) | retrace / baseline p99"
+        if not summary:  # BASELINE=0
+            continue
+        print("| concurrency | server | QPS / baseline's (target >= 3) | p99 / baseline's"
               " (target <= 0.5) | p50 ratio | CPU per call ratio |")
-        print("| ---: | ---: | ---: | ---: | ---: |")
-        for c, q, p99, p50, cpu in summary:
-            print("| %d | **%.2f×** | **%.2f×** | %.2f× | %.2f× |" % (c, q, p99, p50, cpu))
+        print("| ---: | --- | ---: | ---: | ---: | ---: |")
+        for c, server, q, p99, p50, cpu in summary:
+            print("| %d | %s | **%.2f×** | **%.2f×** | %.2f× | %.2f× |"
+                  % (c, server, q, p99, p50, cpu))
         print()
 
 

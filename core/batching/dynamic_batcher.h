@@ -16,6 +16,8 @@
 //     batch; a batch takes the key of its first input and leaves the others queued, in order.
 // A group of inputs submitted together (an Index request's images) may be split over several
 // batches; the caller gets every result at once.
+// An adaptive wait (BatcherOptions.adaptive_wait_fraction) lets a thread that frees up wait a
+// bounded fraction of its last batch's run time for more inputs, so a slow model's batches fill.
 //
 // Thread-safety: Submit and Run are safe from any thread. The batch function runs on the
 // batcher's own threads only — one batch at a time per thread, `threads` batches at most at
@@ -64,6 +66,17 @@ struct BatcherOptions {
   // core for one batch; more suit work that is cheap per input and runs on one core each (an
   // HNSW search), where a batch of one must not wait behind another.
   int threads = 1;
+  // Adaptive wait, for a model whose batch takes long enough that concurrent callers fall into
+  // groups that take turns (in a closed loop of 32 callers, two halves of 16: while one half
+  // runs, the other's answers go back and its next inputs arrive just after the thread has
+  // started on what waited). When a thread frees up, it may wait up to
+  // min(adaptive_wait_fraction x its last batch's run time, adaptive_wait_max) from that moment
+  // for a full batch, even past the oldest input's max_queue_delay. The window is the thread's
+  // own and starts when it frees up, so an input that arrives after it (an idle server, a lone
+  // caller) waits max_queue_delay only; a thread's first batch, or one after a fast batch, waits
+  // (almost) nothing. 0: off.
+  double adaptive_wait_fraction = 0;
+  absl::Duration adaptive_wait_max = absl::ZeroDuration();
   // Run first on each of the batcher's threads (per-thread settings such as LibTorch's or OpenMP's
   // thread counts); may be null.
   std::function<void()> on_start;
@@ -266,7 +279,19 @@ class DynamicBatcher {
     }
   }
 
+  // BatchStart: when a thread that waits for a full batch starts with what waits anyway — the
+  // later of the oldest input's max_queue_delay and the thread's adaptive window (which began
+  // when it freed up, at `freed`, after a batch that ran for `last_run`).
+  absl::Time BatchStart(absl::Time oldest, absl::Time freed, absl::Duration last_run) const {
+    const absl::Duration window =
+        std::min(options_.adaptive_wait_fraction * last_run, options_.adaptive_wait_max);
+    const absl::Time delayed = oldest + options_.max_queue_delay;
+    return window > absl::ZeroDuration() ? std::max(delayed, freed + window) : delayed;
+  }
+
   void Loop() {
+    absl::Time freed = absl::InfinitePast();  // when this thread's last batch ended
+    absl::Duration last_run = absl::ZeroDuration();
     while (true) {
       std::vector<Entry> batch, expired;
       {
@@ -277,7 +302,8 @@ class DynamicBatcher {
             },
             this));
         if (Waiting() == 0) return;  // stopping, and everything queued has run
-        // Wait for a full batch until the oldest input's delay is up (or shutdown).
+        // Wait for a full batch until the oldest input's delay (or this thread's adaptive
+        // window) is up, or shutdown.
         absl::Time oldest = absl::InfiniteFuture();
         for (const std::deque<Entry>& queue : queues_) {
           if (!queue.empty()) oldest = std::min(oldest, queue.front().enqueued);
@@ -289,7 +315,7 @@ class DynamicBatcher {
                          b->Waiting() >= static_cast<size_t>(b->options_.max_batch_size);
                 },
                 this),
-            oldest + options_.max_queue_delay);
+            BatchStart(oldest, freed, last_run));
         TakeBatch(absl::Now(), batch, expired);
         stats_.expired += static_cast<int64_t>(expired.size());
         if (!batch.empty()) {
@@ -313,7 +339,10 @@ class DynamicBatcher {
       std::vector<In> inputs;
       inputs.reserve(batch.size());
       for (Entry& entry : batch) inputs.push_back(std::move(entry.input));
+      const absl::Time started = absl::Now();
       absl::StatusOr<std::vector<Out>> outputs = run_(inputs);
+      freed = absl::Now();
+      last_run = freed - started;
       if (outputs.ok() && outputs->size() != batch.size()) {
         outputs = absl::InternalError(absl::StrCat("the ", options_.name, " batch function returned ",
                                                    outputs->size(), " outputs for ", batch.size(),

@@ -122,18 +122,37 @@ inline constexpr int kShutdownGraceSeconds = 30;
 inline constexpr int kSnapshotIntervalSeconds = 300;
 inline constexpr int kInferenceBatchSize = 16;  // images or texts per model call of one request
 
-// Batching (ServerConfig.batching): per batcher, the largest batch and the longest wait.
+// Batching (ServerConfig.batching): per batcher, the largest batch, the longest wait, and the
+// adaptive wait (a fraction of the thread's last batch's run time, at most a cap).
 struct BatcherDefaults {
   int max_batch_size;
   int max_queue_delay_us;
+  double adaptive_wait_fraction;
+  int adaptive_wait_max_us;
 };
-inline constexpr BatcherDefaults kClipImageBatcher{32, 2000};
-inline constexpr BatcherDefaults kClipTextBatcher{64, 1000};
-inline constexpr BatcherDefaults kImageEncoderBatcher{32, 2000};
+// The model batchers' adaptive wait: off by default, by measurement (BENCHMARKS.md (c)). On the
+// demo models, whose batch of n costs about n batches of one, 0.05 cost 2-20% of the QPS at
+// concurrency 32 (median 15%, five rounds): each freed thread idled while it waited. It
+// pays where a batch costs much less than its inputs one by one and runs long: a CPU ViT-B/32,
+// whose closed loop of 32 callers split into two halves of 16 that took turns (BENCHMARKS.md
+// (b)); a 50 ms wait, 2.5% of such a batch, merged them (0.65x -> 0.88x of eager PyTorch) —
+// hence the cap, and 0.05 as the setting to try for such a model. With two batches per model
+// (below, in server_config.cc) the halves no longer take turns on one thread, and 0.05 did not
+// speed that ViT up either (20.15 against 20.40 images/s, p50 worse).
+inline constexpr double kModelAdaptiveWaitFraction = 0;
+inline constexpr int kModelAdaptiveWaitMaxUs = 50000;
+inline constexpr BatcherDefaults kClipImageBatcher{32, 2000, kModelAdaptiveWaitFraction,
+                                                   kModelAdaptiveWaitMaxUs};
+inline constexpr BatcherDefaults kClipTextBatcher{64, 1000, kModelAdaptiveWaitFraction,
+                                                  kModelAdaptiveWaitMaxUs};
+inline constexpr BatcherDefaults kImageEncoderBatcher{32, 2000, kModelAdaptiveWaitFraction,
+                                                      kModelAdaptiveWaitMaxUs};
 // An Index call's chunk of kInferenceBatchSize items is one captioner batch.
-inline constexpr BatcherDefaults kCaptionerBatcher{16, 2000};
-// Search batches run at once on a free thread (one per core).
-inline constexpr BatcherDefaults kSearchBatcher{64, 0};
+inline constexpr BatcherDefaults kCaptionerBatcher{16, 2000, kModelAdaptiveWaitFraction,
+                                                   kModelAdaptiveWaitMaxUs};
+// Search batches run at once on a free thread (one per core), with no wait: a batch of HNSW
+// queries costs about as much as the queries one by one.
+inline constexpr BatcherDefaults kSearchBatcher{64, 0, 0, 0};
 inline constexpr int kBatcherQueueSize = 4096;
 
 // Replication (ServerConfig.replication): how indexes follow the store.

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace retrace::batching {
 namespace {
@@ -382,6 +384,134 @@ TEST(DynamicBatcherTest, ManyThreadsGetTheirOwnResults) {
   const BatcherStats stats = b.stats();
   EXPECT_EQ(stats.inputs_run, 2 * kThreads * kCalls);
   EXPECT_LE(stats.max_batch_seen, 16);
+}
+
+// AdaptiveOptions: no queue delay, and an adaptive window of `fraction` x the last batch's run
+// time, at most `max`. A fraction of 1e9 makes any batch's window longer than the test (a run of
+// one microsecond gives over 16 minutes) unless `max` bounds it.
+BatcherOptions AdaptiveOptions(int max_batch, double fraction, absl::Duration max) {
+  BatcherOptions o = Options(max_batch);
+  o.adaptive_wait_fraction = fraction;
+  o.adaptive_wait_max = max;
+  return o;
+}
+
+// HoldFirstThenQueue runs input 1 as a batch held inside the batch function, queues `behind`
+// (one group per input) while it runs, then lets it finish: the thread frees up with those
+// inputs waiting.
+void HoldFirstThenQueue(DynamicBatcher<int, int>& b, Recorder& recorder, Results& results,
+                        const std::vector<int>& behind) {
+  SubmitOk(b, {1}, Lane::kInteractive, results, 1);
+  recorder.WaitUntilEntered(1);
+  for (int x : behind) SubmitOk(b, {x}, Lane::kInteractive, results, x);
+  recorder.Open();
+}
+
+TEST(DynamicBatcherTest, TheAdaptiveWaitMergesInputsThatArriveWithinItsWindow) {
+  Recorder recorder;
+  Results results;
+  {
+    DynamicBatcher<int, int> b(AdaptiveOptions(4, 1e9, absl::Hours(1)), std::ref(recorder));
+    HoldFirstThenQueue(b, recorder, results, {2});
+    results.WaitFor(1);  // the thread has freed up, with input 2 waiting
+    // Without the window, input 2 would run alone at once (no queue delay). With it, the thread
+    // waits for a full batch: however long this pause, input 2 has not run.
+    absl::SleepFor(absl::Milliseconds(50));
+    EXPECT_EQ(recorder.batches().size(), 1u) << "input 2 ran alone instead of waiting";
+    for (int x : {3, 4, 5}) SubmitOk(b, {x}, Lane::kInteractive, results, x);
+    results.WaitFor(5);
+  }
+  EXPECT_THAT(recorder.batches(), ElementsAre(ElementsAre(1), ElementsAre(2, 3, 4, 5)));
+  for (auto& [tag, r] : results.Get()) {
+    ASSERT_TRUE(r.ok()) << tag;
+    EXPECT_THAT(*r, ElementsAre(2 * tag));
+  }
+}
+
+TEST(DynamicBatcherTest, TheAdaptiveWaitNeverExceedsItsCap) {
+  // The fraction alone would hold input 2 for longer than the test; the 1 ms cap ends the wait,
+  // and the batch runs with what waits.
+  Recorder recorder;
+  Results results;
+  {
+    DynamicBatcher<int, int> b(AdaptiveOptions(64, 1e9, absl::Milliseconds(1)),
+                               std::ref(recorder));
+    HoldFirstThenQueue(b, recorder, results, {2});
+    results.WaitFor(2);
+  }
+  EXPECT_THAT(recorder.batches(), ElementsAre(ElementsAre(1), ElementsAre(2)));
+}
+
+TEST(DynamicBatcherTest, TheAdaptiveWaitIsOffAtAZeroFractionOrCap) {
+  for (const auto& [fraction, max] :
+       {std::pair{0.0, absl::Hours(1)}, std::pair{1e9, absl::ZeroDuration()}}) {
+    Recorder recorder;
+    Results results;
+    {
+      DynamicBatcher<int, int> b(AdaptiveOptions(64, fraction, max), std::ref(recorder));
+      HoldFirstThenQueue(b, recorder, results, {2});
+      results.WaitFor(2);  // input 2 runs without waiting for a fuller batch
+    }
+    EXPECT_THAT(recorder.batches(), ElementsAre(ElementsAre(1), ElementsAre(2)))
+        << fraction << " " << max;
+  }
+}
+
+TEST(DynamicBatcherTest, AThreadsFirstBatchPaysNoAdaptiveWait) {
+  // No batch has run, so there is no window: a lone call runs at once.
+  Recorder recorder;
+  recorder.Open();
+  DynamicBatcher<int, int> b(AdaptiveOptions(64, 1e9, absl::Hours(1)), std::ref(recorder));
+  absl::StatusOr<std::vector<int>> r = b.Run({21}, Lane::kInteractive, kNoDeadline);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_THAT(*r, ElementsAre(42));
+}
+
+TEST(DynamicBatcherTest, ConcurrentBatchesWithAnAdaptiveWaitGiveEveryCallerItsOwnOutputs) {
+  // Two threads, each batch held until the other thread is running one too, so batches do
+  // overlap; every caller must still get its own outputs.
+  absl::Mutex mu;
+  int running = 0, overlapped = 0;
+  BatcherOptions options = AdaptiveOptions(4, 0.5, absl::Milliseconds(1));
+  options.threads = 2;
+  DynamicBatcher<int, int> b(options, [&](const std::vector<int>& in)
+                                          -> absl::StatusOr<std::vector<int>> {
+    {
+      absl::MutexLock lock(&mu);
+      ++running;
+      if (running == 2) ++overlapped;
+      // The first overlap is awaited; afterwards a batch runs alone when no other does.
+      if (overlapped == 0) mu.Await(absl::Condition(+[](int* n) { return *n == 2; }, &running));
+    }
+    std::vector<int> out;
+    for (int x : in) out.push_back(x * 7 - 1);
+    absl::MutexLock lock(&mu);
+    --running;
+    return out;
+  });
+  constexpr int kThreads = 8, kCalls = 100;
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int c = 0; c < kCalls; ++c) {
+        std::vector<int> in;
+        for (int i = 0; i < 1 + (t + c) % 3; ++i) in.push_back(t * 100000 + c * 10 + i);
+        auto r = b.Run(in, Lane::kInteractive, kNoDeadline);
+        if (!r.ok() || r->size() != in.size()) {
+          ++wrong;
+          continue;
+        }
+        for (size_t i = 0; i < in.size(); ++i) {
+          if ((*r)[i] != in[i] * 7 - 1) ++wrong;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wrong.load(), 0);
+  absl::MutexLock lock(&mu);
+  EXPECT_GE(overlapped, 1);
 }
 
 }  // namespace

@@ -31,7 +31,13 @@ TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
   EXPECT_EQ(c.threads().torch_intra_op(), std::max(1, kCores / 2));
   EXPECT_EQ(c.threads().faiss_omp(), 1);
   EXPECT_EQ(c.batching().search().threads(), kCores);
-  EXPECT_EQ(c.batching().clip_image().threads(), 1);
+  // Model batches at once x intra-op threads each = the cores (two batches of half).
+  EXPECT_EQ(c.batching().clip_image().threads(),
+            std::max(1, kCores / c.threads().torch_intra_op()));
+  EXPECT_EQ(c.batching().captioner().threads(), c.batching().clip_image().threads());
+  EXPECT_EQ(c.batching().clip_image().adaptive_wait_fraction(), 0);  // off: BENCHMARKS.md (c)
+  EXPECT_EQ(c.batching().clip_image().adaptive_wait_max_us(), 50000);
+  EXPECT_EQ(c.batching().search().adaptive_wait_fraction(), 0);
   EXPECT_EQ(c.batching().clip_image().max_batch_size(), 32);
   EXPECT_EQ(c.batching().clip_image().max_queue_delay_us(), 2000);
   EXPECT_EQ(c.batching().captioner().max_batch_size(), 16);
@@ -45,6 +51,23 @@ TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
   EXPECT_EQ(o.batching.clip_text.max_queue_delay, absl::Milliseconds(1));
   EXPECT_EQ(o.batching.captioner.max_queue_size, 4096);
   EXPECT_EQ(o.batching.search.threads, kCores);
+  EXPECT_EQ(o.batching.clip_text.adaptive_wait_fraction, 0);
+  EXPECT_EQ(o.batching.clip_text.adaptive_wait_max, absl::Milliseconds(50));
+}
+
+TEST(ServerConfigTest, AGivenAdaptiveWaitIsKeptAndOneIntraOpThreadPerCoreGivesABatchEach) {
+  unsetenv("OMP_NUM_THREADS");
+  const v1::ServerConfig c = Parse(
+      "threads { torch_intra_op: 1 }\n"
+      "batching { clip_image { adaptive_wait_fraction: 0.05 }"
+      " captioner { adaptive_wait_max_us: 0 } }");
+  ASSERT_TRUE(ValidateServerConfig(c).ok());
+  const engine::EngineOptions o = ToEngineOptions(c);
+  EXPECT_DOUBLE_EQ(o.batching.clip_image.adaptive_wait_fraction, 0.05);
+  EXPECT_EQ(o.batching.clip_image.adaptive_wait_max, absl::Milliseconds(50));
+  EXPECT_EQ(o.batching.captioner.adaptive_wait_max, absl::ZeroDuration());
+  EXPECT_EQ(o.batching.clip_text.adaptive_wait_fraction, 0);
+  EXPECT_EQ(o.batching.clip_image.threads, kCores);
 }
 
 TEST(ServerConfigTest, OmpNumThreadsIsTheDefaultOfTheIntraOpThreads) {
@@ -93,6 +116,12 @@ TEST(ServerConfigTest, BadBatcherSettingsAreRefusedNamingTheField) {
                 "batching.clip_image.max_queue_size = 100 is not in 128"},
            Case{"batching { search { threads: 1000 } }",
                 "batching.search.threads = 1000 is not in 1..256"},
+           Case{"batching { clip_image { adaptive_wait_fraction: 1.5 } }",
+                "batching.clip_image.adaptive_wait_fraction = 1.5 is not in 0..1"},
+           Case{"batching { clip_text { adaptive_wait_fraction: nan } }",
+                "batching.clip_text.adaptive_wait_fraction = nan is not in 0..1"},
+           Case{"batching { captioner { adaptive_wait_max_us: -5 } }",
+                "batching.captioner.adaptive_wait_max_us = -5 is not in 0..1000000"},
        }) {
     const absl::Status s = ValidateServerConfig(Parse(c.text));
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.text;
