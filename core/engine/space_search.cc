@@ -1,8 +1,11 @@
 #include "core/engine/space_search.h"
 
+#include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "core/common/status_macros.h"
+#include "core/engine/image_space.h"
 #include "core/engine/internal/item_record.h"
 #include "core/engine/internal/passing_filter.h"
 
@@ -15,7 +18,117 @@ bool Passes(const std::optional<filter::Filter>& filter,
   return !filter.has_value() || filter::Evaluate(*filter, {attributes, created_ms, updated_ms});
 }
 
+// Unscale recovers the n components x that ImageSpaceVector scaled by 1/sqrt(2) into v: for
+// each, the float next to v * sqrt(2) (that one, or up to 2 ulps either side) whose product
+// with the factor rounds to v again. The factor is ImageSpaceVector's, written the same way;
+// the caller checks the whole vector against ImageSpaceVector, so a drift between the two
+// would send reads to the store, never give a wrong score. False when a component has no such
+// x (not for a v that ImageSpaceVector made).
+bool Unscale(const float* v, size_t n, std::vector<float>& x) {
+  const float half = static_cast<float>(1.0 / std::sqrt(2.0));
+  const float sqrt2 = static_cast<float>(std::sqrt(2.0));
+  x.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const float guess = v[i] * sqrt2;
+    float up = guess, down = guess;
+    bool found = guess * half == v[i];
+    x[i] = guess;
+    for (int step = 0; step < 2 && !found; ++step) {
+      up = std::nextafter(up, INFINITY);
+      down = std::nextafter(down, -INFINITY);
+      if (up * half == v[i]) {
+        x[i] = up;
+        found = true;
+      } else if (down * half == v[i]) {
+        x[i] = down;
+        found = true;
+      }
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
 }  // namespace
+
+absl::StatusOr<std::optional<std::vector<SpaceHit>>> EmbeddedHitsFromIndexes(
+    const store::CollectionRecord& record, const CollectionIndexes& indexes,
+    const std::vector<index::IndexHit>& found, const std::optional<filter::Filter>& filter) {
+  const size_t n = found.size();
+  std::vector<std::string> ids;
+  ids.reserve(n);
+  for (const index::IndexHit& hit : found) ids.push_back(hit.id);
+  // The table first, then the images, then the captions: the reverse of the order in which
+  // the follower adds (captions, images, table), so a hit whose table entry is read was in
+  // both indexes, unless removed (the table goes first there) since.
+  std::vector<std::optional<ItemTable::Entry>> entries = indexes.items->Get(ids);
+  const size_t image_dim = static_cast<size_t>(record.image_dim);
+  const size_t clip_dim = static_cast<size_t>(record.caption_dim);
+  std::vector<float> images(n * image_dim), captions(n * clip_dim);
+  absl::StatusOr<std::vector<bool>> in_images = indexes.images->ReadVectors(ids, images.data());
+  if (absl::IsUnimplemented(in_images.status())) return std::nullopt;
+  RETRACE_RETURN_IF_ERROR(in_images.status());
+  absl::StatusOr<std::vector<bool>> in_captions =
+      indexes.captions->ReadVectors(ids, captions.data());
+  if (absl::IsUnimplemented(in_captions.status())) return std::nullopt;
+  RETRACE_RETURN_IF_ERROR(in_captions.status());
+
+  const size_t encoder_dim = HasImageEncoder(record) ? image_dim - clip_dim : 0;
+  std::vector<SpaceHit> hits;
+  hits.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    std::optional<ItemTable::Entry>& entry = entries[i];
+    // Deleted, or changed to fail the filter, since the index was searched.
+    if (!entry.has_value() || !(*in_images)[i] || !(*in_captions)[i] ||
+        !Passes(filter, entry->attributes, entry->created_ms, entry->updated_ms)) {
+      continue;
+    }
+    SpaceHit& hit = hits.emplace_back();
+    hit.score = found[i].score;
+    ItemRecord& item = hit.item;
+    item.id = std::move(ids[i]);
+    item.caption = std::move(entry->caption);
+    item.attributes = std::move(entry->attributes);
+    item.created_ms = entry->created_ms;
+    item.updated_ms = entry->updated_ms;
+    const float* caption = captions.data() + i * clip_dim;
+    item.caption_text.assign(caption, caption + clip_dim);
+    const float* v = images.data() + i * image_dim;
+    if (encoder_dim == 0) {
+      item.clip_image.assign(v, v + image_dim);  // the image space is e_clip itself
+      continue;
+    }
+    if (!Unscale(v, encoder_dim, item.image_features) ||
+        !Unscale(v + encoder_dim, clip_dim, item.clip_image)) {
+      return std::nullopt;
+    }
+    RETRACE_ASSIGN_OR_RETURN(std::vector<float> again,
+                             ImageSpaceVector(record, item.image_features, item.clip_image));
+    if (std::memcmp(again.data(), v, image_dim * sizeof(float)) != 0) return std::nullopt;
+  }
+  return hits;
+}
+
+absl::StatusOr<std::vector<SpaceHit>> EmbeddedHitsFromStore(
+    const store::ItemStore& store, const std::string& collection,
+    std::vector<index::IndexHit> found, const std::optional<filter::Filter>& filter) {
+  std::vector<std::string> ids;
+  ids.reserve(found.size());
+  for (const index::IndexHit& hit : found) ids.push_back(hit.id);
+  RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
+                           store.GetItems(collection, ids));
+  std::vector<SpaceHit> hits;
+  hits.reserve(found.size());
+  for (size_t i = 0; i < found.size(); ++i) {
+    // Deleted, or changed to fail the filter, since the index was searched.
+    if (!stored[i].has_value() ||
+        !Passes(filter, stored[i]->attributes, stored[i]->created_ms, stored[i]->updated_ms)) {
+      continue;
+    }
+    hits.push_back({internal::ToRecord(std::move(*stored[i])), found[i].score});
+  }
+  return hits;
+}
 
 absl::StatusOr<SpaceResult> LocalSpaces::Search(const LiveCollection& collection,
                                                 const std::vector<SpaceQuery>& queries,
@@ -43,25 +156,25 @@ absl::StatusOr<SpaceResult> LocalSpaces::Search(const LiveCollection& collection
     RETRACE_ASSIGN_OR_RETURN(
         std::vector<index::IndexHit> found,
         batchers_->Search(space, query.vector.data(), query.k, model_call, index_filter));
+    std::vector<SpaceHit>& hits = result.hits[q];
+    if (query.with_embeddings) {
+      if (embeddings_ == EmbeddingSource::kIndexesWhenExact) {
+        RETRACE_ASSIGN_OR_RETURN(
+            std::optional<std::vector<SpaceHit>> read,
+            EmbeddedHitsFromIndexes(collection.record(), *indexes, found, filter));
+        if (read.has_value()) {
+          hits = std::move(*read);
+          continue;
+        }
+      }
+      RETRACE_ASSIGN_OR_RETURN(hits, EmbeddedHitsFromStore(*store_, collection.name(),
+                                                           std::move(found), filter));
+      continue;
+    }
     std::vector<std::string> ids;
     ids.reserve(found.size());
     for (const index::IndexHit& hit : found) ids.push_back(hit.id);
-    std::vector<SpaceHit>& hits = result.hits[q];
     hits.reserve(found.size());
-    if (query.with_embeddings) {
-      // From the store: the embeddings are not kept in memory beside the indexes.
-      RETRACE_ASSIGN_OR_RETURN(std::vector<std::optional<store::StoredItem>> stored,
-                               store_->GetItems(collection.name(), ids));
-      for (size_t i = 0; i < found.size(); ++i) {
-        // Deleted, or changed to fail the filter, since the index was searched.
-        if (!stored[i].has_value() ||
-            !Passes(filter, stored[i]->attributes, stored[i]->created_ms, stored[i]->updated_ms)) {
-          continue;
-        }
-        hits.push_back({internal::ToRecord(std::move(*stored[i])), found[i].score});
-      }
-      continue;
-    }
     std::vector<std::optional<ItemTable::Entry>> entries = indexes->items->Get(ids);
     for (size_t i = 0; i < found.size(); ++i) {
       if (!entries[i].has_value() ||
