@@ -230,10 +230,15 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
     ItemRecord& item = hit.item;
     // S recomputed from the stored embeddings: exact whatever the index type. They come from
     // the indexes or the store (space_search.h, EmbeddedHitsFromIndexes: S and P are the same
-    // bits either way, P' may differ in its last bits).
-    RETRACE_ASSIGN_OR_RETURN(std::vector<float> v,
-                             ImageSpaceVector(record, item.image_features, item.clip_image));
-    base.push_back(search::InnerProduct(pq.image_space, v));
+    // bits either way, P' may differ in its last bits); from the indexes with the image-space
+    // vector itself.
+    std::vector<float> built;
+    if (hit.image_space.empty()) {
+      RETRACE_ASSIGN_OR_RETURN(built,
+                               ImageSpaceVector(record, item.image_features, item.clip_image));
+    }
+    base.push_back(
+        search::InnerProduct(pq.image_space, hit.image_space.empty() ? built : hit.image_space));
     if (query.provenance.rerank && !pq.clip_probe.empty()) {
       caption_scores.push_back(search::InnerProduct(pq.clip_probe, item.caption_text));
     }

@@ -19,20 +19,21 @@ bool Passes(const std::optional<filter::Filter>& filter,
 }
 
 // Unscale recovers the n components x that ImageSpaceVector scaled by 1/sqrt(2) into v: for
-// each, the float next to v * sqrt(2) (that one, or up to 2 ulps either side) whose product
-// with the factor rounds to v again. The factor is ImageSpaceVector's, written the same way;
-// the caller checks the whole vector against ImageSpaceVector, so a drift between the two
-// would send reads to the store, never give a wrong score. False when a component has no such
-// x (not for a v that ImageSpaceVector made).
+// each, the float nearest v / factor (worked out in double), or when that one's product with
+// the factor does not round to v again, a float up to 2 ulps either side of it that does. The
+// factor is ImageSpaceVector's, written the same way; the caller checks the whole vector
+// against ImageSpaceVector, so a drift between the two would send reads to the store, never
+// give a wrong score. False when a component has no such x (not for a v ImageSpaceVector made).
 bool Unscale(const float* v, size_t n, std::vector<float>& x) {
   const float half = static_cast<float>(1.0 / std::sqrt(2.0));
-  const float sqrt2 = static_cast<float>(std::sqrt(2.0));
+  const double inverse = 1.0 / static_cast<double>(half);
   x.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    const float guess = v[i] * sqrt2;
-    float up = guess, down = guess;
-    bool found = guess * half == v[i];
+    const float guess = static_cast<float>(static_cast<double>(v[i]) * inverse);
     x[i] = guess;
+    if (guess * half == v[i]) continue;  // the common case: one multiply and a compare
+    bool found = false;
+    float up = guess, down = guess;
     for (int step = 0; step < 2 && !found; ++step) {
       up = std::nextafter(up, INFINITY);
       down = std::nextafter(down, -INFINITY);
@@ -54,50 +55,63 @@ bool Unscale(const float* v, size_t n, std::vector<float>& x) {
 absl::StatusOr<std::optional<std::vector<SpaceHit>>> EmbeddedHitsFromIndexes(
     const store::CollectionRecord& record, const CollectionIndexes& indexes,
     const std::vector<index::IndexHit>& found, const std::optional<filter::Filter>& filter) {
-  const size_t n = found.size();
   std::vector<std::string> ids;
-  ids.reserve(n);
+  ids.reserve(found.size());
   for (const index::IndexHit& hit : found) ids.push_back(hit.id);
-  // The table first, then the images, then the captions: the reverse of the order in which
-  // the follower adds (captions, images, table), so a hit whose table entry is read was in
-  // both indexes, unless removed (the table goes first there) since.
+  // The table first, then the images, then the captions: the reverse of the order in which the
+  // follower adds (captions, images, table), so an entry read here was in both indexes, and a
+  // removal since shows as a miss in one of the three.
   std::vector<std::optional<ItemTable::Entry>> entries = indexes.items->Get(ids);
+  const bool encoder = HasImageEncoder(record);
   const size_t image_dim = static_cast<size_t>(record.image_dim);
   const size_t clip_dim = static_cast<size_t>(record.caption_dim);
-  std::vector<float> images(n * image_dim), captions(n * clip_dim);
-  absl::StatusOr<std::vector<bool>> in_images = indexes.images->ReadVectors(ids, images.data());
-  if (absl::IsUnimplemented(in_images.status())) return std::nullopt;
-  RETRACE_RETURN_IF_ERROR(in_images.status());
-  absl::StatusOr<std::vector<bool>> in_captions =
-      indexes.captions->ReadVectors(ids, captions.data());
-  if (absl::IsUnimplemented(in_captions.status())) return std::nullopt;
-  RETRACE_RETURN_IF_ERROR(in_captions.status());
-
-  const size_t encoder_dim = HasImageEncoder(record) ? image_dim - clip_dim : 0;
+  // The hits still in the table and passing, with room for their vectors: the indexes copy
+  // them straight in (no buffer of N vectors, whose fresh pages cost more than the copy).
   std::vector<SpaceHit> hits;
-  hits.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
+  hits.reserve(found.size());
+  std::vector<std::string> kept;
+  for (size_t i = 0; i < found.size(); ++i) {
     std::optional<ItemTable::Entry>& entry = entries[i];
     // Deleted, or changed to fail the filter, since the index was searched.
-    if (!entry.has_value() || !(*in_images)[i] || !(*in_captions)[i] ||
+    if (!entry.has_value() ||
         !Passes(filter, entry->attributes, entry->created_ms, entry->updated_ms)) {
       continue;
     }
     SpaceHit& hit = hits.emplace_back();
     hit.score = found[i].score;
     ItemRecord& item = hit.item;
-    item.id = std::move(ids[i]);
+    item.id = ids[i];
     item.caption = std::move(entry->caption);
     item.attributes = std::move(entry->attributes);
     item.created_ms = entry->created_ms;
     item.updated_ms = entry->updated_ms;
-    const float* caption = captions.data() + i * clip_dim;
-    item.caption_text.assign(caption, caption + clip_dim);
-    const float* v = images.data() + i * image_dim;
-    if (encoder_dim == 0) {
-      item.clip_image.assign(v, v + image_dim);  // the image space is e_clip itself
-      continue;
-    }
+    item.caption_text.resize(clip_dim);
+    (encoder ? hit.image_space : item.clip_image).resize(image_dim);  // e_clip is v without one
+    kept.push_back(std::move(ids[i]));
+  }
+  std::vector<float*> image_rows, caption_rows;
+  image_rows.reserve(hits.size());
+  caption_rows.reserve(hits.size());
+  for (SpaceHit& hit : hits) {
+    image_rows.push_back((encoder ? hit.image_space : hit.item.clip_image).data());
+    caption_rows.push_back(hit.item.caption_text.data());
+  }
+  absl::StatusOr<std::vector<bool>> in_images = indexes.images->ReadVectors(kept, image_rows);
+  if (absl::IsUnimplemented(in_images.status())) return std::nullopt;
+  RETRACE_RETURN_IF_ERROR(in_images.status());
+  absl::StatusOr<std::vector<bool>> in_captions = indexes.captions->ReadVectors(kept, caption_rows);
+  if (absl::IsUnimplemented(in_captions.status())) return std::nullopt;
+  RETRACE_RETURN_IF_ERROR(in_captions.status());
+
+  size_t shown = 0;
+  for (size_t h = 0; h < hits.size(); ++h) {
+    if (!(*in_images)[h] || !(*in_captions)[h]) continue;  // removed from an index since
+    SpaceHit& hit = hits[shown++];
+    if (shown - 1 != h) hit = std::move(hits[h]);
+    if (!encoder) continue;
+    ItemRecord& item = hit.item;
+    const float* v = hit.image_space.data();
+    const size_t encoder_dim = image_dim - clip_dim;
     if (!Unscale(v, encoder_dim, item.image_features) ||
         !Unscale(v + encoder_dim, clip_dim, item.clip_image)) {
       return std::nullopt;
@@ -106,6 +120,7 @@ absl::StatusOr<std::optional<std::vector<SpaceHit>>> EmbeddedHitsFromIndexes(
                              ImageSpaceVector(record, item.image_features, item.clip_image));
     if (std::memcmp(again.data(), v, image_dim * sizeof(float)) != 0) return std::nullopt;
   }
+  hits.resize(shown);
   return hits;
 }
 

@@ -42,6 +42,10 @@ struct SpaceQuery {
 struct SpaceHit {
   ItemRecord item;
   float score = 0;
+  // With embeddings read from the indexes of a collection with an image encoder: the image-space
+  // vector the image index holds, which is ImageSpaceVector of item's embeddings bit for bit
+  // (EmbeddedHitsFromIndexes checks), so re-ranking need not build it again. Empty otherwise.
+  std::vector<float> image_space;
 };
 
 struct SpaceResult {
@@ -105,7 +109,7 @@ class LocalSpaces : public SpaceSearcher {
 // vectors of the hits: the caption's CLIP text embedding as the caption index holds it, and
 // the image-space vector v (image_space.h). Without an image encoder v is e_clip. With one,
 // v = [e_enc, e_clip] / sqrt(2) rounded to float, which loses the last bit of some components,
-// so e_enc and e_clip are recovered, per component, as the float next to v * sqrt(2) from which
+// so e_enc and e_clip are recovered, per component, as the float nearest v * sqrt(2) from which
 // ImageSpaceVector makes v again (checked for the whole vector). Hence, against the store's
 // embeddings:
 //   - S (the query against ImageSpaceVector of the hit) is bit for bit the store path's;

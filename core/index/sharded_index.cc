@@ -348,12 +348,16 @@ bool ShardedIndex::Contains(std::string_view id) const {
 }
 
 absl::StatusOr<std::vector<bool>> ShardedIndex::ReadVectors(const std::vector<std::string>& ids,
-                                                            float* out) const {
-  if (!ids.empty() && out == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat("out is null but ", ids.size(), " ids are asked"));
+                                                            const std::vector<float*>& rows) const {
+  if (rows.size() != ids.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rows: ", rows.size(), " for ", ids.size(), " ids"));
   }
-  std::vector<std::vector<size_t>> rows(static_cast<size_t>(options_.shards));
-  for (size_t i = 0; i < ids.size(); ++i) rows[ShardOf(ids[i], options_.shards)].push_back(i);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] == nullptr) return absl::InvalidArgumentError(absl::StrCat("rows[", i, "] is null"));
+  }
+  std::vector<std::vector<size_t>> by_shard(static_cast<size_t>(options_.shards));
+  for (size_t i = 0; i < ids.size(); ++i) by_shard[ShardOf(ids[i], options_.shards)].push_back(i);
   std::vector<uint8_t> found(ids.size(), 0);
   absl::ReaderMutexLock lock(&mu_);
   // Every shard, not only those asked: the answer should not depend on which ids were asked.
@@ -364,8 +368,8 @@ absl::StatusOr<std::vector<bool>> ShardedIndex::ReadVectors(const std::vector<st
     }
   }
   for (size_t s = 0; s < shards_.size(); ++s) {
-    if (rows[s].empty()) continue;
-    absl::Status status = shards_[s]->ReadVectors(ids, rows[s], out, found);
+    if (by_shard[s].empty()) continue;
+    absl::Status status = shards_[s]->ReadVectors(ids, by_shard[s], rows, found);
     if (!status.ok()) return WithShard(status, s);
   }
   return std::vector<bool>(found.begin(), found.end());

@@ -426,11 +426,10 @@ bool Shard::exact_vectors() const {
 }
 
 absl::Status Shard::ReadVectors(const std::vector<std::string>& ids,
-                                const std::vector<size_t>& rows, float* out,
+                                const std::vector<size_t>& rows, const std::vector<float*>& out,
                                 std::vector<uint8_t>& found) const {
   const auto* id_map = static_cast<const faiss::IndexIDMap*>(index_.get());
   const std::vector<Label>& labels = id_map->id_map;
-  const size_t row_floats = static_cast<size_t>(dim_);
   try {
     for (size_t r : rows) {
       auto it = label_of_.find(ids[r]);
@@ -445,7 +444,7 @@ absl::Status Shard::ReadVectors(const std::vector<std::string>& ids,
                                                   "' shard is missing from its FAISS index"));
         }
       }
-      id_map->index->reconstruct(at - labels.begin(), out + r * row_floats);
+      id_map->index->reconstruct(at - labels.begin(), out[r]);
       found[r] = 1;
     }
   } catch (const std::exception& e) {

@@ -142,11 +142,11 @@ class Shard {
   // label: both say false.
   bool exact_vectors() const;
 
-  // ReadVectors copies the stored vector of ids[r] to out + r * dim for each r in `rows` whose
-  // id is live here, and sets found[r] to 1; other rows are left as they were. REQUIRES:
-  // exact_vectors(); found.size() >= every row + 1. INTERNAL when FAISS fails.
+  // ReadVectors copies the stored vector of ids[r] to out[r] (dim floats) for each r in `rows`
+  // whose id is live here, and sets found[r] to 1; other rows are left as they were. REQUIRES:
+  // exact_vectors(); out and found cover every row. INTERNAL when FAISS fails.
   absl::Status ReadVectors(const std::vector<std::string>& ids, const std::vector<size_t>& rows,
-                           float* out, std::vector<uint8_t>& found) const;
+                           const std::vector<float*>& out, std::vector<uint8_t>& found) const;
 
   // Train moves the live vectors into a copy of `prototype` (trained, empty), keeping their
   // labels, and makes the shard kTrained. Nothing changes on failure: INTERNAL when FAISS fails.

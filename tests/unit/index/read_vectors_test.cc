@@ -33,10 +33,17 @@ std::unique_ptr<ShardedIndex> MustCreate(const IndexOptions& options) {
 
 // ExpectRows: ReadVectors of `ids` gives row `rows[i]` of `data` for each id, bit for bit, and
 // found false with the row untouched where rows[i] < 0.
+// RowsOf: a row pointer per kDim floats of `out`.
+std::vector<float*> RowsOf(std::vector<float>& out) {
+  std::vector<float*> rows;
+  for (size_t at = 0; at < out.size(); at += kDim) rows.push_back(out.data() + at);
+  return rows;
+}
+
 void ExpectRows(const ShardedIndex& index, const std::vector<std::string>& ids,
                 const std::vector<float>& data, const std::vector<int>& rows) {
   std::vector<float> out(ids.size() * kDim, kUntouched);
-  absl::StatusOr<std::vector<bool>> found = index.ReadVectors(ids, out.data());
+  absl::StatusOr<std::vector<bool>> found = index.ReadVectors(ids, RowsOf(out));
   ASSERT_TRUE(found.ok()) << found.status();
   ASSERT_EQ(found->size(), ids.size());
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -107,7 +114,7 @@ TEST(ReadVectorsTest, LossyOrUnmappedTypesSayUnimplementedOnceTrained) {
     ASSERT_TRUE(index->Add(ids, data.data(), ids.size()).ok());
     ASSERT_TRUE(index->trained());
     std::vector<float> out(kDim, kUntouched);
-    absl::StatusOr<std::vector<bool>> found = index->ReadVectors({"item-5"}, out.data());
+    absl::StatusOr<std::vector<bool>> found = index->ReadVectors({"item-5"}, RowsOf(out));
     EXPECT_EQ(found.status().code(), absl::StatusCode::kUnimplemented) << found.status();
     for (float x : out) EXPECT_EQ(x, kUntouched);
   }
@@ -121,14 +128,17 @@ TEST(ReadVectorsTest, OtherTypesSayUnimplemented) {
   const std::vector<float> data = RandomUnitVectors(10, kDim, 4);
   ASSERT_TRUE(index->Add(Ids(10), data.data(), 10).ok());
   std::vector<float> out(kDim);
-  EXPECT_EQ(index->ReadVectors({"item-1"}, out.data()).status().code(),
+  EXPECT_EQ(index->ReadVectors({"item-1"}, RowsOf(out)).status().code(),
             absl::StatusCode::kUnimplemented);
 }
 
-TEST(ReadVectorsTest, NullOutIsInvalid) {
+TEST(ReadVectorsTest, RowsMustMatchTheIds) {
   auto index = MustCreate(IndexOptions{kDim, 1, "Flat"});
   ASSERT_NE(index, nullptr);
-  EXPECT_EQ(index->ReadVectors({"a"}, nullptr).status().code(),
+  std::vector<float> out(kDim);
+  EXPECT_EQ(index->ReadVectors({"a", "b"}, RowsOf(out)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(index->ReadVectors({"a"}, {nullptr}).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 
