@@ -4,29 +4,40 @@
 //   make_models.py --kind demo --clip-dim 512 --out build/bench-models-512
 //   taskset -c 0 build/bench/rerank_bench --models build/bench-models-512
 //
-// Three benchmarks per N, run side by side:
-//   BM_RerankStage   the engine's whole `rerank` stage (stage_observer.h), timed by the engine
-//                    itself inside a real PROVENANCE Search by embedding: reading the N candidates
-//                    from the SQLite store, building their image-space vectors, the three inner
-//                    products per candidate (S, the query against T_i for P, Q_t against I_i for
-//                    P'), search::Rerank, and the hits. The index search and Q_t's CLIP text
+// Per N, run side by side over two collections of the same items, so that one run gives the
+// figure before and after the candidates were read from memory (issue 20, part 2):
+//   .../indexes  collection "bench", image index Flat: the candidates' embeddings are read from
+//                the indexes (space_search.h, EmbeddedHitsFromIndexes), as the server does;
+//   .../store    collection "bench_store", image index "Flat,RFlat" (the same exact search,
+//                but an index that keeps no plain copy of its vectors): read from the SQLite
+//                store, as every collection was before.
+// The benchmarks:
+//   BM_RerankStage   the re-ranking stage inside a real PROVENANCE Search by embedding, from
+//                    the end of the index search (the engine's `search` stage) to the end of
+//                    its `rerank` stage (stage_observer.h): reading the N candidates with their
+//                    embeddings, building their image-space vectors, the three inner products
+//                    per candidate (S, the query against T_i for P, Q_t against I_i for P'),
+//                    search::Rerank, and the hits. The index search and Q_t's CLIP text
 //                    embedding come before the stage and are not in it.
 //   BM_Rerank        search::Rerank alone on N precomputed score triples: the part
 //                    core/search/rerank.cc owns.
 //   BM_ProvenanceSearch  the whole Search call, for the stage's share of it.
-// BM_RerankStage's time is the stage's wall time as the engine measures it; its counters give
-// the stage's CPU time on the thread (robust to neighbours on the core) and how much of it is
-// the store read (a timing decorator over the store) and the rest, so they say where it goes.
-// The collection (--items random unit vectors: CLIP's size from the models, 512 with the
-// command above, and the demo image encoder's 48) is written to a temporary store once per run
+// BM_RerankStage's time is the stage's wall time; its counters give the stage's CPU time on the
+// thread (robust to neighbours on the core), how much of it is the store read (a timing
+// decorator over the store; 0 from the indexes) and the rest, and the engine's `rerank` stage
+// alone (wall), so they say where it goes.
+// The collections (--items random unit vectors: CLIP's size from the models, 512 with the
+// command above, and the demo image encoder's 48) are written to a temporary store once per run
 // (or kept in --dir); the models only embed Q_t.
-// Single-threaded: FAISS's OpenMP and LibTorch get one thread, shards are 1, so pinning with
-// taskset -c 0 measures one core.
+// Single-threaded: batching is off (the index search runs on the calling thread, not a batcher
+// thread, so thread CPU times subtract), FAISS's OpenMP and LibTorch get one thread, shards are
+// 1, so pinning with taskset -c 0 measures one core.
 #include <benchmark/benchmark.h>
 #include <omp.h>
 #include <time.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -66,23 +77,32 @@ double ThreadCpuSeconds() {
   return static_cast<double>(t.tv_sec) + t.tv_nsec * 1e-9;
 }
 
-// Keeps the wall time of the last `rerank` stage, and its CPU time: the engine reports stages
-// from the calling thread, and the rerank stage starts as the index search's stage ends.
+// Keeps the wall and CPU time of the last re-ranking stage: from the end of the index search to
+// the end of the `rerank` stage, both reported from the calling thread with batching off; and
+// the `rerank` stage's own wall time.
 class RerankTimer : public engine::StageObserver {
  public:
   void Observe(engine::Stage stage, double seconds, int batch_size) override {
-    if (stage == engine::Stage::kSearch) search_end_cpu_ = ThreadCpuSeconds();
+    if (stage == engine::Stage::kSearch) {
+      search_end_ = std::chrono::steady_clock::now();
+      search_end_cpu_ = ThreadCpuSeconds();
+    }
     if (stage == engine::Stage::kRerank) {
-      last_seconds_ = seconds;
+      last_rerank_seconds_ = seconds;
+      last_seconds_ =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - search_end_).count();
       last_cpu_seconds_ = ThreadCpuSeconds() - search_end_cpu_;
     }
   }
   double last_seconds() const { return last_seconds_; }
   double last_cpu_seconds() const { return last_cpu_seconds_; }
+  double last_rerank_seconds() const { return last_rerank_seconds_; }
 
  private:
+  std::chrono::steady_clock::time_point search_end_;
   double last_seconds_ = 0;
   double last_cpu_seconds_ = 0;
+  double last_rerank_seconds_ = 0;
   double search_end_cpu_ = 0;
 };
 
@@ -93,6 +113,7 @@ class GetItemsTimer : public store::ItemStore {
  public:
   explicit GetItemsTimer(std::unique_ptr<store::ItemStore> store) : store_(std::move(store)) {}
   double last_cpu_seconds() const { return last_cpu_seconds_; }
+  void Reset() { last_cpu_seconds_ = 0; }  // before a Search: one that reads nothing reads 0
 
   absl::StatusOr<std::vector<std::optional<store::StoredItem>>> GetItems(
       const std::string& collection, const std::vector<std::string>& ids) const override {
@@ -180,7 +201,7 @@ struct Fixture {
   std::string dir;
   bool remove_dir = false;
   RerankTimer timer;
-  const GetItemsTimer* store = nullptr;  // owned by the engine
+  GetItemsTimer* store = nullptr;  // owned by the engine
   std::unique_ptr<engine::Engine> engine;
   int image_dim = 0;
 
@@ -210,6 +231,11 @@ void FillStore(const std::string& dir, const store::CollectionRecord& record, in
   }
 }
 
+// The two collections: their names and image indexes (see the banner).
+constexpr char kFromIndexes[] = "bench";
+constexpr char kFromStore[] = "bench_store";
+constexpr char kStoreOnlyIndex[] = "Flat,RFlat";
+
 void SetUp(Fixture& f) {
   f.dir = absl::GetFlag(FLAGS_dir);
   if (f.dir.empty()) {
@@ -222,7 +248,8 @@ void SetUp(Fixture& f) {
   // The record Engine::CreateCollection writes for these models; Engine::Open refuses a
   // collection whose identities or sizes do not match, so a drift stops the run.
   store::CollectionRecord record;
-  record.name = "bench";
+  record.name = kFromIndexes;
+  record.caption_index = record.image_index = "Flat";
   record.caption_dim = models->clip->dim();
   record.clip_model = models->clip->manifest().Identity();
   record.captioner_model = models->captioner->manifest().Identity();
@@ -233,10 +260,15 @@ void SetUp(Fixture& f) {
   }
   f.image_dim = record.image_dim;
   FillStore(f.dir, record, absl::GetFlag(FLAGS_items));
+  store::CollectionRecord store_only = record;
+  store_only.name = kFromStore;
+  store_only.image_index = kStoreOnlyIndex;
+  FillStore(f.dir, store_only, absl::GetFlag(FLAGS_items));
   auto store = store::SqliteItemStore::Open(f.dir);
   Check(store.status(), "reopening the store");
   engine::EngineOptions options;
   options.stage_observer = &f.timer;
+  options.batching.enabled = false;
   options.replication.replica_id = "rerank_bench";
   auto log = std::make_shared<spdlog::logger>("bench",
                                               std::make_shared<spdlog::sinks::null_sink_mt>());
@@ -245,9 +277,10 @@ void SetUp(Fixture& f) {
   auto engine = engine::Engine::Open(options, std::move(*models), std::move(timed_store), log);
   Check(engine.status(), "opening the engine");
   f.engine = std::move(*engine);
-  std::printf("collection: %lld random items, CLIP dim %d, image space dim %d, Flat, 1 shard\n",
+  std::printf("collections: %lld random items each, CLIP dim %d, image space dim %d, 1 shard; "
+              "'%s' (Flat: from the indexes), '%s' (%s: from the store)\n",
               static_cast<long long>(absl::GetFlag(FLAGS_items)), record.caption_dim,
-              record.image_dim);
+              record.image_dim, kFromIndexes, kFromStore, kStoreOnlyIndex);
 }
 
 engine::SearchQuery ProvenanceQuery(int candidates, int image_dim) {
@@ -262,12 +295,13 @@ engine::SearchQuery ProvenanceQuery(int candidates, int image_dim) {
   return query;
 }
 
-void RerankStage(benchmark::State& state, Fixture* f) {
+void RerankStage(benchmark::State& state, Fixture* f, const char* collection) {
   const int n = static_cast<int>(state.range(0));
   const engine::SearchQuery query = ProvenanceQuery(n, f->image_dim);
-  double stage_cpu_seconds = 0, read_cpu_seconds = 0;
+  double stage_cpu_seconds = 0, read_cpu_seconds = 0, rerank_seconds = 0;
   for (auto _ : state) {
-    auto result = f->engine->Search("bench", query);
+    f->store->Reset();
+    auto result = f->engine->Search(collection, query);
     if (!result.ok()) {
       state.SkipWithError(result.status().ToString().c_str());
       break;
@@ -275,6 +309,7 @@ void RerankStage(benchmark::State& state, Fixture* f) {
     state.SetIterationTime(f->timer.last_seconds());
     stage_cpu_seconds += f->timer.last_cpu_seconds();
     read_cpu_seconds += f->store->last_cpu_seconds();
+    rerank_seconds += f->timer.last_rerank_seconds();
   }
   state.SetItemsProcessed(state.iterations() * n);  // candidates per second
   // CPU time per stage, and where it goes: the store read of the candidates, and the rest
@@ -283,13 +318,14 @@ void RerankStage(benchmark::State& state, Fixture* f) {
   state.counters["stage_cpu_us"] = stage_cpu_seconds * 1e6 / iterations;
   state.counters["read_cpu_us"] = read_cpu_seconds * 1e6 / iterations;
   state.counters["rest_cpu_us"] = (stage_cpu_seconds - read_cpu_seconds) * 1e6 / iterations;
+  state.counters["rerank_stage_us"] = rerank_seconds * 1e6 / iterations;  // the engine's, wall
 }
 
-void ProvenanceSearch(benchmark::State& state, Fixture* f) {
+void ProvenanceSearch(benchmark::State& state, Fixture* f, const char* collection) {
   const int n = static_cast<int>(state.range(0));
   const engine::SearchQuery query = ProvenanceQuery(n, f->image_dim);
   for (auto _ : state) {
-    auto result = f->engine->Search("bench", query);
+    auto result = f->engine->Search(collection, query);
     if (!result.ok()) {
       state.SkipWithError(result.status().ToString().c_str());
       break;
@@ -328,12 +364,20 @@ int main(int argc, char** argv) {
   retrace::Fixture fixture;
   retrace::SetUp(fixture);
   for (int n : {100, 1000}) {
-    benchmark::RegisterBenchmark("BM_RerankStage", retrace::RerankStage, &fixture)
-        ->Arg(n)->UseManualTime()->Unit(benchmark::kMicrosecond);
+    for (const char* collection : {retrace::kFromIndexes, retrace::kFromStore}) {
+      const std::string from = collection == retrace::kFromIndexes ? "/indexes" : "/store";
+      benchmark::RegisterBenchmark(("BM_RerankStage" + from).c_str(), retrace::RerankStage,
+                                   &fixture, collection)
+          ->Arg(n)->UseManualTime()->Unit(benchmark::kMicrosecond);
+    }
     benchmark::RegisterBenchmark("BM_Rerank", retrace::RerankScores)
         ->Arg(n)->Unit(benchmark::kMicrosecond);
-    benchmark::RegisterBenchmark("BM_ProvenanceSearch", retrace::ProvenanceSearch, &fixture)
-        ->Arg(n)->Unit(benchmark::kMicrosecond);
+    for (const char* collection : {retrace::kFromIndexes, retrace::kFromStore}) {
+      const std::string from = collection == retrace::kFromIndexes ? "/indexes" : "/store";
+      benchmark::RegisterBenchmark(("BM_ProvenanceSearch" + from).c_str(),
+                                   retrace::ProvenanceSearch, &fixture, collection)
+          ->Arg(n)->Unit(benchmark::kMicrosecond);
+    }
   }
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

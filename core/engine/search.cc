@@ -44,6 +44,7 @@
 #include "core/filter/filter.h"
 #include "core/filter/scope.h"
 #include "core/image/decode.h"
+#include "core/search/inner_product.h"
 #include "core/search/rank_fusion.h"
 #include "core/search/rerank.h"
 #include "core/store/caption_terms.h"
@@ -51,7 +52,6 @@
 namespace retrace::engine {
 
 using internal::AllFinite;
-using internal::Dot;
 using internal::Prefixed;
 
 struct Searcher::ProvenanceQuery {
@@ -228,14 +228,23 @@ absl::StatusOr<std::vector<SearchHit>> Searcher::ProvenanceRanking(
   candidates.reserve(found.size());
   for (SpaceHit& hit : found) {
     ItemRecord& item = hit.item;
-    // S recomputed from the stored embeddings: exact whatever the index type.
-    RETRACE_ASSIGN_OR_RETURN(std::vector<float> v,
-                             ImageSpaceVector(record, item.image_features, item.clip_image));
-    base.push_back(Dot(pq.image_space, v));
-    if (query.provenance.rerank && !pq.clip_probe.empty()) {
-      caption_scores.push_back(Dot(pq.clip_probe, item.caption_text));
+    // S recomputed from the stored embeddings: exact whatever the index type. They come from
+    // the indexes or the store (space_search.h, EmbeddedHitsFromIndexes: S and P are the same
+    // bits either way, P' may differ in its last bits); from the indexes with the image-space
+    // vector itself.
+    std::vector<float> built;
+    if (hit.image_space.empty()) {
+      RETRACE_ASSIGN_OR_RETURN(built,
+                               ImageSpaceVector(record, item.image_features, item.clip_image));
     }
-    if (!pq.caption_vector.empty()) image_scores.push_back(Dot(pq.caption_vector, item.clip_image));
+    base.push_back(
+        search::InnerProduct(pq.image_space, hit.image_space.empty() ? built : hit.image_space));
+    if (query.provenance.rerank && !pq.clip_probe.empty()) {
+      caption_scores.push_back(search::InnerProduct(pq.clip_probe, item.caption_text));
+    }
+    if (!pq.caption_vector.empty()) {
+      image_scores.push_back(search::InnerProduct(pq.caption_vector, item.clip_image));
+    }
     candidates.push_back(std::move(item));
   }
   search::RerankParams params{query.provenance.beta, query.provenance.w1, query.provenance.w2};

@@ -347,6 +347,34 @@ bool ShardedIndex::Contains(std::string_view id) const {
   return shards_[ShardOf(id, options_.shards)]->Contains(id);
 }
 
+absl::StatusOr<std::vector<bool>> ShardedIndex::ReadVectors(const std::vector<std::string>& ids,
+                                                            const std::vector<float*>& rows) const {
+  if (rows.size() != ids.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("rows: ", rows.size(), " for ", ids.size(), " ids"));
+  }
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (rows[i] == nullptr) return absl::InvalidArgumentError(absl::StrCat("rows[", i, "] is null"));
+  }
+  std::vector<std::vector<size_t>> by_shard(static_cast<size_t>(options_.shards));
+  for (size_t i = 0; i < ids.size(); ++i) by_shard[ShardOf(ids[i], options_.shards)].push_back(i);
+  std::vector<uint8_t> found(ids.size(), 0);
+  absl::ReaderMutexLock lock(&mu_);
+  // Every shard, not only those asked: the answer should not depend on which ids were asked.
+  for (const std::unique_ptr<Shard>& shard : shards_) {
+    if (!shard->exact_vectors()) {
+      return absl::UnimplementedError(absl::StrCat("index '", options_.factory,
+                                                   "' keeps no exact copy of its vectors"));
+    }
+  }
+  for (size_t s = 0; s < shards_.size(); ++s) {
+    if (by_shard[s].empty()) continue;
+    absl::Status status = shards_[s]->ReadVectors(ids, by_shard[s], rows, found);
+    if (!status.ok()) return WithShard(status, s);
+  }
+  return std::vector<bool>(found.begin(), found.end());
+}
+
 bool ShardedIndex::trained() const {
   absl::ReaderMutexLock lock(&mu_);
   for (const std::unique_ptr<Shard>& shard : shards_) {

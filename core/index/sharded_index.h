@@ -238,6 +238,20 @@ class ShardedIndex {
   // Contains reports whether `id` is present (added and not removed since).
   bool Contains(std::string_view id) const;
 
+  // ReadVectors copies the stored vector of each of `ids` to rows[i] (dim floats each, not
+  // owned) and returns, per id, whether the index holds it (the row of an absent id is left as
+  // it was). Rows are the caller's own memory, so a read allocates no buffer of its size: the
+  // caller reads straight into what it keeps. Exact: the very floats Add was given, read under
+  // the reader lock as Search is, so a concurrent Add or Remove is seen whole or not at all
+  // (per call). Cost: a hash look-up and a binary search per id, then a copy of its floats.
+  // UNIMPLEMENTED, with nothing read, when a shard cannot give its vectors back exactly: an
+  // index of compressed codes once trained (SQ, PQ: reconstruction is lossy), a trained IVF
+  // (no direct map from ids to list entries), anything else but Flat and HNSW over flat
+  // storage; callers read the vectors from the store then. INVALID_ARGUMENT when rows.size()
+  // != ids.size() or a row is null; INTERNAL when FAISS fails.
+  absl::StatusOr<std::vector<bool>> ReadVectors(const std::vector<std::string>& ids,
+                                                const std::vector<float*>& rows) const;
+
   // size is the number of live items.
   size_t size() const;
 

@@ -412,6 +412,48 @@ absl::Status Shard::CopyLiveVectors(const std::vector<size_t>& ordinals, float* 
   return absl::OkStatus();
 }
 
+bool Shard::exact_vectors() const {
+  const auto* id_map = dynamic_cast<const faiss::IndexIDMap*>(index_.get());
+  if (id_map == nullptr) return false;  // an IVF that keeps labels: no direct map
+  const faiss::Index* core = id_map->index;
+  if (const auto* hnsw = dynamic_cast<const faiss::IndexHNSW*>(core)) {
+    if (hnsw->reconstruct_from_neighbors != nullptr) return false;
+    core = hnsw->storage;
+  }
+  // IndexFlat keeps the floats as added (IndexFlatIP, and HNSW's flat storage); its siblings
+  // under IndexFlatCodes (SQ, PQ, ...) keep codes.
+  return dynamic_cast<const faiss::IndexFlat*>(core) != nullptr;
+}
+
+absl::Status Shard::ReadVectors(const std::vector<std::string>& ids,
+                                const std::vector<size_t>& rows, const std::vector<float*>& out,
+                                std::vector<uint8_t>& found) const {
+  const auto* id_map = static_cast<const faiss::IndexIDMap*>(index_.get());
+  const std::vector<Label>& labels = id_map->id_map;
+  try {
+    for (size_t r : rows) {
+      auto it = label_of_.find(ids[r]);
+      if (it == label_of_.end()) continue;
+      // Labels ascend with the positions: Upsert appends fresh (greater) labels, removals and
+      // rebuilds keep the order. Searched linearly should that ever not hold.
+      auto at = std::lower_bound(labels.begin(), labels.end(), it->second);
+      if (at == labels.end() || *at != it->second) {
+        at = std::find(labels.begin(), labels.end(), it->second);
+        if (at == labels.end()) {
+          return absl::InternalError(absl::StrCat("a live label of a '", factory_,
+                                                  "' shard is missing from its FAISS index"));
+        }
+      }
+      id_map->index->reconstruct(at - labels.begin(), out[r]);
+      found[r] = 1;
+    }
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("FAISS failed to read vectors back from a '", factory_,
+                                            "' shard: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Shard::Train(std::shared_ptr<const faiss::Index> prototype) {
   std::unique_ptr<faiss::Index> trained;
   bool can_remove = false;

@@ -135,6 +135,19 @@ class Shard {
   // REQUIRES: state() == kPending. INTERNAL when FAISS fails.
   absl::Status CopyLiveVectors(const std::vector<size_t>& ordinals, float* out) const;
 
+  // exact_vectors reports whether ReadVectors gives back the very floats Upsert was given: the
+  // FAISS index keeps them as they are (Flat, HNSW over flat storage, a pending shard's
+  // IndexFlatIP), under the shard's IndexIDMap. Compressed codes (SQ, PQ) reconstruct only
+  // approximately, and an IVF that keeps labels itself has no direct map to reconstruct by
+  // label: both say false.
+  bool exact_vectors() const;
+
+  // ReadVectors copies the stored vector of ids[r] to out[r] (dim floats) for each r in `rows`
+  // whose id is live here, and sets found[r] to 1; other rows are left as they were. REQUIRES:
+  // exact_vectors(); out and found cover every row. INTERNAL when FAISS fails.
+  absl::Status ReadVectors(const std::vector<std::string>& ids, const std::vector<size_t>& rows,
+                           const std::vector<float*>& out, std::vector<uint8_t>& found) const;
+
   // Train moves the live vectors into a copy of `prototype` (trained, empty), keeping their
   // labels, and makes the shard kTrained. Nothing changes on failure: INTERNAL when FAISS fails.
   // REQUIRES: state() == kPending; prototype is the factory's index, trained.
