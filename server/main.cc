@@ -367,7 +367,7 @@ int Run(ServerLoggers& logs) {
   };
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto models = LoadModelSet(config.models_dir());
+  auto models = LoadModelSet(config.models_dir(), config.model_runtimes());
   if (!models.ok()) {
     return fail_started(models.status(),
                         absl::StrCat("loading models from ", config.models_dir(),

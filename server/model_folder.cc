@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 #include <zlib.h>
@@ -104,6 +105,58 @@ absl::StatusOr<image::PreprocessSpec> ToPreprocess(const ImagePreprocessing& p,
   return spec;
 }
 
+// ToTorchRuntime checks `runtime` (ServerConfig.model_runtimes.<model>, named by `setting`) against
+// the model folder's manifest and settles the dtype the model runs at into `manifest`: the
+// setting's, else the manifest's. An int8-dynamic file holds quantized weights, so it runs only
+// as int8-dynamic, and only such a file can.
+absl::StatusOr<models::TorchRuntime> ToTorchRuntime(const v1::ModelRuntime& runtime,
+                                                    const std::string& setting,
+                                                    models::ModelManifest& manifest) {
+  models::TorchRuntime out;
+  if (!runtime.dtype().empty()) {
+    std::optional<models::ModelDType> dtype = models::ParseModelDType(runtime.dtype());
+    if (!dtype.has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(setting, ".dtype: '", runtime.dtype(),
+                                                     "' is not float32, bfloat16 or int8-dynamic"));
+    }
+    const bool file_is_int8 = manifest.dtype == models::ModelDType::kInt8Dynamic;
+    if ((*dtype == models::ModelDType::kInt8Dynamic) != file_is_int8) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          setting, ".dtype: '", runtime.dtype(), "' cannot run ", manifest.folder,
+          ", whose manifest dtype is ", models::ModelDTypeName(manifest.dtype),
+          "; int8-dynamic needs a folder exported with int8 linear layers "
+          "(tools/fixtures/make_models.py --dtype int8-dynamic), which runs only as that"));
+    }
+    manifest.dtype = *dtype;
+  }
+  if (manifest.kind == models::ModelKind::kCaptioner &&
+      manifest.dtype != models::ModelDType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        setting, ".dtype: the captioner runs float32 only (", manifest.folder, " would run ",
+        models::ModelDTypeName(manifest.dtype), ")"));
+  }
+  out.dtype = manifest.dtype;
+  if (!runtime.device().empty()) out.device = runtime.device();
+  if (absl::Status device = models::CheckTorchDevice(out.device); !device.ok()) {
+    return absl::Status(device.code(), absl::StrCat(setting, ".device: ", device.message()));
+  }
+  if (runtime.has_freeze()) out.freeze = runtime.freeze();
+  return out;
+}
+
+// LoadModule loads `<folder>/model.pt` as `runtime` says and fingerprints it into `manifest`.
+absl::StatusOr<std::unique_ptr<models::ModelModule>> LoadModule(const std::string& folder,
+                                                                const v1::ModelRuntime& runtime,
+                                                                const std::string& setting,
+                                                                models::ModelManifest& manifest) {
+  RETRACE_ASSIGN_OR_RETURN(models::TorchRuntime torch_runtime,
+                           ToTorchRuntime(runtime, setting, manifest));
+  const std::string model_file = (fs::path(folder) / "model.pt").string();
+  RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file, torch_runtime));
+  RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
+  return module;
+}
+
 }  // namespace
 
 absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
@@ -124,10 +177,15 @@ absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
                                       "; this folder must hold a ",
                                       v1::ModelManifest::Kind_Name(want)));
   }
-  if (!proto.dtype().empty() && proto.dtype() != "float32") {
-    return Invalid(file, absl::StrCat("dtype '", proto.dtype(), "' is not supported on CPU; use float32"));
-  }
   models::ModelManifest m;
+  if (!proto.dtype().empty()) {
+    std::optional<models::ModelDType> dtype = models::ParseModelDType(proto.dtype());
+    if (!dtype.has_value()) {
+      return Invalid(file, absl::StrCat("dtype '", proto.dtype(),
+                                        "' is not float32, bfloat16 or int8-dynamic"));
+    }
+    m.dtype = *dtype;
+  }
   m.kind = expected;
   m.folder = folder;
   m.name = proto.name().empty() ? fs::path(folder).filename().string() : proto.name();
@@ -166,19 +224,20 @@ absl::StatusOr<models::ModelManifest> ReadManifest(const std::string& folder,
   return m;
 }
 
-absl::StatusOr<std::unique_ptr<models::Captioner>> LoadCaptioner(const std::string& folder) {
+absl::StatusOr<std::unique_ptr<models::Captioner>> LoadCaptioner(const std::string& folder,
+                                                                 const v1::ModelRuntime& runtime) {
   RETRACE_ASSIGN_OR_RETURN(models::ModelManifest manifest,
                            ReadManifest(folder, models::ModelKind::kCaptioner));
   RETRACE_ASSIGN_OR_RETURN(text::ByteLevelBpe decoder,
                            text::ByteLevelBpe::Load(manifest.tokenizer.vocab_path,
                                                     manifest.tokenizer.merges_path));
-  const std::string model_file = (fs::path(folder) / "model.pt").string();
-  RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
-  RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
+  RETRACE_ASSIGN_OR_RETURN(auto module,
+                           LoadModule(folder, runtime, "model_runtimes.captioner", manifest));
   return models::Captioner::Create(std::move(manifest), std::move(module), std::move(decoder));
 }
 
-absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
+absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir,
+                                              const v1::ModelRuntimes& runtimes) {
   engine::ModelSet set;
   {
     const std::string folder = (fs::path(dir) / "clip").string();
@@ -186,21 +245,20 @@ absl::StatusOr<engine::ModelSet> LoadModelSet(const std::string& dir) {
                              ReadManifest(folder, models::ModelKind::kClip));
     RETRACE_ASSIGN_OR_RETURN(text::ClipTokenizer tokenizer,
                              text::ClipTokenizer::Load(manifest.tokenizer.vocab_path));
-    const std::string model_file = (fs::path(folder) / "model.pt").string();
-    RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
-    RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
+    RETRACE_ASSIGN_OR_RETURN(
+        auto module, LoadModule(folder, runtimes.clip(), "model_runtimes.clip", manifest));
     RETRACE_ASSIGN_OR_RETURN(set.clip, models::ClipModel::Create(std::move(manifest), std::move(module),
                                                                  std::move(tokenizer)));
   }
-  RETRACE_ASSIGN_OR_RETURN(set.captioner, LoadCaptioner((fs::path(dir) / "captioner").string()));
+  RETRACE_ASSIGN_OR_RETURN(set.captioner, LoadCaptioner((fs::path(dir) / "captioner").string(),
+                                                        runtimes.captioner()));
   const fs::path encoder_folder = fs::path(dir) / "image_encoder";
   if (fs::exists(encoder_folder)) {  // optional: without it the image space is CLIP's alone
     const std::string folder = encoder_folder.string();
     RETRACE_ASSIGN_OR_RETURN(models::ModelManifest manifest,
                              ReadManifest(folder, models::ModelKind::kImageEncoder));
-    const std::string model_file = (encoder_folder / "model.pt").string();
-    RETRACE_ASSIGN_OR_RETURN(auto module, models::LoadTorchScriptModule(model_file));
-    RETRACE_ASSIGN_OR_RETURN(manifest.fingerprint, Fingerprint(model_file));
+    RETRACE_ASSIGN_OR_RETURN(auto module, LoadModule(folder, runtimes.image_encoder(),
+                                                     "model_runtimes.image_encoder", manifest));
     RETRACE_ASSIGN_OR_RETURN(set.image_encoder,
                              models::ImageEncoder::Create(std::move(manifest), std::move(module)));
   }

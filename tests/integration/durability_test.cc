@@ -50,10 +50,13 @@ class DurabilityTest : public ::testing::Test {
   // StartServer runs the server on this test's data directory, snapshotting every
   // `snapshot_seconds` (default 1) so that recovery after a kill goes through snapshot + replay
   // as well as full rebuilds.
+  // `extra_config` is appended to the config file (text-format ServerConfig fields).
   std::unique_ptr<testing::ServerProcess> StartServer(const std::string& models = "oracle",
-                                                      int snapshot_seconds = 1) {
+                                                      int snapshot_seconds = 1,
+                                                      const std::string& extra_config = "") {
     const std::string config = data_dir_ + ".textproto";
-    std::ofstream(config) << "snapshot_interval_seconds: " << snapshot_seconds << "\n";
+    std::ofstream(config) << "snapshot_interval_seconds: " << snapshot_seconds << "\n"
+                          << extra_config;
     auto server = std::make_unique<testing::ServerProcess>(testing::ServerOptions{
         FixtureDir() + "/" + models, data_dir_, {"--config", config}});
     absl::Status started = server->Start();
@@ -284,6 +287,38 @@ TEST_F(DurabilityTest, ACollectionIsRefusedUnderOtherModels) {
   describe.set_name("durable");
   v1::Collection info;
   EXPECT_TRUE(stub->DescribeCollection(&describe_context, describe, &info).ok());
+}
+
+// A float32 collection refuses the same CLIP file run at bfloat16 (embeddings of two precisions
+// must not mix), and keeps working under float32, named or by default: the identities it stored
+// before dtypes existed are float32's.
+TEST_F(DurabilityTest, ACollectionIsRefusedUnderAnotherPrecisionOfItsModel) {
+  {
+    auto server = StartServer("oracle");
+    auto stub = server->NewStub();
+    CreateCollection(*stub, "durable");
+  }
+  auto search = [](v1::Retrace::Stub& stub) {
+    grpc::ClientContext context;
+    v1::SearchRequest query;
+    query.set_collection("durable");
+    query.set_text("a dog");
+    v1::SearchResponse response;
+    return stub.Search(&context, query, &response);
+  };
+  {
+    auto server = StartServer("oracle", 1, "model_runtimes { clip { dtype: \"bfloat16\" } }\n");
+    auto stub = server->NewStub();
+    grpc::Status status = search(*stub);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+    const std::string& message = status.error_message();
+    // Both identities: the stored float32 one ("...]' (dimension") and the bfloat16 one.
+    EXPECT_NE(message.find("]' (dimension"), std::string::npos) << message;
+    EXPECT_NE(message.find("] (bfloat16)' (dimension"), std::string::npos) << message;
+  }
+  auto server = StartServer("oracle", 1, "model_runtimes { clip { dtype: \"float32\" } }\n");
+  auto stub = server->NewStub();
+  EXPECT_TRUE(search(*stub).ok());
 }
 
 // IndexItems sends one request of `count` pool images with ids prefix0..prefixN.

@@ -16,6 +16,7 @@ rm -rf "$out.tmp"
 mkdir -p "$out.tmp"
 "$python" "$repo/tools/fixtures/make_models.py" --kind oracle --out "$out.tmp/oracle" --shared-data "$shared"
 "$python" "$repo/tools/fixtures/make_models.py" --kind demo --out "$out.tmp/demo" --shared-data "$shared"
+"$python" "$repo/tools/fixtures/make_models.py" --kind demo --dtype int8-dynamic --out "$out.tmp/demo-int8" --shared-data "$shared"
 "$python" "$repo/tools/fixtures/make_models.py" --kind rules --out "$out.tmp/rules" --shared-data "$shared"
 "$python" "$repo/tools/fixtures/make_models.py" --kind lm --out "$out.tmp/lm" --shared-data "$shared"
 "$python" "$repo/tools/fixtures/make_images.py" --out "$out.tmp/images" --per-class 3 --seed 7

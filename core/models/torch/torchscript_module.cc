@@ -2,26 +2,31 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#include <torch/cuda.h>
 #include <torch/script.h>
 
 #include <filesystem>
 #include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
 namespace retrace::models {
 namespace {
 
-at::Tensor ToTorch(Tensor& t) {
-  // from_blob borrows the data; `t` outlives the call that uses the result.
-  if (t.dtype == DType::kFloat32) {
-    return torch::from_blob(t.f32.data(), t.shape, torch::kFloat32);
-  }
-  return torch::from_blob(t.i64.data(), t.shape, torch::kInt64);
+// ToTorch views `t` as a tensor of the module's float type on its device. from_blob borrows the
+// data; `t` outlives the call that uses the result (a cast or a copy to the device owns its own).
+at::Tensor ToTorch(Tensor& t, at::ScalarType float_type, const c10::Device& device) {
+  at::Tensor view = t.dtype == DType::kFloat32
+                        ? torch::from_blob(t.f32.data(), t.shape, torch::kFloat32).to(float_type)
+                        : torch::from_blob(t.i64.data(), t.shape, torch::kInt64);
+  return view.to(device);
 }
 
 absl::StatusOr<Tensor> FromTorch(const at::Tensor& value, const std::string& where) {
-  at::Tensor out = value.contiguous();
+  at::Tensor out = value.to(torch::kCPU).contiguous();
   Tensor t;
   t.shape.assign(out.sizes().begin(), out.sizes().end());
   if (out.scalar_type() == torch::kInt64) {
@@ -42,8 +47,12 @@ absl::StatusOr<Tensor> FromTorch(const at::Tensor& value, const std::string& whe
 
 class TorchScriptModule final : public ModelModule {
  public:
-  TorchScriptModule(torch::jit::Module module, std::string source)
-      : module_(std::move(module)), source_(std::move(source)) {}
+  TorchScriptModule(torch::jit::Module module, std::string source, at::ScalarType float_type,
+                    c10::Device device)
+      : module_(std::move(module)),
+        source_(std::move(source)),
+        float_type_(float_type),
+        device_(device) {}
 
   absl::StatusOr<Tensor> Call(const std::string& method, std::vector<Tensor> inputs) const override {
     return Run(method, std::move(inputs), [&](const torch::jit::IValue& result,
@@ -109,7 +118,7 @@ class TorchScriptModule final : public ModelModule {
       torch::InferenceMode inference;
       std::vector<torch::jit::IValue> args;
       args.reserve(inputs.size());
-      for (Tensor& input : inputs) args.emplace_back(ToTorch(input));
+      for (Tensor& input : inputs) args.emplace_back(ToTorch(input, float_type_, device_));
       return convert((*found)(std::move(args)), where);
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat(where, " failed: ", e.what_without_backtrace()));
@@ -121,19 +130,71 @@ class TorchScriptModule final : public ModelModule {
   // find_method and calls are const in spirit; Module's API is not const-qualified.
   mutable torch::jit::Module module_;
   std::string source_;
+  at::ScalarType float_type_;  // what float inputs are cast to: the module's weights' type
+  c10::Device device_;
 };
+
+// ConvertFloats casts the module's floating parameters and buffers to `type`. Module::to(dtype)
+// would cast every tensor, integer buffers too (token-id tables would lose their ids).
+void ConvertFloats(torch::jit::Module& module, at::ScalarType type) {
+  for (at::Tensor t : module.parameters()) {
+    if (t.is_floating_point()) t.set_data(t.to(type));
+  }
+  for (at::Tensor t : module.buffers()) {
+    if (t.is_floating_point()) t.set_data(t.to(type));
+  }
+}
+
+// Freeze inlines the module's attributes as constants and runs LibTorch's inference passes,
+// keeping every method (torch::jit::freeze keeps only forward unless told otherwise).
+torch::jit::Module Freeze(torch::jit::Module module) {
+  std::vector<std::string> methods;
+  for (const torch::jit::Method& method : module.get_methods()) {
+    if (method.name() != "forward") methods.push_back(method.name());
+  }
+  torch::jit::Module frozen = torch::jit::freeze(module, methods);
+  return torch::jit::optimize_for_inference(frozen, methods);
+}
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<ModelModule>> LoadTorchScriptModule(const std::string& path) {
+absl::Status CheckTorchDevice(const std::string& device) {
+  if (device == "cpu") return absl::OkStatus();
+  int index = -1;
+  if (!absl::StartsWith(device, "cuda:") || !absl::SimpleAtoi(device.substr(5), &index) ||
+      index < 0 || !absl::ascii_isdigit(device.back())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", device, "' is not \"cpu\" or \"cuda:N\""));
+  }
+  if (!torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", device, "': this LibTorch has no usable CUDA (torch::cuda::is_available() is "
+        "false); use \"cpu\""));
+  }
+  const size_t count = torch::cuda::device_count();
+  if (static_cast<size_t>(index) >= count) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device '", device, "': this machine has ", count, " CUDA device(s)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ModelModule>> LoadTorchScriptModule(const std::string& path,
+                                                                   const TorchRuntime& runtime) {
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) {
     return absl::NotFoundError(absl::StrCat("model file not found: ", path));
   }
   try {
-    torch::jit::Module module = torch::jit::load(path, torch::kCPU);
+    const c10::Device device(runtime.device);
+    torch::jit::Module module = torch::jit::load(path, device);
     module.eval();
-    return std::unique_ptr<ModelModule>(new TorchScriptModule(std::move(module), path));
+    const at::ScalarType float_type =
+        runtime.dtype == ModelDType::kBFloat16 ? torch::kBFloat16 : torch::kFloat32;
+    if (float_type != torch::kFloat32) ConvertFloats(module, float_type);
+    if (runtime.freeze) module = Freeze(std::move(module));
+    return std::unique_ptr<ModelModule>(
+        new TorchScriptModule(std::move(module), path, float_type, device));
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat("cannot load TorchScript model ", path, ": ", e.what_without_backtrace()));
