@@ -16,6 +16,7 @@
 #include "core/filter/scope.h"
 #include "core/image/decode.h"
 #include "core/image/thumbnail.h"
+#include "core/search/inner_product.h"
 
 namespace retrace::engine {
 namespace {
@@ -133,7 +134,7 @@ void Ingest::FindNearDuplicates(const LiveCollection& collection, const NearDupl
       }
     }
     for (size_t k = 0; k < kept.size(); ++k) {
-      const float similarity = internal::Dot(*v, kept[k]);
+      const float similarity = search::InnerProduct(*v, kept[k]);
       if (similarity > best) {
         best = similarity;
         best_id = items[kept_owner[k]].id;

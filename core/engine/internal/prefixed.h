@@ -1,6 +1,6 @@
 // prefixed.h — small helpers the ingest and search paths share: a status with a location in
-// front of its message, a finiteness check of model outputs, and the dot product of two
-// embeddings (their cosine similarity, as both are L2-normalised).
+// front of its message, and a finiteness check of model outputs. (Inner products of embeddings:
+// core/search/inner_product.h.)
 //
 // Thread-safety: pure functions.
 //
@@ -10,7 +10,6 @@
 
 #include <cmath>
 #include <cstddef>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -27,13 +26,6 @@ inline bool AllFinite(const float* v, size_t n) {
     if (!std::isfinite(v[i])) return false;
   }
   return true;
-}
-
-// Dot: the inner product over the shorter of the two (accumulated in double).
-inline float Dot(const std::vector<float>& a, const std::vector<float>& b) {
-  double sum = 0;
-  for (size_t i = 0; i < a.size() && i < b.size(); ++i) sum += static_cast<double>(a[i]) * b[i];
-  return static_cast<float>(sum);
 }
 
 }  // namespace retrace::engine::internal
