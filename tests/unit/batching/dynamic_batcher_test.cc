@@ -480,8 +480,10 @@ TEST(DynamicBatcherTest, ConcurrentBatchesWithAnAdaptiveWaitGiveEveryCallerItsOw
       absl::MutexLock lock(&mu);
       ++running;
       if (running == 2) ++overlapped;
-      // The first overlap is awaited; afterwards a batch runs alone when no other does.
-      if (overlapped == 0) mu.Await(absl::Condition(+[](int* n) { return *n == 2; }, &running));
+      // The first batch waits until another overlaps it; afterwards a batch runs alone when no
+      // other does. It waits for the overlap to have happened, not for `running == 2` now: the
+      // other batch may end before this one re-takes the lock, and would leave it waiting.
+      if (overlapped == 0) mu.Await(absl::Condition(+[](int* n) { return *n > 0; }, &overlapped));
     }
     std::vector<int> out;
     for (int x : in) out.push_back(x * 7 - 1);
