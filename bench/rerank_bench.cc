@@ -138,6 +138,11 @@ class GetItemsTimer : public store::ItemStore {
                                    std::vector<store::StoredItem> items) override {
     return store_->PutItems(collection, std::move(items));
   }
+  absl::StatusOr<store::PutResult> PutItemsChecked(
+      const std::string& collection, std::vector<store::StoredItem> items,
+      const store::ReplaceCheck& may_replace) override {
+    return store_->PutItemsChecked(collection, std::move(items), may_replace);
+  }
   absl::StatusOr<std::vector<std::optional<store::ItemVersion>>> GetItemVersions(
       const std::string& collection, const std::vector<std::string>& ids) const override {
     return store_->GetItemVersions(collection, ids);

@@ -34,6 +34,23 @@ std::string ItemLabel(absl::string_view field, size_t i, absl::string_view id, b
 // Echo: an id as results echo it; one that is not valid UTF-8 is escaped (it must serialise).
 std::string Echo(const std::string& id) { return IsValidUtf8(id) ? id : absl::CHexEscape(id); }
 
+// PassesScope: whether a stored item is one the scoped caller may see and overwrite.
+bool PassesScope(const filter::Filter& scope, const store::StoredItem& stored) {
+  return filter::Evaluate(scope, {stored.attributes, stored.created_ms, stored.updated_ms});
+}
+
+// IdTaken: the error of an item whose id holds an item outside the caller's scope.
+// ALREADY_EXISTS, not PERMISSION_DENIED: the caller may write such an item, only not under this
+// id, which another tenant's item holds (ids are per collection). Answering OK without writing,
+// or NOT_FOUND, would lie about the write; the id's existence is the one thing a shared id space
+// cannot hide.
+absl::Status IdTaken(const std::vector<IndexItem>& items, size_t i) {
+  return absl::AlreadyExistsError(absl::StrCat(
+      ItemLabel("items", i, items[i].id, true),
+      ": id: taken in this collection by an item outside this token's filter; it is not "
+      "overwritten (ids are per collection: prefix them with your tenant's name)"));
+}
+
 }  // namespace
 
 Ingest::Ingest(Options options, Batchers* batchers, SpaceSearcher* spaces,
@@ -169,20 +186,11 @@ absl::StatusOr<std::vector<size_t>> Ingest::KeepOwnIds(const std::string& collec
   std::vector<size_t> own;
   for (size_t k = 0; k < candidates.size(); ++k) {
     const size_t i = candidates[k];
-    if (!stored[k].has_value() ||
-        filter::Evaluate(scope, {stored[k]->attributes, stored[k]->created_ms,
-                                 stored[k]->updated_ms})) {
+    if (!stored[k].has_value() || PassesScope(scope, *stored[k])) {
       own.push_back(i);
-      continue;
+    } else {
+      results[i].status = IdTaken(items, i);
     }
-    // ALREADY_EXISTS, not PERMISSION_DENIED: the caller may write such an item, only not under
-    // this id, which another tenant's item holds (ids are per collection). Answering OK without
-    // writing, or NOT_FOUND, would lie about the write; the id's existence is the one thing a
-    // shared id space cannot hide.
-    results[i].status = absl::AlreadyExistsError(absl::StrCat(
-        ItemLabel("items", i, items[i].id, true),
-        ": id: taken in this collection by an item outside this token's filter; it is not "
-        "overwritten (ids are per collection: prefix them with your tenant's name)"));
   }
   return own;
 }
@@ -345,16 +353,37 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
   }
   if (!batch.empty()) {
     ScopedStage timer(options_.stage_observer, Stage::kStore, static_cast<int>(batch.size()));
-    absl::StatusOr<int64_t> position = store_->PutItems(record.name, std::move(batch));
-    if (!position.ok()) {
+    // A scoped caller's ids were checked before inference (KeepOwnIds, so that a taken id costs
+    // no model time); the store checks again as it writes, since another tenant may have taken
+    // an id since.
+    absl::StatusOr<store::PutResult> put;
+    if (call.scope == nullptr) {
+      absl::StatusOr<int64_t> position = store_->PutItems(record.name, std::move(batch));
+      put = position.ok() ? absl::StatusOr<store::PutResult>(store::PutResult{*position, {}})
+                          : position.status();
+    } else {
+      put = store_->PutItemsChecked(record.name, std::move(batch),
+                                    [&scope = *call.scope](const store::StoredItem& stored) {
+                                      return PassesScope(scope, stored);
+                                    });
+    }
+    if (!put.ok()) {
       // Nothing of the batch is stored (one transaction): each item says why.
       for (size_t i : batch_owner) {
-        results[i].status = Prefixed(position.status(), ItemLabel("items", i, items[i].id, true));
+        results[i].status = Prefixed(put.status(), ItemLabel("items", i, items[i].id, true));
         results[i].caption.clear();
       }
       batch_owner.clear();
     } else {
-      written.position = std::max(written.position, *position);
+      for (size_t k : put->refused) {
+        const size_t i = batch_owner[k];
+        results[i].status = IdTaken(items, i);
+        results[i].caption.clear();
+      }
+      for (auto k = put->refused.rbegin(); k != put->refused.rend(); ++k) {
+        batch_owner.erase(batch_owner.begin() + static_cast<std::ptrdiff_t>(*k));
+      }
+      written.position = std::max(written.position, put->position);
     }
   }
   // Acknowledge once this replica has applied the commit (and the unchanged items' versions).

@@ -88,7 +88,8 @@ class Ingest {
 
   // KeepOwnIds returns the candidates whose id is absent or holds an item passing `scope`; each
   // other one's result becomes ALREADY_EXISTS (a scoped caller never overwrites an item it
-  // cannot see).
+  // cannot see). A first check, so a taken id costs no model time; the store's write checks
+  // again (ItemStore::PutItemsChecked), since another caller may take an id in between.
   absl::StatusOr<std::vector<size_t>> KeepOwnIds(const std::string& collection,
                                                  const filter::Filter& scope,
                                                  const std::vector<IndexItem>& items,

@@ -96,6 +96,15 @@ struct StoredItem {
   int64_t position = 0;
 };
 
+// ReplaceCheck: whether a stored item may be replaced by a new version (PutItemsChecked).
+using ReplaceCheck = std::function<bool(const StoredItem& stored)>;
+
+// PutResult: what PutItemsChecked wrote.
+struct PutResult {
+  int64_t position = 0;         // the batch's position (the last position if nothing was written)
+  std::vector<size_t> refused;  // indexes of the items not written, ascending
+};
+
 // ItemVersion: what GetItemVersions reads of a stored item.
 struct ItemVersion {
   uint64_t content_hash = 0;
@@ -189,6 +198,17 @@ class ItemStore {
   // nothing and returns the last position).
   virtual absl::StatusOr<int64_t> PutItems(const std::string& collection,
                                            std::vector<StoredItem> items) = 0;
+
+  // PutItemsChecked is PutItems where an item whose id already holds a stored item is written
+  // only if `may_replace` accepts that stored item (read without embeddings: id, caption,
+  // attributes, times). The check and the write are one transaction, so no other write comes
+  // between them (a tenant's id cannot be taken by another tenant after it was checked). The
+  // items it accepts are stored atomically at one position; the refused ones are listed by
+  // index and not written. When every item is refused nothing is written and the position is
+  // the last one. `may_replace` runs under the store's write lock: keep it a pure function.
+  virtual absl::StatusOr<PutResult> PutItemsChecked(const std::string& collection,
+                                                    std::vector<StoredItem> items,
+                                                    const ReplaceCheck& may_replace) = 0;
 
   // GetItems returns one entry per id, in order; nullopt for an id that is not stored.
   // NOT_FOUND if the collection is absent.

@@ -508,6 +508,19 @@ absl::StatusOr<StoreState> PostgresItemStore::ReadState() const {
 
 absl::StatusOr<int64_t> PostgresItemStore::PutItems(const std::string& collection,
                                                     std::vector<StoredItem> items) {
+  RETRACE_ASSIGN_OR_RETURN(PutResult put, Put(collection, std::move(items), nullptr));
+  return put.position;
+}
+
+absl::StatusOr<PutResult> PostgresItemStore::PutItemsChecked(const std::string& collection,
+                                                            std::vector<StoredItem> items,
+                                                            const ReplaceCheck& may_replace) {
+  return Put(collection, std::move(items), &may_replace);
+}
+
+absl::StatusOr<PutResult> PostgresItemStore::Put(const std::string& collection,
+                                                 std::vector<StoredItem> items,
+                                                 const ReplaceCheck* may_replace) {
   absl::flat_hash_set<absl::string_view> seen;
   for (const StoredItem& item : items) {
     if (!seen.insert(item.id).second) {
@@ -522,12 +535,44 @@ absl::StatusOr<int64_t> PostgresItemStore::PutItems(const std::string& collectio
     RETRACE_ASSIGN_OR_RETURN(
         Result r, conn->Exec("SELECT value FROM retrace_meta WHERE key = 'last_position'", {},
                              "read position"));
-    return r.Int64(0, 0);
+    return PutResult{r.Int64(0, 0), {}};
   }
   Transaction txn(&*conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin());
   RETRACE_ASSIGN_OR_RETURN(int64_t position, TakePosition(*conn));
   RETRACE_RETURN_IF_ERROR(TouchCollection(*conn, collection, position));
+  PutResult put;
+  if (may_replace != nullptr) {
+    // TakePosition's row lock orders every write: what this reads is every earlier commit, and
+    // no other write comes between the check and this transaction's commit.
+    std::vector<Param> params = {Param::Bytes(collection)};
+    for (const StoredItem& item : items) params.push_back(Param::Bytes(item.id));
+    RETRACE_ASSIGN_OR_RETURN(
+        Result r, conn->Exec(absl::StrCat("SELECT ", kItemTextColumns,
+                                          " FROM items WHERE collection = $1 AND id IN (",
+                                          Placeholders(2, items.size()), ")"),
+                             params, absl::StrCat("read items of ", Quote(collection),
+                                                  " before replacing them")));
+    absl::flat_hash_set<std::string> refused_ids;
+    for (int row = 0; row < r.rows(); ++row) {
+      RETRACE_ASSIGN_OR_RETURN(StoredItem stored, ReadItem(r, row, 0, false, collection));
+      if (!(*may_replace)(stored)) refused_ids.insert(stored.id);
+    }
+    std::vector<StoredItem> accepted;
+    for (size_t i = 0; i < items.size(); ++i) {
+      if (refused_ids.contains(items[i].id)) {
+        put.refused.push_back(i);
+      } else {
+        accepted.push_back(std::move(items[i]));
+      }
+    }
+    items = std::move(accepted);
+    // Nothing to write: the rollback gives the position back; the last one is the one before.
+    if (items.empty()) {
+      put.position = position - 1;
+      return put;
+    }
+  }
   // One multi-row statement per chunk: a batch is one round trip, not one per item.
   constexpr size_t kRowsPerStatement = 256;
   for (size_t begin = 0; begin < items.size(); begin += kRowsPerStatement) {
@@ -598,7 +643,8 @@ absl::StatusOr<int64_t> PostgresItemStore::PutItems(const std::string& collectio
   RETRACE_RETURN_IF_ERROR(Announce(*conn, position));
   RETRACE_RETURN_IF_ERROR(txn.Commit());
   Saw(position);
-  return position;
+  put.position = position;
+  return put;
 }
 
 absl::StatusOr<std::vector<std::optional<StoredItem>>> PostgresItemStore::GetItems(

@@ -74,6 +74,11 @@ class PostgresItemStore final : public ItemStore {
   absl::StatusOr<StoreState> ReadState() const override;
   absl::StatusOr<int64_t> PutItems(const std::string& collection,
                                    std::vector<StoredItem> items) override;
+  // PutItemsChecked: see ItemStore; the check reads the rows after taking the position, whose
+  // row lock orders every write.
+  absl::StatusOr<PutResult> PutItemsChecked(const std::string& collection,
+                                            std::vector<StoredItem> items,
+                                            const ReplaceCheck& may_replace) override;
   absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItems(
       const std::string& collection, const std::vector<std::string>& ids) const override;
   absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItemsWithoutEmbeddings(
@@ -110,6 +115,9 @@ class PostgresItemStore final : public ItemStore {
  private:
   class Pool;
   explicit PostgresItemStore(Options options, std::string target);
+  // Put: PutItems, and PutItemsChecked when `may_replace` is not null.
+  absl::StatusOr<PutResult> Put(const std::string& collection, std::vector<StoredItem> items,
+                                const ReplaceCheck* may_replace);
   absl::StatusOr<std::vector<std::optional<StoredItem>>> ReadItems(
       const std::string& collection, const std::vector<std::string>& ids, bool embeddings) const;
   // Saw records a position this process learned of (a commit, a notification, a poll).

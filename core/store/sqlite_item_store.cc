@@ -476,6 +476,19 @@ absl::StatusOr<StoreState> SqliteItemStore::ReadState() const {
 
 absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
                                                   std::vector<StoredItem> items) {
+  RETRACE_ASSIGN_OR_RETURN(PutResult put, Put(collection, std::move(items), nullptr));
+  return put.position;
+}
+
+absl::StatusOr<PutResult> SqliteItemStore::PutItemsChecked(const std::string& collection,
+                                                          std::vector<StoredItem> items,
+                                                          const ReplaceCheck& may_replace) {
+  return Put(collection, std::move(items), &may_replace);
+}
+
+absl::StatusOr<PutResult> SqliteItemStore::Put(const std::string& collection,
+                                               std::vector<StoredItem> items,
+                                               const ReplaceCheck* may_replace) {
   absl::flat_hash_set<absl::string_view> seen;
   seen.reserve(items.size());
   for (const StoredItem& item : items) {
@@ -491,7 +504,35 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
   Transaction txn(&conn);
   RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
   RETRACE_RETURN_IF_ERROR(CheckCollection(conn, collection));
-  if (items.empty()) return last_position_;
+  PutResult put{last_position_, {}};
+  if (may_replace != nullptr && !items.empty()) {
+    // Under write_mu_ and in the write transaction: no other write comes between check and put.
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement read, conn.Prepare(absl::StrCat("SELECT ", internal::kItemTextColumns,
+                                                  " FROM items WHERE collection = ?1 AND id = ?2")));
+    std::vector<StoredItem> accepted;
+    for (size_t i = 0; i < items.size(); ++i) {
+      read.BindBytes(1, collection);
+      read.BindBytes(2, items[i].id);
+      const int rc = read.Step();
+      bool refused = false;
+      if (rc == SQLITE_ROW) {
+        RETRACE_ASSIGN_OR_RETURN(StoredItem stored, internal::ReadItemText(read, 0, collection));
+        refused = !(*may_replace)(stored);
+      } else if (rc != SQLITE_DONE) {
+        return conn.Error(rc, absl::StrCat("read item ", Quote(items[i].id), " of ",
+                                           Quote(collection), " before replacing it"));
+      }
+      read.Reset();
+      if (refused) {
+        put.refused.push_back(i);
+      } else {
+        accepted.push_back(std::move(items[i]));
+      }
+    }
+    items = std::move(accepted);
+  }
+  if (items.empty()) return put;
 
   const int64_t position = last_position_ + 1;
   const int64_t now = NowMillis();
@@ -556,7 +597,8 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
   RETRACE_RETURN_IF_ERROR(Bump(conn, last_position_, &collection).status());
   RETRACE_RETURN_IF_ERROR(txn.Commit());
   last_position_ = position;
-  return position;
+  put.position = position;
+  return put;
 }
 
 absl::StatusOr<std::vector<std::optional<StoredItem>>> SqliteItemStore::GetItems(

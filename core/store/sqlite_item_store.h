@@ -83,6 +83,10 @@ class SqliteItemStore final : public ItemStore {
   // every write. Forgets the recorded deletion of every id it puts, in the same transaction.
   absl::StatusOr<int64_t> PutItems(const std::string& collection,
                                    std::vector<StoredItem> items) override;
+  // PutItemsChecked: see ItemStore; the check reads each id's row in the write transaction.
+  absl::StatusOr<PutResult> PutItemsChecked(const std::string& collection,
+                                            std::vector<StoredItem> items,
+                                            const ReplaceCheck& may_replace) override;
   // GetItems: see ItemStore. All ids are read from one snapshot.
   absl::StatusOr<std::vector<std::optional<StoredItem>>> GetItems(
       const std::string& collection, const std::vector<std::string>& ids) const override;
@@ -129,6 +133,9 @@ class SqliteItemStore final : public ItemStore {
   absl::Status ForgetReplica(const std::string& replica) override;
 
  private:
+  // Put: PutItems, and PutItemsChecked when `may_replace` is not null.
+  absl::StatusOr<PutResult> Put(const std::string& collection, std::vector<StoredItem> items,
+                                const ReplaceCheck* may_replace);
   absl::StatusOr<std::vector<std::optional<StoredItem>>> ReadItems(
       const std::string& collection, const std::vector<std::string>& ids, bool embeddings) const;
   SqliteItemStore(std::string db_path, int lock_fd, std::unique_ptr<internal::Connection> writer,

@@ -1,6 +1,7 @@
 // The ItemStore contract (core/store/item_store.h), run against both stores: SQLite (embedded)
-// and PostgreSQL (a real server this binary starts on loopback). Collections, items, positions,
-// the change feed a follower reads, compaction, replicas' records and WaitForChange. The
+// and PostgreSQL (a real server this binary starts on loopback; store_fixture.h). Collections,
+// positions, the change feed a follower reads, compaction, replicas' records, WaitForChange and
+// caption search; writing items is in item_store_writes_test.cc. The
 // central checks: a follower paging the feed from any cursor ends with the store's state, and
 // while writers run concurrently it never skips a change. Store-specific behaviour (SQLite's
 // lock and migrations, PostgreSQL's commit ordering with a transaction held open) is in
@@ -14,11 +15,9 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/store/caption_terms.h"
-#include "core/store/postgres_item_store.h"
-#include "core/store/sqlite_item_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/support/postgres_server.h"
+#include "tests/unit/store/store_fixture.h"
 #include "tests/unit/store/store_test_util.h"
 
 namespace retrace::store {
@@ -26,103 +25,9 @@ namespace {
 
 using ::retrace::store::testing::MakeItem;
 using ::retrace::store::testing::SameItem;
-using ::retrace::store::testing::ScratchDir;
 using ::retrace::store::testing::TestCollection;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-using State = std::map<std::string, StoredItem>;
-
-// The PostgreSQL server, shared by every test of this binary (each gets its own database) and
-// stopped when the binary exits.
-retrace::testing::PostgresServer* Postgres() {
-  static std::unique_ptr<retrace::testing::PostgresServer> server = [] {
-    auto started = retrace::testing::PostgresServer::Start();
-    EXPECT_TRUE(started.ok()) << started.status();
-    return started.ok() ? std::move(*started) : nullptr;
-  }();
-  return server.get();
-}
-
-// StoreFixture opens the store under test and can open it again on the same data (a restart).
-class StoreFixture : public ::testing::TestWithParam<std::string> {
- protected:
-  void SetUp() override {
-    if (GetParam() == "postgresql") {
-      ASSERT_NE(Postgres(), nullptr);
-      uri_ = Postgres()->NewDatabase("contract");
-      ASSERT_FALSE(uri_.empty());
-    }
-    store_ = Open();
-    ASSERT_NE(store_, nullptr);
-  }
-
-  std::unique_ptr<ItemStore> Open() {
-    if (GetParam() == "sqlite") {
-      auto store = SqliteItemStore::Open(dir_.path());
-      EXPECT_TRUE(store.ok()) << store.status();
-      return store.ok() ? std::move(*store) : nullptr;
-    }
-    PostgresItemStore::Options options;
-    options.conninfo = uri_;
-    options.poll_interval = absl::Milliseconds(100);
-    auto store = PostgresItemStore::Open(options);
-    EXPECT_TRUE(store.ok()) << store.status();
-    return store.ok() ? std::move(*store) : nullptr;
-  }
-  void Reopen() {
-    store_.reset();
-    store_ = Open();
-    ASSERT_NE(store_, nullptr);
-  }
-  int64_t Last() {
-    auto last = store_->LastPosition();
-    EXPECT_TRUE(last.ok()) << last.status();
-    return last.value_or(-1);
-  }
-  int64_t Created(const std::string& name) {
-    auto state = store_->ReadState();
-    EXPECT_TRUE(state.ok()) << state.status();
-    for (const CollectionRecord& c : state->collections) {
-      if (c.name == name) return c.created_position;
-    }
-    ADD_FAILURE() << "no collection " << name;
-    return -1;
-  }
-  State Dump(const std::string& collection) {
-    State state;
-    absl::Status s = store_->ForEachItem(collection, [&](const StoredItem& item) {
-      state.emplace(item.id, item);
-      return absl::OkStatus();
-    });
-    EXPECT_TRUE(s.ok()) << s;
-    return state;
-  }
-
-  ScratchDir dir_;
-  std::string uri_;
-  std::unique_ptr<ItemStore> store_;
-};
-
-// Follow pages the feed from `cursor` to the end (a page with more == false), applying each
-// change to `state`, and returns the last page's last_position (what a follower records as
-// applied) or the error.
-absl::StatusOr<int64_t> Follow(const ItemStore& store, const std::string& collection,
-                               int64_t created, ChangeCursor cursor, int limit, State* state) {
-  while (true) {
-    absl::StatusOr<ChangePage> page = store.ReadChanges(collection, created, cursor, limit);
-    if (!page.ok()) return page.status();
-    for (Change& change : page->changes) {
-      if (change.kind == Change::Kind::kPut) {
-        (*state)[change.id] = std::move(change.item);
-      } else {
-        state->erase(change.id);
-      }
-    }
-    cursor = page->next;
-    if (!page->more) return page->last_position;
-  }
-}
 
 ::testing::AssertionResult SameState(const State& expected, const State& actual) {
   for (const auto& [id, item] : expected) {
@@ -286,116 +191,6 @@ TEST_P(StoreFixture, PositionsAdvanceOncePerChangeAndSurviveARestart) {
   auto next = store_->PutItems("art", {MakeItem("after-reopen")});
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(*next, previous + 2);
-}
-
-TEST_P(StoreFixture, UpsertReplacesAndMovesTheItemsPosition) {
-  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
-  auto first = store_->PutItems("art", {MakeItem("x", 8, 1), MakeItem("y")});
-  ASSERT_TRUE(first.ok()) << first.status();
-  StoredItem replacement = MakeItem("x", 16, 2);
-  replacement.caption = "a new caption";
-  replacement.attributes = {{"only", "this"}};
-  auto second = store_->PutItems("art", {replacement});
-  ASSERT_TRUE(second.ok()) << second.status();
-  EXPECT_EQ(*store_->CountItems("art"), 2);
-  auto got = store_->GetItems("art", {"x", "y"});
-  ASSERT_TRUE(got.ok() && (*got)[0].has_value() && (*got)[1].has_value());
-  EXPECT_TRUE(SameItem(replacement, *(*got)[0]));
-  EXPECT_EQ((*got)[0]->position, *second);
-  EXPECT_EQ((*got)[1]->position, *first);
-}
-
-TEST_P(StoreFixture, ADuplicateIdInABatchIsRejectedAndNothingIsStored) {
-  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
-  StoredItem original = MakeItem("b", 8, 1);
-  ASSERT_TRUE(store_->PutItems("art", {original}).ok());
-  const int64_t last = Last();
-  const std::string dup("dup\0id", 6);
-  auto put = store_->PutItems("art", {MakeItem("a"), MakeItem(dup), MakeItem("b", 8, 2),
-                                      MakeItem(dup)});
-  EXPECT_EQ(put.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(put.status().message()), HasSubstr("'dup\\x00id'"));
-  EXPECT_EQ(Last(), last);
-  EXPECT_EQ(*store_->CountItems("art"), 1);
-  auto got = store_->GetItems("art", {"a", "b"});
-  ASSERT_TRUE(got.ok());
-  EXPECT_FALSE((*got)[0].has_value());
-  ASSERT_TRUE((*got)[1].has_value());
-  EXPECT_TRUE(SameItem(original, *(*got)[1]));
-}
-
-TEST_P(StoreFixture, DeleteReportsPresenceAndDropRemovesEverything) {
-  ASSERT_TRUE(store_->CreateCollection(TestCollection("art")).ok());
-  ASSERT_TRUE(store_->CreateCollection(TestCollection("other")).ok());
-  ASSERT_TRUE(store_->PutItems("art", {MakeItem("a"), MakeItem("b"), MakeItem("c")}).ok());
-  ASSERT_TRUE(store_->PutItems("other", {MakeItem("a")}).ok());
-  auto deleted = store_->DeleteItems("art", {"a", "zz", "a", "c"});
-  ASSERT_TRUE(deleted.ok()) << deleted.status();
-  EXPECT_EQ(deleted->present, (std::vector<bool>{true, false, false, true}));
-  EXPECT_EQ(*store_->CountItems("art"), 1);
-  EXPECT_EQ(*store_->CountItems("other"), 1);  // same id, other collection: untouched
-
-  ASSERT_TRUE(store_->DropCollection("art").ok());
-  auto created = store_->CreateCollection(TestCollection("art"));
-  ASSERT_TRUE(created.ok());
-  EXPECT_EQ(*store_->CountItems("art"), 0);
-  // Neither items nor deletions of the old collection show in the new one's feed.
-  State state;
-  auto applied = Follow(*store_, "art", *created, {*created - 1, std::nullopt}, 10, &state);
-  ASSERT_TRUE(applied.ok()) << applied.status();
-  EXPECT_TRUE(state.empty());
-  auto page = store_->ReadChanges("art", *created, {0, std::nullopt}, 10);
-  ASSERT_TRUE(page.ok());
-  EXPECT_TRUE(page->changes.empty());
-}
-
-TEST_P(StoreFixture, ThumbnailsAreWrittenWithTheirItemsAndGoWithThem) {
-  CollectionRecord art = TestCollection("art");
-  art.thumbnail_side = 128;
-  ASSERT_TRUE(store_->CreateCollection(art).ok());
-  ASSERT_TRUE(store_->CreateCollection(TestCollection("other")).ok());
-  auto state = store_->ReadState();
-  ASSERT_TRUE(state.ok());
-  EXPECT_EQ(state->collections[0].thumbnail_side, 128);
-  EXPECT_EQ(state->collections[1].thumbnail_side, 0);
-
-  StoredItem a = MakeItem("a");
-  a.thumbnail = std::string("\xff\xd8jpeg of a\0with a NUL", 23);
-  StoredItem b = MakeItem("b");
-  b.thumbnail = "jpeg of b";
-  ASSERT_TRUE(store_->PutItems("art", {a, b, MakeItem("c")}).ok());
-  ASSERT_TRUE(store_->PutItems("other", {a}).ok());
-  auto got = store_->GetThumbnails("art", {"a", "c", "zz", "b"});
-  ASSERT_TRUE(got.ok()) << got.status();
-  EXPECT_EQ((*got)[0], a.thumbnail);  // byte exact
-  EXPECT_EQ((*got)[1], std::nullopt);
-  EXPECT_EQ((*got)[2], std::nullopt);
-  EXPECT_EQ((*got)[3], "jpeg of b");
-  // Reads of the items never carry them (the feed and the index rebuilds do not need them).
-  auto items = store_->GetItems("art", {"a"});
-  ASSERT_TRUE(items.ok());
-  EXPECT_TRUE((*items)[0]->thumbnail.empty());
-
-  // A new version replaces the thumbnail, or removes it when it has none.
-  StoredItem a2 = MakeItem("a");
-  a2.caption = "a, again";
-  b.thumbnail = "jpeg of b, again";
-  ASSERT_TRUE(store_->PutItems("art", {a2, b}).ok());
-  got = store_->GetThumbnails("art", {"a", "b"});
-  ASSERT_TRUE(got.ok());
-  EXPECT_EQ((*got)[0], std::nullopt);
-  EXPECT_EQ((*got)[1], "jpeg of b, again");
-
-  // Deleting an item deletes its thumbnail; dropping the collection drops them all, and only
-  // its own.
-  ASSERT_TRUE(store_->DeleteItems("art", {"b"}).ok());
-  EXPECT_EQ((*store_->GetThumbnails("art", {"b"}))[0], std::nullopt);
-  ASSERT_TRUE(store_->PutItems("art", {a}).ok());
-  ASSERT_TRUE(store_->DropCollection("art").ok());
-  ASSERT_TRUE(store_->CreateCollection(art).ok());
-  EXPECT_EQ((*store_->GetThumbnails("art", {"a"}))[0], std::nullopt);
-  EXPECT_EQ((*store_->GetThumbnails("other", {"a"}))[0], a.thumbnail);
-  EXPECT_EQ(store_->GetThumbnails("nope", {"a"}).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_P(StoreFixture, EverythingSurvivesARestartAndForEachVisitsAllOnce) {
@@ -702,7 +497,9 @@ std::vector<std::string> FoundIds(const ItemStore& store, const std::string& col
   if (!found.ok()) return ids;
   for (size_t i = 0; i < found->size(); ++i) {
     EXPECT_GT((*found)[i].score, 0) << (*found)[i].id;
-    if (i > 0) EXPECT_LE((*found)[i].score, (*found)[i - 1].score) << "not best first";
+    if (i > 0) {
+      EXPECT_LE((*found)[i].score, (*found)[i - 1].score) << "not best first";
+    }
     ids.push_back((*found)[i].id);
   }
   return ids;
