@@ -41,6 +41,7 @@ namespace retrace::store {
 
 namespace internal::pg {
 class Connection;
+class Pool;
 }  // namespace internal::pg
 
 class PostgresItemStore final : public ItemStore {
@@ -113,7 +114,6 @@ class PostgresItemStore final : public ItemStore {
                                                            int limit) const override;
 
  private:
-  class Pool;
   explicit PostgresItemStore(Options options, std::string target);
   // Put: PutItems, and PutItemsChecked when `may_replace` is not null.
   absl::StatusOr<PutResult> Put(const std::string& collection, std::vector<StoredItem> items,
@@ -126,7 +126,7 @@ class PostgresItemStore final : public ItemStore {
 
   const Options options_;
   const std::string target_;  // user@host:port/db, for messages
-  std::unique_ptr<Pool> pool_;
+  std::unique_ptr<internal::pg::Pool> pool_;
 
   mutable absl::Mutex seen_mu_;
   mutable int64_t last_seen_ ABSL_GUARDED_BY(seen_mu_) = 0;

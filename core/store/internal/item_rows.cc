@@ -2,16 +2,11 @@
 
 #include <sqlite3.h>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/store/internal/record_codec.h"
 
 namespace retrace::store::internal {
-
-std::string Quote(absl::string_view bytes) {
-  return absl::StrCat("'", absl::CHexEscape(bytes), "'");
-}
 
 absl::StatusOr<StoredItem> ReadItem(Statement& stmt, int col, const std::string& collection) {
   StoredItem item;

@@ -1,7 +1,6 @@
 // item_rows.h — what SqliteItemStore's two source files (sqlite_item_store.cc and
 // sqlite_item_store_changes.cc) share: the item columns they read and how a row becomes a
-// StoredItem, the collection check every call starts with, and how caller bytes are quoted in
-// messages.
+// StoredItem, and the collection check every call starts with.
 //
 // Thread-safety: as the Connection passed in (none of its own).
 //
@@ -17,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "core/store/internal/record_codec.h"
 #include "core/store/internal/sqlite_connection.h"
 #include "core/store/item_store.h"
 
@@ -30,9 +30,6 @@ inline constexpr char kItemColumns[] =
 // kItemTextColumns: kItemColumns without the embeddings, in ReadItemText's order.
 inline constexpr char kItemTextColumns[] =
     "id, content_hash, seq, created_at, updated_at, caption, attributes";
-
-// Quote renders caller bytes for a message: C-escaped, in single quotes.
-std::string Quote(absl::string_view bytes);
 
 // ReadItem decodes the current row of `stmt`, whose columns from `col` on are kItemColumns.
 // DATA_LOSS naming the item and `collection` if a stored BLOB is malformed.

@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 
 namespace retrace::store::internal {
@@ -73,6 +74,10 @@ absl::Status DecodeFloats(absl::string_view blob, std::vector<float>* out) {
   out->resize(blob.size() / sizeof(float));
   if (!blob.empty()) std::memcpy(out->data(), blob.data(), blob.size());
   return absl::OkStatus();
+}
+
+std::string Quote(absl::string_view bytes) {
+  return absl::StrCat("'", absl::CHexEscape(bytes), "'");
 }
 
 }  // namespace retrace::store::internal

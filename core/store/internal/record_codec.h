@@ -42,6 +42,10 @@ inline absl::string_view FloatBytes(const std::vector<float>& values) {
 // DecodeFloats copies an embedding BLOB into *out. DATA_LOSS if its size is not a multiple of 4.
 absl::Status DecodeFloats(absl::string_view blob, std::vector<float>* out);
 
+// Quote renders caller bytes (ids, collection names) for a message: C-escaped, in single
+// quotes, so that any bytes print safely. Both stores' messages use it.
+std::string Quote(absl::string_view bytes);
+
 }  // namespace retrace::store::internal
 
 #endif  // RETRACE_CORE_STORE_INTERNAL_RECORD_CODEC_H_
