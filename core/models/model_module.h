@@ -28,8 +28,8 @@ namespace retrace::models {
 
 // ModelValue: a result a module keeps where it computed it — on its device, in its own element
 // type (bfloat16 stays bfloat16) — so that state carried from call to call, like a decoding
-// cache, does not go to the host and back each time. Opaque: only the module that made it can
-// read it (ToHost), reorder it (SelectRows) or take it as an input (CallTupleKeep).
+// cache, does not go to the host and back each time. Opaque: only a module of the kind that made
+// it can read it (ToHost), reorder it (SelectRows) or take it as an input (CallTupleKeep).
 //
 // Thread-safety: immutable once made; share it freely.
 class ModelValue {
