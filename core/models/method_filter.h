@@ -27,7 +27,7 @@ class MethodFilter final : public ModelModule {
   MethodFilter(std::unique_ptr<ModelModule> inner, std::vector<std::string> hidden)
       : inner_(std::move(inner)), hidden_(std::move(hidden)) {}
 
-  // Call and CallTuple: INVALID_ARGUMENT for a hidden method, as for an absent one.
+  // Call, CallTuple and CallTupleKeep: INVALID_ARGUMENT for a hidden method, as for an absent one.
   absl::StatusOr<Tensor> Call(const std::string& method, std::vector<Tensor> inputs) const override {
     if (!HasMethod(method)) return Absent(method);
     return inner_->Call(method, std::move(inputs));
@@ -36,6 +36,18 @@ class MethodFilter final : public ModelModule {
                                                 std::vector<Tensor> inputs) const override {
     if (!HasMethod(method)) return Absent(method);
     return inner_->CallTuple(method, std::move(inputs));
+  }
+  absl::StatusOr<std::vector<ModelValuePtr>> CallTupleKeep(
+      const std::string& method, std::vector<ModelInput> inputs) const override {
+    if (!HasMethod(method)) return Absent(method);
+    return inner_->CallTupleKeep(method, std::move(inputs));
+  }
+  absl::StatusOr<ModelValuePtr> SelectRows(const ModelValue& value,
+                                           const std::vector<size_t>& rows) const override {
+    return inner_->SelectRows(value, rows);
+  }
+  absl::StatusOr<Tensor> ToHost(const ModelValue& value) const override {
+    return inner_->ToHost(value);
   }
   bool HasMethod(std::string_view method) const override {
     return std::find(hidden_.begin(), hidden_.end(), method) == hidden_.end() &&

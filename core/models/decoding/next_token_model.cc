@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/common/status_macros.h"
 
 namespace retrace::models::decoding {
@@ -73,7 +74,8 @@ class RecomputeModel final : public NextTokenModel {
   std::vector<std::vector<int64_t>> sequences_;  // BOS, prompt, generated
 };
 
-// Cached: prefill once, then step with the cache, whose dim-0 rows follow the sequences.
+// Cached: prefill once, then step with the cache, whose dim-0 rows follow the sequences. The
+// cache stays a ModelValue on the module's device; only the logits come to the host.
 class CachedModel final : public NextTokenModel {
  public:
   CachedModel(const ModelModule& module, const CaptionerSpec& spec, Tensor prefix)
@@ -86,45 +88,47 @@ class CachedModel final : public NextTokenModel {
     flat.reserve(rows * length);
     for (int64_t r = 0; r < rows; ++r) flat.insert(flat.end(), start_tokens.begin(), start_tokens.end());
     RETRACE_ASSIGN_OR_RETURN(
-        std::vector<Tensor> out,
-        module_.CallTuple("prefill", {std::move(prefix_), Tensor::Int64({rows, length}, std::move(flat))}));
+        std::vector<ModelValuePtr> out,
+        module_.CallTupleKeep("prefill", {std::move(prefix_), Tensor::Int64({rows, length}, std::move(flat))}));
     return Take(std::move(out), static_cast<size_t>(rows), "prefill");
   }
 
   absl::StatusOr<Tensor> Advance(const std::vector<size_t>& parents,
                                  const std::vector<int64_t>& tokens) override {
-    if (!IsIdentity(parents, static_cast<size_t>(cache_.shape[0]))) {
-      cache_ = SelectRows(cache_, parents);
+    if (!IsIdentity(parents, static_cast<size_t>(cache_->shape()[0]))) {
+      RETRACE_ASSIGN_OR_RETURN(cache_, module_.SelectRows(*cache_, parents));
     }
     const int64_t rows = static_cast<int64_t>(tokens.size());
-    RETRACE_ASSIGN_OR_RETURN(std::vector<Tensor> out,
-                             module_.CallTuple("step", {std::move(cache_), Tensor::Int64({rows, 1}, tokens)}));
+    RETRACE_ASSIGN_OR_RETURN(
+        std::vector<ModelValuePtr> out,
+        module_.CallTupleKeep("step", {std::move(cache_), Tensor::Int64({rows, 1}, tokens)}));
     return Take(std::move(out), tokens.size(), "step");
   }
 
  private:
   // Take checks a (logits, cache) result, keeps the cache and returns the logits.
-  absl::StatusOr<Tensor> Take(std::vector<Tensor> out, size_t rows, const char* method) {
+  absl::StatusOr<Tensor> Take(std::vector<ModelValuePtr> out, size_t rows, const char* method) {
     if (out.size() != 2) {
       return absl::InternalError(absl::StrCat(module_.Source(), ": ", method, "() returned ",
                                               out.size(), " tensors; expected (logits, cache)"));
     }
-    RETRACE_RETURN_IF_ERROR(CheckLogits(out[0], rows, spec_, module_, method));
-    const Tensor& cache = out[1];
-    if (cache.dtype != DType::kFloat32 || cache.shape.empty() ||
-        cache.shape[0] != static_cast<int64_t>(rows)) {
-      return absl::InternalError(absl::StrCat(module_.Source(), ": ", method, "() returned cache ",
-                                              cache.ShapeString(), "; expected float with ", rows,
-                                              " rows in dim 0"));
+    RETRACE_ASSIGN_OR_RETURN(Tensor logits, module_.ToHost(*out[0]));
+    RETRACE_RETURN_IF_ERROR(CheckLogits(logits, rows, spec_, module_, method));
+    const ModelValue& cache = *out[1];
+    if (!cache.is_floating_point() || cache.shape().empty() ||
+        cache.shape()[0] != static_cast<int64_t>(rows)) {
+      return absl::InternalError(absl::StrCat(
+          module_.Source(), ": ", method, "() returned cache [", absl::StrJoin(cache.shape(), ", "),
+          "] of ", cache.type_name(), "; expected float with ", rows, " rows in dim 0"));
     }
     cache_ = std::move(out[1]);
-    return std::move(out[0]);
+    return logits;
   }
 
   const ModelModule& module_;
   const CaptionerSpec& spec_;
-  Tensor prefix_;  // consumed by Start
-  Tensor cache_;   // one row per sequence
+  Tensor prefix_;        // consumed by Start
+  ModelValuePtr cache_;  // one row per sequence, on the module's device
 };
 
 }  // namespace

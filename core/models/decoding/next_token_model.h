@@ -9,11 +9,13 @@
 // Two implementations over a captioner ModelModule (the contract in model_manifest.proto):
 //   - recompute: `logits(prefix, tokens)` on the whole sequence every step;
 //   - cached: `prefill(prefix, tokens) -> (logits, cache)` once, then
-//     `step(cache, token) -> (logits, cache)`. The cache is one float32 tensor with the batch in
-//     dim 0 and is otherwise opaque: Advance() selects its dim-0 rows by `parents`.
+//     `step(cache, token) -> (logits, cache)`. The cache is one float tensor with the batch in
+//     dim 0 and is otherwise opaque: it stays a ModelValue on the module's device (CallTupleKeep)
+//     and Advance() selects its dim-0 rows by `parents` there (ModelModule::SelectRows); only
+//     the logits come to the host.
 // MakeNextTokenModel picks the cached one when the model has both prefill and step. Both give the
 // same logits up to floating-point rounding. The cache makes a step cost O(length) model work
-// instead of O(length^2), at the price of copying the cache through C++ when rows change.
+// instead of O(length^2).
 //
 // Thread-safety: an instance serves one decoding loop (not thread-safe); the module is shared.
 //

@@ -6,7 +6,9 @@
 #include <torch/script.h>
 
 #include <filesystem>
+#include <memory>
 #include <utility>
+#include <variant>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -45,6 +47,53 @@ absl::StatusOr<Tensor> FromTorch(const at::Tensor& value, const std::string& whe
   return t;
 }
 
+// TorchValue: a ModelValue that is a LibTorch tensor on the module's device, in its own type.
+class TorchValue final : public ModelValue {
+ public:
+  explicit TorchValue(at::Tensor tensor)
+      : tensor_(std::move(tensor)), shape_(tensor_.sizes().begin(), tensor_.sizes().end()) {}
+
+  const std::vector<int64_t>& shape() const override { return shape_; }
+  bool is_floating_point() const override { return tensor_.is_floating_point(); }
+  std::string type_name() const override { return c10::toString(tensor_.scalar_type()); }
+  std::string device() const override { return tensor_.device().str(); }
+  const at::Tensor& tensor() const { return tensor_; }
+
+ private:
+  at::Tensor tensor_;
+  std::vector<int64_t> shape_;
+};
+
+// AsTorch is `value` as this file's TorchValue; INVALID_ARGUMENT for another module kind's value.
+absl::StatusOr<const TorchValue*> AsTorch(const ModelValue& value, const std::string& source) {
+  const auto* torch_value = dynamic_cast<const TorchValue*>(&value);
+  if (torch_value == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": a value kept by another kind of model module cannot be used here"));
+  }
+  return torch_value;
+}
+
+// TupleTensors lists the tensors of a method's result: one tensor, or a tuple of tensors.
+absl::StatusOr<std::vector<at::Tensor>> TupleTensors(const torch::jit::IValue& result,
+                                                     const std::string& where) {
+  if (result.isTensor()) return std::vector<at::Tensor>{result.toTensor()};
+  if (!result.isTuple()) {
+    return absl::InternalError(
+        absl::StrCat(where, " returned ", result.tagKind(), "; expected a tuple of tensors"));
+  }
+  std::vector<at::Tensor> out;
+  const auto& elements = result.toTupleRef().elements();
+  for (size_t i = 0; i < elements.size(); ++i) {
+    if (!elements[i].isTensor()) {
+      return absl::InternalError(absl::StrCat(where, " returned a tuple whose element ", i, " is ",
+                                              elements[i].tagKind(), "; expected tensors"));
+    }
+    out.push_back(elements[i].toTensor());
+  }
+  return out;
+}
+
 class TorchScriptModule final : public ModelModule {
  public:
   TorchScriptModule(torch::jit::Module module, std::string source, at::ScalarType float_type,
@@ -55,45 +104,70 @@ class TorchScriptModule final : public ModelModule {
         device_(device) {}
 
   absl::StatusOr<Tensor> Call(const std::string& method, std::vector<Tensor> inputs) const override {
-    return Run(method, std::move(inputs), [&](const torch::jit::IValue& result,
-                                              const std::string& where) -> absl::StatusOr<Tensor> {
-      if (!result.isTensor()) {
-        return absl::InternalError(absl::StrCat(where, " returned ", result.tagKind(),
-                                                "; expected one tensor"));
-      }
-      return FromTorch(result.toTensor(), where);
-    });
+    return Run(method, AsInputs(std::move(inputs)),
+               [&](const torch::jit::IValue& result,
+                   const std::string& where) -> absl::StatusOr<Tensor> {
+                 if (!result.isTensor()) {
+                   return absl::InternalError(absl::StrCat(where, " returned ", result.tagKind(),
+                                                           "; expected one tensor"));
+                 }
+                 return FromTorch(result.toTensor(), where);
+               });
   }
 
   absl::StatusOr<std::vector<Tensor>> CallTuple(const std::string& method,
                                                 std::vector<Tensor> inputs) const override {
-    return Run(method, std::move(inputs),
+    return Run(method, AsInputs(std::move(inputs)),
                [&](const torch::jit::IValue& result,
                    const std::string& where) -> absl::StatusOr<std::vector<Tensor>> {
+                 absl::StatusOr<std::vector<at::Tensor>> tensors = TupleTensors(result, where);
+                 if (!tensors.ok()) return tensors.status();
                  std::vector<Tensor> out;
-                 if (result.isTensor()) {
-                   absl::StatusOr<Tensor> t = FromTorch(result.toTensor(), where);
-                   if (!t.ok()) return t.status();
-                   out.push_back(std::move(*t));
-                   return out;
-                 }
-                 if (!result.isTuple()) {
-                   return absl::InternalError(absl::StrCat(where, " returned ", result.tagKind(),
-                                                           "; expected a tuple of tensors"));
-                 }
-                 const auto& elements = result.toTupleRef().elements();
-                 for (size_t i = 0; i < elements.size(); ++i) {
-                   if (!elements[i].isTensor()) {
-                     return absl::InternalError(absl::StrCat(where, " returned a tuple whose element ",
-                                                             i, " is ", elements[i].tagKind(),
-                                                             "; expected tensors"));
-                   }
-                   absl::StatusOr<Tensor> t = FromTorch(elements[i].toTensor(), where);
+                 for (const at::Tensor& tensor : *tensors) {
+                   absl::StatusOr<Tensor> t = FromTorch(tensor, where);
                    if (!t.ok()) return t.status();
                    out.push_back(std::move(*t));
                  }
                  return out;
                });
+  }
+
+  absl::StatusOr<std::vector<ModelValuePtr>> CallTupleKeep(
+      const std::string& method, std::vector<ModelInput> inputs) const override {
+    return Run(method, std::move(inputs),
+               [&](const torch::jit::IValue& result,
+                   const std::string& where) -> absl::StatusOr<std::vector<ModelValuePtr>> {
+                 absl::StatusOr<std::vector<at::Tensor>> tensors = TupleTensors(result, where);
+                 if (!tensors.ok()) return tensors.status();
+                 std::vector<ModelValuePtr> out;
+                 for (at::Tensor& tensor : *tensors) {
+                   out.push_back(std::make_shared<TorchValue>(std::move(tensor)));
+                 }
+                 return out;
+               });
+  }
+
+  absl::StatusOr<ModelValuePtr> SelectRows(const ModelValue& value,
+                                           const std::vector<size_t>& rows) const override {
+    absl::StatusOr<const TorchValue*> from = AsTorch(value, source_);
+    if (!from.ok()) return from.status();
+    const at::Tensor& tensor = (*from)->tensor();
+    try {
+      torch::InferenceMode inference;
+      std::vector<int64_t> ids(rows.begin(), rows.end());
+      // The ids are the only host-to-device copy: index_select runs where the value lives.
+      at::Tensor index = torch::tensor(ids, torch::kInt64).to(tensor.device());
+      return ModelValuePtr(std::make_shared<TorchValue>(tensor.index_select(0, index)));
+    } catch (const c10::Error& e) {
+      return absl::InternalError(
+          absl::StrCat(source_, ": selecting rows failed: ", e.what_without_backtrace()));
+    }
+  }
+
+  absl::StatusOr<Tensor> ToHost(const ModelValue& value) const override {
+    absl::StatusOr<const TorchValue*> from = AsTorch(value, source_);
+    if (!from.ok()) return from.status();
+    return FromTorch((*from)->tensor(), source_);
   }
 
   bool HasMethod(std::string_view method) const override {
@@ -103,11 +177,19 @@ class TorchScriptModule final : public ModelModule {
   const std::string& Source() const override { return source_; }
 
  private:
+  static std::vector<ModelInput> AsInputs(std::vector<Tensor> tensors) {
+    std::vector<ModelInput> inputs;
+    inputs.reserve(tensors.size());
+    for (Tensor& t : tensors) inputs.emplace_back(std::move(t));
+    return inputs;
+  }
+
   // Run calls `method` under InferenceMode and hands its result to `convert`, which must copy
-  // what it keeps: the inputs' from_blob views die with `inputs`. LibTorch exceptions become
-  // INTERNAL naming the model file and the method.
+  // what it keeps: the inputs' from_blob views die with `inputs`. A host Tensor input is copied
+  // to the module's device (cast to its float type); a kept value is passed as it is. LibTorch
+  // exceptions become INTERNAL naming the model file and the method.
   template <typename Convert>
-  auto Run(const std::string& method, std::vector<Tensor> inputs, Convert convert) const
+  auto Run(const std::string& method, std::vector<ModelInput> inputs, Convert convert) const
       -> decltype(convert(torch::jit::IValue(), std::string())) {
     const std::string where = absl::StrCat(source_, ": ", method, "()");
     auto found = module_.find_method(method);
@@ -118,7 +200,17 @@ class TorchScriptModule final : public ModelModule {
       torch::InferenceMode inference;
       std::vector<torch::jit::IValue> args;
       args.reserve(inputs.size());
-      for (Tensor& input : inputs) args.emplace_back(ToTorch(input, float_type_, device_));
+      for (ModelInput& input : inputs) {
+        if (auto* tensor = std::get_if<Tensor>(&input)) {
+          args.emplace_back(ToTorch(*tensor, float_type_, device_));
+          continue;
+        }
+        const ModelValuePtr& value = std::get<ModelValuePtr>(input);
+        if (value == nullptr) return absl::InvalidArgumentError(absl::StrCat(where, ": a null value"));
+        absl::StatusOr<const TorchValue*> kept = AsTorch(*value, where);
+        if (!kept.ok()) return kept.status();
+        args.emplace_back((*kept)->tensor());
+      }
       return convert((*found)(std::move(args)), where);
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat(where, " failed: ", e.what_without_backtrace()));

@@ -5,6 +5,8 @@
 // Calls run under torch::InferenceMode. The module is shared by all calls. Inputs cross the
 // interface as float32/int64 and outputs come back as float32/int64 on the CPU, whatever the
 // runtime: a bfloat16 module gets its float inputs cast to bfloat16 and its outputs cast back.
+// CallTupleKeep's values are the exception: they stay on the module's device in its type (a
+// decoding cache never leaves a GPU), and SelectRows reorders them there with index_select.
 //
 // Thread-safety: Call() is safe from many threads at once (TorchScript inference is re-entrant);
 // ConfigureTorchThreads sets process-wide state and belongs in main().

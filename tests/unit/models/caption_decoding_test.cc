@@ -4,12 +4,15 @@
 // follow from the fixture's logits (tools/fixtures/README.md, "Decoding fixtures").
 #include <cmath>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "core/image/decode.h"
+#include "core/models/decoding/next_token_model.h"
 #include "core/models/method_filter.h"
 #include "core/models/torch/torchscript_module.h"
 #include "core/text/byte_level_bpe.h"
@@ -25,9 +28,12 @@ using models::CaptionOptions;
 using models::Captioner;
 using testing::FixtureDir;
 
-// LoadHiding loads a captioner folder with some of its methods hidden.
-absl::StatusOr<std::unique_ptr<Captioner>> LoadHiding(const std::string& folder,
-                                                      std::vector<std::string> hidden) {
+using WrapModule =
+    std::function<std::unique_ptr<models::ModelModule>(std::unique_ptr<models::ModelModule>)>;
+
+// LoadWrapped loads a captioner folder with its module wrapped by `wrap`.
+absl::StatusOr<std::unique_ptr<Captioner>> LoadWrapped(const std::string& folder,
+                                                       const WrapModule& wrap) {
   auto manifest = server::ReadManifest(folder, models::ModelKind::kCaptioner);
   if (!manifest.ok()) return manifest.status();
   auto bpe = text::ByteLevelBpe::Load(manifest->tokenizer.vocab_path,
@@ -35,9 +41,79 @@ absl::StatusOr<std::unique_ptr<Captioner>> LoadHiding(const std::string& folder,
   if (!bpe.ok()) return bpe.status();
   auto module = models::LoadTorchScriptModule(folder + "/model.pt");
   if (!module.ok()) return module.status();
-  return Captioner::Create(*std::move(manifest),
-                           std::make_unique<models::MethodFilter>(*std::move(module), std::move(hidden)),
-                           *std::move(bpe));
+  return Captioner::Create(*std::move(manifest), wrap(*std::move(module)), *std::move(bpe));
+}
+
+// LoadHiding loads a captioner folder with some of its methods hidden.
+absl::StatusOr<std::unique_ptr<Captioner>> LoadHiding(const std::string& folder,
+                                                      std::vector<std::string> hidden) {
+  return LoadWrapped(folder, [&](std::unique_ptr<models::ModelModule> module) {
+    return std::make_unique<models::MethodFilter>(std::move(module), std::move(hidden));
+  });
+}
+
+// KeepSpy wraps a real module and records what decoding asks of it: calls through the host path
+// (CallTuple), kept calls per method, rows selected on the module's side, the values kept, and the
+// shape of every value copied to the host. One decoding thread at a time.
+class KeepSpy final : public models::ModelModule {
+ public:
+  struct Record {
+    int host_tuple_calls = 0;
+    std::map<std::string, int> kept_calls;
+    int selects = 0;
+    std::vector<models::ModelValuePtr> kept;
+    std::vector<std::vector<int64_t>> to_host_shapes;
+  };
+
+  KeepSpy(std::unique_ptr<models::ModelModule> inner, std::shared_ptr<Record> record)
+      : inner_(std::move(inner)), record_(std::move(record)) {}
+
+  absl::StatusOr<models::Tensor> Call(const std::string& method,
+                                      std::vector<models::Tensor> inputs) const override {
+    return inner_->Call(method, std::move(inputs));
+  }
+  absl::StatusOr<std::vector<models::Tensor>> CallTuple(
+      const std::string& method, std::vector<models::Tensor> inputs) const override {
+    ++record_->host_tuple_calls;
+    return inner_->CallTuple(method, std::move(inputs));
+  }
+  absl::StatusOr<std::vector<models::ModelValuePtr>> CallTupleKeep(
+      const std::string& method, std::vector<models::ModelInput> inputs) const override {
+    ++record_->kept_calls[method];
+    auto out = inner_->CallTupleKeep(method, std::move(inputs));
+    if (out.ok()) record_->kept.insert(record_->kept.end(), out->begin(), out->end());
+    return out;
+  }
+  absl::StatusOr<models::ModelValuePtr> SelectRows(const models::ModelValue& value,
+                                                   const std::vector<size_t>& rows) const override {
+    ++record_->selects;
+    return inner_->SelectRows(value, rows);
+  }
+  absl::StatusOr<models::Tensor> ToHost(const models::ModelValue& value) const override {
+    record_->to_host_shapes.push_back(value.shape());
+    return inner_->ToHost(value);
+  }
+  bool HasMethod(std::string_view method) const override { return inner_->HasMethod(method); }
+  const std::string& Source() const override { return inner_->Source(); }
+
+ private:
+  std::unique_ptr<models::ModelModule> inner_;
+  std::shared_ptr<Record> record_;
+};
+
+// LoadSpied loads a captioner folder whose module reports to `record`.
+absl::StatusOr<std::unique_ptr<Captioner>> LoadSpied(const std::string& folder,
+                                                     std::shared_ptr<KeepSpy::Record> record) {
+  return LoadWrapped(folder, [&](std::unique_ptr<models::ModelModule> module) {
+    return std::make_unique<KeepSpy>(std::move(module), record);
+  });
+}
+
+// VocabSize is the captioner folder's V (its manifest's vocab_size).
+int VocabSize(const std::string& folder) {
+  auto manifest = server::ReadManifest(folder, models::ModelKind::kCaptioner);
+  EXPECT_TRUE(manifest.ok()) << manifest.status();
+  return manifest.ok() ? manifest->captioner.vocab_size : -1;
 }
 
 class CaptionDecodingTest : public ::testing::Test {
@@ -223,6 +299,71 @@ TEST_F(CaptionDecodingTest, TransformerKvCacheMatchesRecompute) {
     EXPECT_EQ(*a, *b) << "beams " << options.num_beams;
     if (options.min_new_tokens > 0) EXPECT_FALSE((*a)[0].empty());
   }
+}
+
+// The decoding cache stays a module-side value: prefill and step go through CallTupleKeep, beams
+// reorder it with the module's SelectRows, and only logits [rows, V] are ever copied to the host.
+// The captions are the ones the plain cached captioner and the expected strings give.
+TEST_F(CaptionDecodingTest, TheCacheStaysInTheModuleAndOnlyLogitsComeToTheHost) {
+  const std::string folder = FixtureDir() + "/rules/captioner";
+  const int vocab = VocabSize(folder);
+  for (const CaptionOptions& options : {CaptionOptions{}, Beams(3)}) {
+    auto record = std::make_shared<KeepSpy::Record>();
+    auto spied = LoadSpied(folder, record);
+    ASSERT_TRUE(spied.ok()) << spied.status();
+    auto captions = (*spied)->Caption(All(), options);
+    ASSERT_TRUE(captions.ok()) << captions.status();
+    auto plain = cached_->Caption(All(), options);
+    ASSERT_TRUE(plain.ok()) << plain.status();
+    EXPECT_EQ(*captions, *plain) << "beams " << options.num_beams;
+    EXPECT_EQ((*captions)[1], options.num_beams == 1 ? "headphones" : "a cat");  // see above
+
+    EXPECT_EQ(record->host_tuple_calls, 0);
+    EXPECT_EQ(record->kept_calls["prefill"], 1);
+    EXPECT_GT(record->kept_calls["step"], 1);
+    if (options.num_beams > 1) {
+      EXPECT_GT(record->selects, 0);  // beams fork and reorder rows
+    }
+    ASSERT_FALSE(record->to_host_shapes.empty());
+    for (const std::vector<int64_t>& shape : record->to_host_shapes) {
+      ASSERT_EQ(shape.size(), 2u) << "a value that is not logits came to the host";
+      EXPECT_EQ(shape[1], vocab);
+    }
+    for (const models::ModelValuePtr& value : record->kept) {
+      EXPECT_EQ(value->device(), "cpu");
+      EXPECT_EQ(value->type_name(), "Float");
+    }
+  }
+}
+
+// SelectRows on the module's side gives the rows the host copy has, in the asked order.
+TEST_F(CaptionDecodingTest, ModuleSideSelectRowsMatchesTheHostRows) {
+  auto module = models::LoadTorchScriptModule(FixtureDir() + "/lm/captioner/model.pt");
+  ASSERT_TRUE(module.ok()) << module.status();
+  auto manifest = server::ReadManifest(FixtureDir() + "/lm/captioner", models::ModelKind::kCaptioner);
+  ASSERT_TRUE(manifest.ok()) << manifest.status();
+  const models::CaptionerSpec& spec = manifest->captioner;
+  const int64_t rows = 3;
+  std::vector<float> prefix(rows * spec.prefix_length * spec.prefix_dim);
+  for (size_t i = 0; i < prefix.size(); ++i) prefix[i] = std::sin(0.37f * static_cast<float>(i));
+  auto out = (*module)->CallTupleKeep(
+      "prefill", {models::Tensor::Float({rows, spec.prefix_length, spec.prefix_dim}, prefix),
+                  models::Tensor::Int64({rows, 1}, std::vector<int64_t>(rows, spec.bos_token_id))});
+  ASSERT_TRUE(out.ok()) << out.status();
+  ASSERT_EQ(out->size(), 2u);
+  const models::ModelValue& cache = *(*out)[1];
+  auto host = (*module)->ToHost(cache);
+  ASSERT_TRUE(host.ok()) << host.status();
+  const std::vector<size_t> order = {2, 0, 2, 1};
+  auto selected = (*module)->SelectRows(cache, order);
+  ASSERT_TRUE(selected.ok()) << selected.status();
+  EXPECT_EQ((*selected)->shape()[0], 4);
+  auto selected_host = (*module)->ToHost(**selected);
+  ASSERT_TRUE(selected_host.ok()) << selected_host.status();
+  EXPECT_EQ(selected_host->f32, models::decoding::SelectRows(*host, order).f32);
+
+  auto out_of_range = (*module)->SelectRows(cache, {3});
+  EXPECT_EQ(out_of_range.status().code(), absl::StatusCode::kInternal) << out_of_range.status();
 }
 
 TEST_F(CaptionDecodingTest, BadOptionsNameTheField) {
