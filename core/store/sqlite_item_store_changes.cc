@@ -1,6 +1,7 @@
 // The scans and change tracking of SqliteItemStore (see sqlite_item_store.h): content hashes
 // for skipping unchanged items, the full scan and the change feed that indexes are built and
-// caught up from, and compaction of recorded deletions. The schema is in sqlite_item_store.cc.
+// caught up from, compaction of recorded deletions, the last position and waiting for the next,
+// and replicas' records. The schema is in internal/sqlite_schema.cc.
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -19,6 +20,7 @@ namespace {
 
 using internal::CheckCollection;
 using internal::Connection;
+using internal::NowMillis;
 using internal::Quote;
 using internal::Statement;
 using internal::Transaction;
@@ -213,6 +215,123 @@ absl::Status SqliteItemStore::CompactDeletions(const std::string& collection, in
     int rc = stmt.Step();
     if (rc != SQLITE_DONE) {
       return conn.Error(rc, absl::StrCat("record compaction of ", Quote(collection)));
+    }
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<int64_t> SqliteItemStore::LastPosition() const {
+  absl::MutexLock lock(&write_mu_);
+  return last_position_;
+}
+
+absl::StatusOr<int64_t> SqliteItemStore::WaitForChange(int64_t after,
+                                                       absl::Duration timeout) const {
+  absl::MutexLock lock(&write_mu_);
+  auto changed = [this, after]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(write_mu_) {
+    return last_position_ > after;
+  };
+  write_mu_.AwaitWithTimeout(absl::Condition(&changed), timeout);
+  return last_position_;
+}
+
+absl::Status SqliteItemStore::ReportReplica(const ReplicaRecord& replica) {
+  absl::MutexLock lock(&write_mu_);
+  Connection& conn = *writer_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
+  {
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement stmt,
+        conn.Prepare("INSERT INTO replicas(replica, address, started_at, heartbeat_at) "
+                     "VALUES (?1, ?2, ?3, ?4) ON CONFLICT(replica) DO UPDATE SET "
+                     "address = excluded.address, started_at = excluded.started_at, "
+                     "heartbeat_at = excluded.heartbeat_at"));
+    stmt.BindBytes(1, replica.replica);
+    stmt.BindBytes(2, replica.address);
+    stmt.BindInt64(3, absl::ToUnixMillis(replica.started));
+    stmt.BindInt64(4, NowMillis());
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, absl::StrCat("report replica ", Quote(replica.replica)));
+  }
+  {
+    RETRACE_ASSIGN_OR_RETURN(Statement stmt,
+                             conn.Prepare("DELETE FROM replica_positions WHERE replica = ?1"));
+    stmt.BindBytes(1, replica.replica);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, "clear replica positions");
+  }
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare("INSERT INTO replica_positions(replica, collection, created_seq, applied, "
+                   "resume) VALUES (?1, ?2, ?3, ?4, ?5)"));
+  for (const ReplicaCollectionPosition& p : replica.positions) {
+    stmt.BindBytes(1, replica.replica);
+    stmt.BindBytes(2, p.collection);
+    stmt.BindInt64(3, p.created_position);
+    stmt.BindInt64(4, p.applied);
+    stmt.BindInt64(5, p.resume);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, "record replica position");
+    stmt.Reset();
+  }
+  return txn.Commit();
+}
+
+absl::StatusOr<std::vector<ReplicaRecord>> SqliteItemStore::ListReplicas() const {
+  absl::MutexLock lock(&read_mu_);
+  Connection& conn = *reader_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/false));
+  std::vector<ReplicaRecord> replicas;
+  {
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement stmt, conn.Prepare("SELECT replica, address, started_at, heartbeat_at "
+                                     "FROM replicas ORDER BY replica"));
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      ReplicaRecord& r = replicas.emplace_back();
+      r.replica = std::string(stmt.ColumnBytes(0));
+      r.address = std::string(stmt.ColumnBytes(1));
+      r.started = absl::FromUnixMillis(stmt.ColumnInt64(2));
+      r.heartbeat = absl::FromUnixMillis(stmt.ColumnInt64(3));
+    }
+    if (rc != SQLITE_DONE) return conn.Error(rc, "list replicas");
+  }
+  RETRACE_ASSIGN_OR_RETURN(
+      Statement stmt,
+      conn.Prepare("SELECT collection, created_seq, applied, resume FROM replica_positions "
+                   "WHERE replica = ?1 ORDER BY collection"));
+  for (ReplicaRecord& r : replicas) {
+    stmt.BindBytes(1, r.replica);
+    int rc;
+    while ((rc = stmt.Step()) == SQLITE_ROW) {
+      ReplicaCollectionPosition& p = r.positions.emplace_back();
+      p.collection = std::string(stmt.ColumnBytes(0));
+      p.created_position = stmt.ColumnInt64(1);
+      p.applied = stmt.ColumnInt64(2);
+      p.resume = stmt.ColumnInt64(3);
+    }
+    if (rc != SQLITE_DONE) return conn.Error(rc, "list replica positions");
+    stmt.Reset();
+  }
+  RETRACE_RETURN_IF_ERROR(txn.Commit());
+  return replicas;
+}
+
+absl::Status SqliteItemStore::ForgetReplica(const std::string& replica) {
+  absl::MutexLock lock(&write_mu_);
+  Connection& conn = *writer_;
+  Transaction txn(&conn);
+  RETRACE_RETURN_IF_ERROR(txn.Begin(/*write=*/true));
+  for (const char* table : {"replica_positions", "replicas"}) {
+    RETRACE_ASSIGN_OR_RETURN(
+        Statement stmt, conn.Prepare(absl::StrCat("DELETE FROM ", table, " WHERE replica = ?1")));
+    stmt.BindBytes(1, replica);
+    int rc = stmt.Step();
+    if (rc != SQLITE_DONE) return conn.Error(rc, absl::StrCat("forget replica ", Quote(replica)));
+    if (std::string_view(table) == "replicas" && conn.Changes() == 0) {
+      return absl::NotFoundError(absl::StrCat("replica ", Quote(replica), " not found"));
     }
   }
   return txn.Commit();

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
+
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
 #include "core/store/internal/record_codec.h"
@@ -53,6 +55,12 @@ absl::Status CheckCollection(Connection& conn, const std::string& name) {
     return absl::NotFoundError(absl::StrCat("collection ", Quote(name), " not found"));
   }
   return conn.Error(rc, absl::StrCat("look up collection ", Quote(name)));
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace retrace::store::internal

@@ -1,6 +1,6 @@
 // item_rows.h — what SqliteItemStore's two source files (sqlite_item_store.cc and
 // sqlite_item_store_changes.cc) share: the item columns they read and how a row becomes a
-// StoredItem, and the collection check every call starts with.
+// StoredItem, the collection check every call starts with, and the store's clock.
 //
 // Thread-safety: as the Connection passed in (none of its own).
 //
@@ -39,6 +39,9 @@ absl::StatusOr<StoredItem> ReadItemText(Statement& stmt, int col, const std::str
 
 // CheckCollection returns OK if `name` is a collection, else NOT_FOUND.
 absl::Status CheckCollection(Connection& conn, const std::string& name);
+
+// NowMillis: the store's clock for created_at / updated_at / heartbeats, Unix milliseconds.
+int64_t NowMillis();
 
 // StoredHash and LoadedHash convert a content hash to and from the signed 64-bit integer that
 // SQLite stores, keeping all 64 bits.
