@@ -296,23 +296,26 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
         stored[i].caption = items[i].caption;
       }
     }
-    if (!to_caption.empty()) {
-      auto captions = batchers_->Caption(to_caption, options_.caption, model_call);
-      for (size_t c = 0; c < caption_owner.size(); ++c) {
-        if (captions.ok()) {
-          stored[caption_owner[c]].caption = std::move((*captions)[c]);
-        } else {
-          fail(caption_owner[c], Prefixed(captions.status(), "caption"));
-        }
+    // The captioner, CLIP image and the image encoder overlap; CLIP text needs the captions.
+    ImageCalls calls;
+    calls.clip_image = true;
+    // The collection, not the server, decides: its image space was fixed at creation.
+    calls.features = HasImageEncoder(record);
+    calls.caption_options = &options_.caption;
+    calls.caption_images = std::move(to_caption);
+    ImageResults done = batchers_->RunImageCalls(batch, calls, model_call);
+    for (size_t c = 0; c < caption_owner.size(); ++c) {
+      if (done.captions.ok()) {
+        stored[caption_owner[c]].caption = std::move((*done.captions)[c]);
+      } else {
+        fail(caption_owner[c], Prefixed(done.captions.status(), "caption"));
       }
     }
-    auto image_embeddings = batchers_->EncodeImages(batch, model_call);
+    const absl::StatusOr<models::EmbeddingMatrix>& image_embeddings = done.clip_image;
     std::vector<std::string> texts;
     for (size_t k = begin; k < end; ++k) texts.push_back(stored[good[k]].caption);
     auto text_embeddings = batchers_->EncodeTexts(texts, model_call);
-    // The collection, not the server, decides: its image space was fixed at creation.
-    absl::StatusOr<models::EmbeddingMatrix> features = models::EmbeddingMatrix();
-    if (HasImageEncoder(record)) features = batchers_->EncodeImageFeatures(batch, model_call);
+    const absl::StatusOr<models::EmbeddingMatrix>& features = done.features;
     for (size_t k = begin; k < end; ++k) {
       const size_t i = good[k];
       if (!image_embeddings.ok()) {

@@ -154,20 +154,26 @@ absl::StatusOr<Searcher::ProvenanceQuery> Searcher::MakeProvenanceQuery(
         image = image::DecodeImage(query.image, options_.limits.decode);
       }
       if (!image.ok()) return Prefixed(image.status(), "image");
-      RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix clip,
-                               batchers_->EncodeImages({&*image}, call));
-      std::vector<float> features;
-      if (encoder) {
-        RETRACE_ASSIGN_OR_RETURN(models::EmbeddingMatrix e,
-                                 batchers_->EncodeImageFeatures({&*image}, call));
-        features = e.RowVector(0);
+      // CLIP image, the image encoder and (when re-ranking needs it) the captioner overlap; their
+      // errors are checked in the order they used to run in, so a call fails as it did.
+      ImageCalls calls;
+      calls.clip_image = true;
+      calls.features = encoder;
+      const bool caption = pq.query_caption.empty() && options.rerank && options.w2 > 0;
+      if (caption) {
+        calls.caption_options = &options_.caption;
+        calls.caption_images = {&*image};
       }
-      pq.clip_probe = clip.RowVector(0);
+      ImageResults done = batchers_->RunImageCalls({&*image}, calls, call);
+      RETRACE_RETURN_IF_ERROR(done.clip_image.status());
+      RETRACE_RETURN_IF_ERROR(done.features.status());
+      std::vector<float> features;
+      if (encoder) features = done.features->RowVector(0);
+      pq.clip_probe = done.clip_image->RowVector(0);
       RETRACE_ASSIGN_OR_RETURN(pq.image_space, ImageSpaceVector(record, features, pq.clip_probe));
-      if (pq.query_caption.empty() && options.rerank && options.w2 > 0) {
-        RETRACE_ASSIGN_OR_RETURN(std::vector<std::string> caption,
-                                 batchers_->Caption({&*image}, options_.caption, call));
-        pq.query_caption = caption[0];
+      if (caption) {
+        RETRACE_RETURN_IF_ERROR(done.captions.status());
+        pq.query_caption = (*done.captions)[0];
       }
       break;
     }

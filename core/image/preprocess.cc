@@ -208,4 +208,10 @@ std::vector<float> Preprocess(const Image& image, const PreprocessSpec& spec) {
   return out;
 }
 
+bool SameGeometry(const PreprocessSpec& a, const PreprocessSpec& b) {
+  return a.size == b.size && a.resize_mode == b.resize_mode &&
+         a.interpolation == b.interpolation && a.mean == b.mean && a.std == b.std &&
+         a.letterbox_fill == b.letterbox_fill;
+}
+
 }  // namespace retrace::image

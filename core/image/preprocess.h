@@ -77,6 +77,13 @@ void PreprocessInto(const Image& image, const PreprocessSpec& spec, float* out);
 // Preprocess is PreprocessInto into a new vector of 3 * size * size floats. Same REQUIRES.
 std::vector<float> Preprocess(const Image& image, const PreprocessSpec& spec);
 
+// SameGeometry: whether two specs make the same tensor from every image. A spec is an input
+// geometry as a whole — size, resize mode, interpolation, mean, std and letterbox fill all
+// change the values — so this compares every field, exactly. Two models
+// whose manifests share one can share one preprocessed tensor of an image (the engine's
+// Batchers preprocess once per geometry, not once per model).
+bool SameGeometry(const PreprocessSpec& a, const PreprocessSpec& b);
+
 }  // namespace retrace::image
 
 #endif  // RETRACE_CORE_IMAGE_PREPROCESS_H_

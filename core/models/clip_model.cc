@@ -30,9 +30,13 @@ ClipModel::ClipModel(ModelManifest manifest, std::unique_ptr<ModelModule> module
 
 absl::StatusOr<EmbeddingMatrix> ClipModel::EncodeImages(
     const std::vector<const image::Image*>& images) const {
-  RETRACE_ASSIGN_OR_RETURN(
-      Tensor out, module_->Call("encode_image", {internal::ImageBatch(images, manifest_.image)}));
-  return ToEmbeddings(out, images.size(), "encode_image");
+  return EncodePreprocessed(internal::ImageBatch(images, manifest_.image));
+}
+
+absl::StatusOr<EmbeddingMatrix> ClipModel::EncodePreprocessed(Tensor pixels) const {
+  const size_t rows = pixels.shape.empty() ? 0 : static_cast<size_t>(pixels.shape[0]);
+  RETRACE_ASSIGN_OR_RETURN(Tensor out, module_->Call("encode_image", {std::move(pixels)}));
+  return ToEmbeddings(out, rows, "encode_image");
 }
 
 absl::StatusOr<EmbeddingMatrix> ClipModel::EncodeTexts(const std::vector<std::string>& texts) const {

@@ -20,6 +20,7 @@
 #include "core/models/embeddings.h"
 #include "core/models/model_manifest.h"
 #include "core/models/model_module.h"
+#include "core/models/tensor.h"
 #include "core/text/clip_tokenizer.h"
 
 namespace retrace::models {
@@ -36,6 +37,13 @@ class ClipModel {
   // EncodeImages returns one normalised row per image. INTERNAL if the model fails or returns a
   // shape other than [B, embedding_dim]. REQUIRES: images non-empty and decoded.
   absl::StatusOr<EmbeddingMatrix> EncodeImages(const std::vector<const image::Image*>& images) const;
+
+  // EncodePreprocessed is EncodeImages on images already preprocessed with manifest().image:
+  // `pixels` is f32[B,3,S,S], S = manifest().image.size, each image as image::PreprocessInto
+  // writes it. The engine preprocesses an image once for every model of the same geometry
+  // (image::SameGeometry) and hands each the same tensor. INTERNAL as for EncodeImages; a
+  // tensor of another shape is the model's error (INTERNAL), not checked here.
+  absl::StatusOr<EmbeddingMatrix> EncodePreprocessed(Tensor pixels) const;
 
   // EncodeTexts tokenizes (truncating to the context length) and returns one normalised row per
   // text. INTERNAL as for EncodeImages.

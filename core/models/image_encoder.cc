@@ -26,10 +26,14 @@ ImageEncoder::ImageEncoder(ModelManifest manifest, std::unique_ptr<ModelModule> 
 
 absl::StatusOr<EmbeddingMatrix> ImageEncoder::EncodeImages(
     const std::vector<const image::Image*>& images) const {
-  RETRACE_ASSIGN_OR_RETURN(
-      Tensor out, module_->Call("encode_image", {internal::ImageBatch(images, manifest_.image)}));
-  return internal::EmbeddingsFromOutput(out, images.size(), manifest_.embedding_dim,
-                                        module_->Source(), "encode_image");
+  return EncodePreprocessed(internal::ImageBatch(images, manifest_.image));
+}
+
+absl::StatusOr<EmbeddingMatrix> ImageEncoder::EncodePreprocessed(Tensor pixels) const {
+  const size_t rows = pixels.shape.empty() ? 0 : static_cast<size_t>(pixels.shape[0]);
+  RETRACE_ASSIGN_OR_RETURN(Tensor out, module_->Call("encode_image", {std::move(pixels)}));
+  return internal::EmbeddingsFromOutput(out, rows, manifest_.embedding_dim, module_->Source(),
+                                        "encode_image");
 }
 
 }  // namespace retrace::models

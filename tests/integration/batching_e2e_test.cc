@@ -35,6 +35,7 @@ constexpr int kQueries = 6;
 
 // A config whose text and search batchers wait up to 1 s (the most a config allows) for kQueries inputs: kQueries
 // concurrent calls can only finish quickly, and as one batch, if they were batched together.
+// CLIP image and the image encoder wait 1 s too (an image query queues on both at once).
 std::string WriteBatchingConfig(const std::string& dir) {
   const std::string path = dir + "/config.txtpb";
   std::ofstream(path) << "batching {\n"
@@ -43,6 +44,7 @@ std::string WriteBatchingConfig(const std::string& dir) {
                       << "  search { max_batch_size: " << kQueries
                       << " max_queue_delay_us: 1000000 threads: 1 }\n"
                       << "  clip_image { max_batch_size: 64 max_queue_delay_us: 1000000 }\n"
+                      << "  image_encoder { max_batch_size: 64 max_queue_delay_us: 1000000 }\n"
                       << "}\n";
   return path;
 }
@@ -183,7 +185,7 @@ TEST(BatchingE2eTest, ACallWhoseDeadlinePassesWhileQueuedNeverReachesTheModel) {
                                 "retrace_rpc_calls_total{rpc=\"Search\",code=\"DEADLINE_EXCEEDED\"} 1"))
       << metrics;
   // The Index above ran CLIP's image tower and the image encoder once each (one bulk batch
-  // apiece); the query never reached CLIP.
+  // apiece); the query, queued on both at once, reached neither.
   EXPECT_TRUE(absl::StrContains(metrics,
                                 "retrace_stage_duration_seconds_count{stage=\"embed_image\"} 2\n"))
       << metrics;
