@@ -359,17 +359,14 @@ absl::StatusOr<WriteResult> Ingest::Index(LiveCollection& collection,
     // A scoped caller's ids were checked before inference (KeepOwnIds, so that a taken id costs
     // no model time); the store checks again as it writes, since another tenant may have taken
     // an id since.
-    absl::StatusOr<store::PutResult> put;
-    if (call.scope == nullptr) {
-      absl::StatusOr<int64_t> position = store_->PutItems(record.name, std::move(batch));
-      put = position.ok() ? absl::StatusOr<store::PutResult>(store::PutResult{*position, {}})
-                          : position.status();
-    } else {
-      put = store_->PutItemsChecked(record.name, std::move(batch),
-                                    [&scope = *call.scope](const store::StoredItem& stored) {
-                                      return PassesScope(scope, stored);
-                                    });
+    store::ReplaceCheck may_replace;  // none without a scope: any stored item is replaced
+    if (call.scope != nullptr) {
+      may_replace = [&scope = *call.scope](const store::StoredItem& stored) {
+        return PassesScope(scope, stored);
+      };
     }
+    absl::StatusOr<store::PutResult> put =
+        store_->PutItemsChecked(record.name, std::move(batch), may_replace);
     if (!put.ok()) {
       // Nothing of the batch is stored (one transaction): each item says why.
       for (size_t i : batch_owner) {

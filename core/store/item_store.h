@@ -205,7 +205,8 @@ class ItemStore {
   // between them (a tenant's id cannot be taken by another tenant after it was checked). The
   // items it accepts are stored atomically at one position; the refused ones are listed by
   // index and not written. When every item is refused nothing is written and the position is
-  // the last one. `may_replace` runs under the store's write lock: keep it a pure function.
+  // the last one. `may_replace` runs under the store's write lock: keep it a pure function. An
+  // empty `may_replace` checks nothing: the call is PutItems, with nothing refused.
   virtual absl::StatusOr<PutResult> PutItemsChecked(const std::string& collection,
                                                     std::vector<StoredItem> items,
                                                     const ReplaceCheck& may_replace) = 0;

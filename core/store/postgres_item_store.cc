@@ -163,7 +163,7 @@ absl::StatusOr<int64_t> PostgresItemStore::PutItems(const std::string& collectio
 absl::StatusOr<PutResult> PostgresItemStore::PutItemsChecked(const std::string& collection,
                                                             std::vector<StoredItem> items,
                                                             const ReplaceCheck& may_replace) {
-  return Put(collection, std::move(items), &may_replace);
+  return Put(collection, std::move(items), may_replace ? &may_replace : nullptr);
 }
 
 absl::StatusOr<PutResult> PostgresItemStore::Put(const std::string& collection,

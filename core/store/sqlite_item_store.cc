@@ -269,7 +269,7 @@ absl::StatusOr<int64_t> SqliteItemStore::PutItems(const std::string& collection,
 absl::StatusOr<PutResult> SqliteItemStore::PutItemsChecked(const std::string& collection,
                                                           std::vector<StoredItem> items,
                                                           const ReplaceCheck& may_replace) {
-  return Put(collection, std::move(items), &may_replace);
+  return Put(collection, std::move(items), may_replace ? &may_replace : nullptr);
 }
 
 absl::StatusOr<PutResult> SqliteItemStore::Put(const std::string& collection,

@@ -198,6 +198,15 @@ TEST_P(StoreFixture, ACheckedPutKeepsTheBatchRules) {
   ASSERT_TRUE(empty.ok()) << empty.status();
   EXPECT_EQ(empty->position, Last());
   EXPECT_EQ(*store_->CountItems("art"), 0);
+  // No check at all: every stored item is replaced, as by PutItems.
+  ASSERT_TRUE(store_->PutItems("art", {OwnedBy("x", "b")}).ok());
+  const StoredItem mine = OwnedBy("x", "a", 3);
+  auto unchecked = store_->PutItemsChecked("art", {mine}, ReplaceCheck());
+  ASSERT_TRUE(unchecked.ok()) << unchecked.status();
+  EXPECT_TRUE(unchecked->refused.empty());
+  auto got = store_->GetItems("art", {"x"});
+  ASSERT_TRUE(got.ok() && (*got)[0]);
+  EXPECT_TRUE(SameItem(mine, *(*got)[0]));
 }
 
 // Tenants race to create the same new ids, each accepting only its own items: for every id
