@@ -19,7 +19,10 @@
 #   BATCHES [1,8,16,32,64]        eager batch sizes scanned; the best is the reference
 #   EAGER_SECONDS [20]            measured seconds per eager batch size (after one warm-up batch)
 #   EAGER_THREADS [cores,1]       torch.set_num_threads values scanned (the issue asks for cores;
-#                                 on a shared machine 1 can do better, so both are reported)
+#                                 on a shared machine 1 can do better, so both are reported).
+#                                 OpenBLAS's own pool stays at its default, the cores, whatever
+#                                 this says: "1 thread" still runs its matrix products on every
+#                                 core (measured: 1.5x the images/s of a pool of 1)
 #   GALLERY_ITEMS [8]             images indexed (a tiny gallery: the vector search is negligible)
 #   IMAGES [$RETRACE_SHARED_DATA/pacs-mini]   gallery and query images
 #   VITB32_MODELS [$BUILD/models-vitb32]      made here when missing
