@@ -106,6 +106,15 @@ def listed_packages(drop):
     return [p for p in out.split() if p not in drop]
 
 
+def alternatives(packages):
+    """Packages install_deps.sh accepts in place of a listed one (a kubectl from the Kubernetes
+    repository for kubernetes-client): a command this machine has from one of them is there."""
+    out = run([os.path.join(REPO, "tools", "install_deps.sh"), "--alternatives"],
+              check=True).stdout
+    pairs = [line.split() for line in out.splitlines() if line.strip()]
+    return {other for listed, other in pairs if listed in packages}
+
+
 def strip_arch(name):
     return name.split(":", 1)[0].strip("<>")
 
@@ -556,7 +565,7 @@ def main():
     a = ap.parse_args()
 
     packages = listed_packages(set(a.drop))
-    allowed = package_closure(packages) | base_packages()
+    allowed = package_closure(packages) | base_packages() | alternatives(packages)
     files = tracked_files()
     imports, commands = collect(files)
     local = local_modules(files)

@@ -5,6 +5,8 @@
 #   tools/install_deps.sh          install what is missing
 #   tools/install_deps.sh --list   print the package list, one per line (for the dependency check
 #                                  tools/check_install_deps.py and the container build)
+#   tools/install_deps.sh --alternatives   "LISTED OTHER" lines: OTHER, when installed, stands
+#                                  for LISTED (below, satisfied_by)
 #
 # This list is the one place packages are named: `make`, CI's fresh root (tools/fresh_root.sh)
 # and the container image all install through this script. `make test` runs
@@ -39,8 +41,18 @@ packages=(
   python3-faiss  # bench/python_baseline.sh: the Python server that benchmark (c) compares with
 )
 
+# Packages from other repositories that do the listed one's job and cannot be installed beside
+# it: the Kubernetes project's apt repository ships `kubectl`, which owns /usr/bin/kubectl as
+# Debian's kubernetes-client does (dpkg refuses to unpack the second), and renders kustomizations
+# as well (deploy/validate/render.sh).
+declare -A satisfied_by=([kubernetes-client]=kubectl)
+
 if [ "${1:-}" = "--list" ]; then
   printf '%s\n' "${packages[@]}"
+  exit 0
+fi
+if [ "${1:-}" = "--alternatives" ]; then
+  for p in "${!satisfied_by[@]}"; do echo "$p ${satisfied_by[$p]}"; done
   exit 0
 fi
 
@@ -49,10 +61,11 @@ fi
 # has what npm is listed for, and installing Debian's npm would fight it.
 provided=" $(dpkg-query -W -f='${db:Status-Abbrev} ${Provides}\n' 2>/dev/null |
   awk '/^ii/ {$1 = ""; print}' | tr ',' '\n' | sed 's/(.*)//; s/^ *//; s/ *$//' | tr '\n' ' ') "
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 missing=()
 for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" ||
-    [[ $provided == *" $p "* ]] || missing+=("$p")
+  installed "$p" || [[ $provided == *" $p "* ]] ||
+    { [ -n "${satisfied_by[$p]:-}" ] && installed "${satisfied_by[$p]}"; } || missing+=("$p")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
