@@ -134,66 +134,95 @@ def stages(a):
         json.dump(out, f, indent=1)
 
 
+def median(values):
+    v = sorted(values)
+    n = len(v)
+    return v[n // 2] if n % 2 else (v[n // 2 - 1] + v[n // 2]) / 2
+
+
 def table(a):
     d = a.dir
-    eager_result = json.load(open(os.path.join(d, "eager.json")))
-    cores = eager_result["cores"]
-    rates = dict((tuple(int(v) for v in k.split(",")), r)
-                 for k, r in eager_result["images_per_s"].items())
+    rounds = sorted(int(m.group(1)) for m in
+                    (re.match(r"eager-r(\d+)\.json$", n) for n in os.listdir(d)) if m)
+    eager_runs = [json.load(open(os.path.join(d, "eager-r%d.json" % r))) for r in rounds]
+    cores = eager_runs[0]["cores"]
+    per_round = [dict((tuple(int(v) for v in k.split(",")), x)
+                      for k, x in e["images_per_s"].items()) for e in eager_runs]
+    rates = dict((k, median([pr[k] for pr in per_round])) for k in per_round[0])
     # The reference is the issue's: eager at its best batch size with threads = cores. Where
-    # another thread count did better, the ratio to that is given too.
-    # Without a run at that count (EAGER_THREADS=1), the best count scanned is the reference.
+    # another thread count did better, the ratio to that is given too. Without a run at that
+    # count (EAGER_THREADS=1), the best count scanned is the reference. Medians over the rounds.
     best_key = max(rates, key=rates.get)
-    best = rates[best_key]
     ref_threads = cores if any(t == cores for t, _ in rates) else best_key[0]
     at_ref = dict((b, r) for (t, b), r in rates.items() if t == ref_threads)
     ref_batch = max(at_ref, key=at_ref.get)
-    ref = at_ref[ref_batch]
+    ref_key = (ref_threads, ref_batch)
     other = best_key[0] != ref_threads
-    points = sorted(int(m.group(1)) for m in
-                    (re.match(r"server-c(\d+)\.json$", n) for n in os.listdir(d)) if m)
-    head = "| load | images/s | p50 ms | p99 ms | errors | / eager, threads %d, batch %d |" % (
-        ref_threads, ref_batch)
+    points = sorted({int(m.group(1)) for m in
+                     (re.match(r"server-c(\d+)-r\d+\.json$", n) for n in os.listdir(d)) if m})
+
+    def server(c, r):
+        return json.load(open(os.path.join(d, "server-c%d-r%d.json" % (c, r))))["total"]
+
+    print("%d round(s), each the server points then eager, so a slow spell falls on both sides; "
+          "medians over the rounds, and the median of each round's own ratio." % len(rounds))
+    print()
+    # The ratio is each round's server rate over the same round's eager rate, then the median: a
+    # ratio of medians would pair a quiet round's server with a loaded round's eager.
+    head = ("| load | images/s per round | median images/s | p50 ms | p99 ms | errors "
+            "| / eager, threads %d, batch %d, per round | median ratio |" % ref_key)
     if other:
         head += " / best eager (threads %d, batch %d) |" % best_key
     print(head)
-    print("| --- | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if other else ""))
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |" + (" ---: |" if other else ""))
     for c in points:
-        t = json.load(open(os.path.join(d, "server-c%d.json" % c)))["total"]
-        lat = t["latency_ms"]
-        print("| retrace-server, `retrace bench` concurrency %d | %.2f | %.0f | %.0f | %d | **%.2f×** |"
-              % (c, t["qps"], lat["p50"], lat["p99"], t["errors"], t["qps"] / ref)
-              + (" %.2f× |" % (t["qps"] / best) if other else ""))
-    for (t, b), r in sorted(rates.items()):
-        print("| Python eager, threads %d, batch %d | %.2f | | | | %.2f× |" % (t, b, r, r / ref)
-              + (" %.2f× |" % (r / best) if other else ""))
+        ts = [server(c, r) for r in rounds]
+        qps = [t["qps"] for t in ts]
+        ratios = [q / pr[ref_key] for q, pr in zip(qps, per_round)]
+        print("| retrace-server, `retrace bench` concurrency %d | %s | %.2f | %.0f | %.0f | %d "
+              "| %s | **%.2f×** |"
+              % (c, " / ".join("%.2f" % q for q in qps), median(qps),
+                 median([t["latency_ms"]["p50"] for t in ts]),
+                 median([t["latency_ms"]["p99"] for t in ts]), sum(t["errors"] for t in ts),
+                 " / ".join("%.2f×" % x for x in ratios), median(ratios))
+              + (" %.2f× |" % median([q / pr[best_key] for q, pr in zip(qps, per_round)])
+                 if other else ""))
+    for k in sorted(rates):
+        print("| Python eager, threads %d, batch %d | %s | %.2f | | | | | %.2f× |"
+              % (k[0], k[1], " / ".join("%.2f" % pr[k] for pr in per_round), rates[k],
+                 median([pr[k] / pr[ref_key] for pr in per_round]))
+              + (" %.2f× |" % median([pr[k] / pr[best_key] for pr in per_round])
+                 if other else ""))
     print()
     print("eager: torch %s, %d cores, max |eager - TorchScript| on 2 images: %.2g"
-          % (eager_result["torch"], cores, eager_result["max_abs_diff_vs_torchscript"]))
+          % (eager_runs[0]["torch"], cores, eager_runs[0]["max_abs_diff_vs_torchscript"]))
     print()
     print("Where the server's time went (per Search call, from its /metrics; server CPU from /proc):")
-    print("| concurrency | decode ms | embed_image ms (preprocess + CLIP) | search ms |"
+    print("| concurrency | round | decode ms | embed_image ms (preprocess + CLIP) | search ms |"
           " rest of the call ms | embed_image share | Search latency ms | images per model call |"
           " server CPU cores |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for c in points:
-        s = json.load(open(os.path.join(d, "stages-c%d.json" % c)))
-        cpu = json.load(open(os.path.join(d, "cpu-c%d.json" % c)))
-        # Per Search call (warm-up included): a batched model call's time is shared by its images.
-        rpc = s.get("rpc:Search", {"count": 0, "seconds": 0.0})
-        calls = max(1.0, rpc["count"])
-        batch = s.get("batch:embed_image", {"count": 0, "items": 0.0})
+        for r in rounds:
+            s = json.load(open(os.path.join(d, "stages-c%d-r%d.json" % (c, r))))
+            cpu = json.load(open(os.path.join(d, "cpu-c%d-r%d.json" % (c, r))))
+            # Per Search call (warm-up included): a batched model call's time is shared by its
+            # images.
+            rpc = s.get("rpc:Search", {"count": 0, "seconds": 0.0})
+            calls = max(1.0, rpc["count"])
+            batch = s.get("batch:embed_image", {"count": 0, "items": 0.0})
 
-        def ms(key):
-            return 1000 * s.get(key, {}).get("seconds", 0.0) / calls
-        work = ms("stage:decode") + ms("stage:embed_image") + ms("stage:search")
-        latency = 1000 * rpc["seconds"] / calls
-        # The call's latency minus its stages: waiting for a worker (or a batch), gRPC, conversion.
-        print("| %d | %.2f | %.1f | %.3f | %.1f | %.1f%% | %.0f | %.1f | %.2f |"
-              % (c, ms("stage:decode"), ms("stage:embed_image"), ms("stage:search"),
-                 latency - work, 100 * ms("stage:embed_image") / work if work else 0, latency,
-                 batch["items"] / batch["count"] if batch["count"] else 0,
-                 cpu["cpu_s"] / cpu["wall_s"]))
+            def ms(key):
+                return 1000 * s.get(key, {}).get("seconds", 0.0) / calls
+            work = ms("stage:decode") + ms("stage:embed_image") + ms("stage:search")
+            latency = 1000 * rpc["seconds"] / calls
+            # The call's latency minus its stages: waiting for a worker (or a batch), gRPC,
+            # conversion.
+            print("| %d | %d | %.2f | %.1f | %.3f | %.1f | %.1f%% | %.0f | %.1f | %.2f |"
+                  % (c, r, ms("stage:decode"), ms("stage:embed_image"), ms("stage:search"),
+                     latency - work, 100 * ms("stage:embed_image") / work if work else 0,
+                     latency, batch["items"] / batch["count"] if batch["count"] else 0,
+                     cpu["cpu_s"] / cpu["wall_s"]))
 
 
 def main():

@@ -14,7 +14,11 @@
 #                                                      # highest concurrency (perf report in OUT)
 #
 # Environment (defaults in brackets):
-#   CONCURRENCY ["1 8 32"]        closed-loop client concurrencies, each one point
+#   ROUNDS [1]                    rounds, each the server points then eager (the same scan), so
+#                                 a slow spell falls on both sides; the table gives medians and
+#                                 the median of each round's own ratio. Eager's rate varies by up
+#                                 to 1.8x between consecutive runs here: use 3 or more for a ratio
+#   CONCURRENCY ["1 8 32"]        closed-loop client concurrencies, each one point per round
 #   SECONDS_PER_POINT [25]        measured seconds per point, after WARMUP_SECONDS [8]
 #   BATCHES [1,8,16,32,64]        eager batch sizes scanned; the best is the reference
 #   EAGER_SECONDS [20]            measured seconds per eager batch size (after one warm-up batch)
@@ -39,6 +43,7 @@ set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=${BUILD:-$repo/build}
+ROUNDS=${ROUNDS:-1}
 CONCURRENCY=${CONCURRENCY:-1 8 32}
 SECONDS_PER_POINT=${SECONDS_PER_POINT:-25}
 WARMUP_SECONDS=${WARMUP_SECONDS:-8}
@@ -117,41 +122,42 @@ cpu_seconds() {
 }
 scrape() { curl -sf "http://127.0.0.1:$metrics_port/metrics" >"$1" || fail "could not read /metrics"; }
 
-# --- the server's points ----------------------------------------------------------------------
+# --- the rounds: the server's points, then Python eager with the server idle ------------------
 last_c=${CONCURRENCY##* }
-for c in $CONCURRENCY; do
-  # The warm-up fills the queue (a closed loop at c has c calls in flight), so the measured window
-  # sees the steady state; stages are scraped around the whole run, warm-up included.
-  scrape "$out/metrics-before-c$c.prom"
-  cpu0=$(cpu_seconds "$server_pid"); t0=$(date +%s.%N)
-  perf_pid=""
-  if [ "${PERF:-0}" = 1 ] && [ "$c" = "$last_c" ]; then
-    perf record -F 199 -g -p "$server_pid" -o "$out/perf.data" -- sleep "$((WARMUP_SECONDS + SECONDS_PER_POINT))" \
-      >/dev/null 2>"$out/perf.err" &
-    perf_pid=$!
+for round in $(seq 1 "$ROUNDS"); do
+  for c in $CONCURRENCY; do
+    p=c$c-r$round
+    # The warm-up fills the queue (a closed loop at c has c calls in flight), so the measured
+    # window sees the steady state; stages are scraped around the whole run, warm-up included.
+    scrape "$out/metrics-before-$p.prom"
+    cpu0=$(cpu_seconds "$server_pid"); t0=$(date +%s.%N)
+    perf_pid=""
+    if [ "${PERF:-0}" = 1 ] && [ "$c" = "$last_c" ] && [ "$round" = 1 ]; then
+      perf record -F 199 -g -p "$server_pid" -o "$out/perf.data" -- sleep "$((WARMUP_SECONDS + SECONDS_PER_POINT))" \
+        >/dev/null 2>"$out/perf.err" &
+      perf_pid=$!
+    fi
+    cli --json bench --collection vitb32 --images "$IMAGES" --mix search-image=1 --concurrency "$c" \
+      --duration "$SECONDS_PER_POINT" --warmup "$WARMUP_SECONDS" >"$out/server-$p.json" \
+      || fail "retrace bench at concurrency $c failed (see $out/server-$p.json)"
+    cpu1=$(cpu_seconds "$server_pid"); t1=$(date +%s.%N)
+    scrape "$out/metrics-after-$p.prom"
+    if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
+    "$python" -c "import json,sys; json.dump({'cpu_s': $cpu1 - $cpu0, 'wall_s': $t1 - $t0}, open(sys.argv[1], 'w'))" "$out/cpu-$p.json"
+    "$python" "$repo/bench/model_path.py" stages "$out/metrics-before-$p.prom" "$out/metrics-after-$p.prom" --out "$out/stages-$p.json"
+    "$python" -c 'import json,sys; t = json.load(open(sys.argv[1]))["total"]; print("model_path: round %s, server, concurrency %s: %.2f images/s, p99 %.0f ms, %d errors" % (sys.argv[3], sys.argv[2], t["qps"], t["latency_ms"]["p99"], t["errors"]))' "$out/server-$p.json" "$c" "$round"
+  done
+  if [ "${PERF:-0}" = 1 ] && [ "$round" = 1 ]; then
+    perf report -i "$out/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 --stdio \
+      >"$out/perf-report.txt" 2>/dev/null || true
+    perf report -i "$out/perf.data" --no-children -g none --sort dso --stdio >"$out/perf-dso.txt" 2>/dev/null || true
+    say "perf profile at concurrency $last_c: $out/perf-report.txt, $out/perf-dso.txt"
   fi
-  cli --json bench --collection vitb32 --images "$IMAGES" --mix search-image=1 --concurrency "$c" \
-    --duration "$SECONDS_PER_POINT" --warmup "$WARMUP_SECONDS" >"$out/server-c$c.json" \
-    || fail "retrace bench at concurrency $c failed (see $out/server-c$c.json)"
-  cpu1=$(cpu_seconds "$server_pid"); t1=$(date +%s.%N)
-  scrape "$out/metrics-after-c$c.prom"
-  if [ -n "$perf_pid" ]; then wait "$perf_pid" || true; fi
-  "$python" -c "import json,sys; json.dump({'cpu_s': $cpu1 - $cpu0, 'wall_s': $t1 - $t0}, open(sys.argv[1], 'w'))" "$out/cpu-c$c.json"
-  "$python" "$repo/bench/model_path.py" stages "$out/metrics-before-c$c.prom" "$out/metrics-after-c$c.prom" --out "$out/stages-c$c.json"
-  "$python" -c 'import json,sys; t = json.load(open(sys.argv[1]))["total"]; print("model_path: server, concurrency %s: %.2f images/s, p99 %.0f ms, %d errors" % (sys.argv[2], t["qps"], t["latency_ms"]["p99"], t["errors"]))' "$out/server-c$c.json" "$c"
+  say "round $round: eager PyTorch: batches $BATCHES, $EAGER_SECONDS s each, threads $EAGER_THREADS (the server idles)"
+  "$python" "$repo/bench/model_path.py" eager --clip "$VITB32_MODELS/clip" --images "$IMAGES" \
+    --batches "$BATCHES" --seconds "$EAGER_SECONDS" --threads "$EAGER_THREADS" \
+    --out "$out/eager-r$round.json" | sed "s/^/model_path: round $round: /"
 done
-if [ "${PERF:-0}" = 1 ]; then
-  perf report -i "$out/perf.data" --no-children -g none --sort dso,sym --percent-limit 0.5 --stdio \
-    >"$out/perf-report.txt" 2>/dev/null || true
-  perf report -i "$out/perf.data" --no-children -g none --sort dso --stdio >"$out/perf-dso.txt" 2>/dev/null || true
-  say "perf profile at concurrency $last_c: $out/perf-report.txt, $out/perf-dso.txt"
-fi
-
-# --- Python eager, server idle ----------------------------------------------------------------
-say "eager PyTorch: batches $BATCHES, $EAGER_SECONDS s each, threads $EAGER_THREADS (the server idles)"
-"$python" "$repo/bench/model_path.py" eager --clip "$VITB32_MODELS/clip" --images "$IMAGES" \
-  --batches "$BATCHES" --seconds "$EAGER_SECONDS" --threads "$EAGER_THREADS" --out "$out/eager.json" \
-  | sed 's/^/model_path: /'
 
 echo
 "$python" "$repo/bench/model_path.py" table "$out" | tee "$out/table.md"
