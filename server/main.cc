@@ -25,6 +25,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "core/common/status_macros.h"
+#include "core/common/this_thread.h"
 #include "core/common/thread_pool.h"
 #include "core/engine/engine.h"
 #include "core/engine/validation.h"
@@ -261,9 +262,17 @@ int Run(ServerLoggers& logs) {
 
   metrics::Registry registry;
   ServiceMetrics metrics(&registry);
-  auto on_start = [omp_threads] { omp_set_num_threads(omp_threads); };
-  ThreadPool interactive_pool(config.threads().workers(), on_start);
-  ThreadPool bulk_pool(config.threads().index_workers(), on_start);
+  // Threads are named for top -H and perf; the bulk lane's run at threads.bulk_nice lower.
+  const int bulk_nice = config.threads().bulk_nice();
+  ThreadPool interactive_pool(config.threads().workers(), [omp_threads] {
+    NameThisThread("retrace-worker");
+    omp_set_num_threads(omp_threads);
+  });
+  ThreadPool bulk_pool(config.threads().index_workers(), [omp_threads, bulk_nice] {
+    NameThisThread("retrace-index");
+    LowerThisThreadPriority(bulk_nice);
+    omp_set_num_threads(omp_threads);
+  });
   const v1::Limits& limits = config.limits();
   ServiceOptions service_options;
   service_options.max_pending_calls = limits.max_pending_calls();
@@ -404,12 +413,27 @@ int Run(ServerLoggers& logs) {
                  : absl::StrCat(config.listen().substr(0, config.listen().rfind(':')), ":", port);
   engine_options.stage_observer = &metrics;
   // Each batcher thread runs one model (or the search) with the configured intra-op threads.
-  for (batching::BatcherOptions* o :
-       {&engine_options.batching.clip_image, &engine_options.batching.clip_text,
-        &engine_options.batching.image_encoder, &engine_options.batching.captioner}) {
-    o->on_start = [torch_threads] { models::ConfigureTorchThreads(torch_threads); };
+  // The captioner's batches are bulk work (Index captions every image), its threads lower.
+  struct BatcherThreads {
+    batching::BatcherOptions* options;
+    const char* name;
+    int nice;
+  };
+  for (const BatcherThreads& b :
+       {BatcherThreads{&engine_options.batching.clip_image, "batch-clip-img", 0},
+        BatcherThreads{&engine_options.batching.clip_text, "batch-clip-text", 0},
+        BatcherThreads{&engine_options.batching.image_encoder, "batch-img-enc", 0},
+        BatcherThreads{&engine_options.batching.captioner, "batch-captioner", bulk_nice}}) {
+    b.options->on_start = [torch_threads, name = b.name, nice = b.nice] {
+      NameThisThread(name);
+      LowerThisThreadPriority(nice);
+      models::ConfigureTorchThreads(torch_threads);
+    };
   }
-  engine_options.batching.search.on_start = [omp_threads] { omp_set_num_threads(omp_threads); };
+  engine_options.batching.search.on_start = [omp_threads] {
+    NameThisThread("batch-search");
+    omp_set_num_threads(omp_threads);
+  };
   engine_options.shard_group = shard_group;
   if (frontend_role) {
     shard_map->Watch(absl::Milliseconds(config.cluster().shard_map_poll_ms()));
@@ -440,10 +464,10 @@ int Run(ServerLoggers& logs) {
     log->info("frontend over {} shard groups ({})", shard_map->Current()->groups_size(),
               config.cluster().shard_map());
   }
-  log->info("ready: serving on {} as replica '{}' of {}; {} workers and {} index workers, {} "
-            "intra-op threads, {} OpenMP threads; {}",
+  log->info("ready: serving on {} as replica '{}' of {}; {} workers and {} index workers (nice "
+            "+{}), {} intra-op threads, {} OpenMP threads; {}",
             config.listen(), engine_options.replication.replica_id, store_name,
-            config.threads().workers(), config.threads().index_workers(), torch_threads,
+            config.threads().workers(), config.threads().index_workers(), bulk_nice, torch_threads,
             omp_threads,
             config.batching().disabled() ? "batching off"
                                          : "dynamic batching (Search before Index)");

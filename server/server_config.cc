@@ -106,6 +106,7 @@ void ApplyDefaults(v1::ServerConfig& c) {
   v1::Threads& t = *c.mutable_threads();
   if (t.workers() == 0) t.set_workers(batching ? std::max(32, 4 * cores) : cores);
   if (t.index_workers() == 0) t.set_index_workers(t.workers());
+  if (!t.has_bulk_nice()) t.set_bulk_nice(d::kBulkNice);
   if (t.torch_intra_op() == 0) {
     t.set_torch_intra_op(omp_env > 0 ? omp_env : batching ? std::max(1, cores / 2) : 1);
   }
@@ -217,6 +218,7 @@ absl::Status ValidateServerConfig(const v1::ServerConfig& c) {
         range("threads.index_workers", c.threads().index_workers(), 1, 1024),
         range("threads.torch_intra_op", c.threads().torch_intra_op(), 1, 1024),
         range("threads.faiss_omp", c.threads().faiss_omp(), 1, 1024),
+        range("threads.bulk_nice", c.threads().bulk_nice(), 0, 19),
         range("captioning.max_new_tokens", c.captioning().max_new_tokens(), 0, 128),
         ValidateBatcher("batching.clip_image", c.batching().clip_image()),
         ValidateBatcher("batching.clip_text", c.batching().clip_text()),

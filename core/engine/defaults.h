@@ -154,6 +154,10 @@ inline constexpr BatcherDefaults kCaptionerBatcher{16, 2000, kModelAdaptiveWaitF
 // queries costs about as much as the queries one by one.
 inline constexpr BatcherDefaults kSearchBatcher{64, 0, 0, 0};
 inline constexpr int kBatcherQueueSize = 4096;
+// How much lower the bulk lane's threads run (ServerConfig.threads.bulk_nice): added to the
+// server's nice value for the Index/Delete workers and the captioner's batcher threads, so that on
+// a saturated machine the kernel runs a search's threads before ingest's.
+inline constexpr int kBulkNice = 10;
 
 // Replication (ServerConfig.replication): how indexes follow the store.
 // How long an Index or Delete call waits for this replica's index to apply its write before it

@@ -30,6 +30,8 @@ TEST(ServerConfigTest, BatchingIsOnByDefaultWithItsThreadModel) {
   EXPECT_EQ(c.threads().workers(), std::max(32, 4 * kCores));
   EXPECT_EQ(c.threads().torch_intra_op(), std::max(1, kCores / 2));
   EXPECT_EQ(c.threads().faiss_omp(), 1);
+  EXPECT_EQ(c.threads().bulk_nice(), 10);  // BENCHMARKS.md "Lanes"
+  EXPECT_EQ(Parse("threads { bulk_nice: 0 }").threads().bulk_nice(), 0);  // 0 is off, not unset
   EXPECT_EQ(c.batching().search().threads(), kCores);
   // Model batches at once x intra-op threads each = the cores (two batches of half).
   EXPECT_EQ(c.batching().clip_image().threads(),
@@ -127,6 +129,16 @@ TEST(ServerConfigTest, BadBatcherSettingsAreRefusedNamingTheField) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.text;
     EXPECT_TRUE(absl::StrContains(s.message(), c.message)) << s.message();
   }
+}
+
+TEST(ServerConfigTest, ABulkNiceOutsideWhatTheKernelTakesIsRefused) {
+  for (const char* text : {"threads { bulk_nice: 20 }", "threads { bulk_nice: -1 }"}) {
+    const absl::Status s = ValidateServerConfig(Parse(text));
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_TRUE(absl::StrContains(s.message(), "threads.bulk_nice")) << s.message();
+    EXPECT_TRUE(absl::StrContains(s.message(), "is not in 0..19")) << s.message();
+  }
+  EXPECT_TRUE(ValidateServerConfig(Parse("threads { bulk_nice: 19 }")).ok());
 }
 
 }  // namespace
