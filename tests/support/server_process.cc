@@ -44,6 +44,24 @@ std::string ReadFileBytes(const std::string& path) {
   return out.str();
 }
 
+void WriteFileBytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+bool HaveDemoModels() { return fs::exists(FixtureDir() + "/demo/clip/model.pt"); }
+
+grpc::Status ListCollections(const std::shared_ptr<grpc::Channel>& channel,
+                             const std::string& authorization,
+                             v1::ListCollectionsResponse* response) {
+  auto stub = v1::Retrace::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+  v1::ListCollectionsResponse unused;
+  return stub->ListCollections(&context, v1::ListCollectionsRequest(),
+                               response != nullptr ? response : &unused);
+}
+
 CliResult RunCli(const std::string& servers, const std::string& args, const std::string& scratch,
                  const std::string& stdin_file) {
   const std::string out = scratch + "/cli.out", err = scratch + "/cli.err";

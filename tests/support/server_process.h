@@ -22,6 +22,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "gtest/gtest.h"
 #include "retrace/v1/retrace.grpc.pb.h"
 
 namespace retrace::testing {
@@ -97,6 +98,19 @@ std::string NewTempDir(const std::string& name);
 int FreePort();
 // ReadFileBytes reads a whole file; empty when it cannot.
 std::string ReadFileBytes(const std::string& path);
+// WriteFileBytes writes `bytes` to `path` (a config, a tokens file), replacing what was there.
+void WriteFileBytes(const std::string& path, const std::string& bytes);
+
+// HaveDemoModels: whether the fixture step made the demo models (FixtureDir()/demo); it needs
+// ../shared/data. Tests call RETRACE_REQUIRE_DEMO_MODELS() rather than fail without them.
+bool HaveDemoModels();
+
+// ListCollections calls ListCollections through `channel` with a 20 s deadline, sending
+// `authorization` (e.g. "Bearer <token>") as that header unless it is empty; the answer goes to
+// `response` unless it is null.
+grpc::Status ListCollections(const std::shared_ptr<grpc::Channel>& channel,
+                             const std::string& authorization = "",
+                             v1::ListCollectionsResponse* response = nullptr);
 
 // CliResult: what one run of the `retrace` CLI did.
 struct CliResult {
@@ -118,5 +132,15 @@ struct OracleImage {
 std::vector<OracleImage> LoadOracleImages();
 
 }  // namespace retrace::testing
+
+// RETRACE_REQUIRE_DEMO_MODELS skips the running test, saying why, when the demo models are
+// missing.
+#define RETRACE_REQUIRE_DEMO_MODELS()                                                   \
+  do {                                                                                  \
+    if (!::retrace::testing::HaveDemoModels()) {                                        \
+      GTEST_SKIP() << "test models not found in " << ::retrace::testing::FixtureDir()   \
+                   << " (the make_test_fixtures step needs ../shared/data)";            \
+    }                                                                                   \
+  } while (0)
 
 #endif  // RETRACE_TESTS_SUPPORT_SERVER_PROCESS_H_
