@@ -44,12 +44,7 @@ std::map<std::string, std::vector<int>> ThreadNices(pid_t pid) {
 
 class ThreadPriorityTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    if (!fs::exists(FixtureDir() + "/demo/clip/model.pt")) {
-      GTEST_SKIP() << "test models not found in " << FixtureDir()
-                   << " (the make_test_fixtures step needs ../shared/data)";
-    }
-  }
+  void SetUp() override { RETRACE_REQUIRE_DEMO_MODELS(); }
 
   // Start runs the server with `config`; it inherits this process's nice value.
   std::unique_ptr<ServerProcess> Start(const std::string& config) {
