@@ -3,19 +3,24 @@
 // once per geometry. The results must be bit-identical to each model called directly (which
 // preprocesses for itself), with batching on (overlapped) and off (one after the other); one
 // failing call gives its own error and leaves the others' results intact; a passed deadline
-// fails every call, each with the batcher's error.
+// fails every call, each with the batcher's error; concurrent callers on two batcher threads
+// per model each get their own results (labelled `concurrency`, so `make test-tsan` runs it).
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "core/engine/batchers.h"
 #include "core/engine/engine.h"
 #include "core/image/decode.h"
 #include "core/image/preprocess.h"
 #include "core/models/torch/torchscript_module.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/model_folder.h"
 #include "tests/support/server_process.h"
@@ -205,6 +210,84 @@ TEST_F(ImageCallsTest, APassedDeadlineFailsEveryCallWithTheBatchersError) {
   EXPECT_EQ(got.features.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(got.captions.status().code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_EQ(batchers.TensorsPreprocessed(), 0);  // nothing reached a model
+}
+
+// NearEqual: the same shape and every value within `tolerance` (a batch of another size may
+// round differently in the last bits).
+::testing::AssertionResult NearEqual(const models::EmbeddingMatrix& a,
+                                     const models::EmbeddingMatrix& b, float tolerance) {
+  if (a.rows != b.rows || a.dim != b.dim) {
+    return ::testing::AssertionFailure() << a.rows << "x" << a.dim << " vs " << b.rows << "x"
+                                         << b.dim;
+  }
+  for (size_t i = 0; i < a.values.size(); ++i) {
+    if (!(std::abs(a.values[i] - b.values[i]) <= tolerance)) {
+      return ::testing::AssertionFailure()
+             << "value " << i << " (row " << i / a.dim << "): " << a.values[i] << " vs "
+             << b.values[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Concurrent callers, two batcher threads per model (as the server runs them): a batch mixes
+// several calls' images, two batches of a model run at once, and each image's shared tensor is
+// made by whichever model comes first and freed by whichever reads it last, while other calls
+// free theirs. The sanitizer builds check the memory and locking (`make test-asan`,
+// `make test-tsan`); here every caller must get its own images' rows and captions.
+TEST_F(ImageCallsTest, ConcurrentCallersOnTwoThreadsPerModelEachGetTheirOwnResults) {
+  constexpr int kCallers = 6, kRounds = 4;
+  // Caller c: images c, c+1, ... (wrapping), 1 + c % 3 of them; it captions its first one.
+  std::vector<std::vector<const image::Image*>> caller_images(kCallers);
+  std::vector<models::EmbeddingMatrix> want_clip, want_features;
+  std::vector<std::string> want_caption;
+  for (int c = 0; c < kCallers; ++c) {
+    for (int k = 0; k < 1 + c % 3; ++k) {
+      caller_images[c].push_back(pointers_[(c + k) % pointers_.size()]);
+    }
+    auto clip = models_.clip->EncodeImages(caller_images[c]);
+    auto features = models_.image_encoder->EncodeImages(caller_images[c]);
+    auto caption = models_.captioner->Caption({caller_images[c][0]}, caption_options_);
+    ASSERT_TRUE(clip.ok() && features.ok() && caption.ok());
+    want_clip.push_back(*std::move(clip));
+    want_features.push_back(*std::move(features));
+    want_caption.push_back((*caption)[0]);
+  }
+  BatchingOptions options;
+  for (batching::BatcherOptions* o :
+       {&options.clip_image, &options.image_encoder, &options.captioner}) {
+    o->threads = 2;
+    o->max_batch_size = 4;  // smaller than what waits, so groups split over batches too
+  }
+  Batchers batchers(models_.clip.get(), models_.captioner.get(), models_.image_encoder.get(),
+                    options, nullptr);
+  std::vector<std::vector<ImageResults>> got(kCallers);
+  std::vector<std::thread> callers;
+  for (int c = 0; c < kCallers; ++c) {
+    callers.emplace_back([&, c] {
+      for (int round = 0; round < kRounds; ++round) {
+        ImageCalls calls;
+        calls.clip_image = true;
+        calls.features = true;
+        calls.caption_options = &caption_options_;
+        calls.caption_images = {caller_images[c][0]};
+        got[c].push_back(batchers.RunImageCalls(caller_images[c], calls, ModelCall{}));
+      }
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  for (int c = 0; c < kCallers; ++c) {
+    for (int round = 0; round < kRounds; ++round) {
+      SCOPED_TRACE(absl::StrCat("caller ", c, ", round ", round));
+      const ImageResults& r = got[c][round];
+      ASSERT_TRUE(r.clip_image.ok()) << r.clip_image.status();
+      ASSERT_TRUE(r.features.ok()) << r.features.status();
+      ASSERT_TRUE(r.captions.ok()) << r.captions.status();
+      EXPECT_TRUE(NearEqual(*r.clip_image, want_clip[c], 1e-5f));
+      EXPECT_TRUE(NearEqual(*r.features, want_features[c], 1e-5f));
+      EXPECT_THAT(*r.captions, ::testing::ElementsAre(want_caption[c]));
+    }
+  }
 }
 
 TEST_F(ImageCallsTest, FeaturesWithoutAnEncoderFailAsTheOneCallMethodDoes) {
